@@ -1,0 +1,308 @@
+//! The values PromQL computes with: label sets, float samples, series, and
+//! the four expression result types (scalar, string, instant vector, range
+//! vector / matrix).
+//!
+//! Invariants: a [`Labels`] is sorted by label name, holds no duplicate
+//! names and no empty values (an empty value means "label absent", as in
+//! Prometheus). Timestamps are milliseconds since the Unix epoch. A
+//! staleness marker is a NaN with the bit pattern [`STALE_NAN_BITS`] and is
+//! never returned by the evaluator as a value.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The metric name label.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Bit pattern of Prometheus' staleness marker (`value.StaleNaN`).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as a float.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `v` is the staleness marker (not merely any NaN).
+pub fn is_stale(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
+
+/// One label: a name and a non-empty value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A sorted, de-duplicated set of labels. Cloning is cheap (shared).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// The empty label set.
+    pub fn empty() -> Self {
+        Labels(Arc::from(Vec::new()))
+    }
+
+    /// Builds a label set from pairs; sorts, drops empty values, and keeps
+    /// the last value of a repeated name.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut v: Vec<Label> = pairs
+            .into_iter()
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
+            .collect();
+        Self::from_vec(std::mem::take(&mut v))
+    }
+
+    /// Builds a label set from labels in any order (see [`Labels::from_pairs`]).
+    pub fn from_vec(mut v: Vec<Label>) -> Self {
+        // Stable sort keeps insertion order among equal names, so the last
+        // one wins after dedup below.
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<Label> = Vec::with_capacity(v.len());
+        for l in v {
+            match out.last_mut() {
+                Some(last) if last.name == l.name => *last = l,
+                _ => out.push(l),
+            }
+        }
+        out.retain(|l| !l.value.is_empty());
+        Labels(Arc::from(out))
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of `name`, or `""` when absent (Prometheus' convention).
+    pub fn get(&self, name: &str) -> &str {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) => &self.0[i].value,
+            Err(_) => "",
+        }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .is_ok()
+    }
+
+    /// The metric name, or `""`.
+    pub fn metric_name(&self) -> &str {
+        self.get(METRIC_NAME)
+    }
+
+    /// A copy with `name` set to `value` (removed when `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut v: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        if !value.is_empty() {
+            let pos = v.partition_point(|l| l.name.as_str() < name);
+            v.insert(
+                pos,
+                Label {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                },
+            );
+        }
+        Labels(Arc::from(v))
+    }
+
+    /// A copy without the labels named in `names`.
+    pub fn without(&self, names: &[&str]) -> Labels {
+        if !self.0.iter().any(|l| names.contains(&l.name.as_str())) {
+            return self.clone();
+        }
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy with only the labels named in `names`.
+    pub fn keep_only(&self, names: &[&str]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// A copy without the metric name.
+    pub fn drop_metric_name(&self) -> Labels {
+        self.without(&[METRIC_NAME])
+    }
+}
+
+impl fmt::Debug for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Prints `name{a="b", c="d"}` as Prometheus does.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        let simple_name = !name.is_empty() && is_legacy_metric_name(name);
+        if simple_name {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        if !name.is_empty() && !simple_name {
+            write!(f, "{name:?}")?;
+            first = false;
+        }
+        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            if is_legacy_label_name(&l.name) {
+                f.write_str(&l.name)?;
+            } else {
+                write!(f, "{:?}", l.name)?;
+            }
+            write!(f, "={:?}", l.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+pub fn is_legacy_metric_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`
+pub fn is_legacy_label_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// One float sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Milliseconds since the Unix epoch.
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A series with its samples in time order (a range-vector element, or a
+/// stored series as returned by a [`crate::promql::Queryable`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<Sample>,
+}
+
+/// One instant-vector element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    pub labels: Labels,
+    /// Milliseconds since the Unix epoch (the evaluation time).
+    pub t: i64,
+    pub v: f64,
+}
+
+pub type Vector = Vec<InstantSample>;
+pub type Matrix = Vec<Series>;
+
+/// The result of evaluating an expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, v: String },
+    Vector(Vector),
+    Matrix(Matrix),
+}
+
+impl Value {
+    /// Prometheus' name for the type: `scalar`, `string`, `vector`, `matrix`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar { .. } => "scalar",
+            Value::String { .. } => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// Formats a float the way Prometheus prints sample values (Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)` for the API; `+Inf`, `-Inf`, `NaN`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        // Rust's shortest round-trip formatting matches Go's 'f', -1.
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_sorted_deduplicated_and_empty_dropped() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3"), ("c", "")]);
+        assert_eq!(l.to_string(), r#"{a="1", b="3"}"#);
+        assert_eq!(l.get("b"), "3");
+        assert_eq!(l.get("c"), "");
+    }
+
+    #[test]
+    fn labels_display_like_prometheus() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "api")]);
+        assert_eq!(l.to_string(), r#"up{job="api"}"#);
+        let u = Labels::from_pairs([("__name__", "my.metric"), ("host.name", "a")]);
+        assert_eq!(u.to_string(), r#"{"my.metric", "host.name"="a"}"#);
+    }
+
+    #[test]
+    fn with_and_without() {
+        let l = Labels::from_pairs([("a", "1"), ("c", "3")]);
+        assert_eq!(l.with("b", "2").to_string(), r#"{a="1", b="2", c="3"}"#);
+        assert_eq!(l.with("a", "").to_string(), r#"{c="3"}"#);
+        assert_eq!(l.without(&["a"]).to_string(), r#"{c="3"}"#);
+        assert_eq!(l.keep_only(&["a"]).to_string(), r#"{a="1"}"#);
+    }
+
+    #[test]
+    fn stale_marker_is_distinct_from_nan() {
+        assert!(is_stale(stale_nan()));
+        assert!(!is_stale(f64::NAN));
+    }
+}
