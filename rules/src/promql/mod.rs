@@ -4,6 +4,7 @@
 //! The evaluator does no I/O of its own and never reads the clock: the
 //! evaluation time is an argument, and all data comes from the store.
 
+pub mod aggregate;
 pub mod eval;
 pub mod functions;
 pub mod storage;
