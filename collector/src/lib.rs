@@ -1,1 +1,3 @@
 //! Tocsin's collector.
+
+pub mod store;

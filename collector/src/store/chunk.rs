@@ -1,0 +1,420 @@
+//! Compressed sample chunks: delta-of-delta timestamps and XOR-encoded
+//! values (the Gorilla encoding, as Prometheus' `XORChunk`).
+//!
+//! Invariants: samples are appended in strictly increasing time order; a
+//! chunk holds at most [`MAX_SAMPLES`] samples; every float bit pattern
+//! (NaN payloads, the staleness marker, -0.0) round-trips exactly.
+
+use tocsin_rules::promql::Sample;
+
+/// Samples per chunk. Prometheus cuts at 120: about two hours at 1m, the
+/// point where the encoding's gains flatten.
+pub const MAX_SAMPLES: usize = 120;
+
+/// Why a sample was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("chunk is full ({MAX_SAMPLES} samples)")]
+    Full,
+    #[error("sample at {t} is not after the chunk's newest sample at {newest}")]
+    OutOfOrder { t: i64, newest: i64 },
+}
+
+/// An append-only bit stream.
+#[derive(Debug, Clone, Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    /// Bits used in the last byte (0 means a new byte is needed).
+    used: u8,
+}
+
+impl BitWriter {
+    fn push_bit(&mut self, bit: bool) {
+        if self.used == 0 {
+            self.bytes.push(0);
+        }
+        if bit {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= 0x80 >> self.used;
+            }
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    /// Writes the low `n` bits of `v`, most significant first.
+    fn push_bits(&mut self, v: u64, n: u8) {
+        for i in (0..n).rev() {
+            self.push_bit((v >> i) & 1 == 1);
+        }
+    }
+}
+
+/// Reads a [`BitWriter`]'s stream.
+struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    fn bit(&mut self) -> Option<bool> {
+        let byte = *self.bytes.get(self.pos / 8)?;
+        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
+        self.pos += 1;
+        Some(bit)
+    }
+
+    fn bits(&mut self, n: u8) -> Option<u64> {
+        let mut v = 0u64;
+        for _ in 0..n {
+            v = (v << 1) | u64::from(self.bit()?);
+        }
+        Some(v)
+    }
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+/// Sign-extends the low `n` bits of `v`.
+fn sign_extend(v: u64, n: u8) -> i64 {
+    let shift = 64 - u32::from(n);
+    ((v << shift) as i64) >> shift
+}
+
+/// A compressed chunk of one series' samples.
+#[derive(Debug, Clone, Default)]
+pub struct Chunk {
+    bits: BitWriter,
+    count: usize,
+    min_t: i64,
+    last_t: i64,
+    last_delta: i64,
+    last_v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl Chunk {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.count >= MAX_SAMPLES
+    }
+
+    /// Oldest timestamp (meaningless when empty).
+    pub fn min_time(&self) -> i64 {
+        self.min_t
+    }
+
+    /// Newest timestamp (meaningless when empty).
+    pub fn max_time(&self) -> i64 {
+        self.last_t
+    }
+
+    /// Encoded size in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bits.bytes.len()
+    }
+
+    /// The encoded bytes (for snapshots); [`Chunk::from_bytes`] reads them.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bits.bytes
+    }
+
+    pub fn append(&mut self, t: i64, v: f64) -> Result<(), AppendError> {
+        if self.count >= MAX_SAMPLES {
+            return Err(AppendError::Full);
+        }
+        if self.count > 0 && t <= self.last_t {
+            return Err(AppendError::OutOfOrder {
+                t,
+                newest: self.last_t,
+            });
+        }
+        let vb = v.to_bits();
+        match self.count {
+            0 => {
+                self.bits.push_bits(zigzag(t), 64);
+                self.bits.push_bits(vb, 64);
+                self.min_t = t;
+            }
+            1 => {
+                let delta = t - self.last_t;
+                self.bits.push_bits(zigzag(delta), 64);
+                self.write_value(vb);
+                self.last_delta = delta;
+            }
+            _ => {
+                let delta = t - self.last_t;
+                let dod = delta - self.last_delta;
+                self.write_dod(dod);
+                self.write_value(vb);
+                self.last_delta = delta;
+            }
+        }
+        self.last_t = t;
+        self.last_v = vb;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn write_dod(&mut self, dod: i64) {
+        // Buckets as Prometheus' XOR chunk: 14, 17 and 20 bits, else 64.
+        let fits = |n: u8| -> bool {
+            let lim = 1i64 << (n - 1);
+            dod >= -lim + 1 && dod <= lim
+        };
+        if dod == 0 {
+            self.bits.push_bit(false);
+        } else if fits(14) {
+            self.bits.push_bits(0b10, 2);
+            self.bits.push_bits(dod as u64, 14);
+        } else if fits(17) {
+            self.bits.push_bits(0b110, 3);
+            self.bits.push_bits(dod as u64, 17);
+        } else if fits(20) {
+            self.bits.push_bits(0b1110, 4);
+            self.bits.push_bits(dod as u64, 20);
+        } else {
+            self.bits.push_bits(0b1111, 4);
+            self.bits.push_bits(dod as u64, 64);
+        }
+    }
+
+    fn write_value(&mut self, vb: u64) {
+        let xor = vb ^ self.last_v;
+        if xor == 0 {
+            self.bits.push_bit(false);
+            return;
+        }
+        self.bits.push_bit(true);
+        // Leading zeros are stored in 5 bits, so cap them at 31.
+        let leading = (xor.leading_zeros() as u8).min(31);
+        let trailing = xor.trailing_zeros() as u8;
+        // The second sample has no previous window to reuse.
+        let reuse = self.count >= 2 && leading >= self.leading && trailing >= self.trailing;
+        if reuse {
+            self.bits.push_bit(false);
+            let sig = 64 - self.leading - self.trailing;
+            self.bits.push_bits(xor >> self.trailing, sig);
+        } else {
+            self.bits.push_bit(true);
+            let sig = 64 - leading - trailing;
+            self.bits.push_bits(u64::from(leading), 5);
+            // 64 significant bits are written as 0 (6 bits cannot hold 64).
+            self.bits.push_bits(u64::from(sig % 64), 6);
+            self.bits.push_bits(xor >> trailing, sig);
+            self.leading = leading;
+            self.trailing = trailing;
+        }
+    }
+
+    /// Rebuilds a chunk from [`Chunk::bytes`] and its sample count, e.g. from
+    /// a snapshot. Returns `None` when the bytes do not decode to `count`
+    /// samples.
+    pub fn from_bytes(bytes: &[u8], count: usize) -> Option<Chunk> {
+        let mut c = Chunk::new();
+        for s in ChunkIter::new(bytes, count) {
+            c.append(s.t, s.v).ok()?;
+        }
+        (c.count == count && c.bits.bytes == bytes).then_some(c)
+    }
+
+    /// The samples, oldest first.
+    pub fn iter(&self) -> ChunkIter<'_> {
+        ChunkIter::new(&self.bits.bytes, self.count)
+    }
+}
+
+/// Decodes a chunk's samples, oldest first.
+pub struct ChunkIter<'a> {
+    r: BitReader<'a>,
+    remaining: usize,
+    read: usize,
+    t: i64,
+    delta: i64,
+    v: u64,
+    leading: u8,
+    trailing: u8,
+}
+
+impl<'a> ChunkIter<'a> {
+    fn new(bytes: &'a [u8], count: usize) -> Self {
+        ChunkIter {
+            r: BitReader { bytes, pos: 0 },
+            remaining: count,
+            read: 0,
+            t: 0,
+            delta: 0,
+            v: 0,
+            leading: 0,
+            trailing: 0,
+        }
+    }
+
+    fn read_value(&mut self) -> Option<()> {
+        if !self.r.bit()? {
+            return Some(());
+        }
+        if self.r.bit()? {
+            self.leading = self.r.bits(5)? as u8;
+            let mut sig = self.r.bits(6)? as u8;
+            if sig == 0 {
+                sig = 64;
+            }
+            self.trailing = 64u8.checked_sub(self.leading)?.checked_sub(sig)?;
+        }
+        let sig = 64u8.checked_sub(self.leading)?.checked_sub(self.trailing)?;
+        let bits = self.r.bits(sig)?;
+        self.v ^= bits.checked_shl(u32::from(self.trailing))?;
+        Some(())
+    }
+
+    fn next_sample(&mut self) -> Option<Sample> {
+        match self.read {
+            0 => {
+                self.t = unzigzag(self.r.bits(64)?);
+                self.v = self.r.bits(64)?;
+            }
+            1 => {
+                self.delta = unzigzag(self.r.bits(64)?);
+                self.t = self.t.checked_add(self.delta)?;
+                self.read_value()?;
+            }
+            _ => {
+                let dod = if !self.r.bit()? {
+                    0
+                } else if !self.r.bit()? {
+                    sign_extend(self.r.bits(14)?, 14)
+                } else if !self.r.bit()? {
+                    sign_extend(self.r.bits(17)?, 17)
+                } else if !self.r.bit()? {
+                    sign_extend(self.r.bits(20)?, 20)
+                } else {
+                    self.r.bits(64)? as i64
+                };
+                self.delta = self.delta.checked_add(dod)?;
+                self.t = self.t.checked_add(self.delta)?;
+                self.read_value()?;
+            }
+        }
+        self.read += 1;
+        Some(Sample {
+            t: self.t,
+            v: f64::from_bits(self.v),
+        })
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        match self.next_sample() {
+            Some(s) => Some(s),
+            None => {
+                self.remaining = 0;
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use tocsin_rules::promql::value::stale_nan;
+
+    fn roundtrip(samples: &[(i64, f64)]) {
+        let mut c = Chunk::new();
+        for &(t, v) in samples {
+            c.append(t, v).unwrap();
+        }
+        let got: Vec<(i64, u64)> = c.iter().map(|s| (s.t, s.v.to_bits())).collect();
+        let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+        assert_eq!(got, want);
+        let rebuilt = Chunk::from_bytes(c.bytes(), c.len()).unwrap();
+        assert_eq!(rebuilt.iter().count(), samples.len());
+    }
+
+    #[test]
+    fn regular_scrape_compresses_well() {
+        let samples: Vec<(i64, f64)> = (0..120)
+            .map(|i| (1_700_000_000_000 + i * 15_000, 42.0))
+            .collect();
+        let mut c = Chunk::new();
+        for &(t, v) in &samples {
+            c.append(t, v).unwrap();
+        }
+        // 16 bytes for the first sample, ~9 for the second, then 2 bits each.
+        assert!(c.byte_len() < 60, "{} bytes", c.byte_len());
+        roundtrip(&samples);
+    }
+
+    #[test]
+    fn special_values_roundtrip() {
+        roundtrip(&[
+            (0, 1.0),
+            (1, f64::NAN),
+            (2, stale_nan()),
+            (3, -0.0),
+            (4, f64::INFINITY),
+            (5, f64::NEG_INFINITY),
+            (6, f64::MIN_POSITIVE),
+            (7, f64::MAX),
+            (9, 0.0),
+        ]);
+    }
+
+    #[test]
+    fn rejects_out_of_order_and_overflow() {
+        let mut c = Chunk::new();
+        c.append(10, 1.0).unwrap();
+        assert_eq!(
+            c.append(10, 1.0),
+            Err(AppendError::OutOfOrder { t: 10, newest: 10 })
+        );
+        for i in 1..MAX_SAMPLES as i64 {
+            c.append(10 + i, 1.0).unwrap();
+        }
+        assert_eq!(c.append(10_000, 1.0), Err(AppendError::Full));
+    }
+
+    proptest! {
+        #[test]
+        fn any_increasing_series_roundtrips(
+            start in any::<i32>(),
+            deltas in prop::collection::vec(1i64..10_000_000_000, 0..119),
+            values in prop::collection::vec(any::<u64>(), 120),
+        ) {
+            let mut t = i64::from(start);
+            let mut samples = vec![(t, f64::from_bits(values[0]))];
+            for (i, d) in deltas.iter().enumerate() {
+                t += d;
+                samples.push((t, f64::from_bits(values[i + 1])));
+            }
+            roundtrip(&samples);
+        }
+    }
+}
