@@ -33,10 +33,8 @@ impl BitWriter {
         if self.used == 0 {
             self.bytes.push(0);
         }
-        if bit {
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= 0x80 >> self.used;
-            }
+        if bit && let Some(last) = self.bytes.last_mut() {
+            *last |= 0x80 >> self.used;
         }
         self.used = (self.used + 1) % 8;
     }
@@ -176,8 +174,8 @@ impl Chunk {
     fn write_dod(&mut self, dod: i64) {
         // Buckets as Prometheus' XOR chunk: 14, 17 and 20 bits, else 64.
         let fits = |n: u8| -> bool {
-            let lim = 1i64 << (n - 1);
-            dod >= -lim + 1 && dod <= lim
+            // Symmetric, so that sign extension on read is exact.
+            dod.unsigned_abs() < 1u64 << (n - 1)
         };
         if dod == 0 {
             self.bits.push_bit(false);
@@ -385,6 +383,23 @@ mod tests {
             (7, f64::MAX),
             (9, 0.0),
         ]);
+    }
+
+    #[test]
+    fn delta_of_delta_bucket_edges_roundtrip() {
+        // Deltas whose change lands exactly on each bucket's edge.
+        let mut samples = vec![(0, 0.0), (1000, 1.0)];
+        let mut t = 1000;
+        let mut delta = 1000;
+        for n in [14u32, 17, 20] {
+            for dod in [1i64 << (n - 1), -(1i64 << (n - 1)), (1i64 << (n - 1)) - 1] {
+                delta += dod;
+                delta = delta.max(1);
+                t += delta;
+                samples.push((t, t as f64));
+            }
+        }
+        roundtrip(&samples);
     }
 
     #[test]
