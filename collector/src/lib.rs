@@ -1,3 +1,4 @@
 //! Tocsin's collector.
 
 pub mod store;
+pub mod translate;

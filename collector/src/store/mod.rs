@@ -2,3 +2,4 @@
 //! with an inverted label index, a write-ahead log and snapshots.
 
 pub mod chunk;
+pub mod head;
