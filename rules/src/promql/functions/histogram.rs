@@ -30,7 +30,11 @@ use crate::promql::value::{Labels, Vector};
 /// `smallDeltaTolerance`).
 const SMALL_DELTA_TOLERANCE: f64 = 1e-12;
 
-pub(super) fn call(name: &str, args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn call(
+    name: &str,
+    args: &mut Args<'_>,
+    ctx: &mut FnCtx<'_>,
+) -> Result<Vector, EvalError> {
     match name {
         "histogram_quantile" => {
             let q = args.scalar(0)?;

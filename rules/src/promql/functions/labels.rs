@@ -15,7 +15,7 @@ use crate::promql::value::Vector;
 /// `label_replace(v, dst, replacement, src, regex)`: where `regex` matches
 /// the whole value of `src`, sets `dst` to `replacement` with `$1`,
 /// `${name}` expanded from the match.
-pub(super) fn label_replace(args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn label_replace(args: &mut Args<'_>, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
     let dst = args.string(1)?.to_string();
     let replacement = args.string(2)?.to_string();
     let src = args.string(3)?.to_string();
@@ -50,7 +50,7 @@ pub(super) fn label_replace(args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vect
 
 /// `label_join(v, dst, separator, src...)`: sets `dst` to the values of the
 /// `src` labels (missing ones count as empty) joined by `separator`.
-pub(super) fn label_join(args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn label_join(args: &mut Args<'_>, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
     let dst = args.string(1)?.to_string();
     let sep = args.string(2)?.to_string();
     let mut srcs = Vec::with_capacity(args.len().saturating_sub(3));

@@ -9,7 +9,11 @@ use super::{Args, FnCtx, drop_metadata, sample};
 use crate::promql::eval::EvalError;
 use crate::promql::value::Vector;
 
-pub(super) fn call(name: &str, args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn call(
+    name: &str,
+    args: &mut Args<'_>,
+    ctx: &mut FnCtx<'_>,
+) -> Result<Vector, EvalError> {
     let input = args.take_vector(0)?;
     let f: Box<dyn Fn(f64) -> f64> = match name {
         "abs" => Box::new(f64::abs),

@@ -112,7 +112,7 @@ pub fn call(name: &str, args: Vec<FnArg>, ctx: &mut FnCtx<'_>) -> Result<Vector,
         | "histogram_stdvar" => histogram::call(name, &mut args, ctx)?,
         _ => {
             return Err(EvalError::Eval(format!(
-                "function {name:?} is not evaluated by the function library"
+                "function {name:?} is not supported"
             )));
         }
     };
@@ -156,15 +156,15 @@ pub(crate) fn drop_metadata(labels: &Labels) -> Labels {
 /// The evaluated arguments of one call, taken out by position with the
 /// type the parser guarantees; a mismatch is reported as an error rather
 /// than a panic, since the evaluator is another crate-internal party.
-pub(crate) struct Args {
-    name: String,
+pub(crate) struct Args<'n> {
+    name: &'n str,
     items: Vec<Option<FnArg>>,
 }
 
-impl Args {
-    fn new(name: &str, args: Vec<FnArg>) -> Self {
+impl<'n> Args<'n> {
+    fn new(name: &'n str, args: Vec<FnArg>) -> Self {
         Args {
-            name: name.to_string(),
+            name,
             items: args.into_iter().map(Some).collect(),
         }
     }

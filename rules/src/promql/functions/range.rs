@@ -15,7 +15,11 @@ use super::{Args, FnCtx, drop_metadata, metric_name, sample};
 use crate::promql::eval::EvalError;
 use crate::promql::value::{Sample, Vector};
 
-pub(super) fn call(name: &str, args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn call(
+    name: &str,
+    args: &mut Args<'_>,
+    ctx: &mut FnCtx<'_>,
+) -> Result<Vector, EvalError> {
     let (matrix, param) = match name {
         "quantile_over_time" => (args.take_matrix(1)?, vec![args.scalar(0)?]),
         "predict_linear" => (args.take_matrix(0)?, vec![args.scalar(1)?]),

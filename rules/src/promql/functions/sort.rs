@@ -14,7 +14,7 @@ use super::Args;
 use crate::promql::eval::EvalError;
 use crate::promql::value::{InstantSample, Vector};
 
-pub(super) fn call(name: &str, args: &mut Args) -> Result<Vector, EvalError> {
+pub(super) fn call(name: &str, args: &mut Args<'_>) -> Result<Vector, EvalError> {
     let mut labels = Vec::new();
     if name.starts_with("sort_by_label") {
         for i in 1..args.len() {

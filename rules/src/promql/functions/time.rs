@@ -10,7 +10,11 @@ use super::{Args, FnCtx, drop_metadata, sample};
 use crate::promql::eval::EvalError;
 use crate::promql::value::{Labels, Vector};
 
-pub(super) fn call(name: &str, args: &mut Args, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
+pub(super) fn call(
+    name: &str,
+    args: &mut Args<'_>,
+    ctx: &mut FnCtx<'_>,
+) -> Result<Vector, EvalError> {
     let part: fn(&DateTime<Utc>) -> f64 = match name {
         "year" => |t| f64::from(t.year()),
         "month" => |t| f64::from(t.month()),
