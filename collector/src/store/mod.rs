@@ -3,3 +3,4 @@
 
 pub mod chunk;
 pub mod head;
+pub mod wal;
