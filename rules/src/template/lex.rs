@@ -127,6 +127,16 @@ pub(crate) struct LexError {
 const LEFT: &str = "{{";
 const RIGHT: &str = "}}";
 
+/// Go's `%#U` of a character: `U+0078 'x'`, without the quoted form when
+/// the character is not printable.
+fn go_char_u(c: char) -> String {
+    if c == ' ' || !(c.is_whitespace() || c.is_control()) {
+        format!("U+{:04X} '{c}'", c as u32)
+    } else {
+        format!("U+{:04X}", c as u32)
+    }
+}
+
 fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
@@ -366,7 +376,7 @@ impl Lexer<'_> {
                 c => {
                     return self.err(
                         start,
-                        format!("unrecognized character in action: U+{:04X} {c:?}", c as u32),
+                        format!("unrecognized character in action: {}", go_char_u(c)),
                     );
                 }
             }
@@ -393,7 +403,7 @@ impl Lexer<'_> {
         if self.rest().starts_with(RIGHT) {
             return Ok(());
         }
-        self.err(self.pos, format!("bad character U+{:04X} {c:?}", c as u32))
+        self.err(self.pos, format!("bad character {}", go_char_u(c)))
     }
 
     fn quote(&mut self, start: usize) -> Result<(), LexError> {

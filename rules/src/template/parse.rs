@@ -92,7 +92,6 @@ pub(crate) struct Number {
 }
 
 impl Number {
-    #[cfg_attr(not(test), expect(dead_code, reason = "the executor reads it"))]
     /// Go's `idealConstant`: a float if written like one, else an int.
     pub(crate) fn looks_float(&self) -> bool {
         let t = self.text.to_ascii_lowercase();
@@ -200,7 +199,6 @@ pub(crate) fn parse(
         toks,
         idx: 0,
         vars,
-        base_vars: predeclared.len() + 1,
         range_depth: 0,
         has_func,
         defs: Vec::new(),
@@ -214,8 +212,6 @@ struct Parser<'a> {
     toks: Vec<Token>,
     idx: usize,
     vars: Vec<String>,
-    /// How many variables every definition starts with.
-    base_vars: usize,
     range_depth: usize,
     has_func: &'a dyn Fn(&str) -> bool,
     defs: Vec<(String, List)>,
@@ -310,7 +306,9 @@ impl Parser<'_> {
         let name = self.template_name(&t, "define clause")?;
         self.expect_right_delim("define clause")?;
         let saved = std::mem::take(&mut self.vars);
-        self.vars = saved[..self.base_vars].to_vec();
+        // A definition sees only "$", as in Go: variables declared by the
+        // caller (or Prometheus' alert prefix) are not in its scope.
+        self.vars = vec!["$".to_string()];
         let (list, end) = self.item_list()?;
         self.vars = saved;
         if let Stop::Else(pos, _) = end {
@@ -337,7 +335,7 @@ impl Parser<'_> {
             }
             match self.text_or_action()? {
                 Item::Node(n) => list.0.push(n),
-                Item::End(pos) => return Ok((list, Stop::End(pos))),
+                Item::End(_) => return Ok((list, Stop::End)),
                 Item::Else(pos, chained) => return Ok((list, Stop::Else(pos, chained))),
             }
         }
@@ -422,7 +420,7 @@ impl Parser<'_> {
         let name = self.template_name(&n, "block clause")?;
         let pipe = self.pipeline("block clause", TokKind::RightDelim)?;
         let saved = std::mem::take(&mut self.vars);
-        self.vars = saved[..self.base_vars].to_vec();
+        self.vars = vec!["$".to_string()];
         let depth = std::mem::replace(&mut self.range_depth, 0);
         let res = self.item_list();
         self.vars = saved;
@@ -457,7 +455,7 @@ impl Parser<'_> {
         }
         let (list, stop) = res?;
         let else_list = match stop {
-            Stop::End(_) => None,
+            Stop::End => None,
             Stop::Else(pos, chained) => {
                 if let Some(k) = chained {
                     // "else if" inside if and "else with" inside with.
@@ -544,7 +542,7 @@ impl Parser<'_> {
         loop {
             let t = self.next_non_space();
             if t.kind == end {
-                pipe.end = t.pos;
+                pipe.end = pipe.cmds.last().map_or(t.pos, |c| c.end);
                 self.check_pipeline(&pipe, context, t.pos)?;
                 return Ok(pipe);
             }
@@ -716,7 +714,7 @@ enum Item {
 }
 
 enum Stop {
-    End(#[allow(dead_code)] usize),
+    End,
     Else(usize, Option<Keyword>),
 }
 
