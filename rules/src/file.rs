@@ -3,17 +3,24 @@
 //!
 //! `*Config` types are what serde reads (with source positions); the types
 //! without the suffix are validated values: a [`RuleFile`] always holds
-//! parsed expressions, valid names and parsed templates.
+//! parsed expressions, valid names, valid durations and templates that
+//! parse. [`load_file`] and [`load_str`] turn text into a [`RuleFile`] or
+//! report every problem at once, each as `file:line:column: message`
+//! ([`RuleFileErrors`]); the checks themselves live in [`crate::validate`].
 //!
-//! CONTRACT (the validated types below are fixed; loading is being written
-//! in this module and `validate`):
-//! - `load_file(path) -> Result<RuleFile, RuleFileErrors>` and
-//!   `load_str(name, text) -> Result<RuleFile, RuleFileErrors>` report every
-//!   problem at once, each with file:line:column.
+//! The `*Config` types deliberately do not use `deny_unknown_fields`: serde
+//! would stop at the first unknown key, and `--ignore-unknown-fields` must be
+//! able to switch the check off at run time. Unknown keys are found by a
+//! separate pass over the YAML tree that reports all of them, with
+//! positions, against the field lists of these same types.
 
+use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use promql_parser::parser::Expr;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
 
 use crate::promql::Labels;
 
@@ -93,7 +100,200 @@ pub struct LogMetric {
     pub min_severity: Option<String>,
     /// Regex over the record body; its named groups become labels.
     pub pattern: Option<String>,
+    /// `pattern`, compiled (unanchored: it matches anywhere in the body).
+    pub pattern_regex: Option<regex::Regex>,
     /// Static labels added to the series.
     pub labels: Labels,
     pub pos: Pos,
+}
+
+impl Pos {
+    /// The position a serde-saphyr value was read from.
+    pub fn of<T>(spanned: &Spanned<T>) -> Pos {
+        Pos::from_location(&spanned.referenced)
+    }
+
+    pub(crate) fn from_location(loc: &serde_saphyr::Location) -> Pos {
+        Pos {
+            line: usize::try_from(loc.line()).unwrap_or(usize::MAX),
+            column: usize::try_from(loc.column()).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Whether the position is known (line 0 means "the whole file", e.g.
+    /// for an I/O error).
+    pub fn is_known(&self) -> bool {
+        self.line > 0
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// How strictly [`load_file`] and [`load_str`] read a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Tolerate keys the schema does not know (promtool's
+    /// `--ignore-unknown-fields`), e.g. ownership metadata added by other
+    /// tools. Off by default: an unknown key is usually a typo.
+    pub ignore_unknown_fields: bool,
+}
+
+/// One problem found in a rule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFileError {
+    /// The file (or source name) the problem is in.
+    pub file: String,
+    /// Where in the file; line 0 when the problem concerns the whole file.
+    pub pos: Pos,
+    /// What is wrong and, where it helps, what would be valid.
+    pub message: String,
+}
+
+impl fmt::Display for RuleFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pos.is_known() {
+            write!(f, "{}:{}: {}", self.file, self.pos, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+/// Every problem found in a rule file, in file order; displays one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RuleFileErrors {
+    pub errors: Vec<RuleFileError>,
+}
+
+impl fmt::Display for RuleFileErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates the rule file at `path`; messages name the path as
+/// given.
+pub fn load_file(path: &Path, opts: LoadOptions) -> Result<RuleFile, RuleFileErrors> {
+    let source = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&source, &text, opts),
+        Err(e) => Err(RuleFileErrors {
+            errors: vec![RuleFileError {
+                file: source,
+                pos: Pos::default(),
+                message: format!("cannot read rule file: {e}"),
+            }],
+        }),
+    }
+}
+
+/// Parses and validates rule-file `text`; `source` names it in messages.
+pub fn load_str(source: &str, text: &str, opts: LoadOptions) -> Result<RuleFile, RuleFileErrors> {
+    crate::validate::load(source, text, opts)
+}
+
+/// The top level of a rule file, as read.
+#[derive(Debug, Default, Deserialize)]
+pub struct RuleFileConfig {
+    #[serde(default)]
+    pub groups: Option<Vec<Spanned<RuleGroupConfig>>>,
+    /// Tocsin's extension: counters derived from log records.
+    #[serde(default)]
+    pub log_metrics: Option<Vec<Spanned<LogMetricConfig>>>,
+}
+
+/// One `groups[]` entry, as read.
+#[derive(Debug, Deserialize)]
+pub struct RuleGroupConfig {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// A Prometheus duration (`30s`, `1m`); absent or `0` means the global
+    /// evaluation interval.
+    #[serde(default)]
+    pub interval: Option<Spanned<String>>,
+    /// Maximum series an alerting rule may produce (or a recording rule
+    /// record); 0 or negative means no limit, as in Prometheus.
+    #[serde(default)]
+    pub limit: Option<Spanned<i64>>,
+    /// A Prometheus duration by which evaluation looks back.
+    #[serde(default)]
+    pub query_offset: Option<Spanned<String>>,
+    #[serde(default)]
+    pub labels: Option<Spanned<LabelMapConfig>>,
+    #[serde(default)]
+    pub rules: Option<Vec<Spanned<RuleConfig>>>,
+}
+
+/// One `rules[]` entry, as read.
+#[derive(Debug, Deserialize)]
+pub struct RuleConfig {
+    #[serde(default)]
+    pub record: Option<Spanned<String>>,
+    #[serde(default)]
+    pub alert: Option<Spanned<String>>,
+    #[serde(default)]
+    pub expr: Option<Spanned<String>>,
+    #[serde(default, rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    #[serde(default)]
+    pub keep_firing_for: Option<Spanned<String>>,
+    #[serde(default)]
+    pub labels: Option<Spanned<LabelMapConfig>>,
+    #[serde(default)]
+    pub annotations: Option<Spanned<LabelMapConfig>>,
+}
+
+/// One `log_metrics[]` entry, as read.
+#[derive(Debug, Deserialize)]
+pub struct LogMetricConfig {
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub selector: Option<Spanned<String>>,
+    #[serde(default)]
+    pub min_severity: Option<Spanned<String>>,
+    #[serde(default)]
+    pub pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    pub labels: Option<Spanned<LabelMapConfig>>,
+}
+
+/// A string-to-string mapping (`labels:`, `annotations:`) in file order,
+/// with the position of every key and value. Scalars of any type are read
+/// as their text, as Prometheus does (`priority: 1` is the label value "1").
+#[derive(Debug, Default)]
+pub struct LabelMapConfig(pub Vec<(Spanned<String>, Spanned<String>)>);
+
+impl<'de> Deserialize<'de> for LabelMapConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> serde::de::Visitor<'de> for MapVisitor {
+            type Value = LabelMapConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names to string values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<LabelMapConfig, A::Error> {
+                let mut out = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<Spanned<String>>()?;
+                    out.push((key, value));
+                }
+                Ok(LabelMapConfig(out))
+            }
+        }
+        d.deserialize_map(MapVisitor)
+    }
 }
