@@ -786,3 +786,64 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A classic histogram with distinct finite bounds plus +Inf and
+    /// cumulative (non-decreasing) counts.
+    fn histogram(bounds: &[f64], incs: &[f64]) -> Vec<Bucket> {
+        let mut bs: Vec<f64> = bounds.to_vec();
+        bs.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        bs.dedup();
+        bs.push(f64::INFINITY);
+        let mut count = 0.0;
+        bs.iter()
+            .zip(incs.iter().cycle())
+            .map(|(u, inc)| {
+                count += inc;
+                Bucket { upper: *u, count }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn fractions_are_shares_and_cover_everything(
+            bounds in proptest::collection::vec(-100.0f64..100.0, 1..8),
+            incs in proptest::collection::vec(0.0f64..50.0, 1..8),
+            a in -200.0f64..200.0,
+            b in -200.0f64..200.0,
+        ) {
+            let h = histogram(&bounds, &incs);
+            let total = h.last().map_or(0.0, |b| b.count);
+            let f = bucket_fraction(a.min(b), a.max(b), h.clone());
+            let all = bucket_fraction(f64::NEG_INFINITY, f64::INFINITY, h);
+            if total == 0.0 {
+                prop_assert!(f.is_nan() && all.is_nan());
+            } else {
+                prop_assert!((-1e-12..=1.0 + 1e-12).contains(&f), "fraction {}", f);
+                prop_assert!((all - 1.0).abs() < 1e-12);
+            }
+        }
+
+        #[test]
+        fn quantiles_grow_with_q(
+            bounds in proptest::collection::vec(-100.0f64..100.0, 1..8),
+            incs in proptest::collection::vec(0.5f64..50.0, 1..8),
+            q1 in 0.0f64..=1.0,
+            q2 in 0.0f64..=1.0,
+        ) {
+            let h = histogram(&bounds, &incs);
+            let (lo, hi) = (q1.min(q2), q1.max(q2));
+            let a = bucket_quantile(lo, h.clone()).value;
+            let b = bucket_quantile(hi, h).value;
+            if !a.is_nan() {
+                prop_assert!(a <= b + 1e-9 * b.abs().max(1.0), "{} > {}", a, b);
+            }
+        }
+    }
+}

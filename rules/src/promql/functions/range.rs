@@ -777,3 +777,79 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Samples at strictly increasing times inside a 10-minute window
+    /// ending at 600 s, with values from `vals`.
+    fn samples(gaps: &[i64], vals: &[f64]) -> Vec<Sample> {
+        let mut t = 0;
+        gaps.iter()
+            .zip(vals)
+            .map(|(g, v)| {
+                t += g;
+                Sample { t, v: *v }
+            })
+            .collect()
+    }
+
+    fn window() -> Window {
+        Window {
+            start: 0,
+            end: 600_000,
+            eval_ts: 600_000,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn counter_increase_is_never_negative_and_rate_is_its_mean(
+            gaps in proptest::collection::vec(1i64..30_000, 2..20),
+            vals in proptest::collection::vec(0.0f64..1e6, 20),
+        ) {
+            let pts = samples(&gaps, &vals);
+            let w = window();
+            let inc = extrapolated_rate(&pts, &w, true, false);
+            let rate = extrapolated_rate(&pts, &w, true, true);
+            let (Some(inc), Some(rate)) = (inc, rate) else {
+                return Err(TestCaseError::fail("two samples give a result"));
+            };
+            prop_assert!(inc >= 0.0);
+            prop_assert!((rate * 600.0 - inc).abs() <= 1e-9 * inc.abs().max(1.0));
+        }
+
+        #[test]
+        fn quantile_and_mean_stay_within_the_values(
+            gaps in proptest::collection::vec(1i64..30_000, 1..20),
+            vals in proptest::collection::vec(-1e9f64..1e9, 20),
+            q in 0.0f64..=1.0,
+        ) {
+            let pts = samples(&gaps, &vals);
+            let lo = pts.iter().map(|p| p.v).fold(f64::INFINITY, f64::min);
+            let hi = pts.iter().map(|p| p.v).fold(f64::NEG_INFINITY, f64::max);
+            let mut v: Vec<f64> = pts.iter().map(|p| p.v).collect();
+            let qv = quantile(q, &mut v);
+            prop_assert!(qv >= lo && qv <= hi);
+            let avg = avg_over_time(&pts);
+            let slack = 1e-9 * lo.abs().max(hi.abs());
+            prop_assert!(avg >= lo - slack && avg <= hi + slack);
+            prop_assert!(variance(&pts) >= 0.0);
+        }
+
+        #[test]
+        fn resets_are_changes(
+            gaps in proptest::collection::vec(1i64..30_000, 1..20),
+            vals in proptest::collection::vec(0.0f64..10.0, 20),
+        ) {
+            let pts = samples(&gaps, &vals.iter().map(|v| v.floor()).collect::<Vec<_>>());
+            let c = changes(&pts);
+            let r = resets(&pts);
+            prop_assert!(r <= c);
+            prop_assert!(c <= (pts.len() - 1) as f64);
+        }
+    }
+}

@@ -233,3 +233,33 @@ mod tests {
         assert_eq!(v, vec![1, 2, 3, 4, 5]);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::promql::value::Labels;
+
+    proptest! {
+        #[test]
+        fn sort_by_label_is_a_permutation(values in proptest::collection::vec("[0-9a]{0,4}", 0..12)) {
+            let v: Vector = values
+                .iter()
+                .enumerate()
+                .map(|(i, s)| InstantSample {
+                    labels: Labels::from_pairs([("l", s.clone()), ("i", i.to_string())]),
+                    t: 0,
+                    v: i as f64,
+                })
+                .collect();
+            let mut sorted = v.clone();
+            let names = vec!["l".to_string()];
+            merge_sort(&mut sorted, &|a, b| by_labels(a, b, &names));
+            let mut got: Vec<f64> = sorted.iter().map(|s| s.v).collect();
+            got.sort_by(|a, b| a.total_cmp(b));
+            let want: Vec<f64> = (0..v.len()).map(|i| i as f64).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
