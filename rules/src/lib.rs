@@ -6,6 +6,7 @@
 //! Nothing here reads the clock or does network I/O; time is always an
 //! argument. Files are read only by the loaders at the edges.
 
+pub mod alert;
 pub mod file;
 pub mod promql;
 pub mod template;
