@@ -39,7 +39,16 @@ pub(super) fn call(
     let input = args.take_vector(0)?;
     Ok(input
         .into_iter()
-        .map(|s| sample(drop_metadata(&s.labels), at(s.v as i64, part), ctx))
+        .map(|s| {
+            // Go converts NaN and infinities to an arbitrary integer (and so
+            // an arbitrary date); NaN says "no date" instead.
+            let v = if s.v.is_finite() {
+                at(s.v as i64, part)
+            } else {
+                f64::NAN
+            };
+            sample(drop_metadata(&s.labels), v, ctx)
+        })
         .collect())
 }
 
@@ -103,6 +112,13 @@ mod tests {
         assert_eq!(of("year", 1230767999.0), 2008.0);
         assert_eq!(of("year", 1230768000.0), 2009.0);
         assert_eq!(of("days_in_month", 1703980800.0), 31.0);
+    }
+
+    #[test]
+    fn non_finite_times_have_no_date() {
+        assert!(of("year", f64::NAN).is_nan());
+        assert!(of("hour", f64::INFINITY).is_nan());
+        assert!(of("month", 1e300).is_nan());
     }
 
     #[test]
