@@ -349,10 +349,12 @@ impl Ev<'_, '_> {
             return Ok(Vec::new());
         }
         // For one-to-many, the right side is the "many" side: swap, and
-        // swap back when computing values.
+        // swap back when computing values. The fill values are not swapped
+        // (Prometheus applies `fill_right` to a missing "one" side and
+        // `fill_left` to a missing "many" side after the swap).
         let swapped = m.one_to_many();
         let (many, one, many_series, one_series, many_fill, one_fill) = if swapped {
-            (rhs, lhs, rhs_series, lhs_series, m.fill_rhs, m.fill_lhs)
+            (rhs, lhs, rhs_series, lhs_series, m.fill_lhs, m.fill_rhs)
         } else {
             (lhs, rhs, lhs_series, rhs_series, m.fill_lhs, m.fill_rhs)
         };
@@ -558,9 +560,9 @@ fn result_metric(many: &Labels, one: &Labels, op: Op, m: &Matching) -> Labels {
     }
     if m.one_to_one() {
         if m.on {
-            labels.retain(|l| m.names.iter().any(|n| *n == l.name));
+            labels.retain(|l| m.names.contains(&l.name));
         } else {
-            labels.retain(|l| !m.names.iter().any(|n| *n == l.name));
+            labels.retain(|l| !m.names.contains(&l.name));
         }
     }
     for name in &m.include {

@@ -133,6 +133,38 @@ impl Ev<'_, '_> {
                 return Ok(Val::Scalar(v));
             }
             "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; self.steps()])),
+            // Duration-expression functions (experimental in Prometheus):
+            // properties of the whole query, in seconds.
+            "step" | "range" | "start" | "end" => {
+                let c = self.ctx;
+                let v = match name {
+                    "step" => c.query_step,
+                    "range" => c.query_end - c.query_start,
+                    "start" => c.query_start,
+                    _ => c.query_end,
+                } as f64
+                    / 1000.0;
+                return Ok(Val::Scalar(vec![v; self.steps()]));
+            }
+            "min_of" | "max_of" => {
+                let (Val::Scalar(a), Val::Scalar(b)) = (
+                    self.eval(args_get(&args, 0)?)?,
+                    self.eval(args_get(&args, 1)?)?,
+                ) else {
+                    return Err(eval_err(format!("{name}() expects scalars")));
+                };
+                let pick = if name == "min_of" { go_min } else { go_max };
+                return Ok(Val::Scalar(
+                    a.iter().zip(b.iter()).map(|(&x, &y)| pick(x, y)).collect(),
+                ));
+            }
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+                if self.r.start != self.r.end =>
+            {
+                self.ctx.annotations.borrow_mut().warn(
+                    "PromQL warning: sort is ineffective for range queries since results are always ordered by labels",
+                );
+            }
             "info" => {
                 return Err(eval_err(
                     "info() is an experimental function and is not supported",
@@ -446,25 +478,26 @@ impl Ev<'_, '_> {
                     _ => return Err(eval_err("unexpected argument type")),
                 }
             }
-            if delayed && elementwise(name) {
-                if let Some((j, elems)) = first_vec {
-                    let Val::Vector(series) = &vals[j] else {
-                        continue;
-                    };
-                    for (s, v) in elems {
-                        let mut one = fn_args.clone();
-                        one[j] = FnArg::Vector(vec![InstantSample {
-                            labels: series[s].labels.clone(),
-                            t: ts,
-                            v,
-                        }]);
-                        let res = self.fn_ctx_call(name, one, ts, (ts, ts))?;
-                        if let Some(r) = res.first() {
-                            builder.add(series[s].labels.clone(), true, ts, r.v)?;
-                        }
-                    }
+            if delayed
+                && elementwise(name)
+                && let Some((j, elems)) = &first_vec
+            {
+                let Val::Vector(series) = &vals[*j] else {
                     continue;
+                };
+                for &(s, v) in elems {
+                    let mut one = fn_args.clone();
+                    one[*j] = FnArg::Vector(vec![InstantSample {
+                        labels: series[s].labels.clone(),
+                        t: ts,
+                        v,
+                    }]);
+                    let res = self.fn_ctx_call(name, one, ts, (ts, ts))?;
+                    if let Some(r) = res.first() {
+                        builder.add(series[s].labels.clone(), true, ts, r.v)?;
+                    }
                 }
+                continue;
             }
             let res = self.fn_ctx_call(name, fn_args, ts, (ts, ts))?;
             let flags: Option<HashMap<Labels, bool>> = match (&first_vec, delayed) {
@@ -590,6 +623,28 @@ fn group_labels(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
             labels.without(&names)
         }
         None => Labels::empty(),
+    }
+}
+
+/// Go's `math.Min`: NaN wins, and -0 is less than +0.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
+    } else {
+        a.min(b)
+    }
+}
+
+/// Go's `math.Max`: NaN wins, and +0 is greater than -0.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_positive() { a } else { b }
+    } else {
+        a.max(b)
     }
 }
 

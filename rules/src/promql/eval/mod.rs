@@ -98,7 +98,7 @@ impl Engine {
         Engine { options }
     }
 
-    fn ctx<'a>(&self, store: &'a dyn Queryable, start: i64, end: i64) -> Ctx<'a> {
+    fn ctx<'a>(&self, store: &'a dyn Queryable, start: i64, end: i64, step: i64) -> Ctx<'a> {
         Ctx {
             store,
             lookback: self.options.lookback_delta_ms,
@@ -108,6 +108,7 @@ impl Engine {
             no_step_subquery_interval: self.options.no_step_subquery_interval_ms.max(1),
             query_start: start,
             query_end: end,
+            query_step: step,
             annotations: RefCell::new(Annotations::default()),
         }
     }
@@ -119,7 +120,7 @@ impl Engine {
         expr: &Expr,
         t_ms: i64,
     ) -> Result<QueryResult, EvalError> {
-        let ctx = self.ctx(store, t_ms, t_ms);
+        let ctx = self.ctx(store, t_ms, t_ms, 0);
         let ev = Ev {
             ctx: &ctx,
             r: StepRange {
@@ -193,7 +194,7 @@ impl Engine {
                 )));
             }
         }
-        let ctx = self.ctx(store, start_ms, end_ms);
+        let ctx = self.ctx(store, start_ms, end_ms, step_ms);
         let ev = Ev {
             ctx: &ctx,
             r: StepRange {
@@ -273,6 +274,8 @@ pub(crate) struct Ctx<'a> {
     /// The query's own start and end, for `@ start()` and `@ end()`.
     query_start: i64,
     query_end: i64,
+    /// The query's step (0 for an instant query), for `step()`.
+    query_step: i64,
     annotations: RefCell<Annotations>,
 }
 
@@ -717,4 +720,5 @@ impl StepCursor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
