@@ -1,4 +1,5 @@
 //! Tocsin's collector.
 
+pub mod patterns;
 pub mod store;
 pub mod translate;
