@@ -1,0 +1,1123 @@
+//! Prometheus' PromQL conformance suite (`promql/promqltest/testdata`),
+//! run against Tocsin's evaluator.
+//!
+//! Reads every `*.test` file in `../shared/conformance/promqltest/`, loads
+//! the float samples into a [`MemStorage`], evaluates each `eval` with
+//! [`Engine`] and compares as Prometheus' `promqltest` does: floats with
+//! `almost.Equal` (relative epsilon 1e-6, NaN equals NaN, the staleness
+//! marker only itself), label sets exactly, order only when the test asks
+//! for it, errors and annotations by exact message or regex. Instant evals
+//! are also checked, as Prometheus does, with `@` pinned to the evaluation
+//! time at other times, and in range mode around the evaluation time.
+//!
+//! Skips (each printed with its reason): an eval whose expected result holds
+//! a native histogram; one whose query selects, at the evaluated times, a
+//! series that holds native-histogram samples (decided by evaluating the
+//! query's selectors against the loaded data); and every eval of the files
+//! for features Prometheus 3 keeps behind feature flags. Nothing else is
+//! skipped: an expectation that cannot be parsed is a failure.
+//!
+//! Run with `cargo test -p tocsin-rules --test promqltest -- --nocapture` to
+//! see each failure and skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod promqltest {
+    pub mod format;
+}
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use promql_parser::parser::{AtModifier, Expr, Offset};
+use regex::Regex;
+use tocsin_rules::promql::value::{is_stale, stale_nan};
+use tocsin_rules::promql::{
+    Engine, EngineOptions, Labels, Matcher, MemStorage, QueryResult, Value,
+};
+
+use promqltest::format::{
+    Command, EvalCmd, Expect, ExpectKind, LoadCmd, SeqValue, TextMatch, parse_file,
+};
+
+/// Files of features that Prometheus 3 enables only behind feature flags.
+const FEATURE_FLAG_FILES: &[&str] = &[
+    "duration_expression",
+    "extended_vectors",
+    "fill-modifier",
+    "info",
+    "type_and_unit",
+    "start_timestamps",
+];
+
+/// Relative error allowed for sample values (promqltest's `defaultEpsilon`).
+const EPSILON: f64 = 0.000001;
+
+/// Functions whose result changes with the evaluation time even when their
+/// arguments do not (Prometheus' `AtModifierUnsafeFunctions`), plus the
+/// query-context functions `start()`, `end()`, `range()` and `step()`,
+/// which read the query's own times and so cannot survive `@` pinning
+/// either.
+const AT_MODIFIER_UNSAFE: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+    "start",
+    "end",
+    "range",
+    "step",
+];
+
+const LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+fn conformance_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/promqltest")
+}
+
+/// Go's `almost.Equal`.
+fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    if is_stale(a) || is_stale(b) {
+        return is_stale(a) && is_stale(b);
+    }
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < epsilon * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+/// Loaded data: floats in the store, and for each series holding native
+/// histograms the times of those samples (the store cannot hold them).
+#[derive(Default)]
+struct Loaded {
+    store: MemStorage,
+    histograms: HashMap<Labels, Vec<i64>>,
+}
+
+impl Loaded {
+    fn load(&mut self, cmd: &LoadCmd) {
+        for s in &cmd.series {
+            for (i, v) in s.values.iter().enumerate() {
+                let t = i as i64 * cmd.gap_ms;
+                match v {
+                    SeqValue::Omitted => {}
+                    SeqValue::Float(f) => self.store.add(&s.labels, t, *f),
+                    SeqValue::Histogram => {
+                        self.histograms.entry(s.labels.clone()).or_default().push(t)
+                    }
+                }
+            }
+        }
+        if cmd.with_nhcb {
+            // Classic histogram series (`_bucket` with a numeric `le`,
+            // `_count`, `_sum`) also become one native histogram with custom
+            // buckets under the base name, at each of their sample times.
+            for s in &cmd.series {
+                let name = s.labels.metric_name();
+                let base = if let Some(b) = name.strip_suffix("_bucket") {
+                    let le = s.labels.get("le");
+                    match le.parse::<f64>() {
+                        Ok(v) if !v.is_nan() => b,
+                        _ if le == "+Inf" || le == "Inf" => b,
+                        _ => continue,
+                    }
+                } else if let Some(b) = name.strip_suffix("_count") {
+                    b
+                } else if let Some(b) = name.strip_suffix("_sum") {
+                    b
+                } else {
+                    continue;
+                };
+                let labels = s.labels.without(&["le"]).with("__name__", base);
+                let times = self.histograms.entry(labels).or_default();
+                for (i, v) in s.values.iter().enumerate() {
+                    if matches!(v, SeqValue::Float(_)) {
+                        times.push(i as i64 * cmd.gap_ms);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One selector of a query with the window of sample times it can read.
+struct SelectorWindow<'a> {
+    name: Option<&'a str>,
+    matchers: &'a [Matcher],
+    or_matchers: &'a [Vec<Matcher>],
+    mint: i64,
+    maxt: i64,
+}
+
+fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        None => 0,
+    }
+}
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// The evaluation times a selector sees, given the times `[lo, hi]` its
+/// enclosing expression is evaluated at and the query's start and end.
+fn selector_times(
+    at: &Option<AtModifier>,
+    offset: &Option<Offset>,
+    lo: i64,
+    hi: i64,
+    q: (i64, i64),
+) -> (i64, i64) {
+    let (lo, hi) = match at {
+        Some(AtModifier::Start) => (q.0, q.0),
+        Some(AtModifier::End) => (q.1, q.1),
+        Some(AtModifier::At(t)) => (system_time_ms(t), system_time_ms(t)),
+        None => (lo, hi),
+    };
+    let o = offset_ms(offset);
+    (lo - o, hi - o)
+}
+
+/// Collects every selector of `expr` with the sample window it may read.
+fn collect_selectors<'a>(
+    expr: &'a Expr,
+    lo: i64,
+    hi: i64,
+    q: (i64, i64),
+    out: &mut Vec<SelectorWindow<'a>>,
+) {
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let (a, b) = selector_times(&vs.at, &vs.offset, lo, hi, q);
+            out.push(SelectorWindow {
+                name: vs.name.as_deref(),
+                matchers: &vs.matchers.matchers,
+                or_matchers: &vs.matchers.or_matchers,
+                mint: a - LOOKBACK_MS,
+                maxt: b,
+            });
+        }
+        Expr::MatrixSelector(ms) => {
+            let (a, b) = selector_times(&ms.vs.at, &ms.vs.offset, lo, hi, q);
+            out.push(SelectorWindow {
+                name: ms.vs.name.as_deref(),
+                matchers: &ms.vs.matchers.matchers,
+                or_matchers: &ms.vs.matchers.or_matchers,
+                mint: a - ms.range.as_millis() as i64,
+                maxt: b,
+            });
+        }
+        Expr::Subquery(sq) => {
+            let (a, b) = selector_times(&sq.at, &sq.offset, lo, hi, q);
+            collect_selectors(&sq.expr, a - sq.range.as_millis() as i64, b, q, out);
+        }
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, lo, hi, q, out);
+            if let Some(p) = &a.param {
+                collect_selectors(p, lo, hi, q, out);
+            }
+        }
+        Expr::Unary(u) => collect_selectors(&u.expr, lo, hi, q, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, lo, hi, q, out);
+            collect_selectors(&b.rhs, lo, hi, q, out);
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, lo, hi, q, out),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                collect_selectors(a, lo, hi, q, out);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn selector_matches(sel: &SelectorWindow<'_>, labels: &Labels) -> bool {
+    if let Some(n) = sel.name
+        && labels.metric_name() != n
+    {
+        return false;
+    }
+    let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(labels.get(&m.name)));
+    if sel.or_matchers.is_empty() {
+        all(sel.matchers)
+    } else {
+        sel.or_matchers.iter().any(|g| all(g) && all(sel.matchers))
+    }
+}
+
+/// Skip rule (b): the first loaded series holding native histograms that a
+/// selector of `expr` reads at the times `[lo, hi]`.
+fn histogram_selected(
+    loaded: &Loaded,
+    expr: &Expr,
+    lo: i64,
+    hi: i64,
+    q: (i64, i64),
+) -> Option<String> {
+    let mut sels = Vec::new();
+    collect_selectors(expr, lo, hi, q, &mut sels);
+    for sel in &sels {
+        for (labels, times) in &loaded.histograms {
+            if selector_matches(sel, labels)
+                && times.iter().any(|&t| t >= sel.mint && t <= sel.maxt)
+            {
+                return Some(format!(
+                    "query selects native-histogram samples of {labels} in [{}ms, {}ms]",
+                    sel.mint, sel.maxt
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `expr` calls a function that is unsafe under `@` pinning.
+fn has_at_unsafe_call(expr: &Expr) -> bool {
+    match expr {
+        Expr::Call(c) => {
+            AT_MODIFIER_UNSAFE.contains(&c.func.name)
+                || c.args.args.iter().any(|a| has_at_unsafe_call(a))
+        }
+        Expr::Aggregate(a) => {
+            has_at_unsafe_call(&a.expr) || a.param.as_deref().is_some_and(has_at_unsafe_call)
+        }
+        Expr::Unary(u) => has_at_unsafe_call(&u.expr),
+        Expr::Binary(b) => has_at_unsafe_call(&b.lhs) || has_at_unsafe_call(&b.rhs),
+        Expr::Paren(p) => has_at_unsafe_call(&p.expr),
+        Expr::Subquery(s) => has_at_unsafe_call(&s.expr),
+        _ => false,
+    }
+}
+
+/// Prometheus' `atModifierTestCases` rewrite: sets `@ t` on every selector
+/// and subquery without one, not descending into subqueries that had one.
+fn pin_at(expr: &mut Expr, t: SystemTime) {
+    match expr {
+        Expr::VectorSelector(vs) => {
+            if vs.at.is_none() {
+                vs.at = Some(AtModifier::At(t));
+            }
+        }
+        Expr::MatrixSelector(ms) => {
+            if ms.vs.at.is_none() {
+                ms.vs.at = Some(AtModifier::At(t));
+            }
+        }
+        // Selectors inside a subquery stay relative to the subquery's
+        // steps: Prometheus stops at any subquery that has (or was just
+        // given) an `@`.
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = Some(AtModifier::At(t));
+            }
+        }
+        Expr::Aggregate(a) => {
+            pin_at(&mut a.expr, t);
+            if let Some(p) = a.param.as_deref_mut() {
+                pin_at(p, t);
+            }
+        }
+        Expr::Unary(u) => pin_at(&mut u.expr, t),
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Paren(p) => pin_at(&mut p.expr, t),
+        Expr::Call(c) => {
+            for a in c.args.args.iter_mut() {
+                pin_at(a, t);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn ms_to_system_time(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+fn fmt_value(v: &Value) -> String {
+    match v {
+        Value::Scalar { v, .. } => format!("scalar {v}"),
+        Value::String { v, .. } => format!("string {v:?}"),
+        Value::Vector(vec) => {
+            let mut s = format!("vector ({} samples)", vec.len());
+            for x in vec {
+                let _ = write!(s, "\n      {} {}", x.labels, x.v);
+            }
+            s
+        }
+        Value::Matrix(m) => {
+            let mut s = format!("matrix ({} series)", m.len());
+            for x in m {
+                let pts: Vec<String> = x
+                    .samples
+                    .iter()
+                    .map(|p| format!("{}@{}", p.v, p.t))
+                    .collect();
+                let _ = write!(s, "\n      {} [{}]", x.labels, pts.join(" "));
+            }
+            s
+        }
+    }
+}
+
+/// Prometheus' `compareResult`.
+fn compare_result(cmd: &EvalCmd, value: &Value) -> Result<(), String> {
+    let expect_scalar = cmd.expect_scalar.is_some();
+    match value {
+        Value::Matrix(m) => {
+            if cmd.is_ordered() {
+                return Err("expected ordered result, but query returned a matrix".into());
+            }
+            if expect_scalar {
+                return Err("expected scalar result, but got matrix".into());
+            }
+            assert_matrix_sorted(m)?;
+            let mut seen = vec![false; cmd.series.len()];
+            for s in m {
+                let Some(idx) = cmd.series.iter().position(|e| e.labels == s.labels) else {
+                    return Err(format!("unexpected metric {} in result", s.labels));
+                };
+                seen[idx] = true;
+                let exp = &cmd.series[idx];
+                let mut expected = Vec::new();
+                for (i, e) in exp.values.iter().enumerate() {
+                    let t = cmd.start + i as i64 * cmd.step;
+                    if t > cmd.end {
+                        return Err(format!(
+                            "expected {} points for {}, but query time range cannot return this many points",
+                            exp.values.len(),
+                            exp.labels
+                        ));
+                    }
+                    if let SeqValue::Float(f) = e {
+                        expected.push((t, *f));
+                    }
+                }
+                if expected.len() != s.samples.len() {
+                    return Err(format!(
+                        "expected {} float points for {}, but got {}",
+                        expected.len(),
+                        exp.labels,
+                        s.samples.len()
+                    ));
+                }
+                for (i, ((t, f), got)) in expected.iter().zip(&s.samples).enumerate() {
+                    if *t != got.t {
+                        return Err(format!(
+                            "expected float value at index {i} for {} to have timestamp {t}, but it had timestamp {}",
+                            exp.labels, got.t
+                        ));
+                    }
+                    if !almost_equal(got.v, *f, EPSILON) {
+                        return Err(format!(
+                            "expected float value at index {i} (t={t}) for {} to be {f}, but got {}",
+                            exp.labels, got.v
+                        ));
+                    }
+                }
+            }
+            if let Some(i) = seen.iter().position(|s| !s) {
+                return Err(format!(
+                    "expected metric {} not found",
+                    cmd.series[i].labels
+                ));
+            }
+            Ok(())
+        }
+        Value::Vector(vec) => {
+            if expect_scalar {
+                return Err("expected scalar result, but got vector".into());
+            }
+            let mut seen = vec![false; cmd.series.len()];
+            for (pos, s) in vec.iter().enumerate() {
+                let Some(idx) = cmd.series.iter().position(|e| e.labels == s.labels) else {
+                    return Err(format!(
+                        "unexpected metric {} in result, has value {}",
+                        s.labels, s.v
+                    ));
+                };
+                let exp = &cmd.series[idx];
+                if cmd.is_ordered() && exp.pos != pos + 1 {
+                    return Err(format!(
+                        "expected metric {} at position {} but was at {}",
+                        s.labels,
+                        exp.pos,
+                        pos + 1
+                    ));
+                }
+                let want = match exp.values.first() {
+                    Some(SeqValue::Float(f)) => *f,
+                    other => {
+                        return Err(format!(
+                            "expected {other:?} for {} but got float value {}",
+                            s.labels, s.v
+                        ));
+                    }
+                };
+                if !almost_equal(want, s.v, EPSILON) {
+                    return Err(format!("expected {want} for {} but got {}", s.labels, s.v));
+                }
+                seen[idx] = true;
+            }
+            if let Some(i) = seen.iter().position(|s| !s) {
+                return Err(format!(
+                    "expected metric {} with {:?} not found",
+                    cmd.series[i].labels, cmd.series[i].values
+                ));
+            }
+            Ok(())
+        }
+        Value::Scalar { v, .. } => {
+            let Some(SeqValue::Float(want)) = cmd.expect_scalar else {
+                return Err(format!(
+                    "expected vector or matrix result, but got scalar {v}"
+                ));
+            };
+            if !almost_equal(want, *v, EPSILON) {
+                return Err(format!("expected scalar {want} but got {v}"));
+            }
+            Ok(())
+        }
+        Value::String { v, .. } => {
+            let want = cmd.expected_string.as_deref().unwrap_or("");
+            if want != v {
+                return Err(format!("expected string {want:?} but got {v:?}"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn assert_matrix_sorted(m: &[tocsin_rules::promql::Series]) -> Result<(), String> {
+    for w in m.windows(2) {
+        if w[0].labels > w[1].labels {
+            return Err(format!(
+                "matrix results should always be sorted by labels, but {} sorts after {}",
+                w[0].labels, w[1].labels
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Strips the ` (line:col)` position Prometheus appends to annotations:
+/// Tocsin's annotations carry no positions.
+fn strip_position(s: &str) -> &str {
+    match s.rfind(" (") {
+        Some(p)
+            if s.ends_with(')')
+                && {
+                    let inner = &s[p + 2..s.len() - 1];
+                    let mut it = inner.split(':');
+                    matches!((it.next(), it.next(), it.next()),
+                (Some(a), Some(b), None) if !a.is_empty() && !b.is_empty()
+                    && a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()))
+                } =>
+        {
+            &s[..p]
+        }
+        _ => s,
+    }
+}
+
+/// Tallies of annotation expectations (`expect warn|info|no_warn|no_info`
+/// lines and the legacy `eval_warn`/`eval_info`).
+#[derive(Default)]
+struct AnnoTally {
+    total: usize,
+    hold: usize,
+    /// Lines that fail only because the expected message names a source
+    /// position.
+    hold_but_position: usize,
+}
+
+/// Prometheus' `checkAnnotations`, plus the per-line tally.
+fn check_annotations(
+    cmd: &EvalCmd,
+    res: &QueryResult,
+    tally: Option<&mut AnnoTally>,
+) -> Result<(), String> {
+    let warnings = &res.annotations.warnings;
+    let infos = &res.annotations.infos;
+    let mut first_err: Option<String> = None;
+    let mut note = |e: String| {
+        if first_err.is_none() {
+            first_err = Some(e);
+        }
+    };
+    let mut line_results: Vec<(bool, bool)> = Vec::new();
+    if cmd.warn {
+        let ok = !warnings.is_empty();
+        line_results.push((ok, false));
+        if !ok {
+            note("expected warnings but got none".into());
+        }
+    }
+    if cmd.info {
+        let ok = !infos.is_empty();
+        line_results.push((ok, false));
+        if !ok {
+            note("expected info annotations but got none".into());
+        }
+    }
+    for (kind, actual, what) in [
+        (ExpectKind::Warn, warnings, "warn"),
+        (ExpectKind::Info, infos, "info"),
+    ] {
+        let exps: Vec<&Expect> = cmd.expects_of(kind);
+        if exps.is_empty() {
+            continue;
+        }
+        let unexpected: Vec<&String> = actual
+            .iter()
+            .filter(|a| !exps.iter().any(|e| e.text.matches(a)))
+            .collect();
+        let unexpected_modulo_pos = actual.iter().any(|a| {
+            !exps.iter().any(|e| match &e.text {
+                TextMatch::Exact(m) => strip_position(m) == a.as_str(),
+                t => t.matches(a),
+            })
+        });
+        for e in &exps {
+            let matched = actual.iter().any(|a| e.text.matches(a));
+            let matched_modulo_pos = actual.iter().any(|a| match &e.text {
+                TextMatch::Exact(m) => strip_position(m) == a.as_str(),
+                TextMatch::Regex(r) => r.is_match(&format!("{a} (1:1)")) || r.is_match(a),
+                TextMatch::Any => true,
+            });
+            let holds = matched && unexpected.is_empty();
+            line_results.push((
+                holds,
+                !holds && matched_modulo_pos && !unexpected_modulo_pos,
+            ));
+            if actual.is_empty() {
+                note(format!("expected {what} annotations but none were found"));
+            } else if !matched {
+                note(format!(
+                    "expected {what} annotation matching {} but no matching annotation was found, found: {actual:?}",
+                    e.text.describe()
+                ));
+            }
+        }
+        if let Some(u) = unexpected.first() {
+            note(format!("unexpected {what} annotation {u:?} found"));
+        }
+    }
+    for (kind, actual, what) in [
+        (ExpectKind::NoWarn, warnings, "warning"),
+        (ExpectKind::NoInfo, infos, "info"),
+    ] {
+        for _ in cmd.expects_of(kind) {
+            line_results.push((actual.is_empty(), false));
+        }
+        if !cmd.expects_of(kind).is_empty() && !actual.is_empty() {
+            note(format!("unexpected {what} annotations: {actual:?}"));
+        }
+    }
+    if let Some(t) = tally {
+        for (holds, modulo_pos) in line_results {
+            t.total += 1;
+            if holds {
+                t.hold += 1;
+            } else if modulo_pos {
+                t.hold_but_position += 1;
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn annotation_lines(cmd: &EvalCmd) -> usize {
+    usize::from(cmd.warn)
+        + usize::from(cmd.info)
+        + cmd
+            .expects
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    ExpectKind::Warn | ExpectKind::Info | ExpectKind::NoWarn | ExpectKind::NoInfo
+                )
+            })
+            .count()
+}
+
+/// Prometheus' `checkExpectedFailure`.
+fn check_expected_failure(cmd: &EvalCmd, err: &str) -> Result<(), String> {
+    if let Some(m) = &cmd.expected_fail_message
+        && m != err
+    {
+        return Err(format!("expected error {m:?}, but got: {err}"));
+    }
+    if let Some(r) = &cmd.expected_fail_regexp
+        && !r.is_match(err)
+    {
+        return Err(format!(
+            "expected error matching pattern {:?}, but got: {err}",
+            r.as_str()
+        ));
+    }
+    if let Some(e) = cmd.expects_of(ExpectKind::Fail).first()
+        && !e.text.matches(err)
+    {
+        return Err(format!(
+            "expected error matching {}, but got: {err}",
+            e.text.describe()
+        ));
+    }
+    Ok(())
+}
+
+enum Outcome {
+    Pass,
+    Fail { reason: String, got: String },
+    Skip(String),
+}
+
+struct Runner {
+    engine: Engine,
+    query_context_funcs: Regex,
+}
+
+impl Runner {
+    fn run_eval(&self, loaded: &Loaded, cmd: &EvalCmd, tally: &mut AnnoTally) -> Outcome {
+        if cmd.expects_histogram {
+            return Outcome::Skip("the expected result holds a native histogram".into());
+        }
+        let expr = match promql_parser::parser::parse(&cmd.expr) {
+            Ok(e) => e,
+            Err(e) => {
+                // Prometheus' parser accepts every query of the suite; a
+                // parse error here is the engine's failure to run it.
+                if cmd.is_fail() {
+                    return match check_expected_failure(cmd, &e) {
+                        Ok(()) => Outcome::Pass,
+                        Err(r) => Outcome::Fail {
+                            reason: r,
+                            got: format!("parse error: {e}"),
+                        },
+                    };
+                }
+                return Outcome::Fail {
+                    reason: format!("query does not parse: {e}"),
+                    got: String::new(),
+                };
+            }
+        };
+        let q = if cmd.is_range {
+            (cmd.start, cmd.end)
+        } else {
+            (cmd.eval, cmd.eval)
+        };
+        let (lo, hi) = if cmd.is_range || cmd.exclude_from_range_query {
+            q
+        } else {
+            // The range-mode check evaluates one step either side.
+            (cmd.eval - 60_000, cmd.eval + 60_000)
+        };
+        if let Some(why) = histogram_selected(loaded, &expr, lo, hi, q) {
+            return Outcome::Skip(why);
+        }
+        if cmd.is_range {
+            let res = self
+                .engine
+                .range_query(&loaded.store, &expr, cmd.start, cmd.end, cmd.step);
+            return self.judge(cmd, res.map_err(|e| e.to_string()), Some(tally));
+        }
+        // The instant query as written, then Prometheus' variants with `@`
+        // pinned to the evaluation time and evaluated at other times; each
+        // is also checked in range mode.
+        let mut queries: Vec<(Option<i64>, Expr, i64)> = vec![(None, expr.clone(), cmd.eval)];
+        if !has_at_unsafe_call(&expr) {
+            let mut pinned = expr.clone();
+            pin_at(&mut pinned, ms_to_system_time(cmd.eval));
+            let ts = cmd.eval;
+            let times: Vec<i64> = if ts == 0 {
+                vec![-1000, 0, 1000]
+            } else {
+                vec![-10 * ts, 0, ts / 5, ts, 10 * ts]
+            };
+            for t in times {
+                queries.push((Some(cmd.eval), pinned.clone(), t));
+            }
+        }
+        let mut tally = Some(tally);
+        for (pinned_at, e, t) in &queries {
+            let context = |reason: String| match pinned_at {
+                None => reason,
+                Some(at) => format!("with @ {at}ms evaluated at {t}ms: {reason}"),
+            };
+            let res = self.engine.instant_query(&loaded.store, e, *t);
+            match self.judge(cmd, res.map_err(|e| e.to_string()), tally.take()) {
+                Outcome::Pass => {}
+                Outcome::Fail { reason, got } => {
+                    return Outcome::Fail {
+                        reason: context(reason),
+                        got,
+                    };
+                }
+                s @ Outcome::Skip(_) => return s,
+            }
+            if cmd.is_fail() {
+                continue;
+            }
+            if let Err(Outcome::Fail { reason, got }) = self.range_mode_check(loaded, cmd, e, *t) {
+                return Outcome::Fail {
+                    reason: context(reason),
+                    got,
+                };
+            }
+        }
+        Outcome::Pass
+    }
+
+    /// Judges one query result against the eval's expectations.
+    fn judge(
+        &self,
+        cmd: &EvalCmd,
+        res: Result<QueryResult, String>,
+        tally: Option<&mut AnnoTally>,
+    ) -> Outcome {
+        let res = match res {
+            Err(e) => {
+                if let Some(t) = tally {
+                    // The annotation expectations cannot hold without a
+                    // result, unless a failure was expected (Prometheus
+                    // does not check annotations then).
+                    if !cmd.is_fail() {
+                        t.total += annotation_lines(cmd);
+                    }
+                }
+                if cmd.is_fail() {
+                    return match check_expected_failure(cmd, &e) {
+                        Ok(()) => Outcome::Pass,
+                        Err(r) => Outcome::Fail {
+                            reason: r,
+                            got: format!("error: {e}"),
+                        },
+                    };
+                }
+                return Outcome::Fail {
+                    reason: "error evaluating query".into(),
+                    got: format!("error: {e}"),
+                };
+            }
+            Ok(r) => r,
+        };
+        if cmd.is_fail() {
+            return Outcome::Fail {
+                reason: "expected error evaluating query but got none".into(),
+                got: fmt_value(&res.value),
+            };
+        }
+        let got = || {
+            let mut s = fmt_value(&res.value);
+            if !res.annotations.is_empty() {
+                let _ = write!(
+                    s,
+                    "\n      warnings: {:?}\n      infos: {:?}",
+                    res.annotations.warnings, res.annotations.infos
+                );
+            }
+            s
+        };
+        if let Err(r) = check_annotations(cmd, &res, tally) {
+            return Outcome::Fail {
+                reason: r,
+                got: got(),
+            };
+        }
+        if let Err(r) = compare_result(cmd, &res.value) {
+            return Outcome::Fail {
+                reason: r,
+                got: got(),
+            };
+        }
+        Outcome::Pass
+    }
+
+    /// Prometheus' check that an instant query gives the same result as
+    /// the middle step of a range query around it.
+    fn range_mode_check(
+        &self,
+        loaded: &Loaded,
+        cmd: &EvalCmd,
+        expr: &Expr,
+        t: i64,
+    ) -> Result<(), Outcome> {
+        if cmd.exclude_from_range_query || self.query_context_funcs.is_match(&cmd.expr) {
+            return Ok(());
+        }
+        let instant = self
+            .engine
+            .instant_query(&loaded.store, expr, t)
+            .map_err(|e| Outcome::Fail {
+                reason: "error evaluating query".into(),
+                got: format!("error: {e}"),
+            })?;
+        let res = self
+            .engine
+            .range_query(&loaded.store, expr, t - 60_000, t + 60_000, 60_000)
+            .map_err(|e| Outcome::Fail {
+                reason: "error evaluating query in range mode".into(),
+                got: format!("error: {e}"),
+            })?;
+        if cmd.is_ordered() {
+            return Ok(());
+        }
+        let Value::Matrix(m) = &res.value else {
+            return Err(Outcome::Fail {
+                reason: "range mode: range query did not return a matrix".into(),
+                got: fmt_value(&res.value),
+            });
+        };
+        let fail = |reason: String| Outcome::Fail {
+            reason: format!("range mode: {reason}"),
+            got: fmt_value(&res.value),
+        };
+        assert_matrix_sorted(m).map_err(fail)?;
+        let mut vec = Vec::new();
+        for s in m {
+            if let Some(p) = s.samples.iter().find(|p| p.t == t) {
+                vec.push(tocsin_rules::promql::InstantSample {
+                    labels: s.labels.clone(),
+                    t,
+                    v: p.v,
+                });
+            }
+        }
+        let as_value = if matches!(instant.value, Value::Scalar { .. }) {
+            match vec.first() {
+                Some(s) => Value::Scalar { t, v: s.v },
+                None => return Err(fail("no sample at the evaluation time for a scalar".into())),
+            }
+        } else {
+            Value::Vector(vec)
+        };
+        compare_result(cmd, &as_value).map_err(fail)
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    anno: AnnoTally,
+}
+
+fn report_failure(
+    file: &str,
+    line: usize,
+    expr: &str,
+    expected: &[String],
+    reason: &str,
+    got: &str,
+) {
+    println!("FAIL {file}:{line}: {expr}");
+    println!("    why: {reason}");
+    if expected.is_empty() {
+        println!("    expected: (empty result)");
+    } else {
+        println!("    expected:");
+        for e in expected {
+            println!("      {e}");
+        }
+    }
+    if !got.is_empty() {
+        println!("    got: {got}");
+    }
+}
+
+fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = file.trim_end_matches(".test");
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            println!("FAIL {file}: cannot read: {e}");
+            totals.failed += 1;
+            return;
+        }
+    };
+    if FEATURE_FLAG_FILES.contains(&stem) {
+        let lines = promqltest::format::get_lines(&text);
+        for (i, l) in lines.iter().enumerate() {
+            if l.to_lowercase().starts_with("eval") {
+                println!(
+                    "SKIP {file}:{}: feature behind a Prometheus 3 feature flag ({stem})",
+                    i + 1
+                );
+                totals.skipped += 1;
+            }
+        }
+        return;
+    }
+    let mut loaded = Loaded::default();
+    // A load that did not parse poisons the evals until the next `clear`.
+    let mut broken_load: Option<String> = None;
+    for cmd in parse_file(&text) {
+        match cmd {
+            Command::Clear => {
+                loaded = Loaded::default();
+                broken_load = None;
+            }
+            Command::Load(l) => loaded.load(&l),
+            Command::Broken {
+                line,
+                eval: None,
+                error,
+            } => {
+                println!("FAIL {file}:{line}: cannot parse: {error}");
+                broken_load = Some(format!("{file}:{line}: {error}"));
+            }
+            Command::Broken {
+                line,
+                eval: Some(expr),
+                error,
+            } => {
+                report_failure(
+                    &file,
+                    line,
+                    &expr,
+                    &[],
+                    &format!("eval does not parse: {error}"),
+                    "",
+                );
+                totals.failed += 1;
+            }
+            Command::Eval(e) => {
+                if let Some(b) = &broken_load {
+                    report_failure(
+                        &file,
+                        e.line,
+                        &e.expr,
+                        &e.raw_expected,
+                        &format!("data not loaded: {b}"),
+                        "",
+                    );
+                    totals.failed += 1;
+                    continue;
+                }
+                match runner.run_eval(&loaded, &e, &mut totals.anno) {
+                    Outcome::Pass => totals.passed += 1,
+                    Outcome::Skip(why) => {
+                        println!("SKIP {file}:{}: {why}", e.line);
+                        totals.skipped += 1;
+                    }
+                    Outcome::Fail { reason, got } => {
+                        report_failure(&file, e.line, &e.expr, &e.raw_expected, &reason, &got);
+                        totals.failed += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn promqltest() {
+    let dir = conformance_dir();
+    if !dir.is_dir() {
+        println!(
+            "promqltest: conformance data not found at {}; skipping (it lives in ../shared/conformance/)",
+            dir.display()
+        );
+        return;
+    }
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "test"))
+            .collect(),
+        Err(e) => panic!("cannot list {}: {e}", dir.display()),
+    };
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    let runner = Runner {
+        engine: Engine::new(EngineOptions::default()),
+        query_context_funcs: Regex::new(r"(start|end|range|step)\(\)").expect("static regex"),
+    };
+    let mut totals = Totals::default();
+    for f in &files {
+        run_file(&runner, f, &mut totals);
+    }
+    println!(
+        "promqltest: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.skipped
+    );
+    println!(
+        "promqltest annotations: {} of {} hold ({} more would hold but for the source position Prometheus appends)",
+        totals.anno.hold, totals.anno.total, totals.anno.hold_but_position
+    );
+    assert_eq!(
+        totals.failed, 0,
+        "{} promqltest evals failed",
+        totals.failed
+    );
+}
+
+#[cfg(test)]
+mod runner_tests {
+    use super::*;
+
+    #[test]
+    fn almost_equal_follows_prometheus() {
+        assert!(almost_equal(f64::NAN, f64::NAN, EPSILON));
+        assert!(!almost_equal(stale_nan(), f64::NAN, EPSILON));
+        assert!(almost_equal(1.0, 1.0 + 1e-7, EPSILON));
+        assert!(!almost_equal(1.0, 1.00001, EPSILON));
+        assert!(!almost_equal(0.0, 1e-300, EPSILON));
+        assert!(almost_equal(f64::INFINITY, f64::INFINITY, EPSILON));
+        assert!(!almost_equal(f64::INFINITY, f64::NEG_INFINITY, EPSILON));
+    }
+
+    #[test]
+    fn strip_position_only_strips_positions() {
+        assert_eq!(
+            strip_position("PromQL warning: x (1:19)"),
+            "PromQL warning: x"
+        );
+        assert_eq!(
+            strip_position("PromQL warning: x (a:b)"),
+            "PromQL warning: x (a:b)"
+        );
+        assert_eq!(strip_position("no position"), "no position");
+    }
+}
