@@ -411,6 +411,10 @@ fn want<'v, const N: usize>(name: &str, a: &'v [Value]) -> Result<&'v [Value; N]
 fn string_arg(v: &Value) -> Result<String, FuncError> {
     match v {
         Value::String(s) => Ok(s.to_string()),
+        // Go's message for a missing key passed where a string is expected.
+        Value::Missing => Err(FuncError::Usage(
+            "invalid value; expected string".to_string(),
+        )),
         other => Err(wrong_type("string", other)),
     }
 }

@@ -1,10 +1,24 @@
 //! Prometheus' template dialect (Go's `text/template` with Prometheus'
-//! functions) for alert labels and annotations.
+//! functions) for alert labels and annotations, and the same engine with
+//! Alertmanager's functions for notification templates.
 //!
-//! [`Template::parse`] checks a template the way Go does (grammar, known
-//! functions, declared variables) and reports errors with the line and
-//! column inside the template's own text. Parsing never depends on the data
-//! the template is later executed with.
+//! - [`Template::parse`] checks an alert template the way Prometheus does
+//!   (grammar, known functions, declared variables, with `$labels`,
+//!   `$value`, `$externalLabels` and `$externalURL` predeclared) and reports
+//!   errors with the line and column inside the template's own text.
+//!   [`validate_alert_template`] is the load-time check.
+//! - [`Template::execute`] and [`expand_alert_template`] render with
+//!   Prometheus' data and `missingkey=zero`;
+//!   [`expand_alert_template_or_error`] yields Prometheus'
+//!   `<error expanding template: …>` text instead of an error.
+//! - [`Template::parse_with_funcs`], [`Template::add`],
+//!   [`Template::execute_value`] and [`Template::execute_named`] run any Go
+//!   template over a [`Value`] (e.g. Alertmanager's `.Alerts.Firing`, built
+//!   with [`Value::with_method`]) with any [`FuncSet`].
+//!
+//! Parsing never depends on the data; execution does no I/O and reads no
+//! clock (`query` goes through [`TemplateContext`]). Output size and
+//! template nesting are bounded.
 
 mod exec;
 mod funcs;
@@ -1183,55 +1197,33 @@ mod tests {
 
     #[test]
     fn methods_expose_alertmanager_style_data() {
-        let alerts = Value::list([
+        let alert = |status: &str, a: &str| {
             Value::structure(
                 "template.Alert",
                 [
-                    ("Status", Value::from("firing")),
-                    ("Labels", Value::string_map([("a", "1")])),
+                    ("Status", Value::from(status)),
+                    ("Labels", Value::kv([("a", a)])),
                 ],
-            ),
-            Value::structure(
-                "template.Alert",
-                [
-                    ("Status", Value::from("resolved")),
-                    ("Labels", Value::string_map([("a", "2")])),
-                ],
-            ),
-        ]);
-        let items = match &alerts {
-            Value::List(l) => l.items.clone(),
-            _ => unreachable!(),
+            )
         };
-        let firing: Vec<Value> = items
-            .iter()
-            .filter(|a| {
-                a.field("Status", &[], MissingKey::Zero)
-                    .ok()
-                    .and_then(|s| s.as_str().map(|s| s == "firing"))
-                    .unwrap_or(false)
-            })
-            .cloned()
-            .collect();
-        let alerts = alerts.with_method("Firing", move |_| Ok(Value::list(firing.clone())));
-        let common =
-            Value::string_map([("alertname", "X"), ("job", "api")]).with_method("Names", |_| {
-                Ok(Value::typed_list(
-                    "[]string",
-                    [Value::from("alertname"), Value::from("job")],
-                ))
-            });
         let dot = Value::structure(
             "template.Data",
             [
-                ("Alerts", alerts),
-                ("CommonLabels", common),
+                (
+                    "Alerts",
+                    Value::alerts([alert("firing", "1"), alert("resolved", "2")]),
+                ),
+                (
+                    "CommonLabels",
+                    Value::kv([("job", "api"), ("alertname", "X")]),
+                ),
+                ("GroupLabels", Value::kv([("job", "api")])),
                 ("Status", Value::from("firing")),
             ],
         );
         let t = Template::parse_with_funcs(
             "am",
-            r#"[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ range .Alerts.Firing }}{{ .Labels.a }}{{ end }} {{ join "," .CommonLabels.Names }} {{ .CommonLabels.nope }}"#,
+            r#"[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ range .Alerts.Firing }}{{ .Labels.a }}{{ end }} {{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}{{ join "," (.CommonLabels.Remove .GroupLabels.Names).Names }} {{ .CommonLabels.nope }}"#,
             FuncSet::alertmanager(),
         )
         .unwrap();
@@ -1242,12 +1234,22 @@ mod tests {
         };
         assert_eq!(
             t.execute_value(dot, Vec::new(), &env).unwrap(),
-            "[FIRING:1] 1 alertname,job <no value>"
+            "[FIRING:1] 1 alertname=X job=api alertname <no value>"
         );
-        let t = Template::parse_with_funcs("am", r#"{{ date "2006-01-02 15:04" (toTime 1435065584) }} {{ stringSlice "a" "b" | join "+" }} {{ "  x " | trimSpace }}"#, FuncSet::alertmanager()).unwrap();
+        let t = Template::parse_with_funcs(
+            "am",
+            r#"{{ date "2006-01-02 15:04" (toTime 1435065584) }} {{ stringSlice "a" "b" | join "+" }} {{ "  x " | trimSpace }}"#,
+            FuncSet::alertmanager(),
+        )
+        .unwrap();
         assert_eq!(
             t.execute_value(Value::Nil, Vec::new(), &env).unwrap(),
             "2015-06-23 13:19 a+b x"
+        );
+        // Alertmanager has no query engine: the name is not even known.
+        assert!(
+            Template::parse_with_funcs("am", r#"{{ query "up" }}"#, FuncSet::alertmanager())
+                .is_err()
         );
     }
 

@@ -9,6 +9,9 @@
 
 use super::lex::{Keyword, TokKind, Token, lex};
 
+/// Deepest nesting of `if`/`range`/`with` and parenthesised pipelines.
+const MAX_NESTING: usize = 100;
+
 /// A sequence of nodes.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct List(pub Vec<Node>);
@@ -200,6 +203,7 @@ pub(crate) fn parse(
         idx: 0,
         vars,
         range_depth: 0,
+        depth: 0,
         has_func,
         defs: Vec::new(),
     };
@@ -213,6 +217,9 @@ struct Parser<'a> {
     idx: usize,
     vars: Vec<String>,
     range_depth: usize,
+    /// Nesting of controls and parenthesised pipelines, bounded because
+    /// the parser and the executor recurse on it.
+    depth: usize,
     has_func: &'a dyn Fn(&str) -> bool,
     defs: Vec<(String, List)>,
 }
@@ -439,7 +446,17 @@ impl Parser<'_> {
 
     fn control(&mut self, context: &str) -> PResult<Control> {
         let nvars = self.vars.len();
-        let res = self.control_inner(context);
+        self.depth += 1;
+        let res = if self.depth > MAX_NESTING {
+            let pos = self.peek_non_space().pos;
+            self.error(
+                pos,
+                format!("exceeded maximum nesting depth ({MAX_NESTING})"),
+            )
+        } else {
+            self.control_inner(context)
+        };
+        self.depth -= 1;
         self.vars.truncate(nvars);
         res
     }
@@ -490,6 +507,19 @@ impl Parser<'_> {
 
     fn pipeline(&mut self, context: &str, end: TokKind) -> PResult<Pipe> {
         let start = self.peek_non_space().pos;
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return self.error(
+                start,
+                format!("exceeded maximum nesting depth ({MAX_NESTING})"),
+            );
+        }
+        let res = self.pipeline_inner(context, end, start);
+        self.depth -= 1;
+        res
+    }
+
+    fn pipeline_inner(&mut self, context: &str, end: TokKind, start: usize) -> PResult<Pipe> {
         let mut pipe = Pipe {
             pos: start,
             end: start,
@@ -808,6 +838,16 @@ mod tests {
             r#"undefined variable "$x""#
         );
         assert!(p("{{range $i, $v := .}}{{$i}}{{$v}}{{break}}{{end}}").is_ok());
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{{{{ {}1{} }}}}", "(".repeat(150), ")".repeat(150));
+        assert_eq!(err(&deep), "exceeded maximum nesting depth (100)");
+        let ifs = format!("{}{}", "{{if 1}}".repeat(150), "{{end}}".repeat(150));
+        assert_eq!(err(&ifs), "exceeded maximum nesting depth (100)");
+        let ok = format!("{{{{ {}1{} }}}}", "(".repeat(50), ")".repeat(50));
+        assert!(p(&ok).is_ok());
     }
 
     #[test]

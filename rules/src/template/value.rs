@@ -111,7 +111,115 @@ impl From<bool> for Value {
     }
 }
 
+impl From<&crate::promql::Labels> for Value {
+    /// A `map[string]string` of the labels.
+    fn from(l: &crate::promql::Labels) -> Self {
+        Value::string_map(l.iter().map(|l| (l.name.clone(), l.value.clone())))
+    }
+}
+
+impl From<DateTime<chrono::Utc>> for Value {
+    fn from(t: DateTime<chrono::Utc>) -> Self {
+        Value::Time(t.fixed_offset())
+    }
+}
+
 impl Value {
+    /// Alertmanager's `template.KV`: a `map[string]string` with the methods
+    /// `SortedPairs` (`alertname` first, then by name; each pair has `.Name`
+    /// and `.Value`, the list has `.Names` and `.Values`), `Names`, `Values`
+    /// and `Remove` (taking a list of names).
+    pub fn kv<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Value {
+        Value::kv_from_map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+
+    fn kv_from_map(map: BTreeMap<String, String>) -> Value {
+        let mut names: Vec<String> = map.keys().cloned().collect();
+        if let Some(i) = names.iter().position(|n| n == "alertname") {
+            let n = names.remove(i);
+            names.insert(0, n);
+        }
+        let sorted: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (n.clone(), map.get(n).cloned().unwrap_or_default()))
+            .collect();
+        let plain_names: Vec<String> = map.keys().cloned().collect();
+        let plain_values: Vec<String> = map.values().cloned().collect();
+        let strings =
+            |v: &[String]| Value::typed_list("[]string", v.iter().map(|s| Value::from(s.as_str())));
+        let pairs_value = {
+            let items = sorted.iter().map(|(n, v)| {
+                Value::structure(
+                    "template.Pair",
+                    [
+                        ("Name", Value::from(n.as_str())),
+                        ("Value", Value::from(v.as_str())),
+                    ],
+                )
+            });
+            let ns: Vec<String> = sorted.iter().map(|(n, _)| n.clone()).collect();
+            let vs: Vec<String> = sorted.iter().map(|(_, v)| v.clone()).collect();
+            let (nv, vv) = (strings(&ns), strings(&vs));
+            Value::typed_list("template.Pairs", items)
+                .with_method("Names", move |_| Ok(nv.clone()))
+                .with_method("Values", move |_| Ok(vv.clone()))
+        };
+        let (nv, vv) = (strings(&plain_names), strings(&plain_values));
+        let base = map.clone();
+        let mut v = Value::string_map(map);
+        if let Value::Map(m) = &mut v
+            && let Some(m) = Arc::get_mut(m)
+        {
+            m.kind = MapKind::Map {
+                zero: Box::new(Value::from("")),
+                type_name: "template.KV".to_string(),
+            };
+        }
+        v.with_method("SortedPairs", move |_| Ok(pairs_value.clone()))
+            .with_method("Names", move |_| Ok(nv.clone()))
+            .with_method("Values", move |_| Ok(vv.clone()))
+            .with_method("Remove", move |args| {
+                let [Value::List(keys)] = args else {
+                    return Err("Remove takes a list of label names".to_string());
+                };
+                let drop: Vec<&str> = keys.items.iter().filter_map(Value::as_str).collect();
+                Ok(Value::kv_from_map(
+                    base.iter()
+                        .filter(|(k, _)| !drop.contains(&k.as_str()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ))
+            })
+    }
+
+    /// Alertmanager's `template.Alerts`: a list of alert structs with the
+    /// methods `Firing` and `Resolved`, which select by each alert's
+    /// `Status` field.
+    pub fn alerts(items: impl IntoIterator<Item = Value>) -> Value {
+        let items: Vec<Value> = items.into_iter().collect();
+        let by_status = |status: &'static str, items: &[Value]| {
+            let sel: Vec<Value> = items
+                .iter()
+                .filter(|a| {
+                    a.field("Status", &[], MissingKey::Zero)
+                        .is_ok_and(|s| s.as_str() == Some(status))
+                })
+                .cloned()
+                .collect();
+            Value::typed_list("template.Alerts", sel)
+        };
+        let firing = by_status("firing", &items);
+        let resolved = by_status("resolved", &items);
+        Value::typed_list("template.Alerts", items)
+            .with_method("Firing", move |_| Ok(firing.clone()))
+            .with_method("Resolved", move |_| Ok(resolved.clone()))
+    }
+
     /// A `map[string]string`.
     pub fn string_map<K: Into<String>, V: Into<String>>(
         pairs: impl IntoIterator<Item = (K, V)>,
@@ -483,6 +591,37 @@ mod tests {
             "[1]"
         );
         assert!(v.field("Nope", &[], MissingKey::Zero).is_err());
+    }
+
+    #[test]
+    fn alertmanager_kv_and_alerts() {
+        let kv = Value::kv([("job", "api"), ("alertname", "Down"), ("instance", "a")]);
+        let f = |v: &Value, n: &str, a: &[Value]| v.field(n, a, MissingKey::Invalid).unwrap();
+        let pairs = f(&kv, "SortedPairs", &[]);
+        assert_eq!(
+            f(&pairs, "Names", &[]).to_string(),
+            "[alertname instance job]"
+        );
+        let Value::List(l) = &pairs else {
+            panic!("not a list")
+        };
+        assert_eq!(f(&l.items[2], "Value", &[]).to_string(), "api");
+        assert_eq!(f(&kv, "Names", &[]).to_string(), "[alertname instance job]");
+        assert_eq!(f(&kv, "Values", &[]).to_string(), "[Down a api]");
+        let rest = f(&kv, "Remove", &[Value::list([Value::from("job")])]);
+        assert_eq!(f(&rest, "Names", &[]).to_string(), "[alertname instance]");
+        assert_eq!(f(&kv, "job", &[]).to_string(), "api");
+        assert_eq!(kv.type_name(), "template.KV");
+
+        let alert = |s: &str| Value::structure("template.Alert", [("Status", Value::from(s))]);
+        let alerts = Value::alerts([alert("firing"), alert("resolved"), alert("firing")]);
+        let n = |v: Value| match v {
+            Value::List(l) => l.items.len(),
+            _ => usize::MAX,
+        };
+        assert_eq!(n(f(&alerts, "Firing", &[])), 2);
+        assert_eq!(n(f(&alerts, "Resolved", &[])), 1);
+        assert_eq!(n(alerts), 3);
     }
 
     #[test]
