@@ -1,5 +1,6 @@
 //! Tocsin's collector.
 
+pub mod ctl;
 pub mod patterns;
 pub mod store;
 pub mod translate;

@@ -8,6 +8,8 @@
 
 pub mod alert;
 pub mod file;
+pub mod group;
 pub mod promql;
 pub mod template;
+pub mod unittest;
 pub mod validate;

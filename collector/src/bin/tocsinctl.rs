@@ -1,1 +1,115 @@
-fn main() {}
+//! `tocsinctl`, the operator's CLI. Parses the command line and hands over
+//! to `tocsin_collector::ctl`; the process exit code is the command's.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tocsin_collector::ctl::{self, rules};
+use tocsin_rules::unittest::RunOptions;
+
+#[derive(Parser)]
+#[command(name = "tocsinctl", version, about = "Tocsin's operator CLI")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Rule files: validation and unit tests.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check rule files for errors (as `promtool check rules`).
+    Check {
+        /// Rule files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Lint checks to run.
+        #[arg(long, value_enum, default_value = "duplicate-rules")]
+        lint: LintArg,
+        /// Exit with status 3 when lint problems are found.
+        #[arg(long)]
+        lint_fatal: bool,
+        /// Ignore keys the rule-file schema does not know.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
+    /// Run rule unit tests (as `promtool test rules`).
+    Test {
+        /// Unit-test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only run test groups whose name matches this regular expression
+        /// (repeatable; any match selects a group).
+        #[arg(long)]
+        run: Vec<String>,
+        /// Ignore keys the rule-file schema does not know.
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LintArg {
+    DuplicateRules,
+    None,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("tocsinctl: {e:#}");
+            ExitCode::from(ctl::FAILURE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let code = match cli.command {
+        Command::Rules { command } => match command {
+            RulesCommand::Check {
+                files,
+                lint,
+                lint_fatal,
+                ignore_unknown_fields,
+            } => {
+                let opts = rules::CheckOptions {
+                    lint: match lint {
+                        LintArg::DuplicateRules => rules::Lint::DuplicateRules,
+                        LintArg::None => rules::Lint::None,
+                    },
+                    lint_fatal,
+                    ignore_unknown_fields,
+                };
+                rules::check(&files, &opts, &mut out, &mut err).context("writing output")?
+            }
+            RulesCommand::Test {
+                files,
+                run,
+                ignore_unknown_fields,
+            } => {
+                let opts = RunOptions {
+                    run,
+                    ignore_unknown_fields,
+                };
+                rules::test(&files, &opts, &mut out, &mut err)?
+            }
+        },
+    };
+    out.flush().context("writing output")?;
+    Ok(code)
+}

@@ -1,0 +1,528 @@
+//! Evaluating one rule group at one timestamp, as Prometheus'
+//! `rules/group.go` does: rules run in file order, each recording rule
+//! appends its result to the store before the next rule runs (so later
+//! rules read it), alerting rules drive their [`AlertTracker`] and write the
+//! `ALERTS` / `ALERTS_FOR_STATE` series, series a rule stopped producing get
+//! a staleness marker, and `limit`, `query_offset` and the group's `labels`
+//! apply.
+//!
+//! Nothing here reads the clock: the evaluation time is an argument. The
+//! store is anything that can be queried and appended to ([`Queryable`] +
+//! [`Appender`]); [`MemStorage`] is one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{AlertCandidate, AlertError, AlertTracker, AlertTrackerState, RestoreError};
+use crate::file::{Rule, RuleGroup, RuleKind};
+use crate::promql::value::{METRIC_NAME, stale_nan};
+use crate::promql::{Engine, EvalError, Labels, MemStorage, Queryable, Value, Vector};
+use crate::template::{
+    AlertTemplateData, QuerySample, Template, TemplateContext, TemplateError, error_text,
+};
+
+/// Write access to a series store, as the rule evaluator needs it.
+pub trait Appender {
+    /// Appends one sample. A sample at a timestamp the series already holds
+    /// is accepted when it is bit-for-bit the same value, and refused with
+    /// [`AppendError::DuplicateSampleForTimestamp`] otherwise.
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError>;
+}
+
+/// Why a store refused a sample (Prometheus' storage errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("duplicate sample for timestamp")]
+    DuplicateSampleForTimestamp,
+    #[error("out of order sample")]
+    OutOfOrder,
+    #[error("out of bounds")]
+    TooOld,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Appender for MemStorage {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
+        let matchers: Vec<_> = labels
+            .iter()
+            .map(|l| crate::promql::Matcher::new(crate::promql::MatchOp::Equal, &l.name, &l.value))
+            .collect();
+        let existing = self
+            .select(&matchers, t, t)
+            .map_err(|e| AppendError::Other(e.to_string()))?;
+        if let Some(s) = existing.iter().find(|s| &s.labels == labels)
+            && let Some(old) = s.samples.iter().find(|s| s.t == t)
+        {
+            if old.v.to_bits() == v.to_bits() {
+                return Ok(());
+            }
+            return Err(AppendError::DuplicateSampleForTimestamp);
+        }
+        self.add(labels, t, v);
+        Ok(())
+    }
+}
+
+/// Why one rule's evaluation failed; the wording is Prometheus'.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleEvalError {
+    #[error(transparent)]
+    Query(#[from] EvalError),
+    #[error("rule result is not a vector or scalar")]
+    NotVectorOrScalar,
+    #[error("vector contains metrics with the same labelset after applying rule labels")]
+    DuplicateRecordLabelSet,
+    #[error("exceeded limit of {limit} with {count} series")]
+    SeriesLimitExceeded { limit: usize, count: usize },
+    #[error(transparent)]
+    Alert(#[from] AlertError),
+    /// The store refused a result sample.
+    #[error(transparent)]
+    Append(#[from] AppendError),
+}
+
+/// What the evaluation of a group needs besides the store.
+#[derive(Debug, Clone)]
+pub struct EvalContext<'a> {
+    pub engine: &'a Engine,
+    /// External labels, available to templates as `$externalLabels`.
+    pub external_labels: &'a Labels,
+    /// Available to templates as `$externalURL`.
+    pub external_url: &'a str,
+    /// The query offset for groups that set none (ms).
+    pub default_query_offset_ms: i64,
+}
+
+/// The alert state of every alerting rule of a group, for persistence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupAlertState {
+    pub group: String,
+    pub rules: Vec<RuleAlertState>,
+}
+
+/// One alerting rule's persisted state, matched back by name and labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleAlertState {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub state: AlertTrackerState,
+}
+
+/// A rule's identity across reloads: its name and sorted labels.
+type RuleKey = (String, Vec<(String, String)>);
+
+/// A rule with its evaluation state.
+#[derive(Debug, Clone)]
+pub struct RuleState {
+    rule: Rule,
+    /// The group's labels merged with the rule's (the rule's win), in
+    /// order: group labels not overridden first, then the rule's.
+    labels: Vec<(String, String)>,
+    /// Parsed label and annotation templates (alerting rules only).
+    label_templates: Vec<(String, Result<Template, TemplateError>)>,
+    annotation_templates: Vec<(String, Result<Template, TemplateError>)>,
+    tracker: Option<AlertTracker>,
+    /// Series written by the last successful evaluation (for staleness).
+    previous_series: BTreeSet<Labels>,
+    last_error: Option<String>,
+}
+
+impl RuleState {
+    fn new(rule: &Rule, group_labels: &[(String, String)]) -> Self {
+        let mut labels: Vec<(String, String)> = group_labels
+            .iter()
+            .filter(|(n, _)| !rule.labels.iter().any(|(rn, _)| rn == n))
+            .cloned()
+            .collect();
+        labels.extend(rule.labels.iter().cloned());
+        let is_alert = matches!(rule.kind, RuleKind::Alert(_));
+        let tmpl = |pairs: &[(String, String)]| {
+            pairs
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.clone(),
+                        Template::parse(&format!("__alert_{}", rule.name()), v),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        RuleState {
+            label_templates: if is_alert { tmpl(&labels) } else { Vec::new() },
+            annotation_templates: if is_alert {
+                tmpl(&rule.annotations)
+            } else {
+                Vec::new()
+            },
+            tracker: is_alert.then(|| {
+                AlertTracker::new(duration_ms(rule.for_), duration_ms(rule.keep_firing_for))
+            }),
+            rule: rule.clone(),
+            labels,
+            previous_series: BTreeSet::new(),
+            last_error: None,
+        }
+    }
+
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    pub fn name(&self) -> &str {
+        self.rule.name()
+    }
+
+    /// The rule's labels with the group's merged in.
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    /// The alert state machine (alerting rules only).
+    pub fn tracker(&self) -> Option<&AlertTracker> {
+        self.tracker.as_ref()
+    }
+
+    pub fn tracker_mut(&mut self) -> Option<&mut AlertTracker> {
+        self.tracker.as_mut()
+    }
+
+    /// The error of the last evaluation, if it failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    fn key(&self) -> RuleKey {
+        let mut l = self.labels.clone();
+        l.sort();
+        (self.rule.name().to_string(), l)
+    }
+}
+
+/// A rule group with the state its evaluations carry from one to the next.
+#[derive(Debug, Clone)]
+pub struct GroupEvaluator {
+    name: String,
+    interval_ms: i64,
+    limit: usize,
+    query_offset_ms: Option<i64>,
+    rules: Vec<RuleState>,
+    /// Series of rules removed by a reload, to be marked stale once.
+    stale_series: Vec<Labels>,
+}
+
+impl GroupEvaluator {
+    /// A fresh evaluator for `group`; `default_interval_ms` applies when the
+    /// group sets no `interval`.
+    pub fn new(group: &RuleGroup, default_interval_ms: i64) -> Self {
+        GroupEvaluator {
+            name: group.name.clone(),
+            interval_ms: group
+                .interval
+                .map(duration_ms)
+                .unwrap_or(default_interval_ms),
+            limit: group.limit,
+            query_offset_ms: group.query_offset.map(duration_ms),
+            rules: group
+                .rules
+                .iter()
+                .map(|r| RuleState::new(r, &group.labels))
+                .collect(),
+            stale_series: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The evaluation interval (ms).
+    pub fn interval_ms(&self) -> i64 {
+        self.interval_ms
+    }
+
+    pub fn rules(&self) -> &[RuleState] {
+        &self.rules
+    }
+
+    pub fn rules_mut(&mut self) -> &mut [RuleState] {
+        &mut self.rules
+    }
+
+    /// Takes over the alert and staleness state of `old` (the same group
+    /// before a reload), as Prometheus' `CopyState`: rules are matched by
+    /// name and labels, duplicates in order; series of rules that no longer
+    /// exist are marked stale at the next evaluation.
+    pub fn copy_state_from(&mut self, old: &GroupEvaluator) {
+        let mut by_key: BTreeMap<RuleKey, Vec<usize>> = BTreeMap::new();
+        for (i, r) in old.rules.iter().enumerate() {
+            by_key.entry(r.key()).or_default().push(i);
+        }
+        for r in &mut self.rules {
+            let Some(list) = by_key.get_mut(&r.key()) else {
+                continue;
+            };
+            if list.is_empty() {
+                continue;
+            }
+            let from = &old.rules[list.remove(0)];
+            r.previous_series = from.previous_series.clone();
+            if let (Some(new), Some(prev)) = (r.tracker.as_mut(), from.tracker.as_ref()) {
+                // Same version by construction, so import cannot fail.
+                let _ = new.import(prev.export());
+            }
+        }
+        self.stale_series = old.stale_series.clone();
+        for idxs in by_key.values() {
+            for &i in idxs {
+                self.stale_series
+                    .extend(old.rules[i].previous_series.iter().cloned());
+            }
+        }
+    }
+
+    /// The alert state of every alerting rule, for persistence.
+    pub fn alert_state(&self) -> GroupAlertState {
+        GroupAlertState {
+            group: self.name.clone(),
+            rules: self
+                .rules
+                .iter()
+                .filter_map(|r| {
+                    r.tracker.as_ref().map(|t| RuleAlertState {
+                        name: r.name().to_string(),
+                        labels: r.key().1,
+                        state: t.export(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores persisted alert state after a downtime (see
+    /// [`AlertTracker::restore`]); rules are matched by name and labels.
+    pub fn restore_alert_state(
+        &mut self,
+        state: GroupAlertState,
+        now: i64,
+        grace_period_ms: i64,
+    ) -> Result<(), RestoreError> {
+        let mut saved: Vec<Option<RuleAlertState>> = state.rules.into_iter().map(Some).collect();
+        for r in &mut self.rules {
+            let key = r.key();
+            let Some(tracker) = r.tracker.as_mut() else {
+                continue;
+            };
+            let found = saved.iter_mut().find(|s| {
+                s.as_ref()
+                    .is_some_and(|s| s.name == key.0 && s.labels == key.1)
+            });
+            if let Some(slot) = found
+                && let Some(s) = slot.take()
+            {
+                tracker.restore(s.state, now, grace_period_ms)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The query offset in effect (ms).
+    pub fn query_offset_ms(&self, ctx: &EvalContext<'_>) -> i64 {
+        self.query_offset_ms.unwrap_or(ctx.default_query_offset_ms)
+    }
+
+    /// Evaluates every rule at `t` (ms), in order. A failing rule records
+    /// its error (see [`RuleState::last_error`]) and the group goes on, as
+    /// in Prometheus. Returns the errors of this evaluation by rule index.
+    pub fn eval<S: Queryable + Appender>(
+        &mut self,
+        store: &mut S,
+        t: i64,
+        ctx: &EvalContext<'_>,
+    ) -> Vec<(usize, RuleEvalError)> {
+        let offset = self.query_offset_ms(ctx);
+        let limit = self.limit;
+        let mut errors = Vec::new();
+        for i in 0..self.rules.len() {
+            let result = eval_rule(&mut self.rules[i], &*store, t, offset, limit, ctx);
+            let rule = &mut self.rules[i];
+            let vector = match result {
+                Ok(v) => v,
+                Err(e) => {
+                    rule.last_error = Some(e.to_string());
+                    errors.push((i, e));
+                    continue;
+                }
+            };
+            rule.last_error = None;
+            let mut returned = BTreeSet::new();
+            let mut append_error = None;
+            for s in &vector {
+                match store.append(&s.labels, s.t, s.v) {
+                    Ok(()) => {
+                        returned.insert(s.labels.clone());
+                    }
+                    Err(e) => {
+                        append_error.get_or_insert(e);
+                    }
+                }
+            }
+            for gone in rule.previous_series.difference(&returned) {
+                // Refusals are expected when another rule writes the same
+                // series; Prometheus ignores them too.
+                let _ = store.append(gone, t - offset, stale_nan());
+            }
+            rule.previous_series = returned;
+            if let Some(e) = append_error {
+                rule.last_error = Some(e.to_string());
+                errors.push((i, RuleEvalError::Append(e)));
+            }
+        }
+        for s in std::mem::take(&mut self.stale_series) {
+            let _ = store.append(&s, t - offset, stale_nan());
+        }
+        errors
+    }
+}
+
+/// Runs `expr` at `t` and returns an instant vector, as Prometheus'
+/// `EngineQueryFunc` does (a scalar becomes one sample without labels).
+pub fn query_vector(
+    engine: &Engine,
+    store: &dyn Queryable,
+    expr: &promql_parser::parser::Expr,
+    t: i64,
+) -> Result<Vector, RuleEvalError> {
+    let res = engine.instant_query(store, expr, t)?;
+    match res.value {
+        Value::Vector(v) => Ok(v),
+        Value::Scalar { t, v } => Ok(vec![crate::promql::InstantSample {
+            labels: Labels::empty(),
+            t,
+            v,
+        }]),
+        _ => Err(RuleEvalError::NotVectorOrScalar),
+    }
+}
+
+fn eval_rule(
+    rs: &mut RuleState,
+    store: &dyn Queryable,
+    t: i64,
+    offset: i64,
+    limit: usize,
+    ctx: &EvalContext<'_>,
+) -> Result<Vector, RuleEvalError> {
+    let res = query_vector(ctx.engine, store, &rs.rule.expr, t - offset)?;
+    match &rs.rule.kind {
+        RuleKind::Record(name) => {
+            let mut out = Vec::with_capacity(res.len());
+            let mut seen = BTreeSet::new();
+            for mut s in res {
+                let mut l = s.labels.with(METRIC_NAME, name);
+                for (n, v) in &rs.labels {
+                    l = l.with(n, v);
+                }
+                if !seen.insert(l.clone()) {
+                    return Err(RuleEvalError::DuplicateRecordLabelSet);
+                }
+                s.labels = l;
+                out.push(s);
+            }
+            if limit > 0 && out.len() > limit {
+                return Err(RuleEvalError::SeriesLimitExceeded {
+                    limit,
+                    count: out.len(),
+                });
+            }
+            Ok(out)
+        }
+        RuleKind::Alert(name) => {
+            let tctx = RuleTemplateContext {
+                engine: ctx.engine,
+                store,
+                t,
+            };
+            let mut candidates = Vec::with_capacity(res.len());
+            for s in res {
+                let data = AlertTemplateData {
+                    labels: s.labels.clone(),
+                    external_labels: ctx.external_labels.clone(),
+                    external_url: ctx.external_url.to_string(),
+                    value: s.v,
+                };
+                let mut labels = s.labels.drop_metric_name();
+                for (n, tmpl) in &rs.label_templates {
+                    labels = labels.with(n, &expand(tmpl, &data, &tctx));
+                }
+                labels = labels.with(crate::alert::ALERT_NAME_LABEL, name);
+                let annotations = rs
+                    .annotation_templates
+                    .iter()
+                    .map(|(n, tmpl)| (n.clone(), expand(tmpl, &data, &tctx)))
+                    .collect();
+                candidates.push(AlertCandidate {
+                    labels,
+                    annotations,
+                    value: s.v,
+                });
+            }
+            let tracker = rs.tracker.get_or_insert_with(|| {
+                AlertTracker::new(
+                    duration_ms(rs.rule.for_),
+                    duration_ms(rs.rule.keep_firing_for),
+                )
+            });
+            tracker.eval(t, candidates, limit)?;
+            Ok(tracker.series(name, &rs.labels, t - offset))
+        }
+    }
+}
+
+/// Expands one template; a failure becomes the text Prometheus puts in its
+/// place.
+fn expand(
+    tmpl: &Result<Template, TemplateError>,
+    data: &AlertTemplateData,
+    ctx: &dyn TemplateContext,
+) -> String {
+    match tmpl {
+        Ok(t) => t
+            .execute(data, ctx)
+            .unwrap_or_else(|e| error_text(t.name(), &e)),
+        Err(e) => error_text(&template_name_of(e), e),
+    }
+}
+
+fn template_name_of(e: &TemplateError) -> String {
+    match e {
+        TemplateError::Parse { name, .. } | TemplateError::Exec { name, .. } => name.clone(),
+    }
+}
+
+/// Gives templates' `query` function the rule evaluator's engine and store,
+/// at the rule's evaluation time.
+struct RuleTemplateContext<'a> {
+    engine: &'a Engine,
+    store: &'a dyn Queryable,
+    t: i64,
+}
+
+impl TemplateContext for RuleTemplateContext<'_> {
+    fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
+        let parsed = crate::promql::parse(expr)?;
+        let v =
+            query_vector(self.engine, self.store, &parsed, self.t).map_err(|e| e.to_string())?;
+        Ok(v.into_iter()
+            .map(|s| QuerySample {
+                labels: s.labels,
+                value: s.v,
+            })
+            .collect())
+    }
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,572 @@
+//! The promtool-format rule unit-test runner (`promtool test rules`):
+//! reads a test file ([`format`]), loads its rule files relative to it,
+//! feeds each test group's `input_series` ([`series`]) into a fresh store
+//! step by step, evaluates every rule group at each `evaluation_interval`
+//! from the group's start to its largest `eval_time`, compares firing alerts
+//! at their `eval_time`s and PromQL results afterwards, and reports
+//! failures in promtool's words and layout ([`report`]).
+//!
+//! Evaluation follows promtool exactly: series samples become visible only
+//! up to the evaluation step reached; an alert test at `eval_time` is
+//! checked against the evaluation at the last step at or before it; an
+//! error in any rule ends the test group; PromQL tests run after the last
+//! step.
+
+pub mod format;
+pub mod report;
+pub mod series;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+use crate::file::{LoadOptions, RuleFile, RuleFileErrors, load_file};
+use crate::group::{EvalContext, GroupEvaluator, query_vector};
+use crate::promql::{Engine, EngineOptions, Labels, MemStorage};
+use format::{TestGroupConfig, UnitTestFileConfig, format_go_duration, format_prom_duration};
+use report::{AlertSet, go_quote, samples_string};
+
+/// How a run is configured (promtool's flags).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `--run`: regular expressions over test group names; a group runs when
+    /// any matches (unanchored). Empty runs every group.
+    pub run: Vec<String>,
+    /// `--ignore-unknown-fields`: tolerate unknown keys in rule files.
+    pub ignore_unknown_fields: bool,
+}
+
+/// Why a run could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum UnitTestError {
+    #[error("invalid --run pattern {pattern:?}: {source}")]
+    BadRunPattern {
+        pattern: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("writing the report: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The outcome of one test file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileOutcome {
+    pub file: String,
+    /// Warnings promtool prints as it goes (`  WARNING: no file match …`).
+    pub warnings: Vec<String>,
+    /// Failures, each already formatted as promtool prints it.
+    pub failures: Vec<String>,
+}
+
+impl FileOutcome {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Runs the test files and writes promtool's report: progress and
+/// `SUCCESS` to `out`, `FAILED:` blocks and warnings to `err`. Returns
+/// whether every file passed.
+pub fn run_files(
+    files: &[PathBuf],
+    opts: &RunOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<bool, UnitTestError> {
+    let run = compile_run(&opts.run)?;
+    let mut all_passed = true;
+    for f in files {
+        writeln!(out, "Unit Testing:  {}", f.display())?;
+        let outcome = run_file(f, opts, run.as_ref());
+        for w in &outcome.warnings {
+            writeln!(err, "{w}")?;
+        }
+        if outcome.passed() {
+            writeln!(out, "  SUCCESS")?;
+        } else {
+            all_passed = false;
+            writeln!(err, "  FAILED:")?;
+            for e in &outcome.failures {
+                writeln!(err, "{e}")?;
+                writeln!(out)?;
+            }
+        }
+        writeln!(out)?;
+    }
+    Ok(all_passed)
+}
+
+/// Joins the `--run` patterns into one alternation, as promtool does.
+pub fn compile_run(patterns: &[String]) -> Result<Option<Regex>, UnitTestError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let joined = patterns.join("|");
+    Regex::new(&joined)
+        .map(Some)
+        .map_err(|source| UnitTestError::BadRunPattern {
+            pattern: joined,
+            source,
+        })
+}
+
+/// Runs one test file.
+pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutcome {
+    let mut outcome = FileOutcome {
+        file: path.display().to_string(),
+        ..FileOutcome::default()
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            outcome
+                .failures
+                .push(format!("open {}: {}", path.display(), io_message(&e)));
+            return outcome;
+        }
+    };
+    let file: UnitTestFileConfig = match serde_saphyr::from_str(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            outcome.failures.push(format!("{}: {e}", path.display()));
+            return outcome;
+        }
+    };
+    let base = path.parent().unwrap_or(Path::new(""));
+    let mut rule_paths = Vec::new();
+    for rf in &file.rule_files {
+        match resolve_rule_files(base, &rf.0) {
+            Ok(found) if found.is_empty() => {
+                let shown = joined(base, &rf.0);
+                outcome.warnings.push(format!(
+                    "  WARNING: no file match pattern {}",
+                    shown.display()
+                ));
+            }
+            Ok(found) => rule_paths.extend(found),
+            Err(e) => {
+                outcome.failures.push(e);
+                return outcome;
+            }
+        }
+    }
+    let eval_interval = file
+        .evaluation_interval
+        .map(|d| d.0)
+        .filter(|d| *d != 0)
+        .unwrap_or(60_000);
+    let mut order: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, g) in file.group_eval_order.iter().enumerate() {
+        if order.insert(g.0.clone(), i).is_some() {
+            outcome
+                .failures
+                .push(format!("group name repeated in evaluation order: {}", g.0));
+            return outcome;
+        }
+    }
+    let load_opts = LoadOptions {
+        ignore_unknown_fields: opts.ignore_unknown_fields,
+    };
+    let rule_files: Vec<Result<RuleFile, RuleFileErrors>> =
+        rule_paths.iter().map(|p| load_file(p, load_opts)).collect();
+    let suite = Suite {
+        eval_interval,
+        order: &order,
+        rule_files: &rule_files,
+        fuzzy: file.fuzzy_compare,
+    };
+    for tg in &file.tests {
+        let name = tg.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
+        if let Some(re) = run
+            && !re.is_match(name)
+        {
+            continue;
+        }
+        outcome.failures.extend(suite.run_group(tg));
+    }
+    outcome
+}
+
+fn io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// `base` joined with `rel` as Go's `filepath.Join` would show it.
+fn joined(base: &Path, rel: &str) -> PathBuf {
+    let p = Path::new(rel);
+    if p.is_absolute() || base.as_os_str().is_empty() || base == Path::new(".") {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// Resolves a `rule_files` entry relative to the test file and expands
+/// globs (a pattern matching nothing yields nothing).
+fn resolve_rule_files(base: &Path, rel: &str) -> Result<Vec<PathBuf>, String> {
+    if rel.is_empty() {
+        return Ok(Vec::new());
+    }
+    let full = joined(base, rel);
+    let pattern = full.to_string_lossy().to_string();
+    let paths =
+        glob::glob(&pattern).map_err(|e| format!("syntax error in pattern {pattern:?}: {e}"))?;
+    let mut out: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
+    out.sort();
+    Ok(out)
+}
+
+/// What every test group of a file shares.
+struct Suite<'a> {
+    eval_interval: i64,
+    order: &'a BTreeMap<String, usize>,
+    rule_files: &'a [Result<RuleFile, RuleFileErrors>],
+    fuzzy: bool,
+}
+
+/// Input samples not yet appended, per series, oldest first.
+struct LazyLoader {
+    pending: Vec<(Labels, Vec<(i64, f64)>)>,
+}
+
+impl LazyLoader {
+    fn append_till(&mut self, store: &mut MemStorage, t: i64) {
+        for (labels, samples) in &mut self.pending {
+            let n = samples.partition_point(|(st, _)| *st <= t);
+            for (st, v) in samples.drain(..n) {
+                store.add(labels, st, v);
+            }
+        }
+    }
+}
+
+impl Suite<'_> {
+    fn run_group(&self, tg: &TestGroupConfig) -> Vec<String> {
+        let group_name = tg.name.as_ref().map(|n| n.0.clone()).unwrap_or_default();
+        let interval = tg
+            .interval
+            .map(|d| d.0)
+            .filter(|d| *d != 0)
+            .unwrap_or(self.eval_interval);
+        let start = match &tg.start_timestamp {
+            None => 0,
+            Some(s) => match parse_start_time(&s.0) {
+                Ok(t) => t,
+                Err(e) => return vec![e],
+            },
+        };
+
+        // Input series, as promtool's `load` command: the last definition
+        // of a label set wins.
+        let mut defs: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        for is in &tg.input_series {
+            let line = format!("{} {}", is.series.0, is.values.0);
+            let desc = match series::parse_series_desc(&line) {
+                Ok(d) => d,
+                Err(e) => return vec![e.to_string()],
+            };
+            let mut samples = Vec::new();
+            let mut t = start;
+            for v in desc.values {
+                if let Some(v) = v {
+                    samples.push((t, v));
+                }
+                t = t.saturating_add(interval);
+            }
+            defs.insert(desc.labels, samples);
+        }
+        let mut loader = LazyLoader {
+            pending: defs.into_iter().collect(),
+        };
+
+        // Rule groups, in `group_eval_order` (groups not named there first,
+        // in file order).
+        let mut groups: Vec<GroupEvaluator> = Vec::new();
+        let mut load_errors = Vec::new();
+        for rf in self.rule_files {
+            match rf {
+                Ok(f) => groups.extend(f.groups.iter().map(|g| GroupEvaluator::new(g, interval))),
+                Err(errs) => load_errors.extend(errs.errors.iter().map(ToString::to_string)),
+            }
+        }
+        if !load_errors.is_empty() {
+            return load_errors;
+        }
+        groups.sort_by_key(|g| self.order.get(g.name()).copied().unwrap_or(0));
+
+        let mint = start;
+        let max_eval = tg
+            .alert_rule_test
+            .iter()
+            .map(|a| a.eval_time.0)
+            .chain(tg.promql_expr_test.iter().map(|p| p.eval_time.0))
+            .max()
+            .unwrap_or(0);
+        let maxt = mint.saturating_add(max_eval);
+
+        // Alert tests by eval time.
+        let mut alert_tests: BTreeMap<i64, Vec<&format::AlertTestCaseConfig>> = BTreeMap::new();
+        for a in &tg.alert_rule_test {
+            if a.alertname.0.is_empty() {
+                let in_group = if group_name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (in TestGroup {group_name})")
+                };
+                return vec![format!(
+                    "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
+                    format_prom_duration(a.eval_time.0)
+                )];
+            }
+            alert_tests.entry(a.eval_time.0).or_default().push(a);
+        }
+        let alert_times: Vec<i64> = alert_tests.keys().copied().collect();
+
+        let engine = Engine::new(EngineOptions::default());
+        let external_labels = Labels::from_pairs(
+            tg.external_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.clone())),
+        );
+        let external_url = tg
+            .external_url
+            .as_ref()
+            .map(|u| u.0.clone())
+            .unwrap_or_default();
+        let ctx = EvalContext {
+            engine: &engine,
+            external_labels: &external_labels,
+            external_url: &external_url,
+            default_query_offset_ms: 0,
+        };
+        let mut store = MemStorage::new();
+        let mut errs: Vec<String> = Vec::new();
+        let mut curr = 0usize;
+        let mut ts = mint;
+        while ts <= maxt {
+            loader.append_till(&mut store, ts);
+            let mut eval_errs = Vec::new();
+            for g in &mut groups {
+                for (i, e) in g.eval(&mut store, ts, &ctx) {
+                    let name = g
+                        .rules()
+                        .get(i)
+                        .map(|r| r.name().to_string())
+                        .unwrap_or_default();
+                    eval_errs.push(format!(
+                        "    rule: {name}, time: {}, err: {e}",
+                        format_go_duration(ts)
+                    ));
+                }
+            }
+            if !eval_errs.is_empty() {
+                errs.extend(eval_errs);
+                return errs;
+            }
+            while curr < alert_times.len()
+                && ts - mint <= alert_times[curr]
+                && alert_times[curr] < ts + self.eval_interval - mint
+            {
+                let t = alert_times[curr];
+                for tc in alert_tests.get(&t).map(Vec::as_slice).unwrap_or(&[]) {
+                    let mut got = AlertSet::default();
+                    for g in &groups {
+                        for r in g.rules() {
+                            if r.name() != tc.alertname.0 {
+                                continue;
+                            }
+                            if let Some(tr) = r.tracker() {
+                                for a in tr.firing_alerts() {
+                                    got.push_alert(&a.labels, &a.annotations);
+                                }
+                            }
+                        }
+                    }
+                    let mut exp = AlertSet::default();
+                    for ea in &tc.exp_alerts {
+                        let mut labels: BTreeMap<String, String> = ea
+                            .exp_labels
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.0.clone()))
+                            .collect();
+                        labels.insert("alertname".into(), tc.alertname.0.clone());
+                        let annotations: BTreeMap<String, String> = ea
+                            .exp_annotations
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.0.clone()))
+                            .collect();
+                        exp.push_maps(labels, annotations);
+                    }
+                    got.sort();
+                    exp.sort();
+                    if got != exp {
+                        let name_line = if group_name.is_empty() {
+                            String::new()
+                        } else {
+                            format!("    name: {group_name},\n")
+                        };
+                        errs.push(format!(
+                            "{name_line}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
+                            tc.alertname.0,
+                            format_prom_duration(tc.eval_time.0),
+                            report::indent_lines(&exp.to_string(), "            "),
+                            report::indent_lines(&got.to_string(), "            "),
+                        ));
+                    }
+                }
+                curr += 1;
+            }
+            ts = ts.saturating_add(self.eval_interval);
+            if self.eval_interval <= 0 {
+                break;
+            }
+        }
+
+        for tc in &tg.promql_expr_test {
+            let when = format_prom_duration(tc.eval_time.0);
+            let prefix = format!("    expr: {}, time: {when}", go_quote(&tc.expr.0));
+            let got = crate::promql::parse(&tc.expr.0)
+                .map_err(|e| e.to_string())
+                .and_then(|expr| {
+                    query_vector(&engine, &store, &expr, mint + tc.eval_time.0)
+                        .map_err(|e| e.to_string())
+                });
+            let got = match got {
+                Ok(v) => v,
+                Err(e) => {
+                    errs.push(format!("{prefix}, err: {e}"));
+                    continue;
+                }
+            };
+            let mut got: Vec<(Vec<(String, String)>, f64)> =
+                got.into_iter().map(|s| (pairs(&s.labels), s.v)).collect();
+            let mut exp: Vec<(Vec<(String, String)>, f64)> = Vec::new();
+            let mut bad = None;
+            for s in &tc.exp_samples {
+                if s.histogram.as_ref().is_some_and(|h| !h.0.is_empty()) {
+                    bad = Some(format!(
+                        "labels {}: native histogram samples are not supported",
+                        go_quote(&s.labels.0)
+                    ));
+                    break;
+                }
+                match series::parse_metric(&s.labels.0) {
+                    Ok(l) => exp.push((pairs(&l), s.value)),
+                    Err(e) => {
+                        bad = Some(format!("labels {}: {e}", go_quote(&s.labels.0)));
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = bad {
+                errs.push(format!("{prefix}, err: {e}"));
+                continue;
+            }
+            got.sort_by(|a, b| a.0.cmp(&b.0));
+            exp.sort_by(|a, b| a.0.cmp(&b.0));
+            let equal = got.len() == exp.len()
+                && got
+                    .iter()
+                    .zip(&exp)
+                    .all(|(g, e)| g.0 == e.0 && floats_equal(e.1, g.1, self.fuzzy));
+            if !equal {
+                errs.push(format!(
+                    "{prefix},\n        exp: {}\n        got: {}",
+                    samples_string(&exp),
+                    samples_string(&got)
+                ));
+            }
+        }
+        errs
+    }
+}
+
+/// Label pairs sorted by name, `__name__` included.
+fn pairs(l: &Labels) -> Vec<(String, String)> {
+    l.iter()
+        .map(|l| (l.name.clone(), l.value.clone()))
+        .collect()
+}
+
+/// promtool's float comparison: exact (so NaN never matches), or within one
+/// ULP when `fuzzy_compare` is on.
+fn floats_equal(x: f64, y: f64, fuzzy: bool) -> bool {
+    if x == y {
+        return true;
+    }
+    fuzzy && (next_after(x, f64::NEG_INFINITY) == y || next_after(x, f64::INFINITY) == y)
+}
+
+/// Go's `math.Nextafter`.
+fn next_after(x: f64, toward: f64) -> f64 {
+    if x.is_nan() || toward.is_nan() {
+        return f64::NAN;
+    }
+    if x == toward {
+        return x;
+    }
+    if x == 0.0 {
+        return f64::from_bits(1).copysign(toward);
+    }
+    let bits = x.to_bits();
+    let up = (toward > x) == (x > 0.0);
+    f64::from_bits(if up { bits + 1 } else { bits - 1 })
+}
+
+/// promtool's `start_timestamp`: Unix seconds (fractions to the
+/// millisecond) or RFC 3339; milliseconds since the epoch.
+fn parse_start_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        let secs = f.trunc();
+        let frac = ((f - secs) * 1000.0).round();
+        return Ok(secs as i64 * 1000 + frac as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("cannot parse {} to a valid timestamp", go_quote(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzzy_compare_allows_one_ulp() {
+        assert!(floats_equal(3.0, 2.9999999999999996, true));
+        assert!(floats_equal(3.0, 3.0000000000000004, true));
+        assert!(!floats_equal(3.0, 2.9999999999999987, true));
+        assert!(!floats_equal(3.0, 2.9999999999999996, false));
+        assert!(!floats_equal(f64::NAN, f64::NAN, true));
+    }
+
+    #[test]
+    fn start_time_accepts_unix_and_rfc3339() {
+        assert_eq!(parse_start_time("1609459200"), Ok(1_609_459_200_000));
+        assert_eq!(
+            parse_start_time("2024-01-01T00:00:00Z"),
+            Ok(1_704_067_200_000)
+        );
+        assert_eq!(parse_start_time("1.5"), Ok(1500));
+        assert!(parse_start_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn run_patterns_join_as_alternation() {
+        let re = compile_run(&["correct".into(), "wrong".into()])
+            .expect("compile")
+            .expect("some");
+        assert!(re.is_match("correct test"));
+        assert!(re.is_match("wrong test"));
+        assert!(!re.is_match(""));
+        assert!(compile_run(&["(".into()]).is_err());
+    }
+}
