@@ -26,7 +26,7 @@ use crate::file::{
     RuleFileConfig, RuleFileError, RuleFileErrors, RuleGroup, RuleGroupConfig, RuleKind,
 };
 use crate::promql::Labels;
-use crate::template::Template;
+use crate::template::{Template, TemplateError};
 
 /// The metric-name label, which rules and log metrics may not set.
 const METRIC_NAME_LABEL: &str = "__name__";
@@ -140,14 +140,14 @@ pub fn is_valid_record_name(name: &str) -> bool {
 
 /// Checks one `labels:` map (of a group, rule or log metric), pushing a
 /// problem for every name that cannot be set.
-fn check_label_names(labels: &LabelMapConfig, ctx: &str, out: &mut Problems) {
+fn check_label_names(labels: &LabelMapConfig, ctx: &str, name_source: &str, out: &mut Problems) {
     for (key, _) in &labels.0 {
         if key.value == METRIC_NAME_LABEL {
             out.push(
                 Pos::of(key),
                 format!(
                     "{ctx}invalid label name: {METRIC_NAME_LABEL} (the series name comes from \
-                     `record:` or the expression, not from labels)"
+                     {name_source}, not from labels)"
                 ),
             );
         } else if !is_valid_label_name(&key.value) {
@@ -185,36 +185,64 @@ pub(crate) fn load(
 
     // Pass 1: syntax, and every unknown key. A syntax error ends loading:
     // nothing after it can be trusted.
-    match serde_saphyr::from_str_with_options::<Node>(text, yaml_opts.clone()) {
-        Ok(tree) => {
-            if !opts.ignore_unknown_fields {
-                check_unknown_keys(&tree, &mut problems);
+    let mut text = text;
+    let tree = loop {
+        match serde_saphyr::from_str_with_options::<Node>(text, yaml_opts.clone()) {
+            Ok(tree) => break tree,
+            Err(e) => {
+                // Prometheus reads the first document of a multi-document
+                // file and ignores the rest; a file it loads loads here.
+                if let Some(cut) = second_document_start(&e, text) {
+                    text = &text[..cut];
+                    continue;
+                }
+                problems.push(error_pos(&e), error_message(&e));
+                return Err(into_errors(source, problems));
             }
         }
-        Err(e) => {
-            problems.push(error_pos(&e), error_message(&e));
-            return Err(into_errors(source, problems));
-        }
+    };
+    if !opts.ignore_unknown_fields {
+        check_unknown_keys(&tree, &mut problems);
     }
 
     // Pass 2: the typed read. Unknown keys are skipped here (pass 1 reported
     // them), so what fails is a value of the wrong shape; serde stops at the
-    // first one.
+    // first one. The tree says which field it was and what it should be.
     let config = match serde_saphyr::from_str_with_options::<RuleFileConfig>(text, yaml_opts) {
         Ok(c) => c,
         Err(e) => {
-            problems.push(error_pos(&e), error_message(&e));
+            let pos = error_pos(&e);
+            let message = match describe_expected(&tree, pos) {
+                Some(what) => format!("{what} ({})", error_message(&e)),
+                None => error_message(&e),
+            };
+            problems.push(pos, message);
             return Err(into_errors(source, problems));
         }
     };
 
     // Pass 3: the meaning.
-    let file = validate_config(source, config, &mut problems);
+    let file = validate_config(source, text, config, &mut problems);
     if problems.0.is_empty() {
         Ok(file)
     } else {
         Err(into_errors(source, problems))
     }
+}
+
+/// Where the second document of `text` starts, if `e` says there is one.
+fn second_document_start(e: &serde_saphyr::Error, text: &str) -> Option<usize> {
+    let serde_saphyr::Error::MultipleDocuments { location, .. } = e.without_snippet() else {
+        return None;
+    };
+    let line = usize::try_from(location.line()).ok()?;
+    // Byte offset of the start of that (1-based) line.
+    let cut: usize = text
+        .split_inclusive('\n')
+        .take(line.checked_sub(1)?)
+        .map(str::len)
+        .sum();
+    (cut > 0 && cut < text.len()).then_some(cut)
 }
 
 fn into_errors(source: &str, problems: Problems) -> RuleFileErrors {
@@ -492,6 +520,76 @@ fn check_mapping(node: &Node, schema: Schema, out: &mut Problems) {
     }
 }
 
+/// What the value at `pos` should have been, naming its field, for a type
+/// error of the typed read (serde-saphyr says only what it expected).
+fn describe_expected(tree: &Node, pos: Pos) -> Option<String> {
+    if Pos::of(&tree.0) == pos {
+        return Some(
+            "a rule file must be a mapping with groups: (and optionally log_metrics:)".into(),
+        );
+    }
+    find_expected(tree, Some(Schema::File), pos)
+}
+
+fn find_expected(node: &Node, schema: Option<Schema>, pos: Pos) -> Option<String> {
+    match &node.0.value {
+        NodeKind::Map(entries) => {
+            for (key, value) in entries {
+                let k = key.value.as_str();
+                let Some(schema) = schema else {
+                    // Inside labels: or annotations:.
+                    if Pos::of(&value.0) == pos {
+                        return Some(format!("the value of {k} must be a string"));
+                    }
+                    continue;
+                };
+                if Pos::of(&value.0) == pos {
+                    return Some(format!(
+                        "field {k} in {} must be {}",
+                        schema.what(),
+                        expected_value(k)
+                    ));
+                }
+                let found = match (&value.0.value, schema.child(k)) {
+                    (NodeKind::Seq(items), Some(child)) => items.iter().find_map(|item| {
+                        if Pos::of(&item.0) == pos {
+                            Some(format!(
+                                "each entry of {k} must be a mapping ({})",
+                                child.what()
+                            ))
+                        } else {
+                            find_expected(item, Some(child), pos)
+                        }
+                    }),
+                    (NodeKind::Map(_), _) if k == "labels" || k == "annotations" => {
+                        find_expected(value, None, pos)
+                    }
+                    _ => None,
+                };
+                if found.is_some() {
+                    return found;
+                }
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+fn expected_value(key: &str) -> &'static str {
+    match key {
+        "groups" => "a list of rule groups",
+        "log_metrics" => "a list of log metrics",
+        "rules" => "a list of rules",
+        "labels" | "annotations" => "a mapping of names to string values",
+        "interval" | "query_offset" | "for" | "keep_firing_for" => {
+            "a duration such as 30s, 5m or 1h30m"
+        }
+        "limit" => "a whole number",
+        _ => "a string",
+    }
+}
+
 /// The field closest to a misspelt key, if one is plausibly meant.
 fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
     fields
@@ -520,12 +618,17 @@ fn edit_distance(a: &str, b: &str) -> usize {
 // ---------------------------------------------------------------------------
 // Semantic checks
 
-fn validate_config(source: &str, config: RuleFileConfig, out: &mut Problems) -> RuleFile {
+fn validate_config(
+    source: &str,
+    text: &str,
+    config: RuleFileConfig,
+    out: &mut Problems,
+) -> RuleFile {
     let mut seen_groups: HashMap<String, Pos> = HashMap::new();
     let mut groups = Vec::new();
     for g in config.groups.unwrap_or_default() {
         let pos = Pos::of(&g);
-        let group = validate_group(g.value, pos, &mut seen_groups, out);
+        let group = validate_group(text, g.value, pos, &mut seen_groups, out);
         groups.push(group);
     }
     let mut seen_metrics: HashMap<String, Pos> = HashMap::new();
@@ -576,6 +679,7 @@ fn pairs(map: &Option<Spanned<LabelMapConfig>>) -> Vec<(String, String)> {
 }
 
 fn validate_group(
+    text: &str,
     g: RuleGroupConfig,
     pos: Pos,
     seen: &mut HashMap<String, Pos>,
@@ -604,14 +708,14 @@ fn validate_group(
         .map(|l| usize::try_from(l.value).unwrap_or(0))
         .unwrap_or(0);
     if let Some(labels) = &g.labels {
-        check_label_names(&labels.value, &ctx, out);
+        check_label_names(&labels.value, &ctx, "`record:` or the expression", out);
     }
     let labels = pairs(&g.labels);
 
     let mut rules = Vec::new();
     for (i, r) in g.rules.unwrap_or_default().into_iter().enumerate() {
         let rpos = Pos::of(&r);
-        if let Some(rule) = validate_rule(&name, i + 1, r.value, rpos, out) {
+        if let Some(rule) = validate_rule(text, &name, i + 1, r.value, rpos, out) {
             rules.push(rule);
         }
     }
@@ -632,6 +736,7 @@ fn non_empty(f: &Option<Spanned<String>>) -> Option<&Spanned<String>> {
 }
 
 fn validate_rule(
+    text: &str,
     group: &str,
     index: usize,
     r: RuleConfig,
@@ -736,7 +841,7 @@ fn validate_rule(
     }
 
     if let Some(labels) = &r.labels {
-        check_label_names(&labels.value, &ctx, out);
+        check_label_names(&labels.value, &ctx, "`record:` or the expression", out);
     }
     if let Some(ann) = &r.annotations {
         for (key, _) in &ann.value.0 {
@@ -760,7 +865,13 @@ fn validate_rule(
             let Some(map) = map else { continue };
             for (key, value) in &map.value.0 {
                 if let Err(e) = Template::parse(&tmpl_name, &value.value) {
-                    out.push(Pos::of(value), format!("{ctx}{what} {:?}: {e}", key.value));
+                    let at = match &e {
+                        TemplateError::Parse { line, column, .. }
+                        | TemplateError::Exec { line, column, .. } => {
+                            pos_in_scalar(text, value, *line, *column)
+                        }
+                    };
+                    out.push(at, format!("{ctx}{what} {:?}: {e}", key.value));
                 }
             }
         }
@@ -783,6 +894,51 @@ fn validate_rule(
     })
 }
 
+/// Maps `line:column` (1-based, in characters) inside a scalar's value to
+/// the file, where that line of the value stands verbatim in the file:
+/// plain and quoted scalars without escapes, literal (`|`) blocks. Anywhere
+/// else (escapes, folding) it is the scalar's own position.
+fn pos_in_scalar(text: &str, scalar: &Spanned<String>, line: usize, column: usize) -> Pos {
+    let start = Pos::of(scalar);
+    let (Some(value_line), Some(file_line_no)) = (
+        line.checked_sub(1)
+            .and_then(|l| scalar.value.split('\n').nth(l)),
+        start.line.checked_add(line.saturating_sub(1)),
+    ) else {
+        return start;
+    };
+    let Some(file_line) = text.lines().nth(file_line_no.saturating_sub(1)) else {
+        return start;
+    };
+    // A quoted scalar's position is its opening quote.
+    let skips: &[usize] = if line == 1 { &[0, 1] } else { &[0] };
+    for skip in skips {
+        let begin = start.column.saturating_sub(1) + skip;
+        let rest: String = file_line.chars().skip(begin).collect();
+        if rest.starts_with(value_line) {
+            return Pos {
+                line: file_line_no,
+                column: begin + column,
+            };
+        }
+    }
+    start
+}
+
+/// The regex crate's syntax errors draw a caret under the pattern over
+/// several lines; the position is already in front, so keep the reason.
+fn regex_error(e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(s) => s
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("error: "))
+            .map(str::to_string)
+            .unwrap_or_else(|| one_line(s)),
+        other => one_line(&other.to_string()),
+    }
+}
+
 /// PromQL parser messages may span lines; a diagnostic is one line.
 fn one_line(msg: &str) -> String {
     msg.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -798,7 +954,11 @@ fn validate_log_metric(
     let name = non_empty(&m.name)
         .map(|n| n.value.clone())
         .unwrap_or_default();
-    let ctx = format!("log metric {name:?}: ");
+    let ctx = if name.is_empty() {
+        "log metric: ".to_string()
+    } else {
+        format!("log metric {name:?}: ")
+    };
     match non_empty(&m.name) {
         None => out.push(
             m.name.as_ref().map(Pos::of).unwrap_or(pos),
@@ -906,7 +1066,7 @@ fn validate_log_metric(
         })
         .unwrap_or_default();
     if let Some(labels) = &m.labels {
-        check_label_names(&labels.value, &ctx, out);
+        check_label_names(&labels.value, &ctx, "`name:`", out);
         for (key, _) in &labels.value.0 {
             if key.value == SEVERITY_LABEL {
                 out.push(
@@ -942,7 +1102,7 @@ fn validate_log_metric(
             }
             Err(e) => out.push(
                 Pos::of(p),
-                format!("{ctx}invalid pattern: {}", one_line(&e.to_string())),
+                format!("{ctx}invalid pattern: {}", regex_error(&e)),
             ),
         }
     }

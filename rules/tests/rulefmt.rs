@@ -323,7 +323,8 @@ mod promtool_rule_files {
         };
         let errs = load_err(&dir.join("rules-bad.yml"), strict());
         assert_eq!(errs.errors.len(), 1, "{errs}");
-        assert_eq!(errs.errors[0].pos, pos(12, 20), "{errs}");
+        // Column 33 is the `$label` inside the quoted annotation.
+        assert_eq!(errs.errors[0].pos, pos(12, 33), "{errs}");
         assert!(
             errs.errors[0].message.contains("annotation \"summary\""),
             "{errs}"
@@ -477,17 +478,84 @@ groups:
     }
 
     #[test]
-    fn wrong_type_has_position() {
-        let errs = match load_str(
-            "t.yaml",
-            "groups:\n  - name: a\n    limit: lots\n",
-            strict(),
-        ) {
+    fn wrong_type_names_the_field() {
+        let cases = [
+            (
+                "groups:\n  - name: a\n    limit: lots\n",
+                pos(3, 12),
+                "field limit in a rule group must be a whole number",
+            ),
+            (
+                "groups: {name: a}\n",
+                pos(1, 9),
+                "field groups in the top level of a rule file must be a list of rule groups",
+            ),
+            (
+                "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: [up]\n",
+                pos(5, 15),
+                "field expr in a rule must be a string",
+            ),
+            (
+                "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: up\n        labels: {x: [1]}\n",
+                pos(6, 21),
+                "the value of x must be a string",
+            ),
+            (
+                "groups:\n  - just a string\n",
+                pos(2, 5),
+                "each entry of groups must be a mapping",
+            ),
+            ("- groups\n", pos(1, 1), "a rule file must be a mapping"),
+        ];
+        for (text, at, needle) in cases {
+            let errs = match load_str("t.yaml", text, strict()) {
+                Ok(_) => panic!("{text:?} should be rejected"),
+                Err(e) => e,
+            };
+            assert_eq!(errs.errors.len(), 1, "{errs}");
+            assert_eq!(errs.errors[0].pos, at, "{errs}");
+            assert!(errs.errors[0].message.contains(needle), "{errs}");
+        }
+    }
+
+    /// Prometheus reads only the first document of a file.
+    #[test]
+    fn only_the_first_document_counts() {
+        let text = "groups:\n  - name: a\n---\ngroups: not even a list\n";
+        let f = load_str("m.yaml", text, strict()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.groups.len(), 1);
+    }
+
+    /// A template error points into the file where the value's text stands
+    /// verbatim: plain, quoted and literal-block scalars.
+    #[test]
+    fn template_errors_point_into_the_value() {
+        let text = "\
+groups:
+  - name: a
+    rules:
+      - alert: A
+        expr: up
+        labels:
+          plain: x {{ $nope }}
+          quoted: \"x {{ nofunc }}\"
+        annotations:
+          block: |
+            first line
+            second {{ if }}
+          escaped: \"\\tx {{ $nope }}\"
+";
+        let errs = match load_str("t.yaml", text, strict()) {
             Ok(_) => panic!("should be rejected"),
             Err(e) => e,
         };
-        assert_eq!(errs.errors.len(), 1, "{errs}");
-        assert_eq!(errs.errors[0].pos, pos(3, 12), "{errs}");
+        let positions: Vec<Pos> = errs.errors.iter().map(|e| e.pos).collect();
+        // The escaped value cannot be mapped: its scalar's own position.
+        assert_eq!(
+            positions,
+            [pos(7, 23), pos(8, 25), pos(12, 26), pos(13, 20)],
+            "{errs}"
+        );
     }
 
     #[test]
