@@ -15,6 +15,7 @@ use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable, StorageError};
 use tocsin_rules::promql::value::{Labels, Sample, Series};
 
 use super::chunk::Chunk;
+use super::encoding::RefSample;
 
 /// Settings of the head.
 #[derive(Debug, Clone)]
@@ -56,7 +57,9 @@ pub enum Appended {
     Duplicate,
 }
 
-type SeriesRef = u32;
+/// A series' id: assigned once, never reused (it names the series in the
+/// write-ahead log).
+pub type SeriesRef = u64;
 
 #[derive(Debug)]
 struct MemSeries {
@@ -216,15 +219,24 @@ impl Inner {
             return r;
         }
         let r = self.next_ref;
-        self.next_ref = self.next_ref.wrapping_add(1);
+        self.next_ref += 1;
         for l in labels.iter() {
-            // Refs only grow, so pushing keeps each list sorted.
-            self.postings
+            let list = self
+                .postings
                 .entry(l.name.clone())
                 .or_default()
                 .entry(l.value.clone())
-                .or_default()
-                .push(r);
+                .or_default();
+            // New refs are the largest, so this is a push; replay may
+            // recreate refs in another order.
+            match list.last() {
+                Some(&last) if last > r => {
+                    if let Err(i) = list.binary_search(&r) {
+                        list.insert(i, r);
+                    }
+                }
+                _ => list.push(r),
+            }
         }
         self.by_labels.insert(labels.clone(), r);
         self.series.insert(r, MemSeries::new(labels.clone()));
@@ -327,6 +339,23 @@ fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
     out
 }
 
+/// What [`Head::append_batch_logged`] did.
+#[derive(Debug, Default)]
+pub struct LoggedBatch {
+    /// One result per input sample, in order.
+    pub results: Vec<Result<Appended, Refusal>>,
+    pub new_series: Vec<(SeriesRef, Labels)>,
+    pub to_log: Vec<RefSample>,
+}
+
+/// What replaying logged samples did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayCounts {
+    pub applied: u64,
+    pub refused: u64,
+    pub unknown_series: u64,
+}
+
 /// Counts describing the head, for self metrics and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeadStats {
@@ -390,6 +419,90 @@ impl Head {
                 }
             })
             .collect()
+    }
+
+    /// Appends a batch under one lock and says what the write-ahead log
+    /// must hold for it: the series created and the samples stored or found
+    /// identical (a retried request's samples are logged again, so a retry
+    /// after a failed log write still makes them durable).
+    ///
+    /// `enqueue` runs while the head is still locked, so the log receives
+    /// batches in the order the head applied them (a series record always
+    /// precedes the samples of later batches that use it).
+    pub fn append_batch_logged<R>(
+        &self,
+        batch: &[(Labels, i64, f64)],
+        enqueue: impl FnOnce(&LoggedBatch) -> R,
+    ) -> (LoggedBatch, R) {
+        let mut inner = self.write();
+        let mut out = LoggedBatch::default();
+        for (labels, t, v) in batch {
+            let known = inner.by_labels.get(labels).copied();
+            let r = match known {
+                Some(r) => r,
+                None => {
+                    let r = inner.get_or_create(labels);
+                    out.new_series.push((r, labels.clone()));
+                    r
+                }
+            };
+            let result = match inner.series.get_mut(&r) {
+                Some(s) => s.append(*t, *v, &self.opts),
+                None => Err(Refusal::TooOld),
+            };
+            if result.is_ok() {
+                out.to_log.push(RefSample {
+                    sref: r,
+                    t: *t,
+                    v: *v,
+                });
+            }
+            out.results.push(result);
+        }
+        // A series created only to have its first sample refused would be
+        // an empty entry in the index: drop it (and do not log it).
+        let refused_new: Vec<SeriesRef> = out
+            .new_series
+            .iter()
+            .map(|(r, _)| *r)
+            .filter(|r| inner.series.get(r).is_some_and(|s| s.oldest().is_none()))
+            .collect();
+        for r in &refused_new {
+            inner.remove(*r);
+        }
+        out.new_series.retain(|(r, _)| !refused_new.contains(r));
+        let queued = enqueue(&out);
+        drop(inner);
+        (out, queued)
+    }
+
+    /// Re-creates a series with the ref the write-ahead log gave it.
+    pub fn replay_series(&self, r: SeriesRef, labels: Labels) {
+        let mut inner = self.write();
+        if inner.series.contains_key(&r) || inner.by_labels.contains_key(&labels) {
+            return;
+        }
+        let saved = inner.next_ref;
+        inner.next_ref = r;
+        inner.get_or_create(&labels);
+        inner.next_ref = saved.max(r + 1);
+    }
+
+    /// Re-applies logged samples; samples of unknown series are counted,
+    /// not fatal (their series record was in a truncated segment).
+    pub fn replay_samples(&self, samples: &[RefSample]) -> ReplayCounts {
+        let mut inner = self.write();
+        let mut counts = ReplayCounts::default();
+        for s in samples {
+            match inner.series.get_mut(&s.sref) {
+                Some(series) => match series.append(s.t, s.v, &self.opts) {
+                    Ok(_) => counts.applied += 1,
+                    Err(_) => counts.refused += 1,
+                },
+                None => counts.unknown_series += 1,
+            }
+        }
+        counts
     }
 
     /// Drops data older than `cutoff` (ms) and series left empty; returns

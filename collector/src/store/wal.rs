@@ -83,6 +83,21 @@ pub struct Record {
     pub payload: Vec<u8>,
 }
 
+/// Frames one record (`len | crc32 | kind | payload`) onto `out`.
+pub fn frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), WalError> {
+    if payload.len() > MAX_RECORD_BYTES {
+        return Err(WalError::RecordTooLarge { len: payload.len() });
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(payload);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&h.finalize().to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
 /// What [`Wal::open`] found on disk.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -260,35 +275,43 @@ impl Wal {
 
     /// Buffers one record; it reaches the disk with the next [`Wal::commit`].
     pub fn append(&mut self, kind: u8, payload: &[u8]) -> Result<(), WalError> {
-        if payload.len() > MAX_RECORD_BYTES {
-            return Err(WalError::RecordTooLarge { len: payload.len() });
-        }
-        let mut h = crc32fast::Hasher::new();
-        h.update(&[kind]);
-        h.update(payload);
-        self.buf
-            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(&h.finalize().to_le_bytes());
-        self.buf.push(kind);
-        self.buf.extend_from_slice(payload);
-        Ok(())
+        frame(kind, payload, &mut self.buf)
     }
 
     /// Writes the buffered records and fsyncs: when this returns Ok, every
     /// record appended so far survives a crash. One call covers any number
     /// of appends (group commit).
     pub fn commit(&mut self) -> Result<(), WalError> {
-        if self.buf.is_empty() {
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.write_frames(&buf);
+        self.buf = buf;
+        self.buf.clear();
+        result
+    }
+
+    /// Writes records already framed by [`frame`] and fsyncs. A batch is
+    /// never split across segments, so replay sees whole records.
+    pub fn write_frames(&mut self, frames: &[u8]) -> Result<(), WalError> {
+        if frames.is_empty() {
             return Ok(());
         }
-        if self.size > HEADER_LEN && self.size + self.buf.len() as u64 > self.opts.segment_bytes {
+        if self.size > HEADER_LEN && self.size + frames.len() as u64 > self.opts.segment_bytes {
             self.cut_segment()?;
         }
         let path = segment_path(&self.dir, self.segment);
-        self.file.write_all(&self.buf).map_err(io_err(&path))?;
-        self.file.sync_data().map_err(io_err(&path))?;
-        self.size += self.buf.len() as u64;
-        self.buf.clear();
+        if let Err(source) = self
+            .file
+            .write_all(frames)
+            .and_then(|()| self.file.sync_data())
+        {
+            // A partial write would leave a torn record in the middle of
+            // the segment: cut back to the last good end so later records
+            // stay readable (replay would otherwise stop here).
+            let _ = self.file.set_len(self.size);
+            let _ = self.file.seek(SeekFrom::Start(self.size));
+            return Err(WalError::Io { path, source });
+        }
+        self.size += frames.len() as u64;
         Ok(())
     }
 
