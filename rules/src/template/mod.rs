@@ -1271,6 +1271,56 @@ mod tests {
     }
 
     #[test]
+    fn templates_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Template>();
+        assert_send_sync::<FuncSet>();
+        assert_send_sync::<Value>();
+    }
+
+    #[test]
+    fn common_annotation_idioms() {
+        let mut d = alert_data();
+        d.value = 0.000_123_4;
+        let run =
+            |t: &str, d: &AlertTemplateData| expand_alert_template("a", t, d, &NoQueries).unwrap();
+        assert_eq!(run(r#"{{ $value | printf "%.2f" }}"#, &d), "0.00");
+        assert_eq!(
+            run("{{ humanize $value }}|{{ $value }}", &d),
+            "123.4u|0.0001234"
+        );
+        assert_eq!(run(r#"{{ printf "%.4g" $value }}"#, &d), "0.0001234");
+        d.value = 0.973;
+        assert_eq!(run("{{ $value | humanizePercentage }}", &d), "97.3%");
+        assert_eq!(
+            run(
+                r#"{{ if gt $value 0.9 }}high{{ else }}ok{{ end }} on {{ $labels.instance | stripPort }}"#,
+                &d
+            ),
+            "high on web-1"
+        );
+        assert_eq!(
+            run(
+                r#"{{ range $k, $v := $labels }}{{ $k }}={{ $v }};{{ end }}"#,
+                &d
+            ),
+            "alertname=HighLatency;instance=web-1:9100;"
+        );
+        assert_eq!(
+            run(
+                r#"{{ reReplaceAll ":[0-9]+$" "" $labels.instance | toUpper }}"#,
+                &d
+            ),
+            "WEB-1"
+        );
+        let e = Template::parse("a", "ok\n{{ $undefined }}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"template: a:2:4: undefined variable "$undefined""#
+        );
+    }
+
+    #[test]
     fn output_is_bounded() {
         let t = Template::parse_with_funcs(
             "t",
