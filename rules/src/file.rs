@@ -270,7 +270,8 @@ pub struct LogMetricConfig {
 
 /// A string-to-string mapping (`labels:`, `annotations:`) in file order,
 /// with the position of every key and value. Scalars of any type are read
-/// as their text, as Prometheus does (`priority: 1` is the label value "1").
+/// as their text, as Prometheus does (`priority: 1` is the label value "1";
+/// a null value is "").
 #[derive(Debug, Default)]
 pub struct LabelMapConfig(pub Vec<(Spanned<String>, Spanned<String>)>);
 
@@ -288,7 +289,14 @@ impl<'de> Deserialize<'de> for LabelMapConfig {
             ) -> Result<LabelMapConfig, A::Error> {
                 let mut out = Vec::new();
                 while let Some(key) = map.next_key::<Spanned<String>>()? {
-                    let value = map.next_value::<Spanned<String>>()?;
+                    // A null value (`team:`) is the empty string, as Go's
+                    // YAML decoder reads it into a string.
+                    let value = map.next_value::<Spanned<Option<String>>>()?;
+                    let value = Spanned {
+                        value: value.value.unwrap_or_default(),
+                        referenced: value.referenced,
+                        defined: value.defined,
+                    };
                     out.push((key, value));
                 }
                 Ok(LabelMapConfig(out))

@@ -119,6 +119,37 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_nanos(nanos))
 }
 
+/// Formats a duration as Prometheus does (`model.Duration.String()`):
+/// largest units first, years and weeks only when they divide it exactly
+/// (`90d`, not `12w6d`), milliseconds precision, `0s` for zero.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let units: [(&str, u128, bool); 7] = [
+        ("y", 365 * 24 * 3_600_000, true),
+        ("w", 7 * 24 * 3_600_000, true),
+        ("d", 24 * 3_600_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ];
+    for (unit, mult, exact) in units {
+        if exact && ms % mult != 0 {
+            continue;
+        }
+        let n = ms / mult;
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+            ms -= n * mult;
+        }
+    }
+    out
+}
+
 /// What a valid duration looks like, for messages.
 const DURATION_HINT: &str = "expected e.g. 30s, 5m, 1h30m or 0: whole numbers with units y, w, d, h, m, s, ms, largest first";
 
@@ -1245,6 +1276,28 @@ mod tests {
             parse_duration("99999999999999999999s"),
             Err(DurationError::Invalid("99999999999999999999s".into()))
         );
+    }
+
+    #[test]
+    fn durations_format_like_prometheus() {
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(ms(5_400_000)), "1h30m");
+        assert_eq!(format_duration(ms(90 * 86_400_000)), "90d");
+        assert_eq!(format_duration(ms(14 * 86_400_000)), "2w");
+        assert_eq!(format_duration(ms(365 * 86_400_000)), "1y");
+        assert_eq!(format_duration(ms(179_999)), "2m59s999ms");
+        // Below a millisecond is dropped, as Prometheus keeps milliseconds.
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1ms");
+    }
+
+    proptest::proptest! {
+        /// Every whole-millisecond duration in range survives a round trip
+        /// through Prometheus' text form.
+        #[test]
+        fn duration_text_round_trips(millis in 0u64..9_223_372_036_854) {
+            let d = Duration::from_millis(millis);
+            proptest::prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
     }
 
     #[test]
