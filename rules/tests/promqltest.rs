@@ -412,7 +412,9 @@ fn compare_result(cmd: &EvalCmd, value: &Value) -> Result<(), String> {
                 let mut expected = Vec::new();
                 for (i, e) in exp.values.iter().enumerate() {
                     let t = cmd.start + i as i64 * cmd.step;
-                    if t > cmd.end {
+                    // An instant eval without `expect range vector` has no
+                    // range (Prometheus' zero end time): no point fits.
+                    if t > cmd.end || (!cmd.is_range && !cmd.range_vector) {
                         return Err(format!(
                             "expected {} points for {}, but query time range cannot return this many points",
                             exp.values.len(),
@@ -713,6 +715,13 @@ struct Runner {
 }
 
 impl Runner {
+    fn new() -> Self {
+        Runner {
+            engine: Engine::new(EngineOptions::default()),
+            query_context_funcs: Regex::new(r"(start|end|range|step)\(\)").expect("static regex"),
+        }
+    }
+
     fn run_eval(&self, loaded: &Loaded, cmd: &EvalCmd, tally: &mut AnnoTally) -> Outcome {
         if cmd.expects_histogram {
             return Outcome::Skip("the expected result holds a native histogram".into());
@@ -967,17 +976,21 @@ fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let stem = file.trim_end_matches(".test");
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    match std::fs::read_to_string(path) {
+        Ok(text) => run_text(runner, &file, &text, totals),
         Err(e) => {
             println!("FAIL {file}: cannot read: {e}");
             totals.failed += 1;
-            return;
         }
-    };
+    }
+}
+
+/// Runs one test file's text; `file` names it in reports and decides
+/// whether it is a feature-flag file.
+fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
+    let stem = file.trim_end_matches(".test");
     if FEATURE_FLAG_FILES.contains(&stem) {
-        let lines = promqltest::format::get_lines(&text);
+        let lines = promqltest::format::get_lines(text);
         for (i, l) in lines.iter().enumerate() {
             if l.to_lowercase().starts_with("eval") {
                 println!(
@@ -992,7 +1005,7 @@ fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
     let mut loaded = Loaded::default();
     // A load that did not parse poisons the evals until the next `clear`.
     let mut broken_load: Option<String> = None;
-    for cmd in parse_file(&text) {
+    for cmd in parse_file(text) {
         match cmd {
             Command::Clear => {
                 loaded = Loaded::default();
@@ -1013,7 +1026,7 @@ fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
                 error,
             } => {
                 report_failure(
-                    &file,
+                    file,
                     line,
                     &expr,
                     &[],
@@ -1025,7 +1038,7 @@ fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
             Command::Eval(e) => {
                 if let Some(b) = &broken_load {
                     report_failure(
-                        &file,
+                        file,
                         e.line,
                         &e.expr,
                         &e.raw_expected,
@@ -1042,7 +1055,7 @@ fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
                         totals.skipped += 1;
                     }
                     Outcome::Fail { reason, got } => {
-                        report_failure(&file, e.line, &e.expr, &e.raw_expected, &reason, &got);
+                        report_failure(file, e.line, &e.expr, &e.raw_expected, &reason, &got);
                         totals.failed += 1;
                     }
                 }
@@ -1070,10 +1083,7 @@ fn promqltest() {
     };
     files.sort();
     assert!(!files.is_empty(), "no .test files in {}", dir.display());
-    let runner = Runner {
-        engine: Engine::new(EngineOptions::default()),
-        query_context_funcs: Regex::new(r"(start|end|range|step)\(\)").expect("static regex"),
-    };
+    let runner = Runner::new();
     let mut totals = Totals::default();
     for f in &files {
         run_file(&runner, f, &mut totals);
@@ -1106,6 +1116,150 @@ mod runner_tests {
         assert!(!almost_equal(0.0, 1e-300, EPSILON));
         assert!(almost_equal(f64::INFINITY, f64::INFINITY, EPSILON));
         assert!(!almost_equal(f64::INFINITY, f64::NEG_INFINITY, EPSILON));
+    }
+
+    use promqltest::format::{parse_series_desc, parse_values};
+
+    fn floats(s: &str) -> Vec<f64> {
+        parse_values(s)
+            .unwrap()
+            .into_iter()
+            .map(|v| match v {
+                SeqValue::Float(f) => f,
+                SeqValue::Omitted => -999.0,
+                SeqValue::Histogram => -111.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn value_notation_expands_like_prometheus() {
+        assert_eq!(floats("1+2x3"), vec![1.0, 3.0, 5.0, 7.0]);
+        assert_eq!(floats("10-3x2"), vec![10.0, 7.0, 4.0]);
+        assert_eq!(floats("5x2"), vec![5.0, 5.0, 5.0]);
+        assert_eq!(floats("_x3 1 _"), vec![-999.0, -999.0, -999.0, 1.0, -999.0]);
+        // No hex in series descriptions: `0x2` is 0 repeated, as in Go's lexer.
+        assert_eq!(
+            floats("-1e+2 .5 0x2 -Inf"),
+            vec![-100.0, 0.5, 0.0, 0.0, 0.0, f64::NEG_INFINITY]
+        );
+        assert_eq!(floats("1e-1+1e-1x1"), vec![0.1, 0.2]);
+        let st = parse_values("stale NaN").unwrap();
+        assert!(matches!(st[0], SeqValue::Float(f) if is_stale(f)));
+        assert!(matches!(st[1], SeqValue::Float(f) if f.is_nan() && !is_stale(f)));
+        assert_eq!(
+            floats("{{schema:0 sum:1 count:1}}x2 {{sum:1}}+{{sum:2}}x1 3"),
+            vec![-111.0, -111.0, -111.0, -111.0, -111.0, 3.0]
+        );
+        assert!(parse_values("1+2").is_err());
+        assert!(parse_values("abc").is_err());
+    }
+
+    #[test]
+    fn series_descriptions_parse_names_and_quotes() {
+        let s = parse_series_desc(r#"m{a="x\"y", b='z', "c.d"=`e`} 1"#).unwrap();
+        assert_eq!(s.labels.to_string(), r#"m{a="x\"y", b="z", "c.d"="e"}"#);
+        let s = parse_series_desc(r#"{"my.metric", job="j"} 1"#).unwrap();
+        assert_eq!(s.labels.metric_name(), "my.metric");
+        let s = parse_series_desc("{} 1").unwrap();
+        assert!(s.labels.is_empty());
+        let s = parse_series_desc("h {{schema:0 sum:1}}").unwrap();
+        assert_eq!(s.labels.metric_name(), "h");
+        assert_eq!(s.values, vec![SeqValue::Histogram]);
+    }
+
+    /// A small file through the whole runner: right expectations pass,
+    /// every kind of wrong one fails, none passes by accident.
+    #[test]
+    fn wrong_expectations_fail() {
+        let text = r#"
+load 1m
+  m{a="1"} 1 2 3
+  m{a="2"} 10 20 30
+
+eval instant at 2m m
+  m{a="1"} 3
+  m{a="2"} 30
+
+eval instant at 2m m
+  m{a="1"} 3
+  m{a="2"} 31
+
+eval instant at 2m m
+  m{a="1"} 3
+
+eval instant at 2m m{a="1"}
+  m{a="1"} 3
+  m{a="3"} 3
+
+eval instant at 2m m{a="1"}
+  {a="1"} 3
+
+eval range from 0 to 2m step 1m m{a="1"}
+  m{a="1"} 1 2 3
+
+eval range from 0 to 2m step 1m m{a="1"}
+  m{a="1"} 1 _ 3
+
+eval instant at 2m m{a="1"}
+  m{a="1"} three
+
+eval instant at 2m sum(m)
+  expect fail
+
+eval instant at 2m sum(m)
+  expect warn
+
+eval instant at 2m sum(m)
+  expect no_warn
+  {} 33
+
+eval instant at 2m sum(m)
+  33
+
+eval instant at 2m 33
+  33
+
+eval instant at 2m sort_desc(m)
+  expect ordered
+  m{a="1"} 3
+  m{a="2"} 30
+
+eval instant at 2m sort_desc(m)
+  expect ordered
+  m{a="2"} 30
+  m{a="1"} 3
+"#;
+        let runner = Runner::new();
+        let mut totals = Totals::default();
+        run_text(&runner, "self.test", text, &mut totals);
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (5, 10, 0));
+        assert_eq!((totals.anno.hold, totals.anno.total), (1, 2));
+    }
+
+    #[test]
+    fn histogram_data_and_flagged_files_are_skipped() {
+        let text = r#"
+load 1m
+  h {{schema:0 sum:1 count:1}}x3
+  f 1 2 3
+
+eval instant at 2m h
+  {} 1
+
+eval instant at 2m f
+  f 3
+
+eval instant at 2m f
+  f {{schema:0 sum:1 count:1}}
+"#;
+        let runner = Runner::new();
+        let mut totals = Totals::default();
+        run_text(&runner, "x.test", text, &mut totals);
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (1, 0, 2));
+        let mut totals = Totals::default();
+        run_text(&runner, "info.test", text, &mut totals);
+        assert_eq!((totals.passed, totals.failed, totals.skipped), (0, 0, 3));
     }
 
     #[test]

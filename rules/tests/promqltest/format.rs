@@ -104,6 +104,9 @@ pub struct EvalCmd {
     pub series: Vec<ExpectedSeries>,
     pub expected_string: Option<String>,
     pub exclude_from_range_query: bool,
+    /// `expect range vector` was given: an instant query may return a
+    /// matrix over `start..=end`.
+    pub range_vector: bool,
     /// The raw expectation lines, for failure reports.
     pub raw_expected: Vec<String>,
     /// Whether an expected value is a native histogram.
@@ -344,6 +347,7 @@ fn parse_eval(lines: &[String], i: usize) -> (usize, Command) {
         series: Vec::new(),
         expected_string: None,
         exclude_from_range_query: false,
+        range_vector: false,
         raw_expected: Vec::new(),
         expects_histogram: false,
     };
@@ -388,6 +392,7 @@ fn parse_eval(lines: &[String], i: usize) -> (usize, Command) {
                 _ => return fail_here(format!("invalid range vector definition {def:?}")),
             }
             expect_range_vector = true;
+            cmd.range_vector = true;
             cmd.exclude_from_range_query = true;
             continue;
         }
