@@ -138,7 +138,7 @@ pub fn format_duration(d: Duration) -> String {
         ("ms", 1, false),
     ];
     for (unit, mult, exact) in units {
-        if exact && ms % mult != 0 {
+        if exact && !ms.is_multiple_of(mult) {
             continue;
         }
         let n = ms / mult;
