@@ -66,3 +66,384 @@ fn vector_selector_uses_lookback_and_staleness() {
     assert_eq!(vector(&st, "m", 329_000), vec![("m{}".to_string(), 2.0)]);
     assert!(vector(&st, "m", 330_000).is_empty());
 }
+
+fn engine(delayed: bool) -> Engine {
+    Engine::new(EngineOptions {
+        delayed_name_removal: delayed,
+        ..EngineOptions::default()
+    })
+}
+
+fn range(
+    st: &MemStorage,
+    q: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Vec<(String, Vec<(i64, f64)>)> {
+    let expr = crate::promql::parse(q).expect("parse");
+    match Engine::default()
+        .range_query(st, &expr, start, end, step)
+        .expect("eval")
+        .value
+    {
+        Value::Matrix(m) => m
+            .into_iter()
+            .map(|s| {
+                (
+                    s.labels.to_string(),
+                    s.samples.iter().map(|p| (p.t, p.v)).collect(),
+                )
+            })
+            .collect(),
+        other => panic!("expected matrix, got {other:?}"),
+    }
+}
+
+fn err(st: &MemStorage, q: &str, t: i64) -> String {
+    instant(st, q, t).expect_err("should fail").to_string()
+}
+
+fn every_minute(name: &str, n: i64, f: impl Fn(i64) -> f64) -> Vec<(i64, f64)> {
+    let _ = name;
+    (0..n).map(|i| (i * 60_000, f(i))).collect()
+}
+
+#[test]
+fn offset_and_negative_offset_shift_the_reference_time() {
+    let pts = every_minute("m", 11, |i| i as f64);
+    let st = store(&[("m", &pts)]);
+    assert_eq!(
+        vector(&st, "m offset 2m", 5 * 60_000),
+        vec![("m{}".into(), 3.0)]
+    );
+    assert_eq!(
+        vector(&st, "m offset -2m", 5 * 60_000),
+        vec![("m{}".into(), 7.0)]
+    );
+}
+
+#[test]
+fn at_modifier_pins_time_including_start_and_end() {
+    let pts = every_minute("m", 11, |i| i as f64);
+    let st = store(&[("m", &pts)]);
+    assert_eq!(vector(&st, "m @ 120", 600_000), vec![("m{}".into(), 2.0)]);
+    let got = range(&st, "m @ start()", 60_000, 180_000, 60_000);
+    assert_eq!(
+        got,
+        vec![(
+            "m{}".into(),
+            vec![(60_000, 1.0), (120_000, 1.0), (180_000, 1.0)]
+        )]
+    );
+    let got = range(&st, "m @ end() offset 1m", 60_000, 180_000, 60_000);
+    assert_eq!(
+        got,
+        vec![(
+            "m{}".into(),
+            vec![(60_000, 2.0), (120_000, 2.0), (180_000, 2.0)]
+        )]
+    );
+}
+
+#[test]
+fn matrix_selector_window_is_left_open() {
+    let pts = every_minute("m", 6, |i| i as f64);
+    let st = store(&[("m", &pts)]);
+    match instant(&st, "m[2m]", 300_000).expect("eval") {
+        Value::Matrix(m) => {
+            let ts: Vec<i64> = m[0].samples.iter().map(|s| s.t).collect();
+            assert_eq!(ts, vec![240_000, 300_000]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        vector(&st, "count_over_time(m[2m])", 300_000),
+        vec![("{}".into(), 2.0)]
+    );
+}
+
+#[test]
+fn range_query_matches_instant_queries_at_every_step() {
+    let a = every_minute("a", 30, |i| (i * i) as f64);
+    let b = every_minute("b", 30, |i| 100.0 - i as f64);
+    let st = store(&[("a{job=\"x\"}", &a), ("b{job=\"x\"}", &b)]);
+    for q in [
+        "rate(a[5m])",
+        "a + on(job) b",
+        "sum_over_time(a[10m:2m])",
+        "a > bool 50",
+        "max_over_time(rate(a[3m])[7m:1m] offset 1m)",
+    ] {
+        let r = range(&st, q, 600_000, 1_500_000, 60_000);
+        for (labels, points) in &r {
+            for &(t, v) in points {
+                let inst = vector(&st, q, t);
+                let found = inst.iter().find(|(l, _)| l == labels).expect("same series");
+                assert!((found.1 - v).abs() < 1e-9, "{q} at {t}: {} vs {v}", found.1);
+            }
+        }
+        assert!(!r.is_empty(), "{q} returned nothing");
+    }
+}
+
+#[test]
+fn subquery_steps_are_aligned_to_the_epoch() {
+    let pts: Vec<(i64, f64)> = (0..200).map(|i| (i * 10_000, i as f64)).collect();
+    let st = store(&[("m", &pts)]);
+    // Steps of 1m inside (330s - 3m, 330s]: 180s, 240s, 300s.
+    match instant(&st, "m[3m:1m]", 330_000).expect("eval") {
+        Value::Matrix(m) => {
+            let got: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.t, s.v)).collect();
+            assert_eq!(got, vec![(180_000, 18.0), (240_000, 24.0), (300_000, 30.0)]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn binary_operators_match_vectors_and_drop_names() {
+    let st = store(&[
+        ("req{job=\"a\",code=\"200\"}", &[(0, 10.0)]),
+        ("req{job=\"a\",code=\"500\"}", &[(0, 2.0)]),
+        ("limit{job=\"a\"}", &[(0, 4.0)]),
+    ]);
+    assert_eq!(
+        vector(&st, "req / on(job) group_left limit", 0),
+        vec![
+            ("{code=\"200\", job=\"a\"}".into(), 2.5),
+            ("{code=\"500\", job=\"a\"}".into(), 0.5)
+        ]
+    );
+    // Comparison without bool filters and keeps the name.
+    assert_eq!(
+        vector(&st, "req > 5", 0),
+        vec![("req{code=\"200\", job=\"a\"}".into(), 10.0)]
+    );
+    assert_eq!(
+        vector(&st, "req > bool 5", 0),
+        vec![
+            ("{code=\"200\", job=\"a\"}".into(), 1.0),
+            ("{code=\"500\", job=\"a\"}".into(), 0.0)
+        ]
+    );
+    assert_eq!(
+        vector(&st, "2 ^ 3 + limit % 3", 0),
+        vec![("{job=\"a\"}".into(), 9.0)]
+    );
+}
+
+#[test]
+fn matching_errors_use_prometheus_wording() {
+    let st = store(&[
+        ("dup{label=\"alpha\"}", &[(0, 1.0)]),
+        ("dup{label=\"beta\"}", &[(0, 2.0)]),
+        ("one", &[(0, 3.0)]),
+    ]);
+    assert_eq!(
+        err(&st, "one > on() dup", 0),
+        "found duplicate series for the match group {} on the right hand-side of the operation: \
+         [{__name__=\"dup\", label=\"alpha\"}, {__name__=\"dup\", label=\"beta\"}];many-to-many \
+         matching not allowed: matching labels must be unique on one side"
+    );
+    assert_eq!(
+        err(&st, "dup + on() one", 0),
+        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+    );
+    let st = store(&[
+        ("t1{src=\"a\"}", &[(0, 0.0)]),
+        ("t2{src=\"a\"}", &[(0, 1.0)]),
+    ]);
+    assert_eq!(
+        err(&st, "-{__name__=~\"t1|t2\"}", 0),
+        "vector cannot contain metrics with the same labelset"
+    );
+    let q = crate::promql::parse("ceil({__name__=~\"t1|t2\"})").expect("parse");
+    assert!(engine(true).instant_query(&st, &q, 0).is_err());
+}
+
+#[test]
+fn set_operators() {
+    let st = store(&[
+        ("a{i=\"1\"}", &[(0, 1.0)]),
+        ("a{i=\"2\"}", &[(0, 2.0)]),
+        ("b{i=\"2\"}", &[(0, 20.0)]),
+        ("b{i=\"3\"}", &[(0, 30.0)]),
+    ]);
+    assert_eq!(vector(&st, "a and b", 0), vec![("a{i=\"2\"}".into(), 2.0)]);
+    assert_eq!(
+        vector(&st, "a unless b", 0),
+        vec![("a{i=\"1\"}".into(), 1.0)]
+    );
+    assert_eq!(
+        vector(&st, "a or b", 0),
+        vec![
+            ("a{i=\"1\"}".into(), 1.0),
+            ("a{i=\"2\"}".into(), 2.0),
+            ("b{i=\"3\"}".into(), 30.0)
+        ]
+    );
+    assert_eq!(vector(&st, "a and on() b", 0).len(), 2);
+}
+
+#[test]
+fn name_dropping_collisions_depend_on_delayed_removal() {
+    let st = store(&[
+        ("x_total{env=\"1\"}", &[(0, 0.0), (60_000, 60.0)]),
+        ("y_total{env=\"1\"}", &[(0, 0.0), (60_000, 120.0)]),
+    ]);
+    let q = crate::promql::parse("sum by (env) (rate({env=\"1\"}[2m]))").expect("parse");
+    assert!(engine(false).instant_query(&st, &q, 60_000).is_err());
+    let got = engine(true)
+        .instant_query(&st, &q, 60_000)
+        .expect("delayed");
+    match got.value {
+        Value::Vector(v) => assert_eq!(v.len(), 1),
+        other => panic!("{other:?}"),
+    }
+    let q = crate::promql::parse(
+        "label_replace(rate({env=\"1\"}[2m]), \"__name__\", \"rate_$1\", \"__name__\", \"(.+)\")",
+    )
+    .expect("parse");
+    match engine(true)
+        .instant_query(&st, &q, 60_000)
+        .expect("eval")
+        .value
+    {
+        Value::Vector(v) => {
+            let mut names: Vec<String> = v
+                .iter()
+                .map(|s| s.labels.metric_name().to_string())
+                .collect();
+            names.sort();
+            assert_eq!(names, vec!["rate_x_total", "rate_y_total"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn or_matchers_select_the_union() {
+    let st = store(&[
+        ("m{a=\"1\"}", &[(0, 1.0)]),
+        ("m{b=\"2\"}", &[(0, 2.0)]),
+        ("m{c=\"3\"}", &[(0, 3.0)]),
+    ]);
+    assert_eq!(
+        vector(&st, "m{a=\"1\" or b=\"2\"}", 0),
+        vec![("m{a=\"1\"}".into(), 1.0), ("m{b=\"2\"}".into(), 2.0)]
+    );
+}
+
+#[test]
+fn absent_takes_labels_from_equality_matchers() {
+    let st = store(&[("m{job=\"a\"}", &[(0, 1.0)])]);
+    assert_eq!(
+        vector(
+            &st,
+            "absent(nope{job=\"x\", env=~\"p.*\", zone=\"z\", zone=\"y\"})",
+            0
+        ),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+    assert!(vector(&st, "absent(m)", 0).is_empty());
+    assert_eq!(
+        vector(&st, "absent_over_time(nope{job=\"x\"}[5m])", 0),
+        vec![("{job=\"x\"}".into(), 1.0)]
+    );
+}
+
+#[test]
+fn timestamp_returns_the_sample_time() {
+    let st = store(&[("m", &[(10_000, 1.0)])]);
+    assert_eq!(
+        vector(&st, "timestamp(m)", 60_000),
+        vec![("{}".into(), 10.0)]
+    );
+    assert_eq!(
+        vector(&st, "timestamp(-m)", 60_000),
+        vec![("{}".into(), 60.0)]
+    );
+}
+
+#[test]
+fn scalar_vector_and_time_functions() {
+    let st = store(&[
+        ("m", &[(0, 5.0)]),
+        ("n{a=\"1\"}", &[(0, 1.0)]),
+        ("n{a=\"2\"}", &[(0, 2.0)]),
+    ]);
+    assert!(matches!(instant(&st, "scalar(m)", 0), Ok(Value::Scalar { v, .. }) if v == 5.0));
+    assert!(matches!(instant(&st, "scalar(n)", 0), Ok(Value::Scalar { v, .. }) if v.is_nan()));
+    assert!(matches!(instant(&st, "time()", 90_000), Ok(Value::Scalar { v, .. }) if v == 90.0));
+    assert_eq!(
+        vector(&st, "vector(pi())", 0),
+        vec![("{}".into(), std::f64::consts::PI)]
+    );
+    let r = range(&st, "time()", 0, 120_000, 60_000);
+    assert_eq!(
+        r,
+        vec![(
+            "{}".into(),
+            vec![(0, 0.0), (60_000, 60.0), (120_000, 120.0)]
+        )]
+    );
+}
+
+#[test]
+fn range_query_rejects_range_vectors_and_bad_steps() {
+    let st = store(&[("m", &[(0, 1.0)])]);
+    let q = crate::promql::parse("m[5m]").expect("parse");
+    let e = Engine::default()
+        .range_query(&st, &q, 0, 60_000, 60_000)
+        .expect_err("matrix");
+    assert_eq!(
+        e.to_string(),
+        "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+    );
+    let q = crate::promql::parse("m").expect("parse");
+    assert!(
+        Engine::default()
+            .range_query(&st, &q, 0, 60_000, 0)
+            .is_err()
+    );
+}
+
+#[test]
+fn max_samples_is_enforced() {
+    let pts = every_minute("m", 100, |i| i as f64);
+    let st = store(&[("m", &pts)]);
+    let q = crate::promql::parse("m").expect("parse");
+    let small = Engine::new(EngineOptions {
+        max_samples: 10,
+        ..EngineOptions::default()
+    });
+    let e = small
+        .range_query(&st, &q, 0, 6_000_000, 60_000)
+        .expect_err("too many");
+    assert!(matches!(e, EvalError::TooManySamples));
+    assert!(small.instant_query(&st, &q, 60_000).is_ok());
+}
+
+#[test]
+fn step_invariant_expressions_repeat_their_value() {
+    let pts = every_minute("m", 11, |i| i as f64);
+    let st = store(&[("m", &pts)]);
+    let r = range(&st, "sum(m @ 300) + 1", 0, 180_000, 60_000);
+    assert_eq!(
+        r,
+        vec![(
+            "{}".into(),
+            vec![(0, 6.0), (60_000, 6.0), (120_000, 6.0), (180_000, 6.0)]
+        )]
+    );
+}
+
+#[test]
+fn unary_minus_and_scalar_comparisons() {
+    let st = store(&[("m", &[(0, 3.0)])]);
+    assert_eq!(vector(&st, "-m", 0), vec![("{}".into(), -3.0)]);
+    assert!(matches!(instant(&st, "1 < bool 2", 0), Ok(Value::Scalar { v, .. }) if v == 1.0));
+    assert_eq!(vector(&st, "5 > m", 0), vec![("m{}".into(), 3.0)]);
+    assert!(matches!(instant(&st, "\"hello\"", 0), Ok(Value::String { v, .. }) if v == "hello"));
+}
