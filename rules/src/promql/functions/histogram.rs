@@ -191,16 +191,17 @@ fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> QuantileResult {
     if q > 1.0 {
         return plain(f64::INFINITY);
     }
-    let Some(buckets) = prepare(&mut buckets) else {
+    let Some(mut buckets) = sorted_coalesced(&mut buckets) else {
         return plain(f64::NAN);
     };
-    let (buckets, repair) = buckets;
-    if buckets.len() < 2 {
-        return plain(f64::NAN);
-    }
+    // The repair is reported even when the answer below is NaN.
+    let repair = ensure_monotonic(&mut buckets, SMALL_DELTA_TOLERANCE);
     let observations = buckets[buckets.len() - 1].count;
-    if observations == 0.0 {
-        return plain(f64::NAN);
+    if buckets.len() < 2 || observations == 0.0 {
+        return QuantileResult {
+            value: f64::NAN,
+            repair,
+        };
     }
     let mut rank = q * observations;
     // The first bucket (excluding the top one) whose count reaches rank.
@@ -223,9 +224,9 @@ fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> QuantileResult {
     QuantileResult { value, repair }
 }
 
-/// Sorts and merges equal bounds, then repairs the counts; `None` when the
-/// histogram has no +Inf bucket.
-fn prepare(buckets: &mut [Bucket]) -> Option<(Vec<Bucket>, Option<Repair>)> {
+/// Sorts the buckets and merges those with equal bounds (`0.2` and
+/// `2e-1` are one bucket); `None` when the histogram has no +Inf bucket.
+fn sorted_coalesced(buckets: &mut [Bucket]) -> Option<Vec<Bucket>> {
     buckets.sort_by(|a, b| {
         a.upper
             .partial_cmp(&b.upper)
@@ -242,8 +243,7 @@ fn prepare(buckets: &mut [Bucket]) -> Option<(Vec<Bucket>, Option<Repair>)> {
             _ => merged.push(*b),
         }
     }
-    let repair = ensure_monotonic(&mut merged, SMALL_DELTA_TOLERANCE);
-    Some((merged, repair))
+    Some(merged)
 }
 
 /// Makes cumulative counts non-decreasing: differences within `tolerance`
@@ -299,13 +299,14 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < epsilon
 }
 
-/// The share of observations between `lower` and `upper`, interpolating
-/// linearly inside a bucket. The lowest bucket spans from 0 when its bound
-/// is not negative and from -Inf otherwise; observations in a bucket of
-/// infinite width sit at that infinity, so they count as all below (or all
-/// above) any finite bound inside it.
+/// The share of observations between `lower` and `upper` (Prometheus'
+/// `BucketFraction`), interpolating linearly inside a bucket. The lowest
+/// bucket spans from 0 when its bound is positive and from -Inf otherwise;
+/// observations in a bucket of infinite width sit at that infinity, so they
+/// count as all below (or all above) any finite bound inside it. Unlike the
+/// quantile, the counts are used as they are, without monotonicity repair.
 fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
-    let Some((buckets, _)) = prepare(&mut buckets) else {
+    let Some(buckets) = sorted_coalesced(&mut buckets) else {
         return f64::NAN;
     };
     let total = match buckets.last() {
@@ -318,30 +319,24 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
     if lower >= upper {
         return 0.0;
     }
+    // Cumulative count below the current bucket.
     let mut rank = 0.0;
-    let mut prev_count = 0.0;
     let mut lower_rank: Option<f64> = None;
     let mut upper_rank: Option<f64> = None;
     for (i, b) in buckets.iter().enumerate() {
-        let bl = if i == 0 {
-            if b.upper >= 0.0 {
-                0.0
-            } else {
-                f64::NEG_INFINITY
-            }
-        } else {
-            buckets[i - 1].upper
+        let bl = match i {
+            0 if b.upper > 0.0 => 0.0,
+            0 => f64::NEG_INFINITY,
+            _ => buckets[i - 1].upper,
         };
         let bu = b.upper;
-        let count = b.count - prev_count;
-        prev_count = b.count;
+        // With an infinite upper bound the fraction term is 0: nothing of
+        // the bucket lies below a finite value.
         let within = |v: f64| {
             if bl == f64::NEG_INFINITY {
-                rank + count
-            } else if bu == f64::INFINITY {
-                rank
+                b.count
             } else {
-                rank + count * (v - bl) / (bu - bl)
+                rank + (b.count - rank) * (v - bl) / (bu - bl)
             }
         };
         if lower_rank.is_none() && bl >= lower {
@@ -362,7 +357,7 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
         if lower_rank.is_some() && upper_rank.is_some() {
             break;
         }
-        rank += count;
+        rank = b.count;
     }
     let lower_rank = lower_rank.map_or(total, |r| r.min(total));
     let upper_rank = upper_rank.map_or(total, |r| r.min(total));
@@ -756,6 +751,11 @@ mod tests {
         assert_close(
             fraction(-10.0, -5.0, &[("1", 1.0), ("2", 3.0), ("+Inf", 10.0)]),
             0.0,
+        );
+        // A lowest bound of 0 opens the histogram to -Inf, not to 0.
+        assert_close(
+            fraction(-1.0, 0.5, &[("0", 5.0), ("1", 10.0), ("+Inf", 10.0)]),
+            0.25,
         );
         assert_close(
             fraction(
