@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::funcs::{FuncError, FuncSet};
+use super::funcs::{FuncError, FuncSet, html_template_escape};
 use super::parse::{Arg, ArgKind, Command, List, Node, Pipe};
 use super::value::{MapKind, MissingKey, Value};
 use super::{TemplateContext, TemplateError, line_col};
@@ -35,6 +35,40 @@ pub struct ExecEnv<'a> {
     /// Prometheus' `--web.external-url` (for `externalURL`, `pathPrefix`).
     pub external_url: &'a str,
     pub missing_key: MissingKey,
+    /// HTML-escape every action's output except trusted HTML
+    /// ([`Value::Html`], from `safeHtml`), and print nothing for a missing
+    /// value, as Go's `html/template` does in HTML text and quoted
+    /// attributes. (Unlike `html/template` it does not switch escapers
+    /// inside `<script>`, `<style>` or URL attributes.)
+    pub escape_html: bool,
+}
+
+impl<'a> ExecEnv<'a> {
+    /// Plain-text execution: no external URL, missing keys print
+    /// `<no value>` (Go's defaults).
+    pub fn new(context: &'a dyn TemplateContext) -> Self {
+        ExecEnv {
+            context,
+            external_url: "",
+            missing_key: MissingKey::Invalid,
+            escape_html: false,
+        }
+    }
+
+    pub fn with_external_url(mut self, url: &'a str) -> Self {
+        self.external_url = url;
+        self
+    }
+
+    pub fn with_missing_key(mut self, missing_key: MissingKey) -> Self {
+        self.missing_key = missing_key;
+        self
+    }
+
+    pub fn with_html_escaping(mut self, on: bool) -> Self {
+        self.escape_html = on;
+        self
+    }
 }
 
 pub(crate) struct Exec<'a> {
@@ -273,6 +307,9 @@ impl<'a> Exec<'a> {
     fn printable(&self, v: &Value) -> EResult<String> {
         match v {
             Value::Func(_) => self.error(format!("can't print value of type {}", v.type_name())),
+            Value::Html(s) if self.env.escape_html => Ok(s.to_string()),
+            Value::Missing if self.env.escape_html => Ok(String::new()),
+            v if self.env.escape_html => Ok(html_template_escape(&v.to_string())),
             v => Ok(v.to_string()),
         }
     }

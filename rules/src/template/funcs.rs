@@ -84,7 +84,7 @@ impl FuncSet {
         s.insert("len", |_, a| {
             let [v] = want::<1>("len", a)?;
             let n = match v {
-                Value::String(s) => s.len(),
+                Value::String(s) | Value::Html(s) => s.len(),
                 Value::List(l) => l.items.len(),
                 Value::Map(m) if matches!(m.kind, MapKind::Map { .. }) => m.entries.len(),
                 other => {
@@ -195,7 +195,7 @@ impl FuncSet {
         });
         s.insert("safeHtml", |_, a| {
             let [t] = want::<1>("safeHtml", a)?;
-            Ok(Value::from(string_arg(t)?))
+            Ok(Value::Html(Arc::from(string_arg(t)?)))
         });
         s.insert("match", |_, a| {
             let [p, t] = want::<2>("match", a)?;
@@ -410,7 +410,7 @@ fn want<'v, const N: usize>(name: &str, a: &'v [Value]) -> Result<&'v [Value; N]
 
 fn string_arg(v: &Value) -> Result<String, FuncError> {
     match v {
-        Value::String(s) => Ok(s.to_string()),
+        Value::String(s) | Value::Html(s) => Ok(s.to_string()),
         // Go's message for a missing key passed where a string is expected.
         Value::Missing => Err(FuncError::Usage(
             "invalid value; expected string".to_string(),
@@ -751,6 +751,12 @@ fn query_unescape(s: &str) -> FResult {
     Ok(Value::from(String::from_utf8_lossy(&out).into_owned()))
 }
 
+/// `html/template`'s escaping of action output in HTML text and quoted
+/// attributes (it also escapes `+`, unlike `HTMLEscapeString`).
+pub(crate) fn html_template_escape(s: &str) -> String {
+    html_escape(s).replace('+', "&#43;")
+}
+
 /// Go's `template.HTMLEscapeString`.
 fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -793,7 +799,7 @@ fn js_escape(s: &str) -> String {
 /// else through `fmt.Sprint`.
 fn eval_args(a: &[Value]) -> String {
     match a {
-        [Value::String(s)] => s.to_string(),
+        [Value::String(s) | Value::Html(s)] => s.to_string(),
         _ => gofmt::sprint(a),
     }
 }
@@ -937,7 +943,7 @@ fn kind(v: &Value) -> Kind {
         Value::Bool(_) => Kind::Bool,
         Value::Int(_) | Value::Duration(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
-        Value::String(_) => Kind::String,
+        Value::String(_) | Value::Html(_) => Kind::String,
         _ => Kind::Other,
     }
 }
@@ -993,7 +999,7 @@ fn compare(op: Cmp, a: &[Value]) -> FResult {
                 return Err(incompatible());
             }
             let ord = match (x, y) {
-                (Value::String(p), Value::String(q)) => p.cmp(q),
+                (Value::String(p) | Value::Html(p), Value::String(q) | Value::Html(q)) => p.cmp(q),
                 (Value::Float(p), Value::Float(q)) => {
                     p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Greater)
                 }
@@ -1025,6 +1031,7 @@ fn eq2(x: &Value, y: &Value) -> Result<bool, ()> {
     Ok(match kx {
         Kind::Invalid => true,
         Kind::Int => as_int(x) == as_int(y),
+        Kind::String => x.as_str() == y.as_str(),
         _ => x == y,
     })
 }

@@ -314,7 +314,7 @@ fn format_arg(v: &Value, verb: char, spec: &Spec) -> String {
     let (out, numeric) = match v {
         Value::Int(i) => (format_int(*i, verb, spec), true),
         Value::Float(f) => (format_float(*f, verb, spec), true),
-        Value::String(s) => (format_str(s, verb, spec), false),
+        Value::String(s) | Value::Html(s) => (format_str(s, verb, spec), false),
         Value::Bool(b) => (matches!(verb, 't' | 'v').then(|| b.to_string()), false),
         Value::List(l) if verb != 'v' && verb != 's' => {
             let parts: Vec<String> = l.items.iter().map(|i| format_arg(i, verb, spec)).collect();
@@ -425,8 +425,8 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
 pub(crate) fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     for (i, a) in args.iter().enumerate() {
-        let is_str = matches!(a, Value::String(_));
-        if i > 0 && !is_str && !matches!(args[i - 1], Value::String(_)) {
+        let is_str = a.as_str().is_some();
+        if i > 0 && !is_str && args[i - 1].as_str().is_none() {
             out.push(' ');
         }
         out.push_str(&print_operand(a));

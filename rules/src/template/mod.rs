@@ -285,11 +285,9 @@ impl Template {
         data: &AlertTemplateData,
         ctx: &dyn TemplateContext,
     ) -> Result<String, TemplateError> {
-        let env = ExecEnv {
-            context: ctx,
-            external_url: &data.external_url,
-            missing_key: MissingKey::Zero,
-        };
+        let env = ExecEnv::new(ctx)
+            .with_external_url(&data.external_url)
+            .with_missing_key(MissingKey::Zero);
         self.run(&self.main, &self.name, data.dot(), data.variables(), &env)
     }
 
@@ -418,11 +416,9 @@ mod tests {
         let t = Template::parse_with_funcs("test", text, FuncSet::prometheus())
             .map_err(|e| error_text("test", &e))?;
         let ctx = FakeQuery(q);
-        let env = ExecEnv {
-            context: &ctx,
-            external_url: EXT_URL,
-            missing_key: MissingKey::Zero,
-        };
+        let env = ExecEnv::new(&ctx)
+            .with_external_url(EXT_URL)
+            .with_missing_key(MissingKey::Zero);
         t.execute_value(input, Vec::new(), &env)
             .map_err(|e| error_text("test", &e))
     }
@@ -849,11 +845,7 @@ mod tests {
         let data = Value::string_map([("a", "1")]);
         let t = Template::parse_with_funcs("t", "[{{ .b }}]", FuncSet::builtins()).unwrap();
         let run = |mk| {
-            let env = ExecEnv {
-                context: &NoQueries,
-                external_url: "",
-                missing_key: mk,
-            };
+            let env = ExecEnv::new(&NoQueries).with_missing_key(mk);
             t.execute_value(data.clone(), Vec::new(), &env)
         };
         assert_eq!(run(MissingKey::Invalid).unwrap(), "[<no value>]");
@@ -869,11 +861,7 @@ mod tests {
     fn go(text: &str, dot: Value) -> String {
         let t = Template::parse_with_funcs("go", text, FuncSet::builtins())
             .unwrap_or_else(|e| panic!("{text}: {e}"));
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Invalid,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Invalid);
         t.execute_value(dot, Vec::new(), &env)
             .unwrap_or_else(|e| panic!("{text}: {e}"))
     }
@@ -881,11 +869,7 @@ mod tests {
     fn go_err(text: &str, dot: Value) -> String {
         let t = Template::parse_with_funcs("go", text, FuncSet::builtins())
             .unwrap_or_else(|e| panic!("{text}: {e}"));
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Invalid,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Invalid);
         match t.execute_value(dot, Vec::new(), &env) {
             Ok(s) => panic!("{text}: expected an error, got {s:?}"),
             Err(e) => e.to_string(),
@@ -1086,11 +1070,7 @@ mod tests {
         let t = base
             .add("subject", r#"{{ template "greet" .S }}!"#)
             .unwrap();
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Invalid,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Invalid);
         assert_eq!(
             t.execute_value(d.clone(), Vec::new(), &env).unwrap(),
             "hi str!"
@@ -1227,11 +1207,7 @@ mod tests {
             FuncSet::alertmanager(),
         )
         .unwrap();
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Invalid,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Invalid);
         assert_eq!(
             t.execute_value(dot, Vec::new(), &env).unwrap(),
             "[FIRING:1] 1 alertname=X job=api alertname <no value>"
@@ -1261,13 +1237,31 @@ mod tests {
             _ => Err(FuncError::Usage("double wants one float".into())),
         });
         let t = Template::parse_with_funcs("t", "{{ 1.5 | double }}", f).unwrap();
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Zero,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Zero);
         assert_eq!(t.execute_value(Value::Nil, Vec::new(), &env).unwrap(), "3");
         assert!(Template::parse("t", "{{ double 1 }}").is_err());
+    }
+
+    #[test]
+    fn html_escaping_mode() {
+        let run = |t: &str, dot: Value| {
+            let t = Template::parse_with_funcs("h", t, FuncSet::prometheus()).unwrap();
+            let env = ExecEnv::new(&NoQueries).with_html_escaping(true);
+            t.execute_value(dot, Vec::new(), &env).unwrap()
+        };
+        // Prometheus' ExpandHTML cases.
+        assert_eq!(run(r#"{{ "<b>" }}"#, Value::Nil), "&lt;b&gt;");
+        assert_eq!(run(r#"{{ "<b>" | safeHtml }}"#, Value::Nil), "<b>");
+        assert_eq!(run("{{ .Foo }}", Value::Nil), "");
+        assert_eq!(
+            run(
+                r#"<a title="{{ . }}">{{ 1 }}</a>"#,
+                Value::from("\"x' & 1+1")
+            ),
+            "<a title=\"&#34;x&#39; &amp; 1&#43;1\">1</a>"
+        );
+        // Text outside actions is the author's and stays as written.
+        assert_eq!(run("<b>{{ \"&\" }}</b>", Value::Nil), "<b>&amp;</b>");
     }
 
     #[test]
@@ -1328,11 +1322,7 @@ mod tests {
             FuncSet::builtins(),
         )
         .unwrap();
-        let env = ExecEnv {
-            context: &NoQueries,
-            external_url: "",
-            missing_key: MissingKey::Zero,
-        };
+        let env = ExecEnv::new(&NoQueries).with_missing_key(MissingKey::Zero);
         let e = t.execute_value(Value::Nil, Vec::new(), &env).unwrap_err();
         assert!(e.to_string().contains("output exceeds the limit"), "{e}");
     }

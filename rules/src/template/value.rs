@@ -32,6 +32,9 @@ pub enum Value {
     Int(i64),
     Float(f64),
     String(Arc<str>),
+    /// Trusted HTML (Go's `template.HTML`, what `safeHtml` returns): a
+    /// string that HTML-escaping execution prints unescaped.
+    Html(Arc<str>),
     List(Arc<List>),
     Map(Arc<Map>),
     /// A point in time (Go's `time.Time`), with its zone offset.
@@ -316,6 +319,7 @@ impl Value {
             Value::Int(_) => "int".to_string(),
             Value::Float(_) => "float64".to_string(),
             Value::String(_) => "string".to_string(),
+            Value::Html(_) => "template.HTML".to_string(),
             Value::List(l) => l
                 .type_name
                 .clone()
@@ -336,7 +340,7 @@ impl Value {
             Value::Bool(b) => *b,
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
-            Value::String(s) => !s.is_empty(),
+            Value::String(s) | Value::Html(s) => !s.is_empty(),
             Value::List(l) => !l.items.is_empty(),
             Value::Map(m) => match m.kind {
                 MapKind::Map { .. } => !m.entries.is_empty(),
@@ -347,10 +351,10 @@ impl Value {
         }
     }
 
-    /// The string inside, if this is a string.
+    /// The string inside, if this is a string (or trusted HTML).
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Value::String(s) => Some(s),
+            Value::String(s) | Value::Html(s) => Some(s),
             _ => None,
         }
     }
@@ -469,7 +473,7 @@ impl fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
             Value::Float(v) => f.write_str(&gofmt::format_float_v(*v)),
-            Value::String(s) => f.write_str(s),
+            Value::String(s) | Value::Html(s) => f.write_str(s),
             Value::List(l) => {
                 f.write_str("[")?;
                 for (i, v) in l.items.iter().enumerate() {
@@ -515,7 +519,7 @@ impl Value {
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Value::String(s) => write!(f, "{s:?}"),
+            Value::String(s) | Value::Html(s) => write!(f, "{s:?}"),
             other => write!(f, "{other}"),
         }
     }
@@ -528,7 +532,7 @@ impl PartialEq for Value {
             (Value::Bool(a), Value::Bool(b)) => a == b,
             (Value::Int(a), Value::Int(b)) => a == b,
             (Value::Float(a), Value::Float(b)) => a == b,
-            (Value::String(a), Value::String(b)) => a == b,
+            (Value::String(a), Value::String(b)) | (Value::Html(a), Value::Html(b)) => a == b,
             (Value::List(a), Value::List(b)) => a.items == b.items,
             (Value::Map(a), Value::Map(b)) => a.entries == b.entries,
             (Value::Time(a), Value::Time(b)) => a == b,
