@@ -712,13 +712,27 @@ enum Outcome {
 struct Runner {
     engine: Engine,
     query_context_funcs: Regex,
+    /// Print nothing (the runner's own self-tests).
+    quiet: bool,
 }
 
 impl Runner {
     fn new() -> Self {
         Runner {
-            engine: Engine::new(EngineOptions::default()),
+            // As Prometheus' test engine: delayed `__name__` removal on,
+            // 5m lookback, 1m default subquery step.
+            engine: Engine::new(EngineOptions {
+                delayed_name_removal: true,
+                ..EngineOptions::default()
+            }),
             query_context_funcs: Regex::new(r"(start|end|range|step)\(\)").expect("static regex"),
+            quiet: false,
+        }
+    }
+
+    fn say(&self, s: &str) {
+        if !self.quiet {
+            println!("{s}");
         }
     }
 
@@ -949,26 +963,27 @@ struct Totals {
 }
 
 fn report_failure(
-    file: &str,
-    line: usize,
+    runner: &Runner,
+    at: (&str, usize),
     expr: &str,
     expected: &[String],
     reason: &str,
     got: &str,
 ) {
-    println!("FAIL {file}:{line}: {expr}");
-    println!("    why: {reason}");
+    let (file, line) = at;
+    let mut out = format!("FAIL {file}:{line}: {expr}\n    why: {reason}\n");
     if expected.is_empty() {
-        println!("    expected: (empty result)");
+        out.push_str("    expected: (empty result)\n");
     } else {
-        println!("    expected:");
+        out.push_str("    expected:\n");
         for e in expected {
-            println!("      {e}");
+            let _ = writeln!(out, "      {e}");
         }
     }
     if !got.is_empty() {
-        println!("    got: {got}");
+        let _ = writeln!(out, "    got: {got}");
     }
+    runner.say(out.trim_end());
 }
 
 fn run_file(runner: &Runner, path: &Path, totals: &mut Totals) {
@@ -993,10 +1008,10 @@ fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
         let lines = promqltest::format::get_lines(text);
         for (i, l) in lines.iter().enumerate() {
             if l.to_lowercase().starts_with("eval") {
-                println!(
+                runner.say(&format!(
                     "SKIP {file}:{}: feature behind a Prometheus 3 feature flag ({stem})",
                     i + 1
-                );
+                ));
                 totals.skipped += 1;
             }
         }
@@ -1017,7 +1032,7 @@ fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
                 eval: None,
                 error,
             } => {
-                println!("FAIL {file}:{line}: cannot parse: {error}");
+                runner.say(&format!("FAIL {file}:{line}: cannot parse: {error}"));
                 broken_load = Some(format!("{file}:{line}: {error}"));
             }
             Command::Broken {
@@ -1026,8 +1041,8 @@ fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
                 error,
             } => {
                 report_failure(
-                    file,
-                    line,
+                    runner,
+                    (file, line),
                     &expr,
                     &[],
                     &format!("eval does not parse: {error}"),
@@ -1038,8 +1053,8 @@ fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
             Command::Eval(e) => {
                 if let Some(b) = &broken_load {
                     report_failure(
-                        file,
-                        e.line,
+                        runner,
+                        (file, e.line),
                         &e.expr,
                         &e.raw_expected,
                         &format!("data not loaded: {b}"),
@@ -1051,11 +1066,18 @@ fn run_text(runner: &Runner, file: &str, text: &str, totals: &mut Totals) {
                 match runner.run_eval(&loaded, &e, &mut totals.anno) {
                     Outcome::Pass => totals.passed += 1,
                     Outcome::Skip(why) => {
-                        println!("SKIP {file}:{}: {why}", e.line);
+                        runner.say(&format!("SKIP {file}:{}: {why}", e.line));
                         totals.skipped += 1;
                     }
                     Outcome::Fail { reason, got } => {
-                        report_failure(file, e.line, &e.expr, &e.raw_expected, &reason, &got);
+                        report_failure(
+                            runner,
+                            (file, e.line),
+                            &e.expr,
+                            &e.raw_expected,
+                            &reason,
+                            &got,
+                        );
                         totals.failed += 1;
                     }
                 }
@@ -1230,7 +1252,10 @@ eval instant at 2m sort_desc(m)
   m{a="2"} 30
   m{a="1"} 3
 "#;
-        let runner = Runner::new();
+        let runner = Runner {
+            quiet: true,
+            ..Runner::new()
+        };
         let mut totals = Totals::default();
         run_text(&runner, "self.test", text, &mut totals);
         assert_eq!((totals.passed, totals.failed, totals.skipped), (5, 10, 0));
@@ -1253,7 +1278,10 @@ eval instant at 2m f
 eval instant at 2m f
   f {{schema:0 sum:1 count:1}}
 "#;
-        let runner = Runner::new();
+        let runner = Runner {
+            quiet: true,
+            ..Runner::new()
+        };
         let mut totals = Totals::default();
         run_text(&runner, "x.test", text, &mut totals);
         assert_eq!((totals.passed, totals.failed, totals.skipped), (1, 0, 2));
