@@ -36,11 +36,7 @@ pub(super) fn label_replace(args: &mut Args<'_>, ctx: &mut FnCtx<'_>) -> Result<
     for s in input {
         let value = s.labels.get(&src);
         let labels = match regex.captures(value) {
-            Some(caps) => {
-                let mut res = String::new();
-                caps.expand(&replacement, &mut res);
-                s.labels.with(&dst, &res)
-            }
+            Some(caps) => s.labels.with(&dst, &go_expand(&replacement, &caps)),
             None => s.labels.clone(),
         };
         out.push(sample(labels, s.v, ctx));
@@ -79,6 +75,71 @@ pub(super) fn label_join(args: &mut Args<'_>, ctx: &mut FnCtx<'_>) -> Result<Vec
         out.push(sample(s.labels.with(&dst, &joined), s.v, ctx));
     }
     Ok(out)
+}
+
+/// Expands `$1`, `${1}`, `$name`, `${name}` and `$$` in `template` as Go's
+/// `Regexp.ExpandString` does: a name is the longest run of letters, digits
+/// and `_` (so `$1x` is the group named `1x`), a number with a leading zero
+/// is a name, a missing or unmatched group expands to nothing, and a `$`
+/// not followed by a name stays as it is.
+fn go_expand(template: &str, caps: &regex::Captures<'_>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        rest = &rest[pos + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        let Some((name, after)) = go_group_ref(rest) else {
+            out.push('$');
+            continue;
+        };
+        rest = after;
+        let group = match go_group_number(name) {
+            Some(n) => caps.get(n),
+            None => caps.name(name),
+        };
+        if let Some(m) = group {
+            out.push_str(m.as_str());
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The group reference at the start of `s` (just after a `$`) and the
+/// text after it.
+fn go_group_ref(s: &str) -> Option<(&str, &str)> {
+    let (braced, body) = match s.strip_prefix('{') {
+        Some(b) => (true, b),
+        None => (false, s),
+    };
+    let end = body
+        .char_indices()
+        .find(|&(_, c)| !(c.is_alphabetic() || c.is_numeric() || c == '_'))
+        .map_or(body.len(), |(i, _)| i);
+    if end == 0 {
+        return None;
+    }
+    let name = &body[..end];
+    let after = &body[end..];
+    if braced {
+        let after = after.strip_prefix('}')?;
+        return Some((name, after));
+    }
+    Some((name, after))
+}
+
+/// A group name that is a plain decimal number without a leading zero.
+fn go_group_number(name: &str) -> Option<usize> {
+    if !name.bytes().all(|b| b.is_ascii_digit()) || (name.len() > 1 && name.starts_with('0')) {
+        return None;
+    }
+    // Go gives up on numbers from 1e8 up; no regex has that many groups.
+    name.parse::<usize>().ok().filter(|n| *n < 100_000_000)
 }
 
 /// Prometheus 3 accepts any non-empty UTF-8 label name (Rust strings are
@@ -153,6 +214,28 @@ mod tests {
             r.ok()
                 .is_some_and(|v| v[0].contains(r#"dst="source-value-10""#))
         );
+    }
+
+    #[test]
+    fn replacement_templates_expand_like_go() {
+        let re = regex::Regex::new("^(?s:(?P<a>x)(y))$").unwrap();
+        let caps = re.captures("xy").unwrap();
+        let cases = [
+            ("$1-$2", "x-y"),
+            ("${1}0", "x0"),
+            ("$10", ""),
+            ("$1x", ""),
+            ("$01", ""),
+            ("$a$$", "x$"),
+            ("${a}b", "xb"),
+            ("$", "$"),
+            ("$-", "$-"),
+            ("${a", "${a"),
+            ("$3", ""),
+        ];
+        for (template, want) in cases {
+            assert_eq!(super::go_expand(template, &caps), want, "{template}");
+        }
     }
 
     #[test]
