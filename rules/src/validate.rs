@@ -670,6 +670,24 @@ fn validate_config(
             log_metrics.push(metric);
         }
     }
+    // A recording rule and a log metric of the same name would write the
+    // same series.
+    for group in &groups {
+        for rule in &group.rules {
+            if let RuleKind::Record(name) = &rule.kind
+                && let Some(m) = log_metrics.iter().find(|m| &m.name == name)
+            {
+                out.push(
+                    rule.pos,
+                    format!(
+                        "group {:?}: recording rule {name} has the name of the log metric at {} \
+                         (they would write the same series; rename one)",
+                        group.name, m.pos
+                    ),
+                );
+            }
+        }
+    }
     RuleFile {
         source: source.to_string(),
         groups,
@@ -818,7 +836,7 @@ fn validate_rule(
                     Pos::of(e),
                     format!(
                         "{ctx}could not parse expression: parse error: {}",
-                        one_line(&msg)
+                        promql_error(&msg)
                     ),
                 );
                 None
@@ -967,6 +985,20 @@ fn regex_error(e: &regex::Error) -> String {
             .map(str::to_string)
             .unwrap_or_else(|| one_line(s)),
         other => one_line(&other.to_string()),
+    }
+}
+
+/// The parser's message, one line; its catch-all for grammar errors says
+/// neither where nor what, so add what usually causes it.
+fn promql_error(msg: &str) -> String {
+    let msg = one_line(msg);
+    if msg == "invalid promql query" {
+        format!(
+            "{msg} (the parser does not say where; look for a missing operand or operator, \
+             two values side by side, or an unbalanced bracket)"
+        )
+    } else {
+        msg
     }
 }
 

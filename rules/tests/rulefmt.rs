@@ -660,6 +660,21 @@ groups:
     }
 
     #[test]
+    fn record_and_log_metric_share_no_name() {
+        let text = "log_metrics:\n  - name: errors_total\n    selector: '{a=\"b\"}'\ngroups:\n  - name: g\n    rules:\n      - record: errors_total\n        expr: vector(1)\n";
+        let errs = match load_str("l.yaml", text, strict()) {
+            Ok(_) => panic!("should be rejected"),
+            Err(e) => e,
+        };
+        assert_eq!(errs.errors.len(), 1, "{errs}");
+        assert_eq!(errs.errors[0].pos, pos(7, 9), "{errs}");
+        assert!(
+            errs.errors[0].message.contains("log metric at 2:5"),
+            "{errs}"
+        );
+    }
+
+    #[test]
     fn bad_log_metrics_are_all_reported() {
         let text = r#"log_metrics:
   - name: a_total
