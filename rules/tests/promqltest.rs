@@ -158,7 +158,8 @@ impl Loaded {
     }
 }
 
-/// One selector of a query with the window of sample times it can read.
+/// One selector of a query with the window of sample times it can read,
+/// `(mint, maxt]` (left-open, as Prometheus 3's lookback and ranges).
 struct SelectorWindow<'a> {
     name: Option<&'a str>,
     matchers: &'a [Matcher],
@@ -282,11 +283,10 @@ fn histogram_selected(
     collect_selectors(expr, lo, hi, q, &mut sels);
     for sel in &sels {
         for (labels, times) in &loaded.histograms {
-            if selector_matches(sel, labels)
-                && times.iter().any(|&t| t >= sel.mint && t <= sel.maxt)
+            if selector_matches(sel, labels) && times.iter().any(|&t| t > sel.mint && t <= sel.maxt)
             {
                 return Some(format!(
-                    "query selects native-histogram samples of {labels} in [{}ms, {}ms]",
+                    "query selects native-histogram samples of {labels} in ({}ms, {}ms]",
                     sel.mint, sel.maxt
                 ));
             }
@@ -765,13 +765,9 @@ impl Runner {
         } else {
             (cmd.eval, cmd.eval)
         };
-        let (lo, hi) = if cmd.is_range || cmd.exclude_from_range_query {
-            q
-        } else {
-            // The range-mode check evaluates one step either side.
-            (cmd.eval - 60_000, cmd.eval + 60_000)
-        };
-        if let Some(why) = histogram_selected(loaded, &expr, lo, hi, q) {
+        // Only the evaluation time matters for instant evals: the range-mode
+        // check compares just its middle step.
+        if let Some(why) = histogram_selected(loaded, &expr, q.0, q.1, q) {
             return Outcome::Skip(why);
         }
         if cmd.is_range {
