@@ -4,6 +4,11 @@
 //! empty must give the exit code promtool gives, and failure reports must
 //! show what was expected and what was got.
 
+#![expect(
+    clippy::expect_used,
+    reason = "a helper that cannot run tocsinctl or read the expectations must fail the test"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -526,3 +526,245 @@ impl TemplateContext for RuleTemplateContext<'_> {
 fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::file::{LoadOptions, load_str};
+    use crate::promql::value::is_stale;
+    use crate::promql::{MatchOp, Matcher};
+
+    const MIN: i64 = 60_000;
+
+    fn group(yaml: &str) -> GroupEvaluator {
+        let f = load_str("test.yml", yaml, LoadOptions::default()).expect("valid rule file");
+        GroupEvaluator::new(&f.groups[0], MIN)
+    }
+
+    fn lbl(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    /// The samples of the series named `name`, as (t, v).
+    fn samples(store: &MemStorage, name: &str) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        store
+            .select(
+                &[Matcher::new(MatchOp::Equal, METRIC_NAME, name)],
+                i64::MIN,
+                i64::MAX,
+            )
+            .expect("select")
+            .into_iter()
+            .map(|s| (s.labels, s.samples.iter().map(|x| (x.t, x.v)).collect()))
+            .collect()
+    }
+
+    fn run(g: &mut GroupEvaluator, store: &mut MemStorage, t: i64) -> Vec<String> {
+        let engine = Engine::default();
+        let ext = lbl(&[("cluster", "eu1")]);
+        let ctx = EvalContext {
+            engine: &engine,
+            external_labels: &ext,
+            external_url: "http://tocsin.example",
+            default_query_offset_ms: 0,
+        };
+        g.eval(store, t, &ctx)
+            .into_iter()
+            .map(|(i, e)| format!("{}: {e}", g.rules()[i].name()))
+            .collect()
+    }
+
+    #[test]
+    fn recording_rules_feed_the_next_rule_in_the_same_evaluation() {
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up * 2\n  - record: b\n    expr: a + 1\n",
+        );
+        let mut st = MemStorage::new();
+        st.add(&lbl(&[("__name__", "up"), ("job", "x")]), 0, 3.0);
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        assert_eq!(
+            samples(&st, "a"),
+            vec![(lbl(&[("__name__", "a"), ("job", "x")]), vec![(0, 6.0)])]
+        );
+        assert_eq!(
+            samples(&st, "b"),
+            vec![(lbl(&[("__name__", "b"), ("job", "x")]), vec![(0, 7.0)])]
+        );
+    }
+
+    #[test]
+    fn vanished_series_get_a_staleness_marker() {
+        let mut g = group("groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n");
+        let mut st = MemStorage::new();
+        st.add(&lbl(&[("__name__", "up")]), 0, 1.0);
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        // Ten minutes later `up` is beyond the lookback window.
+        assert!(run(&mut g, &mut st, 10 * MIN).is_empty());
+        let a = samples(&st, "a");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].1.len(), 2);
+        assert_eq!(a[0].1[1].0, 10 * MIN);
+        assert!(is_stale(a[0].1[1].1));
+    }
+
+    #[test]
+    fn group_labels_apply_and_rule_labels_win() {
+        let mut g = group(
+            "groups:\n- name: g\n  labels:\n    team: a\n    env: prod\n  rules:\n  - record: r\n    expr: vector(1)\n    labels:\n      team: b\n",
+        );
+        let mut st = MemStorage::new();
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        assert_eq!(
+            samples(&st, "r")[0].0,
+            lbl(&[("__name__", "r"), ("env", "prod"), ("team", "b")])
+        );
+    }
+
+    #[test]
+    fn limit_and_duplicate_labelsets_fail_with_prometheus_wording() {
+        let mut g =
+            group("groups:\n- name: g\n  limit: 1\n  rules:\n  - record: r\n    expr: up\n");
+        let mut st = MemStorage::new();
+        st.add(&lbl(&[("__name__", "up"), ("i", "1")]), 0, 1.0);
+        st.add(&lbl(&[("__name__", "up"), ("i", "2")]), 0, 1.0);
+        assert_eq!(
+            run(&mut g, &mut st, 0),
+            vec!["r: exceeded limit of 1 with 2 series"]
+        );
+        assert_eq!(
+            g.rules()[0].last_error(),
+            Some("exceeded limit of 1 with 2 series")
+        );
+
+        let mut g = group(
+            "groups:\n- name: g\n  rules:\n  - record: r\n    expr: up\n    labels:\n      i: same\n",
+        );
+        assert_eq!(
+            run(&mut g, &mut st, 0),
+            vec!["r: vector contains metrics with the same labelset after applying rule labels"]
+        );
+        assert!(samples(&st, "r").is_empty());
+    }
+
+    #[test]
+    fn query_offset_shifts_the_query_and_the_written_samples() {
+        let mut g = group(
+            "groups:\n- name: g\n  query_offset: 1m\n  rules:\n  - record: r\n    expr: up\n",
+        );
+        let mut st = MemStorage::new();
+        st.add(&lbl(&[("__name__", "up")]), 0, 1.0);
+        st.add(&lbl(&[("__name__", "up")]), MIN, 2.0);
+        assert!(run(&mut g, &mut st, MIN).is_empty());
+        assert_eq!(samples(&st, "r")[0].1, vec![(0, 1.0)]);
+    }
+
+    #[test]
+    fn alerting_rules_expand_templates_and_write_alerts_series() {
+        let mut g = group(concat!(
+            "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 1m\n",
+            "    labels:\n      severity: page\n      where: '{{ $labels.instance }}'\n",
+            "    annotations:\n      summary: '{{ $labels.instance }} is {{ $value }} in {{ $externalLabels.cluster }}'\n",
+        ));
+        let mut st = MemStorage::new();
+        let up = lbl(&[("__name__", "up"), ("instance", "h1")]);
+        st.add(&up, 0, 0.0);
+        st.add(&up, MIN, 0.0);
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        let tr = g.rules()[0].tracker().expect("alerting rule");
+        let a = tr.alerts().next().expect("pending alert");
+        assert_eq!(
+            a.labels,
+            lbl(&[
+                ("alertname", "Down"),
+                ("instance", "h1"),
+                ("severity", "page"),
+                ("where", "h1")
+            ])
+        );
+        assert_eq!(
+            a.annotations,
+            vec![("summary".to_string(), "h1 is 0 in eu1".to_string())]
+        );
+        let alerts = samples(&st, "ALERTS");
+        assert_eq!(alerts[0].0.get("alertstate"), "pending");
+        assert!(run(&mut g, &mut st, MIN).is_empty());
+        assert_eq!(
+            g.rules()[0]
+                .tracker()
+                .expect("tracker")
+                .firing_alerts()
+                .count(),
+            1
+        );
+        let alerts = samples(&st, "ALERTS");
+        let firing = alerts
+            .iter()
+            .find(|(l, _)| l.get("alertstate") == "firing")
+            .expect("firing");
+        assert_eq!(firing.1, vec![(MIN, 1.0)]);
+        // The pending series went stale when the alert fired.
+        let pending = alerts
+            .iter()
+            .find(|(l, _)| l.get("alertstate") == "pending")
+            .expect("pending");
+        assert!(
+            pending
+                .1
+                .last()
+                .is_some_and(|(t, v)| *t == MIN && is_stale(*v))
+        );
+        let for_state = samples(&st, "ALERTS_FOR_STATE");
+        assert_eq!(for_state[0].1.last(), Some(&(MIN, 0.0)));
+    }
+
+    #[test]
+    fn reload_keeps_alert_state_and_persisted_state_restores() {
+        let yaml = "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 5m\n";
+        let mut g = group(yaml);
+        let mut st = MemStorage::new();
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        let mut reloaded = group(yaml);
+        reloaded.copy_state_from(&g);
+        assert_eq!(
+            reloaded.rules()[0]
+                .tracker()
+                .and_then(|t| t.alerts().next())
+                .map(|a| a.active_at),
+            Some(0)
+        );
+        let saved = g.alert_state();
+        let mut restarted = group(yaml);
+        restarted.restore_alert_state(saved, 0, 0).expect("restore");
+        assert_eq!(restarted.rules()[0].tracker(), g.rules()[0].tracker());
+    }
+
+    #[test]
+    fn removed_rules_series_go_stale_after_reload() {
+        let mut g = group("groups:\n- name: g\n  rules:\n  - record: old\n    expr: vector(1)\n");
+        let mut st = MemStorage::new();
+        assert!(run(&mut g, &mut st, 0).is_empty());
+        let mut reloaded =
+            group("groups:\n- name: g\n  rules:\n  - record: new\n    expr: vector(1)\n");
+        reloaded.copy_state_from(&g);
+        assert!(run(&mut reloaded, &mut st, MIN).is_empty());
+        let old = samples(&st, "old");
+        assert!(
+            old[0]
+                .1
+                .last()
+                .is_some_and(|(t, v)| *t == MIN && is_stale(*v))
+        );
+    }
+
+    #[test]
+    fn memstorage_refuses_a_different_value_at_the_same_timestamp() {
+        let mut st = MemStorage::new();
+        let l = lbl(&[("__name__", "x")]);
+        st.append(&l, 0, 1.0).expect("first");
+        st.append(&l, 0, 1.0).expect("same value again");
+        assert_eq!(
+            st.append(&l, 0, 2.0),
+            Err(AppendError::DuplicateSampleForTimestamp)
+        );
+    }
+}

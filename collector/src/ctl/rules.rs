@@ -125,7 +125,7 @@ mod tests {
         );
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = check(
-            &[good.clone()],
+            std::slice::from_ref(&good),
             &CheckOptions::default(),
             &mut out,
             &mut err,
@@ -152,14 +152,26 @@ mod tests {
             "groups:\n  - name: g\n    rules:\n      - record: a\n        expr: up\n      - record: a\n        expr: up\n",
         );
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = check(&[f.clone()], &CheckOptions::default(), &mut out, &mut err).expect("io");
+        let code = check(
+            std::slice::from_ref(&f),
+            &CheckOptions::default(),
+            &mut out,
+            &mut err,
+        )
+        .expect("io");
         assert_eq!(code, SUCCESS, "lint problems are not fatal by default");
         assert!(String::from_utf8_lossy(&err).contains("lint error 1 duplicate rule(s) found."));
         let opts = CheckOptions {
             lint_fatal: true,
             ..CheckOptions::default()
         };
-        let code = check(&[f.clone()], &opts, &mut Vec::new(), &mut Vec::new()).expect("io");
+        let code = check(
+            std::slice::from_ref(&f),
+            &opts,
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .expect("io");
         assert_eq!(code, LINT_FAILURE);
         let opts = CheckOptions {
             lint: Lint::None,

@@ -329,7 +329,12 @@ impl Suite<'_> {
         }
         let alert_times: Vec<i64> = alert_tests.keys().copied().collect();
 
-        let engine = Engine::new(EngineOptions::default());
+        // A subquery without a step uses the evaluation interval, as promtool
+        // configures its engine.
+        let engine = Engine::new(EngineOptions {
+            no_step_subquery_interval_ms: self.eval_interval,
+            ..EngineOptions::default()
+        });
         let external_labels = Labels::from_pairs(
             tg.external_labels
                 .iter()
@@ -568,5 +573,77 @@ mod tests {
         assert!(re.is_match("wrong test"));
         assert!(!re.is_match(""));
         assert!(compile_run(&["(".into()]).is_err());
+    }
+
+    fn run_yaml(rules: &str, tests: &str, opts: &RunOptions) -> FileOutcome {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("rules.yml"), rules).expect("write rules");
+        let test = dir.path().join("test.yml");
+        std::fs::write(&test, tests).expect("write test");
+        let run = compile_run(&opts.run).expect("run patterns");
+        run_file(&test, opts, run.as_ref())
+    }
+
+    const RULES: &str = "groups:\n- name: g\n  rules:\n  - alert: High\n    expr: load > 1\n    for: 2m\n    labels:\n      env: '{{ $externalLabels.env }}'\n    annotations:\n      url: '{{ $externalURL }}/x'\n  - record: load:doubled\n    expr: load * 2\n";
+
+    #[test]
+    fn alerts_follow_for_and_are_checked_at_the_last_step_before_eval_time() {
+        let tests = "rule_files: [rules.yml]\ntests:\n- interval: 1m\n  external_labels: {env: prod}\n  external_url: http://t.example\n  input_series:\n  - series: load{host=\"a\"}\n    values: 2x10\n  alert_rule_test:\n  - eval_time: 1m59s\n    alertname: High\n    exp_alerts: []\n  - eval_time: 2m30s\n    alertname: High\n    exp_alerts:\n    - exp_labels: {host: a, env: prod}\n      exp_annotations: {url: http://t.example/x}\n  promql_expr_test:\n  - expr: load:doubled\n    eval_time: 3m\n    exp_samples:\n    - labels: 'load:doubled{host=\"a\"}'\n      value: 4\n";
+        let out = run_yaml(RULES, tests, &RunOptions::default());
+        assert_eq!(out.failures, Vec::<String>::new());
+    }
+
+    #[test]
+    fn wrong_expectations_are_reported_like_promtool() {
+        let tests = "rule_files: [rules.yml]\ntests:\n- name: t1\n  input_series:\n  - series: load\n    values: 2x10\n  alert_rule_test:\n  - eval_time: 5m\n    alertname: High\n    exp_alerts: []\n";
+        let out = run_yaml(RULES, tests, &RunOptions::default());
+        assert_eq!(out.failures.len(), 1);
+        assert!(
+            out.failures[0].starts_with("    name: t1,\n    alertname: High, time: 5m, \n        exp:[], \n        got:[\n            0:\n              Labels:{alertname=\"High\"}"),
+            "{}",
+            out.failures[0]
+        );
+    }
+
+    #[test]
+    fn missing_alertname_and_unmatched_rule_files_are_reported() {
+        let tests = "rule_files: [nope-*.yml]\ntests:\n- alert_rule_test:\n  - eval_time: 1m\n    exp_alerts: []\n";
+        let out = run_yaml(RULES, tests, &RunOptions::default());
+        assert_eq!(out.warnings.len(), 1);
+        assert!(out.warnings[0].starts_with("  WARNING: no file match pattern "));
+        assert_eq!(
+            out.failures,
+            vec![
+                "an item under alert_rule_test misses required attribute alertname at eval_time 1m"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn run_skips_groups_whose_name_does_not_match() {
+        let tests = "tests:\n- name: good\n  input_series:\n  - series: x\n    values: 1\n  promql_expr_test:\n  - expr: x\n    exp_samples: [{labels: x, value: 1}]\n- name: bad\n  promql_expr_test:\n  - expr: x\n    exp_samples: [{labels: x, value: 1}]\n";
+        let all = run_yaml(RULES, tests, &RunOptions::default());
+        assert_eq!(all.failures.len(), 1);
+        let only_good = RunOptions {
+            run: vec!["^go".into()],
+            ..RunOptions::default()
+        };
+        assert!(run_yaml(RULES, tests, &only_good).passed());
+    }
+
+    #[test]
+    fn group_eval_order_decides_which_recording_rule_runs_first() {
+        let rules = "groups:\n- name: second\n  rules:\n  - record: b\n    expr: a + 1\n- name: first\n  rules:\n  - record: a\n    expr: vector(1)\n";
+        let tests = "rule_files: [rules.yml]\ngroup_eval_order: [first, second]\ntests:\n- promql_expr_test:\n  - expr: b\n    exp_samples: [{labels: b, value: 2}]\n";
+        assert_eq!(
+            run_yaml(rules, tests, &RunOptions::default()).failures,
+            Vec::<String>::new()
+        );
+        let repeated = "group_eval_order: [a, a]\ntests: []\n";
+        assert_eq!(
+            run_yaml(rules, repeated, &RunOptions::default()).failures,
+            vec!["group name repeated in evaluation order: a".to_string()]
+        );
     }
 }
