@@ -1327,3 +1327,102 @@ mod tests {
         assert!(e.to_string().contains("output exceeds the limit"), "{e}");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
+mod prop_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fragments that combine into plausible, often broken, templates.
+    fn fragment() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "{{",
+            "}}",
+            "{{- ",
+            " -}}",
+            "{{/* c */}}",
+            "/*",
+            "*/",
+            " ",
+            "\n",
+            "é",
+            "if",
+            "else",
+            "end",
+            "range",
+            "with",
+            "define",
+            "template",
+            "block",
+            "break",
+            "continue",
+            "$",
+            "$x",
+            " := ",
+            " = ",
+            ",",
+            "|",
+            "(",
+            ")",
+            ".",
+            ".A",
+            ".Labels",
+            "$labels",
+            "$value",
+            "\"s\"",
+            "`r`",
+            "'c'",
+            "'",
+            "\"",
+            "1",
+            "-2.5e3",
+            "0x1F",
+            "true",
+            "nil",
+            "printf",
+            "\"%d %s %.2f\"",
+            "humanize",
+            "len",
+            "index",
+            "slice",
+            "eq",
+            "and",
+            "or",
+            "not",
+            "toUpper",
+            "query",
+            "first",
+            "args",
+            "text ",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the input, parsing and executing return instead of
+        /// panicking, and a parse error points inside the text.
+        #[test]
+        fn parse_and_execute_never_panic(parts in prop::collection::vec(fragment(), 0..24)) {
+            let text: String = parts.concat();
+            match Template::parse("p", &text) {
+                Ok(t) => {
+                    let data = AlertTemplateData {
+                        labels: Labels::from_pairs([("a", "1")]),
+                        external_labels: Labels::empty(),
+                        external_url: String::new(),
+                        value: 1.5,
+                    };
+                    let _ = t.execute(&data, &NoQueries);
+                }
+                Err(TemplateError::Parse { line, column, .. }) => {
+                    prop_assert!(line >= 1 && line <= text.matches('\n').count() + 1);
+                    let line_len = text.split('\n').nth(line - 1).map_or(0, |l| l.chars().count());
+                    prop_assert!(column >= 1 && column <= line_len + 1, "{column} > {line_len} in {text:?}");
+                }
+                Err(e) => prop_assert!(false, "unexpected error kind {e}"),
+            }
+        }
+    }
+}
