@@ -18,6 +18,11 @@
 //! Annotations carry Prometheus' text without the `(line:col)` position
 //! suffix: the evaluator does not pass expression positions down.
 //!
+//! Two functions the parser knows are refused with an error: `integral`
+//! (an upstream proposal that Prometheus has not merged) and
+//! `start_timestamp` (it reads sample start times, which the store does not
+//! keep).
+//!
 //! The submodules follow Prometheus' families: [`range`] (the `*_over_time`
 //! and rate family), [`math`] (element-wise float functions), [`time`]
 //! (calendar functions, UTC), [`labels`] (`label_replace`, `label_join`),
@@ -62,7 +67,7 @@ pub struct FnCtx<'a> {
 /// Calls the function `name` (as promql-parser names it) on `args`.
 pub fn call(name: &str, args: Vec<FnArg>, ctx: &mut FnCtx<'_>) -> Result<Vector, EvalError> {
     let mut args = Args::new(name, args);
-    let out = match name {
+    let mut out = match name {
         // Range-vector functions.
         "rate"
         | "increase"
@@ -117,7 +122,6 @@ pub fn call(name: &str, args: Vec<FnArg>, ctx: &mut FnCtx<'_>) -> Result<Vector,
         }
     };
     check_unique_labelsets(&out)?;
-    let mut out = out;
     // Functions that pass elements through (`sort`) keep the input's
     // timestamps; the contract is that every result carries the step's.
     for s in &mut out {
