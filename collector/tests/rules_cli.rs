@@ -225,3 +225,55 @@ fn check_rules_like_promtool() {
     );
     assert_eq!(out.status.code(), Some(0));
 }
+
+/// promtool itself, when installed (`PROMTOOL` or `promtool` on `PATH`).
+fn promtool() -> Option<PathBuf> {
+    let candidate = std::env::var_os("PROMTOOL").map(PathBuf::from).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("promtool"))
+                .find(|p| p.is_file())
+        })
+    });
+    if candidate.is_none() {
+        eprintln!("skipping: promtool not installed (set PROMTOOL to compare against it)");
+    }
+    candidate
+}
+
+#[test]
+fn output_is_byte_identical_to_promtool_where_versions_agree() {
+    let Some(dir) = conformance_dir() else { return };
+    let Some(promtool) = promtool() else { return };
+    // Files whose meaning has not changed between promtool 2.x and 3.x, so
+    // any installed promtool is a valid reference for them.
+    for file in [
+        "failing.yml",
+        "rules_run.yml",
+        "long-period.yml",
+        "at-modifier-test.yml",
+        "negative-offset-test.yml",
+    ] {
+        let theirs = Command::new(&promtool)
+            .current_dir(&dir)
+            .args(["test", "rules", file])
+            .output()
+            .expect("run promtool");
+        let ours = tocsinctl(&dir, &["rules", "test", file]);
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{file}: exit code"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&theirs.stdout),
+            "{file}: stdout"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stderr),
+            String::from_utf8_lossy(&theirs.stderr),
+            "{file}: stderr"
+        );
+    }
+}
