@@ -557,17 +557,33 @@ fn aggregate_k(
 }
 
 /// The position of a series in [0, 1] that `limit_ratio` compares with the
-/// ratio: Prometheus' `labels.Hash()` (xxHash64 over name, 0xff, value,
-/// 0xff for each label in order) divided by the largest `uint64`.
+/// ratio: Prometheus' `labels.Hash()` divided by the largest `uint64`.
+/// Prometheus 3's default label representation (`stringlabels`) hashes its
+/// encoded form with XXH64, so the same series lands on the same side of a
+/// ratio here and in Prometheus.
 pub fn ratio_offset(labels: &Labels) -> f64 {
-    let mut buf = Vec::with_capacity(256);
-    for l in labels.iter() {
-        buf.extend_from_slice(l.name.as_bytes());
-        buf.push(0xff);
-        buf.extend_from_slice(l.value.as_bytes());
-        buf.push(0xff);
+    xxhash_rust::xxh64::xxh64(&encode_labels(labels), 0) as f64 / u64::MAX as f64
+}
+
+/// Prometheus' `stringlabels` encoding: for each label in name order, the
+/// name then the value, each preceded by its length (one byte below 255,
+/// else 255 and three little-endian bytes).
+fn encode_labels(labels: &Labels) -> Vec<u8> {
+    fn put(buf: &mut Vec<u8>, s: &str) {
+        let n = s.len();
+        if n < 255 {
+            buf.push(n as u8);
+        } else {
+            buf.extend_from_slice(&[255, n as u8, (n >> 8) as u8, (n >> 16) as u8]);
+        }
+        buf.extend_from_slice(s.as_bytes());
     }
-    xxhash_rust::xxh64::xxh64(&buf, 0) as f64 / u64::MAX as f64
+    let mut buf = Vec::with_capacity(128);
+    for l in labels.iter() {
+        put(&mut buf, &l.name);
+        put(&mut buf, &l.value);
+    }
+    buf
 }
 
 /// Whether `limit_ratio(ratio, …)` keeps a series at `offset`: a positive
@@ -941,6 +957,22 @@ mod tests {
         // Reference values of XXH64 with seed 0.
         assert_eq!(xxhash_rust::xxh64::xxh64(b"", 0), 0xef46_db37_51d8_e999);
         assert_eq!(xxhash_rust::xxh64::xxh64(b"a", 0), 0xd24e_c4f1_a98c_6e5b);
+    }
+
+    #[test]
+    fn labels_encode_like_prometheus_stringlabels() {
+        let l = Labels::from_pairs([("__name__", "a"), ("b", "cd")]);
+        let mut want = vec![8u8];
+        want.extend_from_slice(b"__name__");
+        want.extend_from_slice(&[1, b'a', 1, b'b', 2, b'c', b'd']);
+        assert_eq!(encode_labels(&l), want);
+        let long = "x".repeat(300);
+        let l = Labels::from_pairs([("k", long.as_str())]);
+        let enc = encode_labels(&l);
+        assert_eq!(&enc[..6], &[1, b'k', 255, 44, 1, 0]);
+        assert_eq!(enc.len(), 6 + 300);
+        let o = ratio_offset(&l);
+        assert!((0.0..=1.0).contains(&o));
     }
 
     #[test]
