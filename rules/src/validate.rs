@@ -212,7 +212,16 @@ pub(crate) fn load(
     opts: LoadOptions,
 ) -> Result<RuleFile, RuleFileErrors> {
     let mut problems = Problems(Vec::new());
-    let yaml_opts = serde_saphyr::options! { with_snippet: false };
+    let yaml_opts = serde_saphyr::options! {
+        with_snippet: false,
+        // serde-saphyr's defaults suit small configs (250k nodes is a
+        // rule file of about 3 MB); rule files of whole fleets are larger.
+        // Still bounded, so that a runaway file cannot exhaust memory.
+        budget: serde_saphyr::budget! {
+            max_events: 40_000_000,
+            max_nodes: 20_000_000,
+        },
+    };
 
     // Pass 1: syntax, and every unknown key. A syntax error ends loading:
     // nothing after it can be trusted.

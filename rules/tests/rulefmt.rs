@@ -260,6 +260,17 @@ mod promtool_rule_files {
         }
     }
 
+    /// A file well past serde-saphyr's default node budget (250k) loads.
+    #[test]
+    fn fleet_sized_file_loads() {
+        let mut text = String::from("groups:\n  - name: big\n    rules:\n");
+        for i in 0..55_000 {
+            text.push_str(&format!("      - {{record: r{i}, expr: '1'}}\n"));
+        }
+        let f = load_str("big.yaml", &text, strict()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(f.groups[0].rules.len(), 55_000);
+    }
+
     #[test]
     fn rules_yml_content() {
         let Some(dir) = conformance("promtool") else {
