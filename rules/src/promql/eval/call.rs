@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use promql_parser::label::{MatchOp, Matchers};
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{AggregateExpr, Call, Expr, LabelModifier};
 
 use super::selector::{RangeInput, WindowCursor, vs_matchers_for_absent};
@@ -161,9 +162,11 @@ impl Ev<'_, '_> {
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
                 if self.r.start != self.r.end =>
             {
+                let mark = self.annotation_mark();
                 self.ctx.annotations.borrow_mut().warn(
                     "PromQL warning: sort is ineffective for range queries since results are always ordered by labels",
                 );
+                self.position_annotations(mark, |_| Some(c.to_string()));
             }
             "info" => {
                 return Err(eval_err(
@@ -362,7 +365,9 @@ impl Ev<'_, '_> {
                         });
                     }
                 }
+                let mark = self.annotation_mark();
                 let res = self.fn_ctx_call(name, fn_args, ts, (end - input.range, end))?;
+                self.position_annotations(mark, |msg| annotated_arg(msg, args, Some(idx)));
                 if let Some(first) = res.first() {
                     points.push(Sample { t: ts, v: first.v });
                 }
@@ -492,14 +497,18 @@ impl Ev<'_, '_> {
                         t: ts,
                         v,
                     }]);
+                    let mark = self.annotation_mark();
                     let res = self.fn_ctx_call(name, one, ts, (ts, ts))?;
+                    self.position_annotations(mark, |msg| annotated_arg(msg, args, None));
                     if let Some(r) = res.first() {
                         builder.add(series[s].labels.clone(), true, ts, r.v)?;
                     }
                 }
                 continue;
             }
+            let mark = self.annotation_mark();
             let res = self.fn_ctx_call(name, fn_args, ts, (ts, ts))?;
+            self.position_annotations(mark, |msg| annotated_arg(msg, args, None));
             let flags: Option<HashMap<Labels, bool>> = match (&first_vec, delayed) {
                 (Some((j, elems)), true) => {
                     let Val::Vector(series) = &vals[*j] else {
@@ -569,10 +578,20 @@ impl Ev<'_, '_> {
                     return Err(eval_err("aggregation parameter must be a scalar or string"));
                 }
             };
+            let mark = self.annotation_mark();
             let res = {
                 let mut ann = self.ctx.annotations.borrow_mut();
                 aggregate(&op, p, a.modifier.as_ref(), vector, ts, &mut ann)?
             };
+            // Parameter warnings point at the parameter, others at the
+            // aggregated expression.
+            self.position_annotations(mark, |msg| {
+                let node = match &a.param {
+                    Some(p) if msg.contains(" value should be between ") => p,
+                    _ => &a.expr,
+                };
+                Some(unwrap_parens(node).to_string())
+            });
             // Delayed name removal: an output drops its name if any of its
             // inputs would have.
             let flags: Option<HashMap<Labels, bool>> =
@@ -646,6 +665,22 @@ fn go_max(a: f64, b: f64) -> f64 {
     } else {
         a.max(b)
     }
+}
+
+/// The argument of a call an annotation is about, rendered: Prometheus
+/// points at the quantile for a bad quantile, at the range argument for
+/// range-vector functions, and otherwise at the (first) instant-vector
+/// argument.
+fn annotated_arg(msg: &str, args: &[&Expr], matrix: Option<usize>) -> Option<String> {
+    let typed = |t: ValueType| args.iter().find(|a| a.value_type() == t);
+    let node = if msg.contains("quantile value should be between") {
+        typed(ValueType::Scalar)
+    } else if let Some(i) = matrix {
+        args.get(i)
+    } else {
+        typed(ValueType::Vector).or(args.first())
+    };
+    node.map(|n| n.to_string())
 }
 
 fn args_get<'e>(args: &[&'e Expr], i: usize) -> Result<&'e Expr, EvalError> {

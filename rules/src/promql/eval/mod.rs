@@ -98,7 +98,12 @@ impl Engine {
         Engine { options }
     }
 
-    fn ctx<'a>(&self, store: &'a dyn Queryable, start: i64, end: i64, step: i64) -> Ctx<'a> {
+    fn ctx<'a>(
+        &self,
+        store: &'a dyn Queryable,
+        expr: &Expr,
+        (start, end, step): (i64, i64, i64),
+    ) -> Ctx<'a> {
         Ctx {
             store,
             lookback: self.options.lookback_delta_ms,
@@ -109,6 +114,7 @@ impl Engine {
             query_start: start,
             query_end: end,
             query_step: step,
+            root_text: expr.to_string(),
             annotations: RefCell::new(Annotations::default()),
         }
     }
@@ -120,7 +126,7 @@ impl Engine {
         expr: &Expr,
         t_ms: i64,
     ) -> Result<QueryResult, EvalError> {
-        let ctx = self.ctx(store, t_ms, t_ms, 0);
+        let ctx = self.ctx(store, expr, (t_ms, t_ms, 0));
         let ev = Ev {
             ctx: &ctx,
             r: StepRange {
@@ -194,7 +200,7 @@ impl Engine {
                 )));
             }
         }
-        let ctx = self.ctx(store, start_ms, end_ms, step_ms);
+        let ctx = self.ctx(store, expr, (start_ms, end_ms, step_ms));
         let ev = Ev {
             ctx: &ctx,
             r: StepRange {
@@ -276,6 +282,9 @@ pub(crate) struct Ctx<'a> {
     query_end: i64,
     /// The query's step (0 for an instant query), for `step()`.
     query_step: i64,
+    /// The query as promql-parser renders it: annotations name a position
+    /// in it, as Prometheus' do in the query text.
+    root_text: String,
     annotations: RefCell<Annotations>,
 }
 
@@ -476,6 +485,45 @@ impl<'c, 'a> Ev<'c, 'a> {
                 "unary expression only allowed on expressions of type scalar or instant vector",
             )),
         }
+    }
+
+    /// The annotations' lengths, to find the ones a call adds.
+    fn annotation_mark(&self) -> (usize, usize) {
+        let a = self.ctx.annotations.borrow();
+        (a.warnings.len(), a.infos.len())
+    }
+
+    /// Appends Prometheus' ` (line:col)` position to the annotations added
+    /// since `mark`: `node_of` names, for a message, the rendered
+    /// sub-expression it is about (Prometheus points at a specific
+    /// argument per annotation).
+    fn position_annotations(&self, mark: (usize, usize), node_of: impl Fn(&str) -> Option<String>) {
+        let mut ann = self.ctx.annotations.borrow_mut();
+        if ann.warnings.len() == mark.0 && ann.infos.len() == mark.1 {
+            return;
+        }
+        let new_warnings = ann.warnings.split_off(mark.0);
+        let new_infos = ann.infos.split_off(mark.1);
+        let with_pos = |msg: String| match node_of(&msg).and_then(|n| self.position_of(&n)) {
+            Some(pos) => format!("{msg} {pos}"),
+            None => msg,
+        };
+        for w in new_warnings {
+            ann.warn(with_pos(w));
+        }
+        for i in new_infos {
+            ann.info(with_pos(i));
+        }
+    }
+
+    /// `(line:col)` of the first occurrence of `needle` in the query.
+    fn position_of(&self, needle: &str) -> Option<String> {
+        let root = &self.ctx.root_text;
+        let idx = root.find(needle)?;
+        let before = &root[..idx];
+        let line = before.matches('\n').count() + 1;
+        let col = idx - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+        Some(format!("({line}:{col})"))
     }
 
     /// Resolves an `@` modifier to milliseconds.
