@@ -9,9 +9,9 @@
 //! Outputs follow Prometheus' `template.go` to the character (`%.4g`, SI
 //! prefixes, Go's `time.Time` printing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use regex::Regex;
@@ -497,8 +497,29 @@ pub(crate) fn query_result(samples: impl IntoIterator<Item = (Value, f64)>) -> V
     )
 }
 
+/// Compiled patterns of `reReplaceAll` and `match`: alert templates run
+/// for every alert at every evaluation with the same few patterns.
+static REGEX_CACHE: LazyLock<Mutex<HashMap<String, Regex>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const REGEX_CACHE_MAX: usize = 256;
+
 fn compile(pattern: &str) -> Result<Regex, FuncError> {
-    Regex::new(pattern).map_err(|e| FuncError::Call(format!("error parsing regexp: {e}")))
+    if let Ok(cache) = REGEX_CACHE.lock()
+        && let Some(re) = cache.get(pattern)
+    {
+        return Ok(re.clone());
+    }
+    let re =
+        Regex::new(pattern).map_err(|e| FuncError::Call(format!("error parsing regexp: {e}")))?;
+    // A poisoned lock only means another thread panicked mid-insert; the
+    // cache is an optimisation, so it is then simply bypassed.
+    if let Ok(mut cache) = REGEX_CACHE.lock() {
+        if cache.len() >= REGEX_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
 }
 
 /// Prometheus' `title` (`cases.Title(…, cases.NoLower)`): upper-cases the
@@ -1146,6 +1167,17 @@ mod tests {
         assert_eq!(url_path("http://testhost:9090"), "");
         assert_eq!(query_escape("up{job=\"a b\"}"), "up%7Bjob%3D%22a+b%22%7D");
         assert_eq!(title("aa bb CC o'neil foo-bar"), "Aa Bb CC O'neil Foo-Bar");
+    }
+
+    #[test]
+    fn regex_errors_and_cache() {
+        let a = compile("a+").unwrap();
+        let b = compile("a+").unwrap();
+        assert_eq!(a.as_str(), b.as_str());
+        let FuncError::Call(m) = compile("(").unwrap_err() else {
+            panic!("not a call error")
+        };
+        assert!(m.starts_with("error parsing regexp:"), "{m}");
     }
 
     #[test]

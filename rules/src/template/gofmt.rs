@@ -402,6 +402,14 @@ pub(crate) fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
+        if verb == 'T' {
+            match args.get(argi) {
+                Some(v) => out.push_str(&pad(v.type_name(), &spec, false)),
+                None => out.push_str("%!T(MISSING)"),
+            }
+            argi += 1;
+            continue;
+        }
         match args.get(argi) {
             Some(v) => out.push_str(&format_arg(v, verb, &spec)),
             None => out.push_str(&format!("%!{verb}(MISSING)")),
@@ -726,6 +734,14 @@ mod tests {
         assert_eq!(
             sprintf("%+d %+.1f", &[Value::Int(5), Value::Float(2.0)]),
             "+5 +2.0"
+        );
+    }
+
+    #[test]
+    fn sprintf_type_verb() {
+        assert_eq!(
+            sprintf("%T %T %T", &[Value::Float(1.0), Value::from("a")]),
+            "float64 string %!T(MISSING)"
         );
     }
 
