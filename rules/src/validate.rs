@@ -214,6 +214,9 @@ pub(crate) fn load(
     let mut problems = Problems(Vec::new());
     let yaml_opts = serde_saphyr::options! {
         with_snippet: false,
+        // `.inf` and `.nan` are text to Go's decoder when read into a
+        // string, so a label value `.inf` must load.
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::AsString,
         // serde-saphyr's defaults suit small configs (250k nodes is a
         // rule file of about 3 MB); rule files of whole fleets are larger.
         // Still bounded, so that a runaway file cannot exhaust memory.

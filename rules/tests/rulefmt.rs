@@ -593,7 +593,7 @@ groups:
     /// Go reads any scalar into a string field: `1`, `true`, null ("").
     #[test]
     fn label_values_of_any_scalar_type() {
-        let text = "groups:\n  - name: a\n    rules:\n      - record: r\n        expr: 1\n        labels: {n: 1, b: true, f: 1.50, e: }\n";
+        let text = "groups:\n  - name: a\n    rules:\n      - record: r\n        expr: 1\n        labels: {n: 1, b: true, f: 1.50, e: , i: .inf, y: yes, h: 0x1F}\n";
         let f = load_str("v.yaml", text, strict()).unwrap_or_else(|e| panic!("{e}"));
         let r = &f.groups[0].rules[0];
         assert_eq!(r.expr_text, "1");
@@ -603,7 +603,10 @@ groups:
                 ("n".to_string(), "1".to_string()),
                 ("b".into(), "true".into()),
                 ("f".into(), "1.50".into()),
-                ("e".into(), "".into())
+                ("e".into(), "".into()),
+                ("i".into(), ".inf".into()),
+                ("y".into(), "yes".into()),
+                ("h".into(), "0x1F".into()),
             ]
         );
     }
