@@ -18,7 +18,8 @@
 //! skipped: an expectation that cannot be parsed is a failure.
 //!
 //! Run with `cargo test -p tocsin-rules --test promqltest -- --nocapture` to
-//! see each failure and skip.
+//! see each failure and skip; `PROMQLTEST_FILES=aggregators,limit` limits
+//! the run to the files whose names contain one of the words.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -1101,10 +1102,38 @@ fn promqltest() {
     };
     files.sort();
     assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    // PROMQLTEST_FILES=aggregators,limit runs only the files whose names
+    // contain one of the words (for working on one area).
+    if let Ok(filter) = std::env::var("PROMQLTEST_FILES") {
+        let words: Vec<&str> = filter.split(',').filter(|w| !w.is_empty()).collect();
+        files.retain(|f| {
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            words.iter().any(|w| name.contains(w))
+        });
+        println!("PROMQLTEST_FILES={filter}: running {} files", files.len());
+    }
     let runner = Runner::new();
     let mut totals = Totals::default();
+    let mut per_file = Vec::new();
     for f in &files {
+        let before = (totals.passed, totals.failed, totals.skipped);
         run_file(&runner, f, &mut totals);
+        per_file.push(format!(
+            "  {}: {} passed, {} failed, {} skipped",
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            totals.passed - before.0,
+            totals.failed - before.1,
+            totals.skipped - before.2
+        ));
+    }
+    println!("per file:");
+    for l in &per_file {
+        println!("{l}");
     }
     println!(
         "promqltest: {} passed, {} failed, {} skipped",
