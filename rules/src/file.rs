@@ -202,12 +202,19 @@ pub fn load_str(source: &str, text: &str, opts: LoadOptions) -> Result<RuleFile,
     crate::validate::load(source, text, opts)
 }
 
+// Every field of the `*Config` types is optional and every scalar is read
+// as text: a missing or malformed value is then reported by validation,
+// with its position and together with every other problem, instead of
+// ending the serde read at the first one.
+
 /// The top level of a rule file, as read.
 #[derive(Debug, Default, Deserialize)]
 pub struct RuleFileConfig {
+    /// The rule groups; each is evaluated on its own schedule.
     #[serde(default)]
     pub groups: Option<Vec<Spanned<RuleGroupConfig>>>,
-    /// Tocsin's extension: counters derived from log records.
+    /// Tocsin's extension: counters derived from log records, usable in any
+    /// expression (DESIGN.md, "Logs become series").
     #[serde(default)]
     pub log_metrics: Option<Vec<Spanned<LogMetricConfig>>>,
 }
@@ -215,40 +222,56 @@ pub struct RuleFileConfig {
 /// One `groups[]` entry, as read.
 #[derive(Debug, Deserialize)]
 pub struct RuleGroupConfig {
+    /// Required, unique within the file.
     #[serde(default)]
     pub name: Option<Spanned<String>>,
-    /// A Prometheus duration (`30s`, `1m`); absent or `0` means the global
-    /// evaluation interval.
+    /// How often the group's rules are evaluated, as a Prometheus duration
+    /// (`30s`, `1m`); absent or `0` means the global evaluation interval.
     #[serde(default)]
     pub interval: Option<Spanned<String>>,
-    /// Maximum series an alerting rule may produce (or a recording rule
-    /// record); 0 or negative means no limit, as in Prometheus.
+    /// At most this many series per alerting rule (alerts) or recording
+    /// rule (samples), else the evaluation fails; 0 or negative means no
+    /// limit, as in Prometheus.
     #[serde(default)]
     pub limit: Option<Spanned<i64>>,
-    /// A Prometheus duration by which evaluation looks back.
+    /// How far behind the evaluation time the rules query, as a Prometheus
+    /// duration; absent means the global default.
     #[serde(default)]
     pub query_offset: Option<Spanned<String>>,
+    /// Labels added to every rule's result; a rule's own labels win.
     #[serde(default)]
     pub labels: Option<Spanned<LabelMapConfig>>,
+    /// The rules, evaluated in order.
     #[serde(default)]
     pub rules: Option<Vec<Spanned<RuleConfig>>>,
 }
 
-/// One `rules[]` entry, as read.
+/// One `rules[]` entry, as read: exactly one of `record` and `alert`.
 #[derive(Debug, Deserialize)]
 pub struct RuleConfig {
+    /// The name of the series a recording rule writes (a metric name,
+    /// without braces).
     #[serde(default)]
     pub record: Option<Spanned<String>>,
+    /// The name of the alert (its `alertname` label).
     #[serde(default)]
     pub alert: Option<Spanned<String>>,
+    /// The PromQL expression; required.
     #[serde(default)]
     pub expr: Option<Spanned<String>>,
+    /// Alerts only: how long the expression must hold before the alert
+    /// fires (pending until then), as a Prometheus duration.
     #[serde(default, rename = "for")]
     pub for_: Option<Spanned<String>>,
+    /// Alerts only: how long a firing alert keeps firing after the
+    /// expression stops returning it, as a Prometheus duration.
     #[serde(default)]
     pub keep_firing_for: Option<Spanned<String>>,
+    /// Labels added to the result (alerts: templates over `$labels` and
+    /// `$value`); `__name__` cannot be set.
     #[serde(default)]
     pub labels: Option<Spanned<LabelMapConfig>>,
+    /// Alerts only: templated texts (summary, description, runbook…).
     #[serde(default)]
     pub annotations: Option<Spanned<LabelMapConfig>>,
 }
@@ -256,14 +279,24 @@ pub struct RuleConfig {
 /// One `log_metrics[]` entry, as read.
 #[derive(Debug, Deserialize)]
 pub struct LogMetricConfig {
+    /// The counter's metric name (e.g. `api_timeouts_total`); required,
+    /// unique within the file, and not also a recording rule's name.
     #[serde(default)]
     pub name: Option<Spanned<String>>,
+    /// A PromQL series selector over the record's labels, without a metric
+    /// name (e.g. `{service_name="api"}`); required.
     #[serde(default)]
     pub selector: Option<Spanned<String>>,
+    /// The lowest severity counted: trace, debug, info, warn, error or
+    /// fatal; absent counts every record.
     #[serde(default)]
     pub min_severity: Option<Spanned<String>>,
+    /// A regular expression the record's body must match (anywhere); its
+    /// named groups become labels. Absent counts every selected record.
     #[serde(default)]
     pub pattern: Option<Spanned<String>>,
+    /// Static labels added to the series (not `severity`, which is the
+    /// record's).
     #[serde(default)]
     pub labels: Option<Spanned<LabelMapConfig>>,
 }
