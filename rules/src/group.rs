@@ -371,7 +371,7 @@ impl GroupEvaluator {
             for gone in rule.previous_series.difference(&returned) {
                 // Refusals are expected when another rule writes the same
                 // series; Prometheus ignores them too.
-                let _ = store.append(gone, t - offset, stale_nan());
+                let _ = store.append(gone, t.saturating_sub(offset), stale_nan());
             }
             rule.previous_series = returned;
             if let Some(e) = append_error {
@@ -380,7 +380,7 @@ impl GroupEvaluator {
             }
         }
         for s in std::mem::take(&mut self.stale_series) {
-            let _ = store.append(&s, t - offset, stale_nan());
+            let _ = store.append(&s, t.saturating_sub(offset), stale_nan());
         }
         errors
     }
@@ -414,7 +414,7 @@ fn eval_rule(
     limit: usize,
     ctx: &EvalContext<'_>,
 ) -> Result<Vector, RuleEvalError> {
-    let res = query_vector(ctx.engine, store, &rs.rule.expr, t - offset)?;
+    let res = query_vector(ctx.engine, store, &rs.rule.expr, t.saturating_sub(offset))?;
     match &rs.rule.kind {
         RuleKind::Record(name) => {
             let mut out = Vec::with_capacity(res.len());
@@ -475,7 +475,7 @@ fn eval_rule(
                 )
             });
             tracker.eval(t, candidates, limit)?;
-            Ok(tracker.series(name, &rs.labels, t - offset))
+            Ok(tracker.series(name, &rs.labels, t.saturating_sub(offset)))
         }
     }
 }

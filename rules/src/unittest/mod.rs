@@ -377,7 +377,7 @@ impl Suite<'_> {
             }
             while curr < alert_times.len()
                 && ts - mint <= alert_times[curr]
-                && alert_times[curr] < ts + self.eval_interval - mint
+                && alert_times[curr] < ts.saturating_add(self.eval_interval) - mint
             {
                 let t = alert_times[curr];
                 for tc in alert_tests.get(&t).map(Vec::as_slice).unwrap_or(&[]) {
@@ -428,10 +428,10 @@ impl Suite<'_> {
                 }
                 curr += 1;
             }
-            ts = ts.saturating_add(self.eval_interval);
-            if self.eval_interval <= 0 {
+            if self.eval_interval <= 0 || ts == i64::MAX {
                 break;
             }
+            ts = ts.saturating_add(self.eval_interval);
         }
 
         for tc in &tg.promql_expr_test {
@@ -440,7 +440,7 @@ impl Suite<'_> {
             let got = crate::promql::parse(&tc.expr.0)
                 .map_err(|e| e.to_string())
                 .and_then(|expr| {
-                    query_vector(&engine, &store, &expr, mint + tc.eval_time.0)
+                    query_vector(&engine, &store, &expr, mint.saturating_add(tc.eval_time.0))
                         .map_err(|e| e.to_string())
                 });
             let got = match got {
