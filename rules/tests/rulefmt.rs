@@ -734,3 +734,63 @@ groups:
         );
     }
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SEED: &str = "\
+groups:
+  - name: api
+    interval: 30s
+    labels: {team: api}
+    rules:
+      - alert: ApiDown
+        expr: up{job=\"api\"} == 0
+        for: 5m
+        annotations:
+          summary: '{{ $labels.instance }} down'
+      - record: job:up:sum
+        expr: sum by (job) (up)
+log_metrics:
+  - name: errors_total
+    selector: '{service_name=\"api\"}'
+    pattern: 'err (?P<code>\\d+)'
+";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever an edit does to a valid file, loading never panics and
+        /// every problem points inside the file.
+        #[test]
+        fn edited_files_never_panic_and_point_inside(
+            edits in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0usize..3, "[ :\\-{}\\[\\]'\"a-z0-9\\n|>&*#$]{0,3}"),
+                1..4,
+            )
+        ) {
+            let mut text: Vec<char> = SEED.chars().collect();
+            for (at, delete, insert) in edits {
+                let i = at.index(text.len() + 1);
+                let end = (i + delete).min(text.len());
+                text.splice(i..end, insert.chars());
+            }
+            let text: String = text.into_iter().collect();
+            let lines = text.lines().count().max(1);
+            if let Err(errs) = load_str("e.yaml", &text, strict()) {
+                prop_assert!(!errs.errors.is_empty());
+                for e in &errs.errors {
+                    prop_assert!(e.pos.line >= 1 && e.pos.line <= lines + 1, "{e} in\n{text}");
+                    prop_assert!(e.pos.column >= 1, "{e} in\n{text}");
+                    prop_assert!(!e.message.contains('\n'), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_seed_itself_loads() {
+        load_str("seed.yaml", SEED, strict()).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
