@@ -330,7 +330,6 @@ impl FuncSet {
         for name in [
             "toUpper",
             "toLower",
-            "title",
             "safeHtml",
             "reReplaceAll",
             "match",
@@ -346,6 +345,18 @@ impl FuncSet {
                 s.funcs.insert(name.to_string(), Arc::clone(f));
             }
         }
+        // Alertmanager's title lower-cases the rest of each word
+        // (`cases.Title` without `NoLower`), unlike Prometheus'.
+        s.insert("title", |_, a| {
+            let [t] = want::<1>("title", a)?;
+            Ok(Value::from(title_lower(&string_arg(t)?)))
+        });
+        s.insert("toJson", |_, a| {
+            let [v] = want::<1>("toJson", a)?;
+            // Go's json.Marshal fails on NaN and Inf; Alertmanager then
+            // prints the empty string.
+            Ok(Value::from(to_json(v).unwrap_or_default()))
+        });
         s.insert("trimSpace", |_, a| {
             let [t] = want::<1>("trimSpace", a)?;
             Ok(Value::from(string_arg(t)?.trim().to_string()))
@@ -536,6 +547,101 @@ fn title(s: &str) -> String {
         at_start = !(c.is_alphanumeric() || c == '\'' || c == '’');
     }
     out
+}
+
+/// Alertmanager's `title` (`cases.Title`): the first letter of each word
+/// upper-cased, the rest lower-cased.
+fn title_lower(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut at_start = true;
+    for c in s.chars() {
+        if at_start && c.is_alphabetic() {
+            out.extend(c.to_uppercase());
+        } else if c.is_alphabetic() {
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+        at_start = !(c.is_alphanumeric() || c == '\'' || c == '’');
+    }
+    out
+}
+
+/// Go's `json.Marshal` of a template value (`None` where Go fails: NaN,
+/// infinities, functions).
+fn to_json(v: &Value) -> Option<String> {
+    fn string(out: &mut String, s: &str) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                // Go escapes these so the output is safe inside HTML.
+                '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                }
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    fn float(f: f64) -> Option<String> {
+        if !f.is_finite() {
+            return None;
+        }
+        let a = f.abs();
+        if a != 0.0 && !(1e-6..1e21).contains(&a) {
+            // Go: strconv's 'e' form ("1e+21"), with "e-07" cleaned to "e-7".
+            let s = format!("{f:e}");
+            let (m, e) = s.split_once('e')?;
+            if let Some(neg) = e.strip_prefix('-') {
+                return Some(format!("{m}e-{neg}"));
+            }
+            return Some(format!("{m}e+{e:0>2}"));
+        }
+        Some(format!("{f}"))
+    }
+    fn walk(out: &mut String, v: &Value) -> Option<()> {
+        match v {
+            Value::Missing | Value::Nil => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) | Value::Duration(i) => out.push_str(&i.to_string()),
+            Value::Float(f) => out.push_str(&float(*f)?),
+            Value::String(s) | Value::Html(s) => string(out, s),
+            Value::Time(t) => string(out, &t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Value::List(l) => {
+                out.push('[');
+                for (i, x) in l.items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    walk(out, x)?;
+                }
+                out.push(']');
+            }
+            Value::Map(m) => {
+                out.push('{');
+                for (i, (k, x)) in m.entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    string(out, k);
+                    out.push(':');
+                    walk(out, x)?;
+                }
+                out.push('}');
+            }
+            Value::Func(_) => return None,
+        }
+        Some(())
+    }
+    let mut out = String::new();
+    walk(&mut out, v)?;
+    Some(out)
 }
 
 /// Prometheus' `humanize`: SI prefixes and four significant digits.
@@ -1167,6 +1273,30 @@ mod tests {
         assert_eq!(url_path("http://testhost:9090"), "");
         assert_eq!(query_escape("up{job=\"a b\"}"), "up%7Bjob%3D%22a+b%22%7D");
         assert_eq!(title("aa bb CC o'neil foo-bar"), "Aa Bb CC O'neil Foo-Bar");
+    }
+
+    #[test]
+    fn alertmanager_title_and_json() {
+        assert_eq!(title_lower("aa bb CC o'NEIL"), "Aa Bb Cc O'neil");
+        let v = Value::map([
+            ("s", Value::from("a<b>\"c\"\n")),
+            (
+                "n",
+                Value::list([
+                    Value::Int(1),
+                    Value::Float(0.5),
+                    Value::Float(1e21),
+                    Value::Float(1e-7),
+                ]),
+            ),
+            ("b", Value::Bool(true)),
+            ("z", Value::Nil),
+        ]);
+        assert_eq!(
+            to_json(&v).unwrap(),
+            r#"{"b":true,"n":[1,0.5,1e+21,1e-7],"s":"a\u003cb\u003e\"c\"\n","z":null}"#
+        );
+        assert_eq!(to_json(&Value::Float(f64::NAN)), None);
     }
 
     #[test]
