@@ -623,4 +623,22 @@ mod tests {
         assert!(parse_metric("a b").is_err());
         assert!(parse_metric(r#"a{b=~"c"}"#).is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn expanding_notation_matches_its_definition(
+            a in -1000i64..1000,
+            b in -100i64..100,
+            n in 0u64..50,
+            blanks in 0u64..5,
+        ) {
+            let sign = if b < 0 { '-' } else { '+' };
+            let text = format!("m {a}{sign}{}x{n} _x{blanks} {a}x{n}", b.abs());
+            let got = parse_series_desc(&text).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?.values;
+            let mut want: Vec<SeqValue> = (0..=n as i64).map(|i| Some((a + i * b) as f64)).collect();
+            want.extend((0..blanks).map(|_| None));
+            want.extend((0..=n).map(|_| Some(a as f64)));
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 }
