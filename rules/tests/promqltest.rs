@@ -134,10 +134,9 @@ impl Loaded {
             for s in &cmd.series {
                 let name = s.labels.metric_name();
                 let base = if let Some(b) = name.strip_suffix("_bucket") {
-                    let le = s.labels.get("le");
-                    match le.parse::<f64>() {
-                        Ok(v) if !v.is_nan() => b,
-                        _ if le == "+Inf" || le == "Inf" => b,
+                    // Go's ParseFloat, as Prometheus reads `le`.
+                    match promqltest::format::parse_go_float(s.labels.get("le")) {
+                        Some(v) if !v.is_nan() => b,
                         _ => continue,
                     }
                 } else if let Some(b) = name.strip_suffix("_count") {
