@@ -18,7 +18,11 @@ use super::{TemplateContext, TemplateError, line_col};
 pub(crate) const MAX_OUTPUT_BYTES: usize = 4 << 20;
 /// Deepest `{{template}}` nesting (Go allows 100000; recursion here uses the
 /// native stack, so the bound is lower).
-const MAX_DEPTH: usize = 200;
+const MAX_DEPTH: usize = 100;
+/// Deepest nesting of lists and pipelines being evaluated, across template
+/// calls: what actually bounds the native stack the executor uses. Chosen
+/// with a 2x margin for unoptimised builds on a 2 MiB thread stack.
+const MAX_EVAL_DEPTH: usize = 150;
 
 /// A named body with the source it was parsed from (for positions).
 #[derive(Debug)]
@@ -78,6 +82,7 @@ pub(crate) struct Exec<'a> {
     pub out: String,
     vars: Vec<(String, Value)>,
     depth: usize,
+    eval_depth: usize,
     /// The template being executed and its source, for error positions.
     name: String,
     def: Arc<Def>,
@@ -112,6 +117,7 @@ impl<'a> Exec<'a> {
             out: String::new(),
             vars: all,
             depth: 0,
+            eval_depth: 0,
             name: name.to_string(),
             def,
             at: (0, 0),
@@ -150,6 +156,24 @@ impl<'a> Exec<'a> {
     }
 
     fn walk(&mut self, list: &List, dot: &Value) -> EResult<Flow> {
+        self.enter()?;
+        let res = self.walk_inner(list, dot);
+        self.eval_depth -= 1;
+        res
+    }
+
+    /// Counts one level of recursion; errors past the bound.
+    fn enter(&mut self) -> EResult<()> {
+        if self.eval_depth >= MAX_EVAL_DEPTH {
+            return self.error(format!(
+                "exceeded maximum template depth ({MAX_EVAL_DEPTH} nested evaluations)"
+            ));
+        }
+        self.eval_depth += 1;
+        Ok(())
+    }
+
+    fn walk_inner(&mut self, list: &List, dot: &Value) -> EResult<Flow> {
         for node in &list.0 {
             match self.node(node, dot)? {
                 Flow::Normal => {}
@@ -315,6 +339,13 @@ impl<'a> Exec<'a> {
     }
 
     fn pipeline(&mut self, dot: &Value, pipe: &Pipe) -> EResult<Value> {
+        self.enter()?;
+        let res = self.pipeline_inner(dot, pipe);
+        self.eval_depth -= 1;
+        res
+    }
+
+    fn pipeline_inner(&mut self, dot: &Value, pipe: &Pipe) -> EResult<Value> {
         let mut value: Option<Value> = None;
         for cmd in &pipe.cmds {
             value = Some(self.command(dot, cmd, value)?);

@@ -1315,6 +1315,30 @@ mod tests {
     }
 
     #[test]
+    fn worst_case_recursion_is_an_error_not_a_stack_overflow() {
+        let nest = 98;
+        let text = format!(
+            r#"{{{{define "r"}}}}{}{{{{template "r" (slice . 1)}}}}{}{{{{end}}}}{{{{template "r" .}}}}"#,
+            "{{if .}}".repeat(nest),
+            "{{end}}".repeat(nest)
+        );
+        let t = Template::parse_with_funcs("deep", &text, FuncSet::builtins()).unwrap();
+        let dot = Value::list((0..10_000).map(Value::Int));
+        // Run on a thread with a small stack, like a busy runtime worker.
+        let res = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let env = ExecEnv::new(&NoQueries);
+                t.execute_value(dot, Vec::new(), &env)
+                    .map_err(|e| e.to_string())
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(res.unwrap_err().contains("exceeded maximum template depth"));
+    }
+
+    #[test]
     fn output_is_bounded() {
         let t = Template::parse_with_funcs(
             "t",
