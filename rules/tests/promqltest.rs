@@ -969,6 +969,14 @@ impl Runner {
                 got: got(),
             };
         }
+        // Prometheus' engine always returns a matrix here; promqltest does
+        // not check it, so a wrong type could otherwise pass.
+        if (cmd.is_range || cmd.range_vector) && !matches!(res.value, Value::Matrix(_)) {
+            return Outcome::Fail {
+                reason: format!("expected a matrix, got a {}", res.value.type_name()),
+                got: got(),
+            };
+        }
         if let Err(r) = compare_result(cmd, &res.value) {
             return Outcome::Fail {
                 reason: r,
