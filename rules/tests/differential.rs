@@ -43,7 +43,7 @@ use promtool::{Expected, Outcome, Sample};
 
 /// Expressions compared by default: enough to cover the grammar, few
 /// enough for well under a minute in a debug build.
-const DEFAULT_CASES: usize = 240;
+const DEFAULT_CASES: usize = 1000;
 /// Expressions sharing one data set, one test file and one promtool run.
 const QUERIES_PER_GROUP: usize = 40;
 const DEFAULT_SEED: u64 = 0x7052_4f4d_514c_0001;
@@ -161,8 +161,13 @@ fn show(samples: &[Sample]) -> String {
 
 /// The verdict on one query.
 enum Verdict {
+    /// `exact`: promtool passed the entry as written (bit-identical
+    /// values), rather than reporting values within the tolerance;
+    /// `samples`: how many samples the agreed result has.
     Agree {
         both_failed: bool,
+        exact: bool,
+        samples: usize,
     },
     Disagree {
         tocsin: String,
@@ -185,10 +190,18 @@ fn judge(tocsin: &TocsinOutcome, prometheus: Option<&Outcome>) -> Verdict {
             tocsin: format!("panic: {msg}"),
             prometheus: format!("{p:?}"),
         },
-        (TocsinOutcome::Samples(_), Outcome::Passed) => Verdict::Agree { both_failed: false },
+        (TocsinOutcome::Samples(ours), Outcome::Passed) => Verdict::Agree {
+            both_failed: false,
+            exact: true,
+            samples: ours.len(),
+        },
         (TocsinOutcome::Samples(ours), Outcome::Got(theirs)) => {
             if same_samples(ours, theirs) {
-                Verdict::Agree { both_failed: false }
+                Verdict::Agree {
+                    both_failed: false,
+                    exact: false,
+                    samples: ours.len(),
+                }
             } else {
                 Verdict::Disagree {
                     tocsin: show(ours),
@@ -200,7 +213,11 @@ fn judge(tocsin: &TocsinOutcome, prometheus: Option<&Outcome>) -> Verdict {
             tocsin: show(ours),
             prometheus: format!("error: {e}"),
         },
-        (TocsinOutcome::Error(_), Outcome::Error(_)) => Verdict::Agree { both_failed: true },
+        (TocsinOutcome::Error(_), Outcome::Error(_)) => Verdict::Agree {
+            both_failed: true,
+            exact: false,
+            samples: 0,
+        },
         (TocsinOutcome::Error(e), Outcome::Got(theirs)) => Verdict::Disagree {
             tocsin: format!("error: {e}"),
             prometheus: show(theirs),
@@ -359,7 +376,8 @@ fn tocsin_agrees_with_promtool() {
         dir: output_dir(),
     };
 
-    let (mut compared, mut agree, mut both_failed) = (0usize, 0usize, 0usize);
+    let (mut compared, mut agree, mut both_failed, mut exact) = (0usize, 0usize, 0usize, 0usize);
+    let mut non_empty = 0usize;
     let mut disagreements = Vec::new();
     let mut rejected = Vec::new();
     let mut promtool_failures = Vec::new();
@@ -385,10 +403,16 @@ fn tocsin_agrees_with_promtool() {
         };
         for ((q, verdict), tree) in queries.iter().zip(verdicts).zip(&mut trees) {
             match verdict {
-                Verdict::Agree { both_failed: b } => {
+                Verdict::Agree {
+                    both_failed: b,
+                    exact: e,
+                    samples,
+                } => {
                     compared += 1;
                     agree += 1;
+                    non_empty += usize::from(samples > 0);
                     both_failed += usize::from(b);
+                    exact += usize::from(e);
                 }
                 Verdict::Disagree { tocsin, prometheus } => {
                     compared += 1;
@@ -435,9 +459,14 @@ fn tocsin_agrees_with_promtool() {
         println!("{not_compared} expressions not compared: their promtool run failed");
     }
     println!(
-        "differential: {compared} compared, {agree} agree, {} disagree \
-         ({both_failed} of the agreements are errors on both sides; seed {seed:#x}; files in {})",
-        disagreements.len(),
+        "differential: {compared} compared, {agree} agree, {} disagree",
+        disagreements.len()
+    );
+    println!(
+        "differential: of the agreements {non_empty} with samples, {exact} bit-identical, \
+         {} within tolerance (or NaN), {both_failed} errors on both sides; seed {seed:#x}; \
+         files in {}",
+        agree - exact - both_failed,
         differ.dir.display()
     );
     assert!(

@@ -635,11 +635,13 @@ fn math_call(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
 }
 
 fn aggregation(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
-    let simple = pick(&[
-        "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar",
-    ]);
+    let simple = pick(&["sum", "avg", "min", "max", "count", "group"]);
     prop_oneof![
-        8 => (simple, grouping(), inner.clone()).prop_map(|(a, g, e)| format!("{a}{g} ({e})")),
+        7 => (simple, grouping(), inner.clone()).prop_map(|(a, g, e)| format!("{a}{g} ({e})")),
+        // Prometheus 2 gives 0 for a group of one NaN or infinite sample,
+        // Prometheus 3 NaN: only finite samples are given.
+        2 => (pick(&["stddev", "stdvar"]), grouping(), inner.clone())
+            .prop_map(|(a, g, e)| format!("{a}{g} (({e}) < Inf > -Inf)")),
         // The trailing form of the grouping clause.
         1 => (pick(&["sum", "max"]), inner.clone(), pick(&[" by (inst)", " without (job)"]))
             .prop_map(|(a, e, g)| format!("{a}({e}){g}")),
@@ -647,7 +649,23 @@ fn aggregation(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
             .prop_map(|(a, k, g, e)| format!("{a}{g} ({k}, {e})")),
         2 => (quantile_param(), grouping(), inner.clone())
             .prop_map(|(q, g, e)| format!("quantile{g} ({q}, {e})")),
-        1 => (grouping(), inner).prop_map(|(g, e)| format!(r#"count_values{g} ("value", {e})"#)),
+        1 => (grouping(), exact_values(inner))
+            .prop_map(|(g, e)| format!(r#"count_values{g} ("value", {e})"#)),
+    ]
+    .boxed()
+}
+
+/// Expressions whose values are computed exactly (or rounded to a
+/// multiple of 0.25), for `count_values`: its output labels are the values'
+/// text, where a one-ulp difference between Go's and Rust's `pow`, `exp`
+/// or summation order would otherwise show as different series.
+fn exact_values(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
+    prop_oneof![
+        2 => instant_selector(),
+        1 => (pick(&["changes", "resets", "count_over_time", "last_over_time"]), stored_range())
+            .prop_map(|(f, r)| format!("{f}({r})")),
+        1 => gauge_selector().prop_map(|s| format!("timestamp({s})")),
+        2 => inner.prop_map(|e| format!("round({e}, 0.25)")),
     ]
     .boxed()
 }
@@ -686,7 +704,7 @@ fn binary(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
         .prop_map(|(op, b)| if b { format!("{op} bool") } else { op })
         .boxed();
     let op = prop_oneof![3 => arith, 2 => comparison].boxed();
-    prop_oneof![
+    let binary = prop_oneof![
         4 => (inner.clone(), op.clone(), matching(), inner.clone())
             .prop_map(|(a, op, m, b)| format!("({a}) {op}{m} ({b})")),
         // Joins that usually match: an aggregate by instance against
@@ -704,8 +722,19 @@ fn binary(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
         3 => (inner.clone(), op.clone(), scalar.clone())
             .prop_map(|(a, op, s)| format!("({a}) {op} {s}")),
         2 => (scalar, op, inner).prop_map(|(s, op, a)| format!("{s} {op} ({a})")),
-    ]
-    .boxed()
+    ];
+    // Prometheus 2 keeps the metric name through `atan2`, Prometheus 3
+    // drops it as for the other arithmetic operators: a double negation
+    // (exact, and dropping the name in both) makes the results comparable.
+    binary
+        .prop_map(|e| {
+            if e.contains(" atan2") {
+                format!("-(-({e}))")
+            } else {
+                e
+            }
+        })
+        .boxed()
 }
 
 fn label_replace(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
