@@ -959,18 +959,24 @@ fn index_one(item: &Value, idx: &Value) -> FResult {
                 .map(|b| Value::Int(i64::from(*b)))
                 .ok_or_else(|| FuncError::Call(format!("index out of range: {i}")))
         }
-        Value::Map(m) if matches!(m.kind, MapKind::Map { .. }) => {
+        Value::Map(m) => {
+            // A struct falls through to Go's "can't index item" below.
+            let MapKind::Map { zero, .. } = &m.kind else {
+                return Err(FuncError::Call(format!(
+                    "can't index item of type {}",
+                    item.type_name()
+                )));
+            };
             let Value::String(k) = idx else {
                 return Err(FuncError::Call(format!(
                     "value has type {}; should be string",
                     idx.type_name()
                 )));
             };
-            Ok(match (m.entries.get(&**k), &m.kind) {
-                (Some(v), _) => v.clone(),
-                (None, MapKind::Map { zero, .. }) => (**zero).clone(),
-                (None, MapKind::Struct { .. }) => Value::Missing,
-            })
+            Ok(m.entries
+                .get(&**k)
+                .cloned()
+                .unwrap_or_else(|| (**zero).clone()))
         }
         Value::Missing | Value::Nil => Err(FuncError::Call("index of untyped nil".to_string())),
         other => Err(FuncError::Call(format!(

@@ -1119,6 +1119,12 @@ mod tests {
             "y 2 v"
         );
         assert_eq!(go("[{{ index .Labels \"zz\" }}]", d.clone()), "[]");
+        assert_eq!(go("[{{ index . \"zz\" }}]", d.clone()), "[<nil>]");
+        let s = Value::structure("T", [("A", Value::Int(1))]);
+        assert_eq!(
+            go_err("{{ index . \"A\" }}", s),
+            r#"template: go:1:4: executing "go" at <index . "A">: error calling index: can't index item of type T"#
+        );
         assert_eq!(
             go(
                 "{{ slice .S 1 }} {{ slice .List 1 2 }} {{ slice .S }}",
@@ -1151,7 +1157,7 @@ mod tests {
         assert_eq!(go("{{ call .F 1 2 }}", with_fn), "2");
         assert_eq!(
             go_err("{{ index .List 5 }}", d.clone()),
-            r#"template: go:1:4: executing "go" at <index .List 5>: error calling index: index out of range: 5>"#.trim_end_matches('>')
+            r#"template: go:1:4: executing "go" at <index .List 5>: error calling index: index out of range: 5"#
         );
         assert_eq!(
             go_err("{{ eq .N .F }}", d.clone()),
