@@ -9,9 +9,9 @@
 //! valid, except that `__name__` cannot be set through labels and recording
 //! rule names cannot hold braces (usually a selector pasted by mistake).
 //!
-//! Loading is three passes over the text: a generic YAML tree (syntax errors
-//! and unknown keys, all of them), the typed `*Config` read (type errors),
-//! then the semantic checks here.
+//! Loading is three passes over the text: a generic YAML tree (syntax
+//! errors; then every unknown key and every value of the wrong shape, all at
+//! once), the typed `*Config` read, then the semantic checks here.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -244,13 +244,14 @@ pub(crate) fn load(
             }
         }
     };
-    if !opts.ignore_unknown_fields {
-        check_unknown_keys(&tree, &mut problems);
+    if !check_tree(&tree, !opts.ignore_unknown_fields, &mut problems) {
+        // The typed read would only stop at the first of these.
+        return Err(into_errors(source, problems));
     }
 
-    // Pass 2: the typed read. Unknown keys are skipped here (pass 1 reported
-    // them), so what fails is a value of the wrong shape; serde stops at the
-    // first one. The tree says which field it was and what it should be.
+    // Pass 2: the typed read. Unknown keys are skipped here and shapes were
+    // checked above, so little can fail here; if something does, serde stops
+    // at it, and the tree says which field it was and what it should be.
     let config = match serde_saphyr::from_str_with_options::<RuleFileConfig>(text, yaml_opts) {
         Ok(c) => c,
         Err(e) => {
@@ -332,7 +333,11 @@ struct Node(Spanned<NodeKind>);
 enum NodeKind {
     Map(Vec<(Spanned<String>, Node)>),
     Seq(Vec<Node>),
+    /// An integer scalar (what `limit:` must be).
+    Int,
+    /// Any other scalar: its text is what string fields read.
     Scalar,
+    Null,
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -353,16 +358,16 @@ impl<'de> Deserialize<'de> for NodeKind {
                 Ok(NodeKind::Scalar)
             }
             fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Int)
             }
             fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Int)
             }
             fn visit_i128<E>(self, _: i128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Int)
             }
             fn visit_u128<E>(self, _: u128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Int)
             }
             fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
                 Ok(NodeKind::Scalar)
@@ -374,10 +379,10 @@ impl<'de> Deserialize<'de> for NodeKind {
                 Ok(NodeKind::Scalar)
             }
             fn visit_unit<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Null)
             }
             fn visit_none<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
+                Ok(NodeKind::Null)
             }
             fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
                 NodeKind::deserialize(d)
@@ -531,34 +536,104 @@ impl Schema {
     }
 }
 
-fn check_unknown_keys(tree: &Node, out: &mut Problems) {
-    check_mapping(tree, Schema::File, out);
+/// The message for a file whose top level is not a mapping.
+const TOP_LEVEL_SHAPE: &str =
+    "a rule file must be a mapping with groups: (and optionally log_metrics:)";
+
+/// Checks the tree against the `*Config` types: every unknown key (unless
+/// `check_unknown` is off) and every value of the wrong shape, all at once.
+/// Returns whether the shapes are right, i.e. whether the typed read can
+/// succeed; unknown keys do not stop it.
+fn check_tree(tree: &Node, check_unknown: bool, out: &mut Problems) -> bool {
+    match &tree.0.value {
+        NodeKind::Map(_) => {
+            let mut shape_ok = true;
+            check_mapping(tree, Schema::File, check_unknown, &mut shape_ok, out);
+            shape_ok
+        }
+        // An empty file (or only comments) has no groups, as in Prometheus.
+        NodeKind::Null => true,
+        _ => {
+            out.push(Pos::of(&tree.0), TOP_LEVEL_SHAPE.into());
+            false
+        }
+    }
 }
 
-fn check_mapping(node: &Node, schema: Schema, out: &mut Problems) {
-    // A value of the wrong shape is reported by the typed pass.
+fn check_mapping(
+    node: &Node,
+    schema: Schema,
+    check_unknown: bool,
+    shape_ok: &mut bool,
+    out: &mut Problems,
+) {
     let NodeKind::Map(entries) = &node.0.value else {
         return;
     };
     let fields = schema.fields();
     for (key, value) in entries {
-        if !fields.contains(&key.value.as_str()) {
-            let suggestion = closest(&key.value, fields)
-                .map(|near| format!("did you mean {near}? "))
-                .unwrap_or_default();
-            let msg = format!(
-                "field {} not found in {} ({suggestion}valid fields: {})",
-                key.value,
-                schema.what(),
-                fields.join(", ")
-            );
-            out.push(Pos::of(key), msg);
+        let k = key.value.as_str();
+        if !fields.contains(&k) {
+            if check_unknown {
+                let suggestion = closest(k, fields)
+                    .map(|near| format!("did you mean {near}? "))
+                    .unwrap_or_default();
+                out.push(
+                    Pos::of(key),
+                    format!(
+                        "field {k} not found in {} ({suggestion}valid fields: {})",
+                        schema.what(),
+                        fields.join(", ")
+                    ),
+                );
+            }
             continue;
         }
-        if let (Some(child), NodeKind::Seq(items)) = (schema.child(&key.value), &value.0.value) {
-            for item in items {
-                check_mapping(item, child, out);
+        let mut wrong = |pos: Pos, message: String| {
+            *shape_ok = false;
+            out.push(pos, message);
+        };
+        let must_be = || {
+            format!(
+                "field {k} in {} must be {}",
+                schema.what(),
+                expected_value(k)
+            )
+        };
+        let value_pos = Pos::of(&value.0);
+        let is_text_map = k == "labels" || k == "annotations";
+        match (&value.0.value, schema.child(k)) {
+            // Absent and null are the same to every field.
+            (NodeKind::Null, _) => {}
+            (NodeKind::Seq(items), Some(child)) => {
+                for item in items {
+                    if let NodeKind::Map(_) = item.0.value {
+                        check_mapping(item, child, check_unknown, shape_ok, out);
+                    } else {
+                        *shape_ok = false;
+                        out.push(
+                            Pos::of(&item.0),
+                            format!("each entry of {k} must be a mapping ({})", child.what()),
+                        );
+                    }
+                }
             }
+            (_, Some(_)) => wrong(value_pos, must_be()),
+            (NodeKind::Map(pairs), None) if is_text_map => {
+                for (name, v) in pairs {
+                    if let NodeKind::Map(_) | NodeKind::Seq(_) = v.0.value {
+                        wrong(
+                            Pos::of(&v.0),
+                            format!("the value of {} in {k} must be a string", name.value),
+                        );
+                    }
+                }
+            }
+            (_, None) if is_text_map => wrong(value_pos, must_be()),
+            (NodeKind::Int, None) if k == "limit" => {}
+            (_, None) if k == "limit" => wrong(value_pos, must_be()),
+            (NodeKind::Map(_) | NodeKind::Seq(_), None) => wrong(value_pos, must_be()),
+            (NodeKind::Int | NodeKind::Scalar, None) => {}
         }
     }
 }
@@ -567,9 +642,7 @@ fn check_mapping(node: &Node, schema: Schema, out: &mut Problems) {
 /// error of the typed read (serde-saphyr says only what it expected).
 fn describe_expected(tree: &Node, pos: Pos) -> Option<String> {
     if Pos::of(&tree.0) == pos {
-        return Some(
-            "a rule file must be a mapping with groups: (and optionally log_metrics:)".into(),
-        );
+        return Some(TOP_LEVEL_SHAPE.into());
     }
     find_expected(tree, Some(Schema::File), pos)
 }

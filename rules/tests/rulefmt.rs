@@ -509,7 +509,7 @@ groups:
             (
                 "groups:\n  - name: a\n    rules:\n      - alert: A\n        expr: up\n        labels: {x: [1]}\n",
                 pos(6, 21),
-                "the value of x must be a string",
+                "the value of x in labels must be a string",
             ),
             (
                 "groups:\n  - just a string\n",
@@ -527,6 +527,68 @@ groups:
             assert_eq!(errs.errors[0].pos, at, "{errs}");
             assert!(errs.errors[0].message.contains(needle), "{errs}");
         }
+    }
+
+    /// Values of the wrong shape are all reported at once, with unknown keys.
+    #[test]
+    fn every_wrong_shape_at_once() {
+        let text = "\
+groups:
+  - name: a
+    limit: 1.5
+    labels: [x]
+    rules:
+      - alert: A
+        expr: {up: 1}
+        annotations: {summary: [a, b]}
+        colour: red
+      - just text
+  - name: b
+    rules: none
+log_metrics: {name: x}
+";
+        let errs = match load_str("s.yaml", text, strict()) {
+            Ok(_) => panic!("should be rejected"),
+            Err(e) => e,
+        };
+        let got: Vec<(Pos, &str)> = errs
+            .errors
+            .iter()
+            .map(|e| (e.pos, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    pos(3, 12),
+                    "field limit in a rule group must be a whole number"
+                ),
+                (
+                    pos(4, 13),
+                    "field labels in a rule group must be a mapping of names to string values"
+                ),
+                (pos(7, 15), "field expr in a rule must be a string"),
+                (
+                    pos(8, 32),
+                    "the value of summary in annotations must be a string"
+                ),
+                (
+                    pos(9, 9),
+                    "field colour not found in a rule (valid fields: record, alert, expr, for, \
+                     keep_firing_for, labels, annotations)"
+                ),
+                (pos(10, 9), "each entry of rules must be a mapping (a rule)"),
+                (
+                    pos(12, 12),
+                    "field rules in a rule group must be a list of rules"
+                ),
+                (
+                    pos(13, 14),
+                    "field log_metrics in the top level of a rule file must be a list of log metrics"
+                ),
+            ],
+            "{errs}"
+        );
     }
 
     /// Prometheus reads only the first document of a file.
