@@ -277,3 +277,31 @@ fn output_is_byte_identical_to_promtool_where_versions_agree() {
         );
     }
 }
+
+#[test]
+fn junit_results_record_each_test_group() {
+    let Some(dir) = conformance_dir() else { return };
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let xml = out_dir.path().join("results.xml");
+    let xml_arg = xml.to_string_lossy().to_string();
+    let out = tocsinctl(
+        &dir,
+        &["rules", "test", "--junit", &xml_arg, "rules_run.yml"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&xml).expect("junit file written");
+    assert!(
+        text.starts_with(
+            "<testsuites><testsuite name=\"rules_run.yml\" tests=\"2\" failures=\"1\" errors=\"0\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("<testcase name=\"correct test\"></testcase>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("<testcase name=\"wrong test\"><failure>    expr: &#34;test&#34;"),
+        "{text}"
+    );
+}

@@ -55,6 +55,9 @@ enum RulesCommand {
         /// Ignore keys the rule-file schema does not know.
         #[arg(long)]
         ignore_unknown_fields: bool,
+        /// Write JUnit XML results to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
 }
 
@@ -101,12 +104,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 files,
                 run,
                 ignore_unknown_fields,
+                junit,
             } => {
                 let opts = RunOptions {
                     run,
                     ignore_unknown_fields,
                 };
-                rules::test(&files, &opts, &mut out, &mut err)?
+                let mut junit_file = match &junit {
+                    Some(p) => Some(
+                        std::fs::File::create(p)
+                            .with_context(|| format!("creating {}", p.display()))?,
+                    ),
+                    None => None,
+                };
+                let junit_out = junit_file.as_mut().map(|f| f as &mut dyn Write);
+                rules::test(&files, &opts, junit_out, &mut out, &mut err)?
             }
         },
     };

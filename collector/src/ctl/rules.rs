@@ -89,15 +89,28 @@ pub fn check(
     })
 }
 
-/// `rules test FILE…`: runs promtool-format rule unit tests.
+/// `rules test FILE…`: runs promtool-format rule unit tests. With
+/// `junit`, also writes JUnit XML results there (a failure to write them is
+/// reported and does not change the exit code, as in promtool).
 pub fn test(
     files: &[PathBuf],
     opts: &RunOptions,
+    junit: Option<&mut dyn Write>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<ExitCode, UnitTestError> {
-    let passed = unittest::run_files(files, opts, out, err)?;
-    Ok(if passed { SUCCESS } else { FAILURE })
+    let outcomes = unittest::run_files(files, opts, out, err)?;
+    if let Some(w) = junit {
+        let now = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
+        if let Err(e) = unittest::junit::write_xml(&outcomes, &now, w).and_then(|()| w.flush()) {
+            writeln!(err, "failed to write JUnit XML: {e}")?;
+        }
+    }
+    Ok(if outcomes.iter().all(|o| o.passed()) {
+        SUCCESS
+    } else {
+        FAILURE
+    })
 }
 
 #[cfg(test)]

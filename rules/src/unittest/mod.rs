@@ -13,6 +13,7 @@
 //! step.
 
 pub mod format;
+pub mod junit;
 pub mod report;
 pub mod series;
 
@@ -59,25 +60,47 @@ pub struct FileOutcome {
     pub warnings: Vec<String>,
     /// Failures, each already formatted as promtool prints it.
     pub failures: Vec<String>,
+    /// The error that stopped the file before its tests ran (also in
+    /// `failures`).
+    pub aborted: Option<String>,
+    /// Whether the file was read and its tests started (JUnit reports a
+    /// timestamp only then, as promtool).
+    pub started: bool,
+    /// Each test group run, in file order.
+    pub cases: Vec<CaseOutcome>,
+}
+
+/// The outcome of one test group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaseOutcome {
+    /// The group's `name`, or `unnamed#N` (its index in the file).
+    pub name: String,
+    pub failures: Vec<String>,
 }
 
 impl FileOutcome {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
+
+    fn abort(mut self, message: String) -> FileOutcome {
+        self.failures.push(message.clone());
+        self.aborted = Some(message);
+        self
+    }
 }
 
 /// Runs the test files and writes promtool's report: progress and
 /// `SUCCESS` to `out`, `FAILED:` blocks and warnings to `err`. Returns
-/// whether every file passed.
+/// each file's outcome (see [`FileOutcome::passed`]).
 pub fn run_files(
     files: &[PathBuf],
     opts: &RunOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<bool, UnitTestError> {
+) -> Result<Vec<FileOutcome>, UnitTestError> {
     let run = compile_run(&opts.run)?;
-    let mut all_passed = true;
+    let mut outcomes = Vec::with_capacity(files.len());
     for f in files {
         writeln!(out, "Unit Testing:  {}", f.display())?;
         let outcome = run_file(f, opts, run.as_ref());
@@ -87,7 +110,6 @@ pub fn run_files(
         if outcome.passed() {
             writeln!(out, "  SUCCESS")?;
         } else {
-            all_passed = false;
             writeln!(err, "  FAILED:")?;
             for e in &outcome.failures {
                 writeln!(err, "{e}")?;
@@ -95,8 +117,9 @@ pub fn run_files(
             }
         }
         writeln!(out)?;
+        outcomes.push(outcome);
     }
-    Ok(all_passed)
+    Ok(outcomes)
 }
 
 /// Joins the `--run` patterns into one alternation, as promtool does.
@@ -122,17 +145,13 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            outcome
-                .failures
-                .push(format!("open {}: {}", path.display(), io_message(&e)));
-            return outcome;
+            return outcome.abort(format!("open {}: {}", path.display(), io_message(&e)));
         }
     };
     let file: UnitTestFileConfig = match serde_saphyr::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
-            outcome.failures.push(format!("{}: {e}", path.display()));
-            return outcome;
+            return outcome.abort(format!("{}: {e}", path.display()));
         }
     };
     let base = path.parent().unwrap_or(Path::new(""));
@@ -147,12 +166,10 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
                 ));
             }
             Ok(found) => rule_paths.extend(found),
-            Err(e) => {
-                outcome.failures.push(e);
-                return outcome;
-            }
+            Err(e) => return outcome.abort(e),
         }
     }
+    outcome.started = true;
     let eval_interval = file
         .evaluation_interval
         .map(|d| d.0)
@@ -161,10 +178,7 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
     let mut order: BTreeMap<String, usize> = BTreeMap::new();
     for (i, g) in file.group_eval_order.iter().enumerate() {
         if order.insert(g.0.clone(), i).is_some() {
-            outcome
-                .failures
-                .push(format!("group name repeated in evaluation order: {}", g.0));
-            return outcome;
+            return outcome.abort(format!("group name repeated in evaluation order: {}", g.0));
         }
     }
     let load_opts = LoadOptions {
@@ -178,14 +192,23 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
         rule_files: &rule_files,
         fuzzy: file.fuzzy_compare,
     };
-    for tg in &file.tests {
+    for (i, tg) in file.tests.iter().enumerate() {
         let name = tg.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
         if let Some(re) = run
             && !re.is_match(name)
         {
             continue;
         }
-        outcome.failures.extend(suite.run_group(tg));
+        let failures = suite.run_group(tg);
+        outcome.failures.extend(failures.iter().cloned());
+        outcome.cases.push(CaseOutcome {
+            name: if name.is_empty() {
+                format!("unnamed#{i}")
+            } else {
+                name.to_string()
+            },
+            failures,
+        });
     }
     outcome
 }
