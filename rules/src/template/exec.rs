@@ -280,24 +280,16 @@ impl<'a> Exec<'a> {
         let decl = &c.pipe.decl;
         for (k, elem) in items {
             let mark = self.vars.len();
-            if c.pipe.is_assign {
-                match decl.as_slice() {
-                    [v] => self.set_var(v, elem.clone()),
-                    [kn, vn] => {
-                        self.set_var(kn, k.clone());
-                        self.set_var(vn, elem.clone());
-                    }
-                    _ => {}
+            // Declared (`:=`) variables were pushed by the pipeline and are
+            // the innermost of their name; assigned (`=`) ones are outer
+            // variables that keep the last element after the loop, as in Go.
+            match decl.as_slice() {
+                [v] => self.set_var(v, elem.clone()),
+                [kn, vn] => {
+                    self.set_var(kn, k);
+                    self.set_var(vn, elem.clone());
                 }
-            } else {
-                match decl.as_slice() {
-                    [v] => self.set_top_var(v, elem.clone()),
-                    [kn, vn] => {
-                        self.set_top_var(kn, k.clone());
-                        self.set_top_var(vn, elem.clone());
-                    }
-                    _ => {}
-                }
+                _ => {}
             }
             let flow = self.walk(&c.list, &elem)?;
             self.vars.truncate(mark);
@@ -313,12 +305,6 @@ impl<'a> Exec<'a> {
         if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
             slot.1 = v;
         }
-    }
-
-    /// Sets a variable declared by the range pipeline (which is in scope
-    /// for the whole range, declared before the first iteration).
-    fn set_top_var(&mut self, name: &str, v: Value) {
-        self.set_var(name, v);
     }
 
     fn lookup(&self, name: &str) -> EResult<Value> {

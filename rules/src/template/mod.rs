@@ -997,6 +997,13 @@ mod tests {
         );
         assert_eq!(
             go(
+                "{{ $v := 0 }}{{ range $v = .List }}{{ end }}{{ $v }}",
+                d.clone()
+            ),
+            "z"
+        );
+        assert_eq!(
+            go(
                 "{{ range .List }}{{ if eq . \"y\" }}{{ continue }}{{ end }}{{ . }}{{ end }}",
                 d.clone()
             ),
