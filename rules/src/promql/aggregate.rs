@@ -17,6 +17,8 @@
 //! labels minus the `without` labels and minus `__name__`; `topk`,
 //! `bottomk`, `limitk` and `limit_ratio` return input samples unchanged.
 
+mod gosort;
+
 use std::collections::HashMap;
 
 use promql_parser::parser::LabelModifier;
@@ -352,12 +354,10 @@ fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.total_cmp(b),
-    });
+    // Go's sort with `vectorByValueHeap.Less` (NaN below everything, even
+    // another NaN): that comparator is not a total order, so only Go's own
+    // algorithm is sure to leave the values where Prometheus has them.
+    gosort::sort(&mut values, &|a: &f64, b: &f64| by_value_less(*a, *b));
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
@@ -464,18 +464,13 @@ impl GoHeap {
         i > i0
     }
 
-    /// Go's `sort.Sort(sort.Reverse(heap))`. Go's pdqsort is an insertion
-    /// sort up to 12 elements, so results match Prometheus exactly there;
-    /// above that only the order among equal values may differ.
+    /// Go's `sort.Sort(sort.Reverse(heap))`, in Go's own algorithm, so
+    /// equal values end in the same order as in Prometheus.
     fn sort_reverse(&mut self) {
-        for i in 1..self.items.len() {
-            let mut j = i;
-            // Reverse(less)(j, j-1) == less(j-1, j)
-            while j > 0 && self.less_at(j - 1, j) {
-                self.items.swap(j, j - 1);
-                j -= 1;
-            }
-        }
+        let less = self.less;
+        gosort::sort(&mut self.items, &|a: &InstantSample, b: &InstantSample| {
+            less(b.v, a.v)
+        });
     }
 }
 
