@@ -9,9 +9,10 @@
 //! results are compared with Prometheus to the last bit in places: Kahan
 //! (Neumaier) compensated sums, the switch from direct to incremental mean
 //! when a running sum would overflow, Welford's update for `stddev`, the
-//! exact order of Go's `container/heap` for `topk`/`bottomk` (it decides which
-//! of several equal values survive and the order they are returned in), and
-//! `limit_ratio`'s choice by the xxHash64 of the series' labels.
+//! exact order of Go's `container/heap` and `sort.Sort` for `topk`/`bottomk`
+//! (they decide which of several equal values survive and the order they
+//! are returned in), and `limit_ratio`'s choice by the xxHash64 of the
+//! series' labels in Prometheus' own encoding.
 //!
 //! Output labels: grouping operators return the `by` labels, or the input
 //! labels minus the `without` labels and minus `__name__`; `topk`,
