@@ -62,7 +62,9 @@ pub enum TemplateError {
     },
     /// Executing failed at `line:column` of the text named `name`, inside
     /// the (possibly `{{define}}`d) template `executing`; `context` is the
-    /// failing action's source.
+    /// failing action's source. The column is 1-based in characters, like
+    /// the parse error's (Go prints a 0-based byte offset here); the rest of
+    /// the message is Go's.
     #[error("template: {name}:{line}:{column}: executing {executing:?} at <{context}>: {message}")]
     Exec {
         name: String,
