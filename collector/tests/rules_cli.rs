@@ -305,3 +305,34 @@ fn junit_results_record_each_test_group() {
         "{text}"
     );
 }
+
+#[test]
+fn check_rules_over_prometheus_rulefmt_testdata() {
+    let Some(promtool_dir) = conformance_dir() else {
+        return;
+    };
+    let dir = promtool_dir.join("../rulefmt");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("read rulefmt dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 5, "rulefmt data looks truncated");
+    let mut wrong = Vec::new();
+    for f in &files {
+        let out = tocsinctl(&dir, &["rules", "check", f]);
+        let want = if f.ends_with(".bad.yaml") { 1 } else { 0 };
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        if out.status.code() != Some(want) {
+            wrong.push(format!(
+                "{f}: exit {:?}, want {want}\n{stderr}",
+                out.status.code()
+            ));
+        } else if want == 1 && !stderr.lines().any(|l| l.starts_with(&format!("{f}:"))) {
+            wrong.push(format!("{f}: no file-named diagnostic\n{stderr}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n---\n"));
+}
