@@ -12,6 +12,14 @@
 //! evaluator does no I/O of its own and never reads the clock (the
 //! evaluation times are arguments).
 //!
+//! Metric names are dropped as Prometheus 3 does by default (arithmetic,
+//! `bool` comparisons, most functions); with
+//! [`EngineOptions::delayed_name_removal`] they are only marked and dropped
+//! at the end, as Prometheus' `promql-delayed-name-removal` feature (and its
+//! own test engine) does. Annotations from functions and aggregations get
+//! Prometheus' ` (line:col)` suffix, located in the query as promql-parser
+//! renders it (the same text when the query was written canonically).
+//!
 //! Submodules: `selector` (vector and matrix selectors, subqueries,
 //! `timestamp()` over a selector), `binary` (operators and vector
 //! matching), `call` (function calls and aggregations).
