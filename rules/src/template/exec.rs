@@ -45,6 +45,9 @@ pub struct ExecEnv<'a> {
     /// attributes. (Unlike `html/template` it does not switch escapers
     /// inside `<script>`, `<style>` or URL attributes.)
     pub escape_html: bool,
+    /// The current time, for Alertmanager's `since`; the engine never reads
+    /// the clock, so without it `since` fails.
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl<'a> ExecEnv<'a> {
@@ -56,7 +59,13 @@ impl<'a> ExecEnv<'a> {
             external_url: "",
             missing_key: MissingKey::Invalid,
             escape_html: false,
+            now: None,
         }
+    }
+
+    pub fn with_now(mut self, now: chrono::DateTime<chrono::Utc>) -> Self {
+        self.now = Some(now);
+        self
     }
 
     pub fn with_external_url(mut self, url: &'a str) -> Self {

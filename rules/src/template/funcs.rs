@@ -389,6 +389,17 @@ impl FuncSet {
             let [t] = want::<1>("urlUnescape", a)?;
             query_unescape(&string_arg(t)?)
         });
+        s.insert("since", |env, a| {
+            let [t] = want::<1>("since", a)?;
+            let Value::Time(t) = t else {
+                return Err(wrong_type("time.Time", t));
+            };
+            let now = env.now.ok_or_else(|| {
+                FuncError::Call("the current time is not available to this template".to_string())
+            })?;
+            let d = now.signed_duration_since(t.to_utc());
+            Ok(Value::Duration(d.num_nanoseconds().unwrap_or(i64::MAX)))
+        });
         s.insert("date", |_, a| {
             let [layout, t] = want::<2>("date", a)?;
             let layout = string_arg(layout)?;

@@ -1237,6 +1237,19 @@ mod tests {
             t.execute_value(Value::Nil, Vec::new(), &env).unwrap(),
             "2015-06-23 13:19 a+b x"
         );
+        let t = Template::parse_with_funcs(
+            "am",
+            "{{ since (toTime 1435065584) }}",
+            FuncSet::alertmanager(),
+        )
+        .unwrap();
+        assert!(t.execute_value(Value::Nil, Vec::new(), &env).is_err());
+        let now = chrono::DateTime::from_timestamp(1435065584 + 3725, 0).unwrap();
+        let env = ExecEnv::new(&NoQueries).with_now(now);
+        assert_eq!(
+            t.execute_value(Value::Nil, Vec::new(), &env).unwrap(),
+            "1h2m5s"
+        );
         // Alertmanager has no query engine: the name is not even known.
         assert!(
             Template::parse_with_funcs("am", r#"{{ query "up" }}"#, FuncSet::alertmanager())
