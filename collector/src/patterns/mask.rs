@@ -3,20 +3,22 @@
 //!
 //! Masking is general log-format knowledge, never per-format configuration:
 //! anything carrying a digit (numbers, hex ids, hashes, UUIDs, IPv4/IPv6
-//! addresses, versions, timestamps, block and task ids) is a variable, and so
-//! are endpoints (`host:port`), URLs, e-mail addresses and paths that carry a
-//! number. Inside a token only the variable part is masked (`uid=0` becomes
-//! `uid=<*>`, `blk_-42` becomes `blk_-<*>`) so that keys and prefixes keep
-//! telling events apart. Variables glued by separators (`10.0.0.1:80`,
+//! addresses, versions, timestamps, block and task ids) is a variable, and
+//! so are endpoints (`host:port`), URLs, e-mail addresses, domain names and
+//! file paths. Inside a token only the variable part is masked (`uid=0`
+//! becomes `uid=<*>`, `blk_-42` becomes `blk_<*>`) so that keys and prefixes
+//! keep telling events apart. Variables glued by separators (`10.0.0.1:80`,
 //! `12:30:01.5`, `1514##69##54`) become one placeholder, and a run of
-//! whitespace-separated variables together with the words that only
-//! qualify them (units after a number as in `4042 bytes (3.94 KB)`, weekday,
-//! month and time-zone names around a date) becomes one placeholder too: the
-//! number of tokens a variable takes must not split an event in two.
+//! whitespace-separated variables together with the words that only qualify
+//! them (units after a number as in `4042 bytes (3.94 KB)`, weekday, month
+//! and time-zone names around a date, empty values such as `()`) becomes one
+//! placeholder too: the number of tokens a variable takes must not split an
+//! event in two.
 //!
-//! Invariants: the output is a pure function of the input line; it never
-//! holds more than [`MAX_TOKENS`] tokens (the tail of a longer line is folded
-//! into the last token as a placeholder, reported by the return value).
+//! Invariants: the output is a pure function of the input line; no token is
+//! empty or holds whitespace; there are never more than [`MAX_TOKENS`]
+//! tokens (the tail of a longer line becomes one trailing placeholder, and
+//! [`mask_line`] says so).
 
 /// The placeholder that stands for a variable part of a line.
 pub const WILDCARD: &str = "<*>";
@@ -341,7 +343,7 @@ fn mask_token(raw: &str, out: &mut String) -> Kind {
     // Fast path: most tokens are plain words.
     if !raw
         .bytes()
-        .any(|b| b.is_ascii_digit() || matches!(b, b':' | b'@' | b'.'))
+        .any(|b| b.is_ascii_digit() || matches!(b, b':' | b'@' | b'.' | b'/' | b'\\'))
     {
         out.push_str(raw);
         return classify(raw);
@@ -402,7 +404,8 @@ fn is_dressed_wildcard(s: &str) -> bool {
 /// Cheap pre-check: a digit-free token can still be a whole variable
 /// (URL, endpoint, e-mail address).
 fn might_be_whole(core: &str) -> bool {
-    core.bytes().any(|b| matches!(b, b':' | b'@' | b'.'))
+    core.bytes()
+        .any(|b| matches!(b, b':' | b'@' | b'.' | b'/' | b'\\'))
 }
 
 /// Masks the core of a token (brackets and trailing punctuation removed);
@@ -463,7 +466,7 @@ fn is_whole_variable(core: &str) -> bool {
     {
         return true;
     }
-    if has_digit && looks_like_path(core) {
+    if is_absolute_path(core) || has_digit && looks_like_path(core) {
         return true;
     }
     // A dotted name carrying a number: a host (`host-10.example.net`), an
@@ -513,6 +516,18 @@ fn is_domain_name(s: &str) -> bool {
         || (tld.len() == 2
             && tld.bytes().all(|b| b.is_ascii_lowercase())
             && s.bytes().filter(|b| *b == b'.').count() >= 2)
+}
+
+/// A file path rooted somewhere (`/var/log/x`, `~/x`, `./x`, `C:\\x`):
+/// which file an event concerns is its variable, not its wording.
+fn is_absolute_path(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b {
+        [b'/', next, ..] => next.is_ascii_alphanumeric() || matches!(next, b'_' | b'.' | b'-'),
+        [b'~' | b'.', b'/', ..] | [b'.', b'.', b'/', ..] => true,
+        [drive, b':', b'\\', ..] => drive.is_ascii_alphabetic(),
+        _ => false,
+    }
 }
 
 fn looks_like_path(s: &str) -> bool {
@@ -632,7 +647,9 @@ mod tests {
         );
         assert_eq!(masked("GET https://example.com/a?b=c"), "GET <*>");
         assert_eq!(masked("removing '/dev/vcs2'"), "removing '<*>'");
-        assert_eq!(masked("loading /etc/httpd/conf"), "loading /etc/httpd/conf");
+        assert_eq!(masked("loading /etc/httpd/conf"), "loading <*>");
+        assert_eq!(masked(r"open C:\Windows\x.dll"), "open <*>");
+        assert_eq!(masked("I/O error n/a"), "I/O error n/a");
     }
 
     #[test]
