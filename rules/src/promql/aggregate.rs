@@ -934,6 +934,53 @@ mod tests {
     }
 
     #[test]
+    fn grouping_treats_an_absent_label_as_empty() {
+        let input = vec![
+            sample(&[("__name__", "m"), ("a", "1"), ("b", "x")], 1.0),
+            sample(&[("__name__", "m"), ("a", "1")], 2.0),
+            sample(&[("__name__", "m"), ("a", "2"), ("c", "y")], 4.0),
+        ];
+        let (out, _) = run("sum", None, Some(&by(&["b", "zzz"])), input.clone());
+        assert_eq!(render(&out), vec![r#"{b="x"} 1"#, "{} 6"]);
+        let (out, _) = run("max", None, Some(&without(&["b", "c"])), input);
+        assert_eq!(render(&out), vec![r#"{a="1"} 2"#, r#"{a="2"} 4"#]);
+    }
+
+    #[test]
+    fn count_values_small_and_negative_zero() {
+        let input = vec![
+            sample(&[("i", "0")], 1e-7),
+            sample(&[("i", "1")], -0.0),
+            sample(&[("i", "2")], f64::NAN),
+        ];
+        let (out, _) = run(
+            "count_values",
+            Some(AggParam::String("v".into())),
+            None,
+            input,
+        );
+        assert_eq!(
+            render(&out),
+            vec![r#"{v="0.0000001"} 1"#, r#"{v="-0"} 1"#, r#"{v="NaN"} 1"#]
+        );
+    }
+
+    /// Worked through Go's heap by hand: `2` is replaced at the root by
+    /// `{a="3"}`, `{a="4"}` does not beat an equal root, and the final
+    /// insertion sort keeps equal neighbours in place.
+    #[test]
+    fn bottomk_ties_follow_go_heap_replacement() {
+        let input = vec![
+            sample(&[("a", "1")], 2.0),
+            sample(&[("a", "2")], 1.0),
+            sample(&[("a", "3")], 1.0),
+            sample(&[("a", "4")], 1.0),
+        ];
+        let (out, _) = run("bottomk", Some(AggParam::Scalar(2.0)), None, input);
+        assert_eq!(render(&out), vec![r#"{a="3"} 1"#, r#"{a="2"} 1"#]);
+    }
+
+    #[test]
     fn limitk_keeps_k_per_group() {
         let (out, _) = run(
             "limitk",
