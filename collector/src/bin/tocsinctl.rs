@@ -30,8 +30,7 @@ enum Command {
 enum RulesCommand {
     /// Check rule files for errors (as `promtool check rules`).
     Check {
-        /// Rule files to check.
-        #[arg(required = true)]
+        /// Rule files to check (standard input when none is given).
         files: Vec<PathBuf>,
         /// Lint checks to run.
         #[arg(long, value_enum, default_value = "duplicate-rules")]
@@ -98,7 +97,14 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     lint_fatal,
                     ignore_unknown_fields,
                 };
-                rules::check(&files, &opts, &mut out, &mut err).context("writing output")?
+                rules::check(
+                    &files,
+                    &opts,
+                    &mut std::io::stdin().lock(),
+                    &mut out,
+                    &mut err,
+                )
+                .context("writing output")?
             }
             RulesCommand::Test {
                 files,

@@ -1,14 +1,17 @@
 //! `tocsinctl rules check` and `tocsinctl rules test`: promtool's
 //! `check rules` and `test rules`, with the same output and exit codes.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
-use tocsin_rules::file::{LoadOptions, load_file};
+use tocsin_rules::file::{LoadOptions, load_file, load_str};
 use tocsin_rules::unittest::{self, RunOptions, UnitTestError};
 use tocsin_rules::validate::lint_duplicates;
 
 use super::{ExitCode, FAILURE, LINT_FAILURE, SUCCESS};
+
+/// How rules read from standard input are named in messages.
+const STDIN_NAME: &str = "standard input";
 
 /// Which lint checks `rules check` runs (`--lint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,10 +34,12 @@ pub struct CheckOptions {
 
 /// `rules check FILE…`: validates each rule file, printing
 /// `Checking FILE` then `  SUCCESS: N rules found` or `  FAILED:` and every
-/// problem as `file:line:column: message`.
+/// problem as `file:line:column: message`. With no files, checks what
+/// `stdin` holds (`Checking standard input`), as promtool does.
 pub fn check(
     files: &[PathBuf],
     opts: &CheckOptions,
+    stdin: &mut dyn Read,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
@@ -43,9 +48,24 @@ pub fn check(
     let load_opts = LoadOptions {
         ignore_unknown_fields: opts.ignore_unknown_fields,
     };
-    for f in files {
-        writeln!(out, "Checking {}", f.display())?;
-        match load_file(f, load_opts) {
+    let mut inputs: Vec<(String, Option<&PathBuf>)> = files
+        .iter()
+        .map(|f| (f.display().to_string(), Some(f)))
+        .collect();
+    if inputs.is_empty() {
+        inputs.push((STDIN_NAME.to_string(), None));
+    }
+    for (name, path) in inputs {
+        writeln!(out, "Checking {name}")?;
+        let loaded = match path {
+            Some(f) => load_file(f, load_opts),
+            None => {
+                let mut text = String::new();
+                stdin.read_to_string(&mut text)?;
+                load_str(&name, &text, load_opts)
+            }
+        };
+        match loaded {
             Err(errs) => {
                 failed = true;
                 has_errors = true;
@@ -140,6 +160,7 @@ mod tests {
         let code = check(
             std::slice::from_ref(&good),
             &CheckOptions::default(),
+            &mut io::empty(),
             &mut out,
             &mut err,
         )
@@ -149,7 +170,14 @@ mod tests {
         assert!(out_s.contains("  SUCCESS: 2 rules found"), "{out_s}");
 
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = check(&[good, bad], &CheckOptions::default(), &mut out, &mut err).expect("io");
+        let code = check(
+            &[good, bad],
+            &CheckOptions::default(),
+            &mut io::empty(),
+            &mut out,
+            &mut err,
+        )
+        .expect("io");
         assert_eq!(code, FAILURE);
         let err_s = String::from_utf8_lossy(&err);
         assert!(err_s.contains("  FAILED:"), "{err_s}");
@@ -168,6 +196,7 @@ mod tests {
         let code = check(
             std::slice::from_ref(&f),
             &CheckOptions::default(),
+            &mut io::empty(),
             &mut out,
             &mut err,
         )
@@ -181,6 +210,7 @@ mod tests {
         let code = check(
             std::slice::from_ref(&f),
             &opts,
+            &mut io::empty(),
             &mut Vec::new(),
             &mut Vec::new(),
         )
@@ -191,7 +221,33 @@ mod tests {
             lint_fatal: true,
             ..CheckOptions::default()
         };
-        let code = check(&[f], &opts, &mut Vec::new(), &mut Vec::new()).expect("io");
+        let code = check(
+            &[f],
+            &opts,
+            &mut io::empty(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+        .expect("io");
         assert_eq!(code, SUCCESS);
+    }
+
+    #[test]
+    fn no_files_means_standard_input() {
+        let text = "groups:\n  - name: g\n    rules:\n      - record: a\n        expr: up\n";
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = check(
+            &[],
+            &CheckOptions::default(),
+            &mut text.as_bytes(),
+            &mut out,
+            &mut err,
+        )
+        .expect("io");
+        assert_eq!(code, SUCCESS);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "Checking standard input\n  SUCCESS: 1 rules found\n\n"
+        );
     }
 }
