@@ -37,7 +37,7 @@ pub enum AppendError {
     DuplicateSampleForTimestamp,
     #[error("out of order sample")]
     OutOfOrder,
-    #[error("out of bounds")]
+    #[error("too old sample")]
     TooOld,
     #[error("{0}")]
     Other(String),
