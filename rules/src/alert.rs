@@ -79,7 +79,9 @@ pub struct Alert {
     pub labels: Labels,
     /// Expanded annotations, in the rule's order.
     pub annotations: Vec<(String, String)>,
-    /// The value of the alert expression at the last evaluation.
+    /// The value of the alert expression at the last evaluation (persisted
+    /// as a string when not finite, so JSON can hold it).
+    #[serde(with = "float_serde")]
     pub value: f64,
     /// When the condition started holding (pending began).
     pub active_at: i64,
@@ -454,6 +456,39 @@ fn merged_labels(rule_labels: &[(String, String)], alert: &Labels, alertname: &s
     Labels::from_pairs(pairs)
 }
 
+/// Serde for a float that may be NaN or infinite: a number when finite,
+/// otherwise Prometheus' text (`NaN`, `+Inf`, `-Inf`).
+mod float_serde {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            Repr::Number(*v).serialize(s)
+        } else {
+            Repr::Text(crate::promql::value::format_value(*v)).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => match t.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "+Inf" | "Inf" => Ok(f64::INFINITY),
+                "-Inf" => Ok(f64::NEG_INFINITY),
+                other => other.parse().map_err(serde::de::Error::custom),
+            },
+        }
+    }
+}
+
 /// Serde for [`Labels`] as a list of `[name, value]` pairs.
 mod labels_serde {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -663,6 +698,18 @@ mod tests {
         let mut back = AlertTracker::new(5 * MIN, 0);
         back.import(state).expect("import");
         assert_eq!(back, tr);
+    }
+
+    #[test]
+    fn export_round_trips_through_json_with_non_finite_values() {
+        let mut tr = AlertTracker::new(0, 0);
+        tr.eval(0, vec![cand("a", f64::NAN), cand("b", f64::INFINITY)], 0)
+            .expect("eval");
+        let text = serde_json::to_string(&tr.export()).expect("serialize");
+        let state: AlertTrackerState = serde_json::from_str(&text).expect("deserialize");
+        let values: Vec<f64> = state.alerts.iter().map(|a| a.value).collect();
+        assert!(values[0].is_nan());
+        assert_eq!(values[1], f64::INFINITY);
     }
 
     #[test]
