@@ -44,6 +44,10 @@ pub struct MinerConfig {
     /// Most distinct first tokens under one token count before further ones
     /// share the placeholder leaf (bounds the tree's width).
     pub max_children: usize,
+    /// Most groups in one leaf of the tree: a line is compared with every
+    /// group of its leaf, so this bounds the work per line. A line that
+    /// would found one more group there goes to the overflow group.
+    pub max_leaf_groups: usize,
 }
 
 impl Default for MinerConfig {
@@ -53,6 +57,7 @@ impl Default for MinerConfig {
             max_groups: 10_000,
             max_line_bytes: 8 * 1024,
             max_children: 256,
+            max_leaf_groups: 512,
         }
     }
 }
@@ -168,7 +173,8 @@ pub struct MinerStats {
     pub lines: u64,
     /// Lines cut to [`MinerConfig::max_line_bytes`] or to the token cap.
     pub truncated_lines: u64,
-    /// Lines put in the overflow group because the group cap was reached.
+    /// Lines put in the overflow group because the group cap (or the cap of
+    /// groups in their leaf) was reached.
     pub overflow_lines: u64,
 }
 
@@ -259,8 +265,8 @@ impl Miner {
             return Err(PatternsError::TooManyGroups(self.config.max_groups));
         }
         let tokens: Vec<Box<str>> = template.split_whitespace().map(Box::from).collect();
-        self.insert(Group::new(id, tokens, count));
-        Ok(())
+        self.try_insert(Group::new(id, tokens, count))
+            .map_err(|_| PatternsError::LeafFull(self.config.max_leaf_groups))
     }
 
     fn place(&mut self, line: &MaskedLine) -> GroupId {
@@ -284,26 +290,36 @@ impl Miner {
             salt += 1;
             id = GroupId::of_template(&template, salt);
         }
-        self.insert(Group::new(id, tokens, 1));
-        id
+        match self.try_insert(Group::new(id, tokens, 1)) {
+            Ok(()) => id,
+            Err(_) => {
+                self.stats.overflow_lines += 1;
+                GroupId::OVERFLOW
+            }
+        }
     }
 
-    fn insert(&mut self, group: Group) {
+    /// Adds `group` to its leaf; refuses (returns it back) when the leaf
+    /// already holds [`MinerConfig::max_leaf_groups`] groups.
+    fn try_insert(&mut self, group: Group) -> Result<(), Group> {
         let index = self.groups.len() as u32;
-        let max_children = self.config.max_children;
+        let (max_children, max_leaf) = (self.config.max_children, self.config.max_leaf_groups);
         let node = self.tree.entry(group.tokens.len()).or_default();
         let first = group.tokens.first().map_or(WILDCARD, |t| &**t);
-        if first == WILDCARD {
-            node.wild.push(index);
-        } else if let Some(leaf) = node.by_first.get_mut(first) {
-            leaf.push(index);
-        } else if node.by_first.len() < max_children {
-            node.by_first.insert(Box::from(first), vec![index]);
+        let leaf = if first == WILDCARD {
+            &mut node.wild
+        } else if node.by_first.contains_key(first) || node.by_first.len() < max_children {
+            node.by_first.entry(Box::from(first)).or_default()
         } else {
-            node.wild.push(index);
+            &mut node.wild
+        };
+        if leaf.len() >= max_leaf {
+            return Err(group);
         }
+        leaf.push(index);
         self.ids.insert(group.id, index);
         self.groups.push(group);
+        Ok(())
     }
 
     fn leaf(&self, line: &MaskedLine) -> &[u32] {
@@ -443,8 +459,13 @@ mod tests {
         fn every_line_gets_a_group_and_the_cap_holds(
             lines in prop::collection::vec(line(), 1..120),
             max_groups in 1usize..12,
+            max_leaf_groups in 1usize..6,
         ) {
-            let mut miner = Miner::new(MinerConfig { max_groups, ..MinerConfig::default() });
+            let mut miner = Miner::new(MinerConfig {
+                max_groups,
+                max_leaf_groups,
+                ..MinerConfig::default()
+            });
             let mut masked = MaskedLine::default();
             let mut assigned = Vec::new();
             for l in &lines {
@@ -453,6 +474,11 @@ mod tests {
                 prop_assert_eq!(miner.observe(l), id, "same line, same group: {:?}", l);
                 prop_assert!(miner.groups().len() <= max_groups);
                 assigned.push(id);
+            }
+            for node in miner.tree.values() {
+                for leaf in node.by_first.values().chain([&node.wild]) {
+                    prop_assert!(leaf.len() <= max_leaf_groups);
+                }
             }
             let stats = miner.stats();
             let counted: u64 = miner.groups().iter().map(Group::count).sum();
@@ -540,6 +566,27 @@ mod tests {
         assert_eq!(miner.observe("alpha one"), a);
         assert_eq!(miner.groups().len(), 2);
         assert_eq!(miner.stats().overflow_lines, 1);
+    }
+
+    #[test]
+    fn a_full_leaf_sends_new_templates_to_overflow() {
+        let mut miner = Miner::new(MinerConfig {
+            max_leaf_groups: 2,
+            ..MinerConfig::default()
+        });
+        let a = miner.observe("disk alpha failed");
+        let b = miner.observe("disk beta stalled");
+        let c = miner.observe("disk gamma vanished");
+        let d = miner.observe("fan gamma vanished");
+        assert!(a != GroupId::OVERFLOW && b != GroupId::OVERFLOW && d != GroupId::OVERFLOW);
+        assert_eq!(c, GroupId::OVERFLOW);
+        assert_eq!(miner.observe("disk alpha failed"), a);
+        assert_eq!(miner.stats().overflow_lines, 1);
+        assert!(
+            miner
+                .restore_group(GroupId::of_template("disk x y", 0), "disk x y", 1)
+                .is_err()
+        );
     }
 
     #[test]

@@ -51,6 +51,11 @@ pub enum PatternsError {
     /// Restoring would exceed the group cap.
     #[error("cannot restore more than {0} error groups (the cap)")]
     TooManyGroups(usize),
+    /// Restoring would put more groups in one leaf than the leaf cap.
+    #[error(
+        "cannot restore more than {0} error groups of one token count and first token (the leaf cap)"
+    )]
+    LeafFull(usize),
 }
 
 /// Mines `input` with the default configuration. Without `assign`, prints
