@@ -447,3 +447,72 @@ fn unary_minus_and_scalar_comparisons() {
     assert_eq!(vector(&st, "5 > m", 0), vec![("m{}".into(), 3.0)]);
     assert!(matches!(instant(&st, "\"hello\"", 0), Ok(Value::String { v, .. }) if v == "hello"));
 }
+
+#[test]
+fn fill_modifiers_fill_the_missing_side() {
+    let st = store(&[
+        ("cpu{instance=\"a\",cpu=\"0\"}", &[(0, 1.0)]),
+        ("cpu{instance=\"b\",cpu=\"0\"}", &[(0, 1.0)]),
+        ("meta{instance=\"a\"}", &[(0, 100.0)]),
+        ("meta{instance=\"c\"}", &[(0, 300.0)]),
+    ]);
+    assert_eq!(
+        vector(&st, "meta * on(instance) group_right fill_right(0) cpu", 0),
+        vec![
+            ("{cpu=\"0\", instance=\"a\"}".into(), 100.0),
+            ("{cpu=\"0\", instance=\"b\"}".into(), 0.0)
+        ]
+    );
+    assert_eq!(
+        vector(&st, "meta * on(instance) group_right fill_left(1) cpu", 0),
+        vec![
+            ("{cpu=\"0\", instance=\"a\"}".into(), 100.0),
+            ("{instance=\"c\"}".into(), 300.0)
+        ]
+    );
+}
+
+#[test]
+fn annotations_name_the_position_of_their_argument() {
+    let st = store(&[("x{a=\"1\"}", &[(0, 1.0)]), ("x{a=\"2\"}", &[(0, 2.0)])]);
+    let q = crate::promql::parse("sum(sort(x))").expect("parse");
+    let res = Engine::default()
+        .range_query(&st, &q, 0, 60_000, 60_000)
+        .expect("eval");
+    assert_eq!(
+        res.annotations.warnings,
+        vec![
+            "PromQL warning: sort is ineffective for range queries since results are always ordered by labels (1:5)"
+        ]
+    );
+    let q = crate::promql::parse("quantile(1.5, x)").expect("parse");
+    let res = Engine::default().instant_query(&st, &q, 0).expect("eval");
+    assert_eq!(
+        res.annotations.warnings,
+        vec!["PromQL warning: quantile value should be between 0 and 1, got 1.5 (1:10)"]
+    );
+}
+
+#[test]
+fn delayed_removal_merges_series_that_end_up_with_one_labelset() {
+    let st = store(&[
+        ("metric_a", &[(0, 1.0)]),
+        ("metric_b", &[(0, 3.0), (600_000, 4.0)]),
+    ]);
+    let q = crate::promql::parse("-metric_a or -metric_b").expect("parse");
+    for delayed in [false, true] {
+        match engine(delayed)
+            .range_query(&st, &q, 0, 1_200_000, 600_000)
+            .expect("eval")
+            .value
+        {
+            Value::Matrix(m) => {
+                assert_eq!(m.len(), 1);
+                assert_eq!(m[0].labels, Labels::empty());
+                let got: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.t, s.v)).collect();
+                assert_eq!(got, vec![(0, -1.0), (600_000, -4.0)]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
