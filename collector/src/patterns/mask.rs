@@ -134,12 +134,36 @@ fn mask_tokens<'a>(tokens: impl Iterator<Item = &'a str>, out: &mut MaskedLine) 
         if kind == Kind::Word {
             fold_run(out, 1);
             out.run.clear();
+            drop_repeat(out);
         } else {
             out.run.push(kind);
         }
     }
     fold_run(out, 0);
+    drop_repeat(out);
     capped
+}
+
+/// Longest repeated group of tokens that [`drop_repeat`] recognises.
+const MAX_PERIOD: usize = 3;
+
+/// Drops the last `k` tokens when they repeat the `k` before them and hold
+/// a placeholder: a list of ids (`blk_<*> blk_<*> …`, `node-<*> <*> <ok>
+/// node-<*> <*> <ok> …`) is one variable however long it is.
+fn drop_repeat(out: &mut MaskedLine) {
+    let n = out.len();
+    for k in 1..=MAX_PERIOD {
+        if n < 2 * k {
+            return;
+        }
+        let repeats = (1..=k).all(|j| out.token(n - j) == out.token(n - k - j));
+        if repeats && (1..=k).any(|j| out.token(n - j).contains(WILDCARD)) {
+            for _ in 0..k {
+                out.pop();
+            }
+            return;
+        }
+    }
 }
 
 /// Folds the run of variable/unit/date tokens that ends `skip_last` tokens
@@ -710,6 +734,19 @@ mod tests {
     #[test]
     fn unicode_whitespace_separates_tokens() {
         assert_eq!(masked("a\u{3000}b\u{a0}7"), "a b <*>");
+    }
+
+    #[test]
+    fn lists_of_ids_fold_into_one() {
+        assert_eq!(
+            masked("ask 10.0.0.1:50010 to delete blk_-1 blk_2 blk_-3 blk_4"),
+            "ask <*> to delete blk_<*>"
+        );
+        assert_eq!(
+            masked("nodesets node-1 0x1fc <ok> node-2 0x1fd <ok> node-7 0x1fe <ok> done"),
+            "nodesets node-<*> <*> <ok> done"
+        );
+        assert_eq!(masked("very very bad"), "very very bad");
     }
 
     #[test]
