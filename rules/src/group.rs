@@ -45,23 +45,14 @@ pub enum AppendError {
 
 impl Appender for MemStorage {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
-        let matchers: Vec<_> = labels
-            .iter()
-            .map(|l| crate::promql::Matcher::new(crate::promql::MatchOp::Equal, &l.name, &l.value))
-            .collect();
-        let existing = self
-            .select(&matchers, t, t)
-            .map_err(|e| AppendError::Other(e.to_string()))?;
-        if let Some(s) = existing.iter().find(|s| &s.labels == labels)
-            && let Some(old) = s.samples.iter().find(|s| s.t == t)
-        {
-            if old.v.to_bits() == v.to_bits() {
-                return Ok(());
+        match self.sample_at(labels, t) {
+            Some(old) if old.to_bits() == v.to_bits() => Ok(()),
+            Some(_) => Err(AppendError::DuplicateSampleForTimestamp),
+            None => {
+                self.add(labels, t, v);
+                Ok(())
             }
-            return Err(AppendError::DuplicateSampleForTimestamp);
         }
-        self.add(labels, t, v);
-        Ok(())
     }
 }
 

@@ -77,6 +77,13 @@ impl MemStorage {
         }
     }
 
+    /// The value stored for exactly `labels` at exactly `t`, if any.
+    pub fn sample_at(&self, labels: &Labels, t: i64) -> Option<f64> {
+        let s = self.series.get(*self.by_labels.get(labels)?)?;
+        let i = s.samples.binary_search_by(|x| x.t.cmp(&t)).ok()?;
+        s.samples.get(i).map(|x| x.v)
+    }
+
     /// Number of series held.
     pub fn series_count(&self) -> usize {
         self.series.len()
