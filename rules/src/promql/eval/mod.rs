@@ -208,6 +208,12 @@ impl Engine {
                 )));
             }
         }
+        // A scalar alone holds one sample per step: refuse a step count
+        // that could never fit before allocating for it.
+        let steps = (end_ms.saturating_sub(start_ms) / step_ms).saturating_add(1);
+        if usize::try_from(steps).map_or(true, |n| n > self.options.max_samples) {
+            return Err(EvalError::TooManySamples);
+        }
         let ctx = self.ctx(store, expr, (start_ms, end_ms, step_ms));
         let ev = Ev {
             ctx: &ctx,
@@ -333,7 +339,7 @@ impl StepRange {
         if self.end < self.start {
             0
         } else {
-            ((self.end - self.start) / self.interval + 1) as usize
+            (self.end.saturating_sub(self.start) / self.interval).saturating_add(1) as usize
         }
     }
 

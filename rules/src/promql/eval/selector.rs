@@ -33,7 +33,7 @@ pub(crate) struct RangeInput {
 impl RangeInput {
     /// The inclusive end of the window evaluated at step `ts`.
     pub(crate) fn window_end(&self, ts: i64) -> i64 {
-        self.at.unwrap_or(ts) - self.offset
+        self.at.unwrap_or(ts).saturating_sub(self.offset)
     }
 }
 
@@ -83,8 +83,11 @@ impl Ev<'_, '_> {
     /// The reference times (`@`/`offset` applied) of the first and last step.
     fn ref_bounds(&self, at: Option<i64>, offset: i64) -> (i64, i64) {
         match at {
-            Some(a) => (a - offset, a - offset),
-            None => (self.r.start - offset, self.r.end - offset),
+            Some(a) => (a.saturating_sub(offset), a.saturating_sub(offset)),
+            None => (
+                self.r.start.saturating_sub(offset),
+                self.r.end.saturating_sub(offset),
+            ),
         }
     }
 
@@ -97,14 +100,14 @@ impl Ev<'_, '_> {
         }
         let (first, last) = self.ref_bounds(at, offset);
         let lookback = self.ctx.lookback;
-        let selected = self.select(vs, first - lookback + 1, last)?;
+        let selected = self.select(vs, first.saturating_sub(lookback).saturating_add(1), last)?;
         let mut out = Vec::with_capacity(selected.len());
         for s in selected {
             let mut points = Vec::new();
             let mut j = 0usize;
             for i in 0..steps {
                 let ts = self.r.ts(i);
-                let reft = at.unwrap_or(ts) - offset;
+                let reft = at.unwrap_or(ts).saturating_sub(offset);
                 while j < s.samples.len() && s.samples[j].t <= reft {
                     j += 1;
                 }
@@ -112,7 +115,7 @@ impl Ev<'_, '_> {
                     continue;
                 }
                 let smp = s.samples[j - 1];
-                if smp.t <= reft - lookback || is_stale(smp.v) {
+                if smp.t <= reft.saturating_sub(lookback) || is_stale(smp.v) {
                     continue;
                 }
                 points.push(Sample { t: ts, v: smp.v });
@@ -148,14 +151,14 @@ impl Ev<'_, '_> {
         }
         let (first, last) = self.ref_bounds(at, offset);
         let lookback = self.ctx.lookback;
-        let selected = self.select(vs, first - lookback + 1, last)?;
+        let selected = self.select(vs, first.saturating_sub(lookback).saturating_add(1), last)?;
         let mut out = Vec::new();
         for s in selected {
             let mut points = Vec::new();
             let mut j = 0usize;
             for i in 0..steps {
                 let ts = self.r.ts(i);
-                let reft = at.unwrap_or(ts) - offset;
+                let reft = at.unwrap_or(ts).saturating_sub(offset);
                 while j < s.samples.len() && s.samples[j].t <= reft {
                     j += 1;
                 }
@@ -163,7 +166,7 @@ impl Ev<'_, '_> {
                     continue;
                 }
                 let smp = s.samples[j - 1];
-                if smp.t <= reft - lookback || is_stale(smp.v) {
+                if smp.t <= reft.saturating_sub(lookback) || is_stale(smp.v) {
                     continue;
                 }
                 points.push(Sample {
@@ -189,7 +192,7 @@ impl Ev<'_, '_> {
         let mut series = if self.steps() == 0 {
             Vec::new()
         } else {
-            self.select(vs, first - range + 1, last)?
+            self.select(vs, first.saturating_sub(range).saturating_add(1), last)?
         };
         for s in &mut series {
             s.samples.retain(|x| !is_stale(x.v));
@@ -215,6 +218,10 @@ impl Ev<'_, '_> {
             Vec::new()
         } else {
             let inner = self.subquery_evaluator(sq, at, offset, range);
+            // Every inner step may hold a sample: refuse before allocating.
+            if inner.steps() > self.ctx.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
             match inner.eval(&sq.expr)? {
                 Val::Vector(v) => v
                     .into_iter()
@@ -252,15 +259,15 @@ impl Ev<'_, '_> {
         };
         let base_start = at.unwrap_or(self.r.start);
         let base_end = at.unwrap_or(self.r.end);
-        let lower = base_start - offset - range;
+        let lower = base_start.saturating_sub(offset).saturating_sub(range);
         // Go's integer division truncates towards zero, as Rust's does.
-        let mut start = step * (lower / step);
+        let mut start = step.saturating_mul(lower / step);
         if start <= lower {
-            start += step;
+            start = start.saturating_add(step);
         }
         self.with_range(StepRange {
             start,
-            end: base_end - offset,
+            end: base_end.saturating_sub(offset),
             interval: step,
         })
     }
@@ -338,7 +345,7 @@ impl WindowCursor {
         if self.lo > self.hi {
             self.lo = self.hi;
         }
-        while self.lo < self.hi && samples[self.lo].t <= end - range {
+        while self.lo < self.hi && samples[self.lo].t <= end.saturating_sub(range) {
             self.lo += 1;
         }
         &samples[self.lo..self.hi]

@@ -423,6 +423,16 @@ fn max_samples_is_enforced() {
         .expect_err("too many");
     assert!(matches!(e, EvalError::TooManySamples));
     assert!(small.instant_query(&st, &q, 60_000).is_ok());
+    // Refused before anything is allocated for the steps.
+    let e = small
+        .range_query(&st, &q, 0, i64::MAX, 1)
+        .expect_err("steps");
+    assert!(matches!(e, EvalError::TooManySamples));
+    let sq = crate::promql::parse("max_over_time(m[1h:1ms])").expect("parse");
+    let e = small
+        .instant_query(&st, &sq, 60_000)
+        .expect_err("subquery steps");
+    assert!(matches!(e, EvalError::TooManySamples));
 }
 
 #[test]
