@@ -435,14 +435,11 @@ fn might_be_whole(core: &str) -> bool {
 /// Masks the core of a token (brackets and trailing punctuation removed);
 /// `start` is where the token's masked text begins in `out`.
 fn mask_core(core: &str, start: usize, out: &mut String) {
-    if is_whole_variable(core) {
-        out.push_str(WILDCARD);
-        return;
-    }
     // `key=value`: the key names the field and stays; the value is masked
-    // on its own, so that `rhost=host-1.example.net` loses the whole host.
+    // on its own, so that `rhost=host-1.example.net` loses the whole host
+    // and `path=/api/v1/users/7` keeps `path=`.
     if let Some((key, value)) = core.split_once('=')
-        && !key.is_empty()
+        && is_key(key)
         && !value.is_empty()
     {
         mask_segments(key, start, out);
@@ -451,6 +448,10 @@ fn mask_core(core: &str, start: usize, out: &mut String) {
         let inner = trim_openers(value);
         out.push_str(value.get(..value.len() - inner.len()).unwrap_or(""));
         mask_core(inner, value_start, out);
+        return;
+    }
+    if is_whole_variable(core) {
+        out.push_str(WILDCARD);
         return;
     }
     if core.bytes().any(|b| b.is_ascii_digit()) {
@@ -466,6 +467,13 @@ fn mask_core(core: &str, start: usize, out: &mut String) {
     } else {
         out.push_str(core);
     }
+}
+
+/// A field name: letters, digits, `_`, `-`, `.`, starting with a letter.
+fn is_key(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Whether the whole token is one variable even where parts of it carry no
@@ -661,6 +669,10 @@ mod tests {
             "authentication failure; uid=<*> euid=<*> tty=ssh rhost=<*> user=root"
         );
         assert_eq!(masked("onExtend:1514038530000"), "onExtend:<*>");
+        assert_eq!(
+            masked("path=/api/v1/users/123 url=http://x/?a=1"),
+            "path=<*> url=<*>"
+        );
     }
 
     #[test]
