@@ -8,7 +8,10 @@
 //! [`crate::promql::functions::call`] and
 //! [`crate::promql::aggregate::aggregate`]. The functions that need the
 //! expression tree or raw timestamps (`absent`, `absent_over_time`,
-//! `timestamp`, `time`, `pi`, `scalar`, `vector`) are evaluated here.
+//! `timestamp`, `time`, `pi`, `scalar`, `vector`) are evaluated here, as
+//! are the experimental query-property functions of Prometheus' duration
+//! expressions (`step`, `range`, `start`, `end`, `min_of`, `max_of`).
+//! `info()` (experimental in Prometheus) is refused with an error.
 //!
 //! With delayed name removal, names are kept and marked instead of dropped;
 //! element-wise functions are then called one element at a time, so the
