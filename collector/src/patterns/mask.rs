@@ -152,12 +152,19 @@ const MAX_PERIOD: usize = 3;
 /// node-<*> <*> <ok> …`) is one variable however long it is.
 fn drop_repeat(out: &mut MaskedLine) {
     let n = out.len();
+    // Which of the last tokens hold a placeholder; most lines stop here.
+    let mut wild = [false; MAX_PERIOD];
+    for (j, w) in wild.iter_mut().enumerate().take(n.min(MAX_PERIOD)) {
+        *w = out.token(n - 1 - j).contains(WILDCARD);
+    }
     for k in 1..=MAX_PERIOD {
         if n < 2 * k {
             return;
         }
-        let repeats = (1..=k).all(|j| out.token(n - j) == out.token(n - k - j));
-        if repeats && (1..=k).any(|j| out.token(n - j).contains(WILDCARD)) {
+        if !wild.iter().take(k).any(|w| *w) {
+            continue;
+        }
+        if (1..=k).all(|j| out.token(n - j) == out.token(n - k - j)) {
             for _ in 0..k {
                 out.pop();
             }
