@@ -254,18 +254,23 @@ struct Suite<'a> {
     fuzzy: bool,
 }
 
-/// Input samples not yet appended, per series, oldest first.
+/// Input samples per series, oldest first, with how many of each were
+/// appended already.
 struct LazyLoader {
-    pending: Vec<(Labels, Vec<(i64, f64)>)>,
+    pending: Vec<(Labels, Vec<(i64, f64)>, usize)>,
 }
 
 impl LazyLoader {
     fn append_till(&mut self, store: &mut MemStorage, t: i64) {
-        for (labels, samples) in &mut self.pending {
-            let n = samples.partition_point(|(st, _)| *st <= t);
-            for (st, v) in samples.drain(..n) {
+        for (labels, samples, next) in &mut self.pending {
+            let rest = samples.get(*next..).unwrap_or(&[]);
+            // Usually zero or one sample per step: a linear scan beats a
+            // binary search here.
+            let n = rest.iter().take_while(|(st, _)| *st <= t).count();
+            for &(st, v) in &rest[..n] {
                 store.add(labels, st, v);
             }
+            *next += n;
         }
     }
 }
@@ -306,7 +311,7 @@ impl Suite<'_> {
             defs.insert(desc.labels, samples);
         }
         let mut loader = LazyLoader {
-            pending: defs.into_iter().collect(),
+            pending: defs.into_iter().map(|(l, s)| (l, s, 0)).collect(),
         };
 
         // Rule groups, in `group_eval_order` (groups not named there first,
