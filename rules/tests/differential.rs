@@ -344,10 +344,15 @@ impl Differ {
     }
 }
 
-fn output_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("differential");
-    std::fs::create_dir_all(&dir).expect("create the test-file directory");
-    dir
+/// A fresh directory for this run's test files: several runs of this test
+/// (a developer's and a workspace-wide `cargo test`) may share the target
+/// directory. It is kept when something disagreed, so the files can be
+/// replayed by hand with `promtool test rules`, and removed otherwise.
+fn output_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("differential-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("create the test-file directory")
 }
 
 /// Disagreements shrunk to a smaller expression, and promtool runs spent
@@ -370,10 +375,11 @@ fn tocsin_agrees_with_promtool() {
         Config::default(),
         TestRng::from_seed(RngAlgorithm::XorShift, &seed_bytes),
     );
+    let dir = output_dir();
     let differ = Differ {
         promtool: promtool_bin,
         engine: Engine::new(EngineOptions::default()),
-        dir: output_dir(),
+        dir: dir.path().to_path_buf(),
     };
 
     let (mut compared, mut agree, mut both_failed, mut exact) = (0usize, 0usize, 0usize, 0usize);
@@ -464,11 +470,14 @@ fn tocsin_agrees_with_promtool() {
     );
     println!(
         "differential: of the agreements {non_empty} with samples, {exact} bit-identical, \
-         {} within tolerance (or NaN), {both_failed} errors on both sides; seed {seed:#x}; \
-         files in {}",
+         {} within tolerance (or NaN), {both_failed} errors on both sides; seed {seed:#x}",
         agree - exact - both_failed,
-        differ.dir.display()
     );
+    if disagreements.is_empty() && rejected.is_empty() && promtool_failures.is_empty() {
+        dir.close().expect("remove the test-file directory");
+    } else {
+        println!("differential: test files kept in {}", dir.keep().display());
+    }
     assert!(
         promtool_failures.is_empty(),
         "promtool failed unexpectedly (see above)"

@@ -557,7 +557,32 @@ fn grouping() -> BoxedStrategy<String> {
 
 /// A literal number.
 fn literal() -> BoxedStrategy<String> {
-    pick(&["0", "1", "2", "0.5", "-1", "3.25", "10", "-0.25", "100"])
+    prop_oneof![
+        12 => pick(&["0", "1", "2", "0.5", "-1", "3.25", "10", "-0.25", "100"]),
+        // Other spellings the lexer must read.
+        2 => pick(&["1e3", "0x10", ".5", "2.5e-1", "1E2"]),
+        1 => pick(&["Inf", "-Inf", "NaN"]),
+    ]
+    .boxed()
+}
+
+const SCALAR_ARITH_OPS: [&str; 6] = ["+", "-", "*", "/", "%", "^"];
+
+/// An unparenthesised chain of literals and operators (with unary
+/// minus), so both parsers' precedence and associativity are compared:
+/// `^` is right-associative and binds tighter than unary minus.
+fn precedence_chain() -> BoxedStrategy<String> {
+    let term = (any::<bool>(), pick(&["1", "2", "3", "0.5", "4", "10"]))
+        .prop_map(|(neg, l)| if neg { format!("-{l}") } else { l });
+    (term.clone(), vec((pick(&SCALAR_ARITH_OPS), term), 2..=4))
+        .prop_map(|(first, rest)| {
+            let mut out = first;
+            for (op, t) in rest {
+                out.push_str(&format!(" {op} {t}"));
+            }
+            out
+        })
+        .boxed()
 }
 
 /// A scalar expression built on `inner` instant vectors.
@@ -565,8 +590,9 @@ fn scalar_expr(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
     prop_oneof![
         6 => literal(),
         2 => inner.prop_map(|e| format!("scalar({e})")),
-        1 => Just("time()".to_string()),
-        1 => (literal(), pick(&["+", "-", "*", "/", "%", "^"]), literal())
+        1 => pick(&["time()", "pi()"]),
+        1 => precedence_chain(),
+        1 => (literal(), pick(&SCALAR_ARITH_OPS), literal())
             .prop_map(|(a, op, b)| format!("({a} {op} {b})")),
         1 => (literal(), pick(&["==", "!=", ">", "<", ">=", "<="]), literal())
             .prop_map(|(a, op, b)| format!("({a} {op} bool {b})")),
@@ -615,10 +641,75 @@ fn histogram_quantile() -> BoxedStrategy<String> {
         .boxed()
 }
 
-const MATH_FNS: [&str; 14] = [
-    "abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "sin", "cos", "atan",
-    "deg", "round",
+const MATH_FNS: [&str; 24] = [
+    "abs", "ceil", "floor", "exp", "ln", "log2", "log10", "sqrt", "sgn", "sin", "cos", "tan",
+    "asin", "acos", "atan", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "deg", "rad",
+    "round",
 ];
+
+const TIME_FNS: [&str; 9] = [
+    "minute",
+    "hour",
+    "day_of_week",
+    "day_of_month",
+    "day_of_year",
+    "days_in_month",
+    "month",
+    "year",
+    "timestamp",
+];
+
+/// Date functions, of the evaluation time or of finite values read as
+/// seconds since the epoch (negative ones and fractions included; a NaN
+/// or infinite time is undefined in Prometheus 2).
+fn time_call() -> BoxedStrategy<String> {
+    let finite = prop_oneof![
+        2 => gauge_selector(),
+        1 => gauge_selector().prop_map(|s| format!("timestamp({s})")),
+        1 => counter_selector().prop_map(|s| format!("{s} * 3600")),
+    ];
+    prop_oneof![
+        1 => pick(&TIME_FNS[..8]).prop_map(|f| format!("{f}()")),
+        3 => (pick(&TIME_FNS[..8]), finite).prop_map(|(f, e)| format!("{f}({e})")),
+    ]
+    .boxed()
+}
+
+/// `label_join`, `sort`, `sort_desc` and unary plus: label plumbing and
+/// no-ops whose metric-name handling is compared.
+fn label_call(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
+    prop_oneof![
+        2 => (inner.clone(), pick(&["new", "inst", "job"]), pick(&["-", "", ","]),
+              pick(&[r#""inst", "job""#, r#""__name__""#, r#""job", "absent_label", "inst""#]))
+            .prop_map(|(e, dst, sep, src)| format!(r#"label_join({e}, "{dst}", "{sep}", {src})"#)),
+        1 => (pick(&["sort", "sort_desc"]), inner.clone()).prop_map(|(f, e)| format!("{f}({e})")),
+        1 => inner.prop_map(|e| format!("+({e})")),
+    ]
+    .boxed()
+}
+
+/// An unparenthesised chain of vector atoms and operators (set operators
+/// only between vectors, as the grammar requires).
+fn vector_chain() -> BoxedStrategy<String> {
+    let vector_atom = prop_oneof![
+        3 => instant_selector(),
+        2 => range_call(stored_range(), counter_range(false)),
+    ]
+    .boxed();
+    let link = prop_oneof![
+        3 => (pick(&["+", "-", "*", "/"]), prop_oneof![3 => vector_atom.clone(), 1 => literal()]),
+        1 => (pick(&["> bool", "<", "==", "and", "or", "unless"]), vector_atom),
+    ];
+    (gauge_selector(), vec(link, 1..=3))
+        .prop_map(|(first, rest)| {
+            let mut out = first;
+            for (op, a) in rest {
+                out.push_str(&format!(" {op} {a}"));
+            }
+            out
+        })
+        .boxed()
+}
 
 fn math_call(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
     prop_oneof![
@@ -764,6 +855,9 @@ pub fn vector_expr(depth: u32) -> BoxedStrategy<String> {
         4 => binary(inner.clone()),
         2 => math_call(inner.clone()),
         1 => label_replace(inner.clone()),
+        1 => label_call(inner.clone()),
+        1 => time_call(),
+        1 => vector_chain(),
         1 => inner.clone().prop_map(|e| format!("absent({e})")),
         1 => scalar_expr(inner).prop_map(|s| format!("vector({s})")),
     ]
