@@ -254,23 +254,31 @@ struct Suite<'a> {
     fuzzy: bool,
 }
 
-/// Input samples per series, oldest first, with how many of each were
+/// One input series: its samples, oldest first, and how many of them were
 /// appended already.
+struct PendingSeries {
+    labels: Labels,
+    samples: Vec<(i64, f64)>,
+    next: usize,
+}
+
+/// Appends input samples as evaluation time advances, as promtool's lazy
+/// loader does.
 struct LazyLoader {
-    pending: Vec<(Labels, Vec<(i64, f64)>, usize)>,
+    pending: Vec<PendingSeries>,
 }
 
 impl LazyLoader {
     fn append_till(&mut self, store: &mut MemStorage, t: i64) {
-        for (labels, samples, next) in &mut self.pending {
-            let rest = samples.get(*next..).unwrap_or(&[]);
+        for p in &mut self.pending {
+            let rest = p.samples.get(p.next..).unwrap_or(&[]);
             // Usually zero or one sample per step: a linear scan beats a
             // binary search here.
             let n = rest.iter().take_while(|(st, _)| *st <= t).count();
             for &(st, v) in &rest[..n] {
-                store.add(labels, st, v);
+                store.add(&p.labels, st, v);
             }
-            *next += n;
+            p.next += n;
         }
     }
 }
@@ -311,7 +319,14 @@ impl Suite<'_> {
             defs.insert(desc.labels, samples);
         }
         let mut loader = LazyLoader {
-            pending: defs.into_iter().map(|(l, s)| (l, s, 0)).collect(),
+            pending: defs
+                .into_iter()
+                .map(|(labels, samples)| PendingSeries {
+                    labels,
+                    samples,
+                    next: 0,
+                })
+                .collect(),
         };
 
         // Rule groups, in `group_eval_order` (groups not named there first,
