@@ -162,6 +162,29 @@ mod tests {
     }
 
     #[test]
+    fn overflow_is_printed_as_its_own_row() {
+        let mut miner = Miner::new(MinerConfig {
+            max_groups: 1,
+            ..MinerConfig::default()
+        });
+        for line in [
+            "disk 1 failed",
+            "fan 3 stopped",
+            "disk 2 failed",
+            "disk 3 failed",
+        ] {
+            miner.observe(line);
+        }
+        let mut out = Vec::new();
+        write_templates(&miner, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        assert!(rows[0].starts_with("3\t") && rows[0].ends_with("\tdisk <*> failed"));
+        assert_eq!(rows[1], "1\toverflow\t<*>");
+    }
+
+    #[test]
     fn a_missing_file_is_an_error_naming_it() {
         let mut out = Vec::new();
         let err = run_patterns_cli(Path::new("/nonexistent/x.log"), false, &mut out)
