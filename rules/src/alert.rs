@@ -755,6 +755,8 @@ mod tests {
 
 #[cfg(test)]
 mod proptests {
+    use std::collections::BTreeSet;
+
     use proptest::prelude::*;
 
     use super::*;
@@ -841,6 +843,41 @@ mod proptests {
                 copy.import(tr.export()).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(&copy, &tr);
                 prev = tr.alerts.clone();
+            }
+        }
+
+        #[test]
+        fn every_resolution_is_notified_and_pending_alerts_never_are(
+            hold_s in 0i64..300,
+            resend_s in 1i64..600,
+            steps in proptest::collection::vec(step(), 1..60),
+        ) {
+            let mut tr = AlertTracker::new(hold_s * 1000, 0);
+            let mut t = 0i64;
+            for (dt, present) in steps {
+                t += dt * 1000;
+                let cands: Vec<AlertCandidate> = present
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| **p)
+                    .map(|(i, _)| AlertCandidate { labels: labels(i as u8), annotations: vec![], value: 1.0 })
+                    .collect();
+                tr.eval(t, cands, 0).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let resolved_now: BTreeSet<Labels> = tr
+                    .alerts()
+                    .filter(|a| a.resolved_at == Some(t))
+                    .map(|a| a.labels.clone())
+                    .collect();
+                let sent = tr.take_alerts_to_send(t, resend_s * 1000, 60_000);
+                prop_assert!(sent.iter().all(|a| a.state != AlertState::Pending));
+                let sent_resolved: BTreeSet<Labels> = sent
+                    .iter()
+                    .filter(|a| a.state == AlertState::Inactive)
+                    .map(|a| a.labels.clone())
+                    .collect();
+                prop_assert!(resolved_now.is_subset(&sent_resolved));
+                // Every firing alert has been sent at least once by now.
+                prop_assert!(tr.firing_alerts().all(|a| a.last_sent_at.is_some()));
             }
         }
 
