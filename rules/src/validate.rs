@@ -157,9 +157,9 @@ const DURATION_HINT: &str = "expected e.g. 30s, 5m, 1h30m or 0: whole numbers wi
 // Names
 
 /// Whether `name` is a valid label name under Prometheus 3's UTF-8 rules
-/// (any non-empty UTF-8 string; Rust strings are always UTF-8).
+/// (any non-empty UTF-8 string).
 pub fn is_valid_label_name(name: &str) -> bool {
-    !name.is_empty()
+    crate::promql::value::is_valid_label_name(name)
 }
 
 /// Whether `name` may be a recorded series' name: a valid metric name under

@@ -13,9 +13,11 @@
 //! Skips (each printed with its reason): an eval whose expected result holds
 //! a native histogram; one whose query selects, at the evaluated times, a
 //! series that holds native-histogram samples (decided by evaluating the
-//! query's selectors against the loaded data); and every eval of the files
-//! for features Prometheus 3 keeps behind feature flags. Nothing else is
-//! skipped: an expectation that cannot be parsed is a failure.
+//! query's selectors against the loaded data) and whose result on the float
+//! samples alone differs from the expected one (such an eval is still run,
+//! and passes when everything it expects holds); and every eval of the
+//! files for features Prometheus 3 keeps behind feature flags. Nothing else
+//! is skipped: an expectation that cannot be parsed is a failure.
 //!
 //! Run with `cargo test -p tocsin-rules --test promqltest -- --nocapture` to
 //! see each failure and skip; `PROMQLTEST_FILES=aggregators,limit` limits
@@ -187,7 +189,7 @@ impl Runner {
         if cmd.expects_histogram {
             return Outcome::Skip("the expected result holds a native histogram".into());
         }
-        let expr = match promql_parser::parser::parse(&cmd.expr) {
+        let expr = match tocsin_rules::promql::parse(&cmd.expr) {
             Ok(e) => e,
             Err(e) => {
                 // Prometheus' parser accepts every query of the suite; a
@@ -225,19 +227,45 @@ impl Runner {
         // Only the evaluation time matters for instant evals: the range-mode
         // check compares just its middle step.
         if let Some(why) = histogram_selected(loaded, &expr, q.0, q.1, q) {
-            return Outcome::Skip(why);
+            // Rule (b) allows the skip, but the eval is still run on the
+            // float samples: it counts as passed only when everything it
+            // expects holds, annotations included; otherwise it is skipped
+            // with the reason and what differed.
+            let mut scratch = AnnoTally::default();
+            return match self.run_parsed(loaded, cmd, &expr, &mut scratch) {
+                Outcome::Pass => {
+                    tally.add(&scratch);
+                    Outcome::Pass
+                }
+                Outcome::Fail { reason, .. } => {
+                    Outcome::Skip(format!("{why}; on its float samples alone: {reason}"))
+                }
+                skip @ Outcome::Skip(_) => skip,
+            };
         }
+        self.run_parsed(loaded, cmd, &expr, tally)
+    }
+
+    /// Runs a parsed eval: the query as written and, for instant evals,
+    /// Prometheus' `@`-pinned and range-mode variants.
+    fn run_parsed(
+        &self,
+        loaded: &Loaded,
+        cmd: &EvalCmd,
+        expr: &Expr,
+        tally: &mut AnnoTally,
+    ) -> Outcome {
         if cmd.is_range {
             let res = self
                 .engine
-                .range_query(&loaded.store, &expr, cmd.start, cmd.end, cmd.step);
+                .range_query(&loaded.store, expr, cmd.start, cmd.end, cmd.step);
             return self.judge(cmd, res.map_err(|e| e.to_string()), Some(tally));
         }
         // The instant query as written, then Prometheus' variants with `@`
         // pinned to the evaluation time and evaluated at other times; each
         // is also checked in range mode.
         let mut queries: Vec<(Option<i64>, Expr, i64)> = vec![(None, expr.clone(), cmd.eval)];
-        if !has_at_unsafe_call(&expr) {
+        if !has_at_unsafe_call(expr) {
             let mut pinned = expr.clone();
             pin_at(&mut pinned, ms_to_system_time(cmd.eval));
             let ts = cmd.eval;

@@ -375,10 +375,12 @@ fn count_values(
     input: Vector,
     eval_ts: i64,
 ) -> Result<Vector, EvalError> {
-    // Prometheus 3 accepts any non-empty UTF-8 label name; a Rust string is
-    // always UTF-8, so only the empty name is invalid here.
-    if label.is_empty() {
-        return Err(EvalError::Eval(format!("invalid label name {label:?}")));
+    // Prometheus 3 accepts any non-empty UTF-8 label name.
+    if !super::value::is_valid_label_name(label) {
+        return Err(EvalError::Eval(format!(
+            "invalid label name {}",
+            super::value::go_quote(label)
+        )));
     }
     let grouping = match grouping {
         Grouping::By(names) => {

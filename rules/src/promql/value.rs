@@ -193,6 +193,55 @@ impl fmt::Display for Labels {
     }
 }
 
+/// The character standing for the byte `b` (0x80..=0xFF) of a PromQL
+/// string that is not valid UTF-8 (see [`crate::promql::parse`]). From the
+/// end of Unicode's private use plane 16, so real text never holds it.
+pub fn raw_byte_marker(b: u8) -> char {
+    char::from_u32(0x10_FF00 | u32::from(b)).unwrap_or(char::REPLACEMENT_CHARACTER)
+}
+
+/// The byte a [`raw_byte_marker`] stands for.
+pub fn marked_raw_byte(c: char) -> Option<u8> {
+    let u = c as u32;
+    (0x10_FF80..=0x10_FFFF)
+        .contains(&u)
+        .then_some((u & 0xff) as u8)
+}
+
+/// Whether `name` is a valid label name under Prometheus 3's rules: any
+/// non-empty UTF-8 string (a string holding bytes that are not UTF-8 is
+/// not).
+pub fn is_valid_label_name(name: &str) -> bool {
+    !name.is_empty() && !name.chars().any(|c| marked_raw_byte(c).is_some())
+}
+
+/// Quotes `s` as Go's `%q` does (the form Prometheus' messages use): raw
+/// bytes as `\xHH`, quotes and backslashes escaped, control characters
+/// escaped, printable text as is.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if let Some(b) = marked_raw_byte(c) {
+            out.push_str(&format!("\\x{b:02x}"));
+            continue;
+        }
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
 pub fn is_legacy_metric_name(s: &str) -> bool {
     let mut chars = s.chars();

@@ -231,6 +231,14 @@ pub struct AnnoTally {
     pub hold_but_position: usize,
 }
 
+impl AnnoTally {
+    pub fn add(&mut self, other: &AnnoTally) {
+        self.total += other.total;
+        self.hold += other.hold;
+        self.hold_but_position += other.hold_but_position;
+    }
+}
+
 /// Prometheus' `checkAnnotations`, plus the per-line tally.
 pub fn check_annotations(
     cmd: &EvalCmd,

@@ -142,10 +142,9 @@ fn go_group_number(name: &str) -> Option<usize> {
     name.parse::<usize>().ok().filter(|n| *n < 100_000_000)
 }
 
-/// Prometheus 3 accepts any non-empty UTF-8 label name (Rust strings are
-/// always valid UTF-8).
+/// Prometheus 3 accepts any non-empty UTF-8 label name.
 fn valid_label_name(name: &str) -> bool {
-    !name.is_empty()
+    crate::promql::value::is_valid_label_name(name)
 }
 
 #[cfg(test)]
