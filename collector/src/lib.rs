@@ -1,6 +1,7 @@
 //! Tocsin's collector.
 
 pub mod ctl;
+pub mod logs;
 pub mod patterns;
 pub mod store;
 pub mod translate;

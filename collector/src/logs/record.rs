@@ -1,0 +1,123 @@
+//! The collector's log record: what an accepted OTLP log record becomes
+//! after translation, before it is stored, counted and grouped.
+//!
+//! Invariants: `labels` are the record's promoted resource attributes
+//! (`job`, `instance`, `host_name`, `service_name`, …, as for metrics) plus
+//! `severity`, the normalised word; `time_ms` is the record's own time
+//! (observed time when the record has none).
+
+use tocsin_rules::promql::Labels;
+
+/// OTLP severity, normalised as DESIGN.md "Log records on the wire" says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Unknown,
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    /// From the OTLP severity number: 1–4 trace, 5–8 debug, 9–12 info,
+    /// 13–16 warn, 17–20 error, 21–24 fatal; anything else unknown.
+    pub fn from_number(n: i32) -> Severity {
+        match n {
+            1..=4 => Severity::Trace,
+            5..=8 => Severity::Debug,
+            9..=12 => Severity::Info,
+            13..=16 => Severity::Warn,
+            17..=20 => Severity::Error,
+            21..=24 => Severity::Fatal,
+            _ => Severity::Unknown,
+        }
+    }
+
+    /// The word used as the `severity` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Trace => "trace",
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+            Severity::Fatal => "fatal",
+        }
+    }
+
+    /// Parses a severity word as written in configs and queries.
+    pub fn parse(word: &str) -> Option<Severity> {
+        Some(match word {
+            "unknown" => Severity::Unknown,
+            "trace" => Severity::Trace,
+            "debug" => Severity::Debug,
+            "info" => Severity::Info,
+            "warn" => Severity::Warn,
+            "error" => Severity::Error,
+            "fatal" => Severity::Fatal,
+            _ => return None,
+        })
+    }
+}
+
+/// Where an agent read a record: the identity the collector de-duplicates
+/// on (DESIGN.md: same agent, file incarnation and byte offset = same
+/// record).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordOrigin {
+    /// `tocsin.agent.id`
+    pub agent_id: String,
+    /// `tocsin.file.id`
+    pub file_id: String,
+    /// `tocsin.file.offset`
+    pub offset: u64,
+}
+
+/// One accepted log record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// When the collector received it (ms), for retention and skew.
+    pub received_ms: i64,
+    pub severity: Severity,
+    /// The original severity text, if the sender set one.
+    pub severity_text: String,
+    pub labels: Labels,
+    /// The body as text (non-string OTLP bodies rendered as JSON).
+    pub body: String,
+    /// Record attributes (e.g. `log.file.path`), name-sorted.
+    pub attributes: Vec<(String, String)>,
+    /// Set for records that carry the agent's file identity.
+    pub origin: Option<RecordOrigin>,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_numbers_map_to_ranges() {
+        let words: Vec<&str> = (0..=25)
+            .map(|n| Severity::from_number(n).as_str())
+            .collect();
+        assert_eq!(words[0], "unknown");
+        assert_eq!(&words[1..5], ["trace"; 4]);
+        assert_eq!(&words[5..9], ["debug"; 4]);
+        assert_eq!(&words[9..13], ["info"; 4]);
+        assert_eq!(&words[13..17], ["warn"; 4]);
+        assert_eq!(&words[17..21], ["error"; 4]);
+        assert_eq!(&words[21..25], ["fatal"; 4]);
+        assert_eq!(words[25], "unknown");
+        for w in [
+            "trace", "debug", "info", "warn", "error", "fatal", "unknown",
+        ] {
+            assert_eq!(Severity::parse(w).map(Severity::as_str), Some(w));
+        }
+    }
+}
