@@ -626,6 +626,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn parsers_never_panic(input in "[a-z{}=,\"'`_x+\\-0-9. Ie:]{0,40}") {
+            let _ = parse_series_desc(&input);
+            let _ = parse_metric(&input);
+            let _ = super::super::format::parse_duration(&input);
+        }
+
+        #[test]
         fn expanding_notation_matches_its_definition(
             a in -1000i64..1000,
             b in -100i64..100,
