@@ -4,14 +4,15 @@
 //! The tree is Drain's (He et al., ICWS 2017) cut to one level: a leaf holds
 //! the groups whose templates have the same token count and the same first
 //! token (a first token that is a placeholder, or one beyond the per-node
-//! child cap, shares the leaf of placeholders). Within a leaf a line joins
-//! the group that already covers it (every constant of the template equals
-//! the line's token there), else the group it matches best if the share of
-//! equal positions reaches [`MinerConfig::similarity`] (positions masked in
-//! both do not count; a placeholder the template learned counts against the
-//! line, so a template cannot drift one word at a time); joining turns the
-//! differing positions of the template into placeholders. Because masking
-//! already replaced what is variable by nature, one fixed threshold serves
+//! child cap, shares the leaf of placeholders). Within a leaf a line is
+//! similar to a group when the share of equal positions reaches
+//! [`MinerConfig::similarity`] (positions masked in both do not count; a
+//! placeholder the template learned counts against the line, so a template
+//! cannot drift one word at a time). Among the similar groups it joins the
+//! one that already covers it (every constant of the template equals the
+//! line's token there), else the most similar; joining turns the differing
+//! positions of the template into placeholders. Because masking already
+//! replaced what is variable by nature, one fixed threshold serves
 //! every log format.
 //!
 //! Invariants: every line gets a group id; a line observed twice in a row
@@ -338,14 +339,15 @@ impl Miner {
         // of the same length costs accuracy on the Loghub formats).
         let mut best = None;
         self.scan(self.leaf(line), line, &mut best);
-        let best = best?;
-        (best.covers || best.sim >= self.config.similarity).then_some(best.index)
+        best.map(|b| b.index)
     }
 
-    /// Scores the groups of `leaf` against `line`, keeping the best in
-    /// `best`: a group that already covers the line wins (the most specific
-    /// one), so that a line seen again lands where it landed before;
-    /// otherwise the most similar group, first founded on ties.
+    /// Scores the groups of `leaf` against `line`, keeping in `best` the
+    /// best group similar enough to take it: one that already covers the
+    /// line (the most specific), so that a line seen again lands where it
+    /// landed before, else the most similar, first founded on ties.
+    /// Covering alone is not enough: a template of placeholders covers every
+    /// line of its length, words included.
     fn scan(&self, leaf: &[u32], line: &MaskedLine, best: &mut Option<Candidate>) {
         for &index in leaf {
             let Some(group) = self.groups.get(index as usize) else {
@@ -365,6 +367,9 @@ impl Miner {
             // placeholder the template learned counts against the line, so
             // that a template cannot drift one word at a time.
             let sim = similarity(matched, group.tokens.len() - both_wild);
+            if sim < self.config.similarity {
+                continue;
+            }
             let better = match best {
                 None => true,
                 Some(b) => {
