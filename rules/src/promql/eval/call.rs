@@ -11,7 +11,7 @@
 //! `timestamp`, `time`, `pi`, `scalar`, `vector`) are evaluated here, as
 //! are the experimental query-property functions of Prometheus' duration
 //! expressions (`step`, `range`, `start`, `end`, `min_of`, `max_of`).
-//! `info()` (experimental in Prometheus) is refused with an error.
+//! `info()` is in the `info` submodule.
 //!
 //! With delayed name removal, names are kept and marked instead of dropped;
 //! element-wise functions are then called one element at a time, so the
@@ -171,11 +171,7 @@ impl Ev<'_, '_> {
                 );
                 self.position_annotations(mark, |_| Some(c.to_string()));
             }
-            "info" => {
-                return Err(eval_err(
-                    "info() is an experimental function and is not supported",
-                ));
-            }
+            "info" => return self.eval_info(&args),
             _ => {}
         }
         let matrix_arg = args

@@ -22,10 +22,12 @@
 //!
 //! Submodules: `selector` (vector and matrix selectors, subqueries,
 //! `timestamp()` over a selector), `binary` (operators and vector
-//! matching), `call` (function calls and aggregations).
+//! matching), `call` (function calls and aggregations), `info` (the
+//! experimental `info()` function).
 
 mod binary;
 mod call;
+mod info;
 mod selector;
 
 use std::cell::{Cell, RefCell};

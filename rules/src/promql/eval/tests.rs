@@ -526,3 +526,56 @@ fn delayed_removal_merges_series_that_end_up_with_one_labelset() {
         }
     }
 }
+
+#[test]
+fn info_adds_data_labels_of_the_matching_info_series() {
+    let st = store(&[
+        (
+            "metric{instance=\"a\",job=\"1\"}",
+            &[(0, 1.0), (60_000, 2.0), (120_000, 3.0)],
+        ),
+        (
+            "target_info{instance=\"a\",job=\"1\",version=\"old\"}",
+            &[(0, 1.0), (60_000, crate::promql::value::stale_nan())],
+        ),
+        (
+            "target_info{instance=\"a\",job=\"1\",version=\"new\"}",
+            &[(60_000, 1.0)],
+        ),
+        (
+            "build_info{instance=\"a\",job=\"1\",build=\"b\"}",
+            &[(0, 1.0)],
+        ),
+    ]);
+    assert_eq!(
+        range(&st, "info(metric)", 0, 60_000, 60_000),
+        vec![
+            (
+                "metric{instance=\"a\", job=\"1\", version=\"new\"}".into(),
+                vec![(60_000, 2.0)]
+            ),
+            (
+                "metric{instance=\"a\", job=\"1\", version=\"old\"}".into(),
+                vec![(0, 1.0)]
+            ),
+        ]
+    );
+    // The info series is read where the selector reads.
+    assert_eq!(
+        vector(&st, "info(metric offset 1m)", 120_000),
+        vec![(
+            "metric{instance=\"a\", job=\"1\", version=\"new\"}".into(),
+            2.0
+        )]
+    );
+    // Info series are passed through, and a data-label matcher that does
+    // not accept "" drops series without a match.
+    assert_eq!(
+        vector(&st, "info(build_info, {__name__=~\".+_info\"})", 0),
+        vec![(
+            "build_info{build=\"b\", instance=\"a\", job=\"1\"}".into(),
+            1.0
+        )]
+    );
+    assert!(vector(&st, "info(metric, {nope=~\".+\"})", 0).is_empty());
+}
