@@ -62,6 +62,9 @@ enum RulesCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LintArg {
+    /// Every lint check (today: duplicate rules).
+    All,
+    /// Rules that write the same series.
     DuplicateRules,
     None,
 }
@@ -91,7 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             } => {
                 let opts = rules::CheckOptions {
                     lint: match lint {
-                        LintArg::DuplicateRules => rules::Lint::DuplicateRules,
+                        LintArg::All | LintArg::DuplicateRules => rules::Lint::DuplicateRules,
                         LintArg::None => rules::Lint::None,
                     },
                     lint_fatal,
