@@ -523,9 +523,10 @@ fn is_hostname(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
 }
 
-/// A host name by its top-level domain: a generic one, or a two-letter
-/// country code under at least two dots (`mail.example.co.uk`), so that
-/// `java.lang.String`, `app.py` or `android.intent.action.MAIN` stay words.
+/// A host name by its top-level domain: a generic one (`example.com`), or
+/// a two-letter country code under a generic second level
+/// (`mail.example.co.uk`, `isp.com.br`), so that `java.lang.String`,
+/// `app.py`, `mapred.task.id` or `android.intent.action.MAIN` stay words.
 fn is_domain_name(s: &str) -> bool {
     let Some((rest, tld)) = s.rsplit_once('.') else {
         return false;
@@ -533,28 +534,35 @@ fn is_domain_name(s: &str) -> bool {
     if rest.is_empty() || rest.ends_with('.') {
         return false;
     }
-    let generic = matches!(
-        tld,
+    if is_generic_tld(tld) {
+        return true;
+    }
+    let Some((above, second)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    !above.is_empty()
+        && tld.len() == 2
+        && tld.bytes().all(|b| b.is_ascii_lowercase())
+        && (is_generic_tld(second) || matches!(second, "ac" | "co" | "ne" | "or" | "go"))
+}
+
+fn is_generic_tld(label: &str) -> bool {
+    matches!(
+        label,
         "com"
             | "net"
             | "org"
             | "edu"
             | "gov"
             | "mil"
-            | "int"
             | "info"
             | "biz"
-            | "io"
             | "local"
             | "localdomain"
             | "internal"
             | "lan"
             | "arpa"
-    );
-    generic
-        || (tld.len() == 2
-            && tld.bytes().all(|b| b.is_ascii_lowercase())
-            && s.bytes().filter(|b| *b == b'.').count() >= 2)
+    )
 }
 
 /// A file path rooted somewhere (`/var/log/x`, `~/x`, `./x`, `C:\\x`):
@@ -748,6 +756,10 @@ mod tests {
             "action:android.intent.action.SCREEN_ON in java.lang.String app.py"
         );
         assert_eq!(masked("Block broadcast_9_piece0"), "Block broadcast_<*>");
+        assert_eq!(
+            masked("mx.example.co.uk isp.com.br mapred.task.id java.io"),
+            "<*> mapred.task.id java.io"
+        );
     }
 
     #[test]
