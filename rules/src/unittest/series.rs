@@ -372,6 +372,12 @@ fn lex_values(cur: &mut Cursor<'_>) -> Result<Vec<(usize, Tok)>, ParseError> {
                     toks.push((at, Tok::Ident(word)));
                 }
             }
+            '{' if cur.rest().starts_with("{{") => {
+                return Err(cur.err(
+                    at,
+                    "native histogram values ({{…}}) are not supported in series values",
+                ));
+            }
             c => {
                 return Err(cur.err(
                     at,
@@ -596,6 +602,8 @@ mod tests {
 
     #[test]
     fn bad_values_are_errors() {
+        let e = parse_series_desc("m {{schema:1 sum:3 count:2}}").expect_err("histogram");
+        assert!(e.to_string().contains("native histogram values"), "{e}");
         for bad in [
             "m 1+2",
             "m foo",
