@@ -329,8 +329,9 @@ impl Suite<'_> {
                 .collect(),
         };
 
-        // Rule groups, in `group_eval_order` (groups not named there first,
-        // in file order).
+        // Rule groups, in `group_eval_order`. As in promtool, a group not
+        // named there ranks with the first one named; ties keep file order
+        // (promtool leaves them in map order).
         let mut groups: Vec<GroupEvaluator> = Vec::new();
         let mut load_errors = Vec::new();
         for rf in self.rule_files {
