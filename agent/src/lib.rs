@@ -1,2 +1,4 @@
 //! Tocsin's agent: collects host metrics and error logs on a production
 //! server and forwards them over OTLP to a collector.
+
+pub mod sources;
