@@ -758,4 +758,41 @@ mod tests {
             Err(AppendError::DuplicateSampleForTimestamp)
         );
     }
+
+    proptest::proptest! {
+        /// Whatever appears and disappears, a recording rule's output holds
+        /// each present input's value at every evaluation, and a staleness
+        /// marker exactly when a series it wrote at the previous evaluation
+        /// is gone.
+        #[test]
+        fn recorded_series_follow_their_inputs_and_go_stale_once(
+            steps in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<bool>(), 3), 1..25),
+        ) {
+            let mut g = group("groups:\n- name: g\n  rules:\n  - record: r\n    expr: input\n");
+            let mut st = MemStorage::new();
+            let mut previous = [false; 3];
+            for (step, present) in steps.iter().enumerate() {
+                // Ten minutes apart: beyond the lookback, so absent means gone.
+                let t = step as i64 * 10 * MIN;
+                for (i, p) in present.iter().enumerate() {
+                    if *p {
+                        st.add(&lbl(&[("__name__", "input"), ("i", &i.to_string())]), t, i as f64);
+                    }
+                }
+                proptest::prop_assert!(run(&mut g, &mut st, t).is_empty());
+                for (i, p) in present.iter().enumerate() {
+                    let out = lbl(&[("__name__", "r"), ("i", &i.to_string())]);
+                    let at_t = st.sample_at(&out, t);
+                    if *p {
+                        proptest::prop_assert_eq!(at_t, Some(i as f64));
+                    } else if previous[i] {
+                        proptest::prop_assert!(at_t.is_some_and(is_stale));
+                    } else {
+                        proptest::prop_assert_eq!(at_t, None);
+                    }
+                }
+                previous.copy_from_slice(present);
+            }
+        }
+    }
 }
