@@ -159,13 +159,18 @@ fn show(samples: &[Sample]) -> String {
         .join(", ")
 }
 
+/// The opening of an error message, which names the kind of failure.
+fn error_kind(msg: &str) -> String {
+    msg.chars().take(48).collect()
+}
+
 /// The verdict on one query.
 enum Verdict {
     /// `exact`: promtool passed the entry as written (bit-identical
     /// values), rather than reporting values within the tolerance;
     /// `samples`: how many samples the agreed result has.
     Agree {
-        both_failed: bool,
+        both_failed: Option<(String, String)>,
         exact: bool,
         samples: usize,
     },
@@ -191,14 +196,14 @@ fn judge(tocsin: &TocsinOutcome, prometheus: Option<&Outcome>) -> Verdict {
             prometheus: format!("{p:?}"),
         },
         (TocsinOutcome::Samples(ours), Outcome::Passed) => Verdict::Agree {
-            both_failed: false,
+            both_failed: None,
             exact: true,
             samples: ours.len(),
         },
         (TocsinOutcome::Samples(ours), Outcome::Got(theirs)) => {
             if same_samples(ours, theirs) {
                 Verdict::Agree {
-                    both_failed: false,
+                    both_failed: None,
                     exact: false,
                     samples: ours.len(),
                 }
@@ -213,8 +218,8 @@ fn judge(tocsin: &TocsinOutcome, prometheus: Option<&Outcome>) -> Verdict {
             tocsin: show(ours),
             prometheus: format!("error: {e}"),
         },
-        (TocsinOutcome::Error(_), Outcome::Error(_)) => Verdict::Agree {
-            both_failed: true,
+        (TocsinOutcome::Error(ours), Outcome::Error(theirs)) => Verdict::Agree {
+            both_failed: Some((ours.clone(), theirs.clone())),
             exact: false,
             samples: 0,
         },
@@ -358,7 +363,7 @@ fn output_dir() -> tempfile::TempDir {
 /// Disagreements shrunk to a smaller expression, and promtool runs spent
 /// on each: bounded so a broken evaluator does not make the test crawl.
 const SHRINK_LIMIT: usize = 8;
-const SHRINK_RUNS: usize = 200;
+const SHRINK_RUNS: usize = 150;
 
 #[test]
 fn tocsin_agrees_with_promtool() {
@@ -384,6 +389,7 @@ fn tocsin_agrees_with_promtool() {
 
     let (mut compared, mut agree, mut both_failed, mut exact) = (0usize, 0usize, 0usize, 0usize);
     let mut non_empty = 0usize;
+    let mut failure_kinds = std::collections::BTreeMap::new();
     let mut disagreements = Vec::new();
     let mut rejected = Vec::new();
     let mut promtool_failures = Vec::new();
@@ -417,7 +423,13 @@ fn tocsin_agrees_with_promtool() {
                     compared += 1;
                     agree += 1;
                     non_empty += usize::from(samples > 0);
-                    both_failed += usize::from(b);
+                    if let Some((ours, theirs)) = b {
+                        both_failed += 1;
+                        // Grouped by the messages' openings, which name the
+                        // kind of failure; the rest names series.
+                        let kind = (error_kind(&ours), error_kind(&theirs));
+                        *failure_kinds.entry(kind).or_insert(0usize) += 1;
+                    }
                     exact += usize::from(e);
                 }
                 Verdict::Disagree { tocsin, prometheus } => {
@@ -473,6 +485,11 @@ fn tocsin_agrees_with_promtool() {
          {} within tolerance (or NaN), {both_failed} errors on both sides; seed {seed:#x}",
         agree - exact - both_failed,
     );
+    // Failing alike is an agreement, but whether both failed for the same
+    // reason is for a human to read.
+    for ((ours, theirs), n) in &failure_kinds {
+        println!("differential: both failed {n}x: tocsin \"{ours}\" / prometheus \"{theirs}\"");
+    }
     if disagreements.is_empty() && rejected.is_empty() && promtool_failures.is_empty() {
         dir.close().expect("remove the test-file directory");
     } else {

@@ -17,9 +17,15 @@
 //!
 //! The grammar sticks to what Prometheus 2.42 parses and what 3.0 did not
 //! change: no `holt_winters`, no `@`, no negative offsets, no UTF-8 names,
-//! no experimental functions, no label values with newlines. `topk` and
-//! `bottomk` only see series whose values cannot tie, since which of two
-//! equal series wins is an implementation detail.
+//! no experimental functions, no label values with newlines. Where the two
+//! compute differently the generator steers clear, as the function
+//! concerned explains: counters extrapolated by `rate` and `increase` stay
+//! far above their increments ([`counter_values`]), `atan2` results lose
+//! their metric name ([`binary`]), `stddev` and `stdvar` see only finite
+//! values ([`aggregation`]). `topk` and `bottomk` only see series whose
+//! values cannot tie, since which of two equal series wins is an
+//! implementation detail; `count_values` only sees exactly computed values
+//! ([`exact_values`]).
 
 use proptest::collection::vec;
 use proptest::option;
