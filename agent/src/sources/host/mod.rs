@@ -14,9 +14,9 @@
 //! Sources, chosen for cost and for consistency (each family comes from one
 //! read, so its states describe one instant and add up): on Linux, `/proc`
 //! through the `procfs` crate's parsers (CPU time per state, memory by state,
-//! disk statistics, network counters with drops) and `statvfs` through
-//! `rustix` for filesystems, inodes included; `sysinfo` for the load average,
-//! uptime, boot time and for finding configured processes by name. Elsewhere
+//! disk statistics, network counters with drops, process states) and
+//! `statvfs` through `rustix` for filesystems, inodes included; `sysinfo`
+//! for the load average, uptime and boot time. Elsewhere
 //! only the `sysinfo` figures are reported and the other families report
 //! [`ScrapeError::Unsupported`]. No counter is ever derived from a
 //! percentage: utilizations are ratios of kernel counters or sizes.
@@ -157,6 +157,7 @@ struct LinuxState {
     filesystem: filesystem::FilesystemState,
     counters: CounterGuard,
     process: process::ProcessState,
+    walk: processes::Walk,
 }
 
 impl HostCollector {
@@ -208,16 +209,27 @@ impl HostCollector {
             let l = &mut self.linux;
             let buf = &mut self.buf;
             let names = &mut self.names;
-            if s.enabled(Scraper::Cpu) || s.enabled(Scraper::Processes) {
-                let stat = cpu::read_stat(buf, &mut c);
-                if let Some(stat) = stat {
-                    if s.enabled(Scraper::Cpu) {
-                        l.cpu.record(&stat, time, boot, &mut c.metrics);
+            let processes_on = s.enabled(Scraper::Processes);
+            let stat = if s.enabled(Scraper::Cpu) || processes_on {
+                cpu::read_stat(buf, &mut c)
+            } else {
+                None
+            };
+            if let (true, Some(stat)) = (s.enabled(Scraper::Cpu), &stat) {
+                l.cpu.record(stat, time, boot, &mut c.metrics);
+            }
+            // One walk of /proc serves both the status counts and the
+            // configured processes.
+            let walked = (processes_on || !l.process.names.is_empty())
+                && match l.walk.run(&l.process.names, l.process.skip_pid(s)) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        c.errors.push(e);
+                        false
                     }
-                    if s.enabled(Scraper::Processes) {
-                        processes::record(&stat, buf, time, boot, &mut c);
-                    }
-                }
+                };
+            if processes_on && walked {
+                processes::record(stat.as_ref(), &l.walk, time, boot, &mut c);
             }
             if s.enabled(Scraper::Memory) {
                 memory::record_memory(buf, time, boot, &mut c);
@@ -235,7 +247,8 @@ impl HostCollector {
             if s.enabled(Scraper::Network) {
                 network::record(&s.network, buf, names, &mut l.counters, time, boot, &mut c);
             }
-            l.process.record(s, buf, time, boot, &mut c);
+            l.process
+                .record(s, &l.walk.matches, buf, time, boot, &mut c);
         }
         #[cfg(not(target_os = "linux"))]
         for scraper in [

@@ -11,18 +11,20 @@
 //! reported is the configured name that matched (stable across restarts),
 //! and the agent's own is its executable's file name.
 //!
-//! Cost: the process list is read (through sysinfo, names only, no
-//! threads) only when names are configured; the agent's own figures are
-//! one read of `/proc/self/stat` and one listing of `/proc/self/fd`.
-//! Each reported process costs one read of its `/proc/<pid>/stat`, which
-//! gives every figure at once. The number reported is capped.
+//! Cost: configured processes are found by the same walk of `/proc` that
+//! counts processes by status (see `processes`), which reads each
+//! process's name anyway; sysinfo's process table would be a second walk
+//! that also reads more per process and keeps every process in memory.
+//! The agent's own figures are one read of `/proc/self/stat` and one
+//! listing of `/proc/self/fd`. Each reported process costs one read of
+//! its `/proc/<pid>/stat`, which gives every figure at once. The number
+//! reported is capped (`max_processes`), in pid order.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use procfs::FromRead;
 use procfs::process::Stat;
-use sysinfo::{ProcessRefreshKind, ProcessesToUpdate};
 
 use super::config::HostMetrics;
 use super::model::{Attribute, Descriptor, MetricBuilder, MetricKind};
@@ -63,15 +65,14 @@ pub(crate) const PROCESS_OPEN_FILE_DESCRIPTORS: Descriptor = Descriptor {
 const COMM_LEN: usize = 15;
 
 pub(crate) struct ProcessState {
-    /// The process list; `None` unless process names are configured, so an
-    /// agent without them never holds a table of every process.
-    system: Option<sysinfo::System>,
-    names: Vec<Arc<str>>,
+    /// Configured names, shared with every point that reports them.
+    pub(crate) names: Vec<Arc<str>>,
     self_pid: i32,
     self_name: Arc<str>,
     ticks_per_second: u64,
     page_size: u64,
-    targets: Vec<(i32, Arc<str>)>,
+    /// (pid, name, whether it is the agent's own entry).
+    targets: Vec<(i32, Arc<str>, bool)>,
 }
 
 impl Default for ProcessState {
@@ -87,9 +88,6 @@ impl ProcessState {
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "tocsin-agent".to_owned());
         ProcessState {
-            system: (!settings.process_names.is_empty())
-                .then(|| sysinfo::System::new().ok())
-                .flatten(),
             names: settings
                 .process_names
                 .iter()
@@ -103,9 +101,18 @@ impl ProcessState {
         }
     }
 
+    /// The pid the `/proc` walk should not report as a configured process,
+    /// because it is reported as the agent's own.
+    pub(crate) fn skip_pid(&self, settings: &HostMetrics) -> Option<i32> {
+        settings.agent_process.then_some(self.self_pid)
+    }
+
+    /// Reports the agent's own process (when configured) and `matches`,
+    /// the configured processes the `/proc` walk found.
     pub(crate) fn record(
         &mut self,
         settings: &HostMetrics,
+        matches: &[(i32, Arc<str>)],
         buf: &mut Vec<u8>,
         time: SystemTime,
         boot: SystemTime,
@@ -114,11 +121,23 @@ impl ProcessState {
         self.targets.clear();
         if settings.agent_process {
             self.targets
-                .push((self.self_pid, Arc::clone(&self.self_name)));
+                .push((self.self_pid, Arc::clone(&self.self_name), true));
         }
-        if !self.names.is_empty() {
-            self.find_targets(settings.max_processes, c);
+        let max = settings.max_processes;
+        if matches.len() > max {
+            c.errors.push(ScrapeError::Truncated {
+                scraper: "process",
+                what: "matching processes",
+                seen: matches.len(),
+                limit: max,
+            });
         }
+        self.targets.extend(
+            matches
+                .iter()
+                .take(max)
+                .map(|(pid, name)| (*pid, Arc::clone(name), false)),
+        );
         if self.targets.is_empty() {
             return;
         }
@@ -129,8 +148,8 @@ impl ProcessState {
         let mut threads = MetricBuilder::new(PROCESS_THREADS, time, boot);
         let mut fds = MetricBuilder::new(PROCESS_OPEN_FILE_DESCRIPTORS, time, boot);
         let tps = self.ticks_per_second;
-        for (pid, name) in &self.targets {
-            let path = if *pid == self.self_pid {
+        for (pid, name, own) in &self.targets {
+            let path = if *own {
                 "/proc/self/stat".to_owned()
             } else {
                 format!("/proc/{pid}/stat")
@@ -138,7 +157,7 @@ impl ProcessState {
             if let Err(e) = read_proc("process", &path, buf) {
                 // A configured process that exited since the listing is
                 // not an error worth reporting; the agent's own is.
-                if *pid == self.self_pid {
+                if *own {
                     c.errors.push(e);
                 }
                 continue;
@@ -175,7 +194,7 @@ impl ProcessState {
             rss.int(stat.rss.saturating_mul(self.page_size), attrs());
             vsz.int(stat.vsize, attrs());
             threads.int(u64::try_from(stat.num_threads).unwrap_or(0), attrs());
-            if *pid == self.self_pid {
+            if *own {
                 match std::fs::read_dir("/proc/self/fd") {
                     // The listing's own descriptor is one of the entries.
                     Ok(dir) => fds.int(dir.count().saturating_sub(1) as u64, attrs()),
@@ -190,44 +209,6 @@ impl ProcessState {
         for m in [cpu, rss, vsz, threads, fds] {
             m.finish(&mut c.metrics);
         }
-    }
-
-    fn find_targets(&mut self, max: usize, c: &mut Collection) {
-        let Some(system) = self.system.as_mut() else {
-            c.errors
-                .push(ScrapeError::Unsupported { scraper: "process" });
-            return;
-        };
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing().without_tasks(),
-        );
-        let mut found: Vec<(i32, Arc<str>)> = Vec::new();
-        for (pid, process) in system.processes() {
-            if process.thread_kind().is_some() {
-                continue;
-            }
-            let pid = i32::try_from(pid.as_u32()).unwrap_or(0);
-            if pid == self.self_pid {
-                continue;
-            }
-            let name = process.name().to_string_lossy();
-            if let Some(configured) = self.names.iter().find(|n| name_matches(n, &name)) {
-                found.push((pid, Arc::clone(configured)));
-            }
-        }
-        found.sort_unstable_by_key(|(pid, _)| *pid);
-        if found.len() > max {
-            c.errors.push(ScrapeError::Truncated {
-                scraper: "process",
-                what: "matching processes",
-                seen: found.len(),
-                limit: max,
-            });
-            found.truncate(max);
-        }
-        self.targets.extend(found);
     }
 }
 

@@ -4,9 +4,13 @@
 //! `/proc/<pid>/stat` state letter, then `running` and `blocked` are
 //! replaced by the kernel's own `procs_running` / `procs_blocked` from
 //! `/proc/stat`, which are read in one go and so do not miss processes
-//! that come and go during the walk. The walk reads one small file per
-//! process into the shared buffer and allocates nothing per process.
+//! that come and go during the walk. The walk reads the first 64 bytes of
+//! one file per process into a stack buffer and allocates only for the
+//! processes whose name is configured: the same walk finds those, so
+//! per-process metrics cost no second pass over `/proc`.
 
+use std::io::Read;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::cpu::Stat;
@@ -47,61 +51,108 @@ fn status_index(letter: u8) -> usize {
     }
 }
 
-/// The state letter of a `/proc/<pid>/stat` line: the first field after
-/// the command name, which is in parentheses and may itself contain `)`.
-pub(crate) fn state_letter(stat_line: &[u8]) -> Option<u8> {
-    let close = stat_line.iter().rposition(|&b| b == b')')?;
-    stat_line[close + 1..]
-        .iter()
-        .copied()
-        .find(|b| !b.is_ascii_whitespace())
+/// What one walk of `/proc` found: counts by status, and the processes
+/// whose name is configured for per-process metrics.
+#[derive(Default)]
+pub(crate) struct Walk {
+    pub(crate) counts: [u64; STATUSES.len() + 1],
+    /// (pid, configured name), sorted by pid.
+    pub(crate) matches: Vec<(i32, Arc<str>)>,
 }
 
+impl Walk {
+    /// Reads the start of every `/proc/<pid>/stat`: the command name and
+    /// the state letter are in the first 64 bytes (the name is at most 15
+    /// bytes), so one `read(2)` into a stack buffer per process is enough.
+    /// Processes that exit during the walk are simply not counted.
+    pub(crate) fn run(
+        &mut self,
+        names: &[Arc<str>],
+        skip_pid: Option<i32>,
+    ) -> Result<(), ScrapeError> {
+        self.counts = [0; STATUSES.len() + 1];
+        self.matches.clear();
+        let dir = std::fs::read_dir("/proc").map_err(|source| ScrapeError::Read {
+            scraper: "processes",
+            path: "/proc".to_owned(),
+            source,
+        })?;
+        let mut path = String::with_capacity(32);
+        let mut head = [0u8; 64];
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(pid_text) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            path.clear();
+            path.push_str("/proc/");
+            path.push_str(pid_text);
+            path.push_str("/stat");
+            let Ok(n) = std::fs::File::open(&path).and_then(|mut f| f.read(&mut head)) else {
+                continue;
+            };
+            let Some((comm, state)) = comm_and_state(&head[..n]) else {
+                self.counts[UNKNOWN] += 1;
+                continue;
+            };
+            self.counts[status_index(state)] += 1;
+            if names.is_empty() {
+                continue;
+            }
+            let Ok(pid) = pid_text.parse::<i32>() else {
+                continue;
+            };
+            if Some(pid) == skip_pid {
+                continue;
+            }
+            let comm = String::from_utf8_lossy(comm);
+            if let Some(configured) = names
+                .iter()
+                .find(|n| super::process::name_matches(n, &comm))
+            {
+                self.matches.push((pid, Arc::clone(configured)));
+            }
+        }
+        self.matches.sort_unstable_by_key(|(pid, _)| *pid);
+        Ok(())
+    }
+}
+
+/// The command name and state letter at the start of a
+/// `/proc/<pid>/stat` line (`pid (comm) S ...`); the name may itself
+/// contain parentheses, so it ends at the last `)`.
+pub(crate) fn comm_and_state(head: &[u8]) -> Option<(&[u8], u8)> {
+    let open = head.iter().position(|&b| b == b'(')?;
+    let close = head.iter().rposition(|&b| b == b')')?;
+    if close <= open {
+        return None;
+    }
+    let state = head[close + 1..]
+        .iter()
+        .copied()
+        .find(|b| !b.is_ascii_whitespace())?;
+    Some((&head[open + 1..close], state))
+}
+
+/// Emits the counts of a walk, with `running` and `blocked` taken from
+/// `/proc/stat` when it could be read, and the created-process counter.
 pub(crate) fn record(
-    stat: &Stat,
-    buf: &mut Vec<u8>,
+    stat: Option<&Stat>,
+    walk: &Walk,
     time: SystemTime,
     boot: SystemTime,
     c: &mut Collection,
 ) {
-    let mut counts = [0u64; STATUSES.len() + 1];
-    match std::fs::read_dir("/proc") {
-        Ok(dir) => {
-            let mut path = String::with_capacity(32);
-            for entry in dir.flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
-                    continue;
-                };
-                path.clear();
-                path.push_str("/proc/");
-                path.push_str(pid);
-                path.push_str("/stat");
-                // A process that exits during the walk is simply not counted.
-                if super::read_proc("processes", &path, buf).is_ok() {
-                    counts[state_letter(buf).map_or(UNKNOWN, status_index)] += 1;
-                }
-            }
-        }
-        Err(source) => {
-            c.errors.push(ScrapeError::Read {
-                scraper: "processes",
-                path: "/proc".to_owned(),
-                source,
-            });
-            return;
-        }
-    }
-    if let Some(running) = stat.kernel.procs_running {
+    let mut counts = walk.counts;
+    if let Some(running) = stat.and_then(|s| s.kernel.procs_running) {
         counts[0] = u64::from(running);
     }
-    if let Some(blocked) = stat.kernel.procs_blocked {
+    if let Some(blocked) = stat.and_then(|s| s.kernel.procs_blocked) {
         counts[2] = u64::from(blocked);
     }
-
     let mut count = MetricBuilder::new(PROCESSES_COUNT, time, boot);
     for (status, n) in STATUSES.iter().chain(["unknown"].iter()).zip(counts) {
         // Statuses nobody is in are left out, as the receiver leaves them.
@@ -110,9 +161,11 @@ pub(crate) fn record(
         }
     }
     count.finish(&mut c.metrics);
-    let mut created = MetricBuilder::new(PROCESSES_CREATED, time, boot);
-    created.int(stat.kernel.processes, Vec::new());
-    created.finish(&mut c.metrics);
+    if let Some(stat) = stat {
+        let mut created = MetricBuilder::new(PROCESSES_CREATED, time, boot);
+        created.int(stat.kernel.processes, Vec::new());
+        created.finish(&mut c.metrics);
+    }
 }
 
 #[cfg(test)]
@@ -120,12 +173,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_letter_survives_parentheses_in_names() {
-        assert_eq!(state_letter(b"1 (systemd) S 0 1 1 0"), Some(b'S'));
-        assert_eq!(state_letter(b"42 (a) b) (c) Z 1 42"), Some(b'Z'));
-        assert_eq!(state_letter(b"7 (kworker/0:1) I 2 0"), Some(b'I'));
-        assert_eq!(state_letter(b"garbage"), None);
-        assert_eq!(state_letter(b"1 (x)"), None);
+    fn comm_and_state_survive_parentheses_in_names() {
+        let got = |line: &'static [u8]| {
+            comm_and_state(line).map(|(c, s)| (String::from_utf8_lossy(c).into_owned(), s as char))
+        };
+        assert_eq!(got(b"1 (systemd) S 0 1 1 0"), Some(("systemd".into(), 'S')));
+        assert_eq!(got(b"42 (a) b) (c) Z 1 42"), Some(("a) b) (c".into(), 'Z')));
+        assert_eq!(
+            got(b"7 (kworker/0:1) I 2 0"),
+            Some(("kworker/0:1".into(), 'I'))
+        );
+        assert_eq!(got(b"garbage"), None);
+        assert_eq!(got(b"1 (x)"), None);
+        assert_eq!(got(b"1 )x( S"), None);
+    }
+
+    #[test]
+    fn walk_counts_this_process_and_finds_it_by_name() {
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_else(|e| panic!("{e}"));
+        let names = [Arc::from(comm.trim()), Arc::from("no-such-process-name")];
+        let mut walk = Walk::default();
+        walk.run(&names, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(walk.counts.iter().sum::<u64>() >= 1);
+        let me = i32::try_from(std::process::id()).unwrap_or(0);
+        assert!(
+            walk.matches
+                .iter()
+                .any(|(pid, n)| *pid == me && **n == *comm.trim()),
+            "{:?}",
+            walk.matches
+        );
+        assert!(
+            walk.matches.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted by pid"
+        );
+        walk.run(&names, Some(me)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            walk.matches.iter().all(|(pid, _)| *pid != me),
+            "skipped pid reported"
+        );
     }
 
     #[test]

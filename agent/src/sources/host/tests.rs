@@ -499,6 +499,14 @@ fn configured_process_names_are_found_and_capped() {
         .arg("30")
         .spawn()
         .unwrap_or_else(|e| panic!("spawn sleep: {e}"));
+    // Until it has exec'd, the child carries this binary's name.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(format!("/proc/{}/comm", child.id()))
+        .map_or(true, |c| c.trim() != "sleep")
+    {
+        assert!(std::time::Instant::now() < deadline, "sleep never exec'd");
+        std::thread::yield_now();
+    }
     let config = HostMetricsConfig {
         scrapers: Vec::new(),
         process: ProcessConfig {
