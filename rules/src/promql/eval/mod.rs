@@ -44,7 +44,8 @@ use super::value::{InstantSample, Labels, METRIC_NAME, Sample, Series, Value};
 /// Evaluation settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// How far back an instant selector looks for a sample (ms).
+    /// How far back an instant selector looks for a sample (ms); zero means
+    /// the default of 5 minutes, as in Prometheus.
     pub lookback_delta_ms: i64,
     /// Upper bound on samples held in memory by one query; exceeding it is
     /// an error, as Prometheus' `query.max-samples`.
@@ -116,7 +117,12 @@ impl Engine {
     ) -> Ctx<'a> {
         Ctx {
             store,
-            lookback: self.options.lookback_delta_ms,
+            // As Prometheus: a zero (or negative) lookback means the default.
+            lookback: if self.options.lookback_delta_ms > 0 {
+                self.options.lookback_delta_ms
+            } else {
+                EngineOptions::default().lookback_delta_ms
+            },
             max_samples: self.options.max_samples,
             samples: Cell::new(0),
             delayed: self.options.delayed_name_removal,

@@ -65,6 +65,23 @@ fn vector_selector_uses_lookback_and_staleness() {
     assert!(vector(&st, "m", 20_000).is_empty());
     assert_eq!(vector(&st, "m", 329_000), vec![("m{}".to_string(), 2.0)]);
     assert!(vector(&st, "m", 330_000).is_empty());
+    let q = crate::promql::parse("m").expect("parse");
+    let short = Engine::new(EngineOptions {
+        lookback_delta_ms: 5_000,
+        ..EngineOptions::default()
+    });
+    match short.instant_query(&st, &q, 36_000).expect("eval").value {
+        Value::Vector(v) => assert!(v.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    let zero = Engine::new(EngineOptions {
+        lookback_delta_ms: 0,
+        ..EngineOptions::default()
+    });
+    match zero.instant_query(&st, &q, 36_000).expect("eval").value {
+        Value::Vector(v) => assert_eq!(v.len(), 1),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn engine(delayed: bool) -> Engine {
