@@ -2,3 +2,4 @@
 //! produces data for the exporter and owns no network I/O.
 
 pub mod host;
+pub mod logtail;
