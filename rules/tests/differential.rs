@@ -300,6 +300,16 @@ impl Differ {
             .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         let outcomes = promtool::run(&self.promtool, &file)
             .map_err(|e| format!("{}: {}", file.display(), e.0))?;
+        let loader = Query {
+            expr: promtool::LOADER_EXPR.to_string(),
+            eval_secs: promtool::LOADER_SECS,
+        };
+        if let Some(o) = outcomes.get(&promtool::report_key(&loader)) {
+            return Err(format!(
+                "{}: the loading entry failed: {o:?}",
+                file.display()
+            ));
+        }
         let verdicts = queries
             .iter()
             .zip(&results)

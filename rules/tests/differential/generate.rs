@@ -9,6 +9,7 @@
 //!   their residue modulo 15 s is in `5..=9`;
 //! - top-level evaluation times have a residue modulo 15 s in
 //!   [`EVAL_RESIDUES`], never 0 and never in `5..=9`;
+//! - `@` times are like top-level evaluation times, or half a second off;
 //! - every range, offset, lookback (5 m) and subquery range and step is a
 //!   multiple of 15 s, and subqueries do not nest; so every window edge is
 //!   at a top-level residue or (inside a subquery, whose steps are multiples
@@ -16,7 +17,7 @@
 //!   never one of its steps.
 //!
 //! The grammar sticks to what Prometheus 2.42 parses and what 3.0 did not
-//! change: no `holt_winters`, no `@`, no negative offsets, no UTF-8 names,
+//! change: no `holt_winters`, no UTF-8 names,
 //! no experimental functions, no label values with newlines. Where the two
 //! compute differently the generator steers clear, as the function
 //! concerned explains: counters extrapolated by `rate` and `increase` stay
@@ -368,10 +369,29 @@ const OFFSETS: [&str; 4] = ["15s", "1m", "2m30s", "5m"];
 const SUBQUERY_RANGES: [&str; 3] = ["1m", "2m", "5m"];
 const SUBQUERY_STEPS: [&str; 3] = ["15s", "30s", "1m"];
 
-fn offset() -> BoxedStrategy<String> {
+const NEGATIVE_OFFSETS: [&str; 3] = ["-15s", "-1m", "-5m"];
+
+/// A time for the `@` modifier: like a top-level evaluation time, or
+/// half a second off one (never on a sample, which sit on whole seconds).
+fn at_time() -> BoxedStrategy<String> {
     prop_oneof![
-        6 => Just(String::new()),
-        1 => pick(&OFFSETS).prop_map(|o| format!(" offset {o}")),
+        3 => eval_secs().prop_map(|t| t.to_string()),
+        1 => eval_secs().prop_map(|t| format!("{t}.5")),
+    ]
+    .boxed()
+}
+
+/// The modifiers of a selector or subquery: `offset` (negative too) and
+/// `@`. `@ start()` and `@ end()` are the evaluation time of an instant
+/// query, also inside a subquery.
+fn modifiers() -> BoxedStrategy<String> {
+    prop_oneof![
+        14 => Just(String::new()),
+        3 => pick(&OFFSETS).prop_map(|o| format!(" offset {o}")),
+        1 => pick(&NEGATIVE_OFFSETS).prop_map(|o| format!(" offset {o}")),
+        1 => at_time().prop_map(|t| format!(" @ {t}")),
+        1 => pick(&[" @ start()", " @ end()"]),
+        1 => (at_time(), pick(&OFFSETS)).prop_map(|(t, o)| format!(" @ {t} offset {o}")),
     ]
     .boxed()
 }
@@ -424,13 +444,13 @@ fn any_selector() -> BoxedStrategy<String> {
 }
 
 fn instant_selector() -> BoxedStrategy<String> {
-    (any_selector(), offset())
+    (any_selector(), modifiers())
         .prop_map(|(s, o)| format!("{s}{o}"))
         .boxed()
 }
 
 fn range_selector(selector: BoxedStrategy<String>) -> BoxedStrategy<String> {
-    (selector, pick(&RANGES), offset())
+    (selector, pick(&RANGES), modifiers())
         .prop_map(|(s, r, o)| format!("{s}[{r}]{o}"))
         .boxed()
 }
@@ -499,7 +519,7 @@ fn counter_range(allow_subquery: bool) -> BoxedStrategy<String> {
     ];
     prop_oneof![
         4 => range_selector(counter_selector()),
-        1 => (body, pick(&SUBQUERY_RANGES), pick(&SUBQUERY_STEPS), offset())
+        1 => (body, pick(&SUBQUERY_RANGES), pick(&SUBQUERY_STEPS), modifiers())
             .prop_map(|(e, r, s, o)| format!("({e})[{r}:{s}]{o}")),
     ]
     .boxed()
@@ -535,7 +555,7 @@ fn subquery() -> BoxedStrategy<String> {
         subquery_body(),
         pick(&SUBQUERY_RANGES),
         pick(&SUBQUERY_STEPS),
-        offset(),
+        modifiers(),
     )
         .prop_map(|(e, r, s, o)| format!("({e})[{r}:{s}]{o}"))
         .boxed()

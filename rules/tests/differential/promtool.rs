@@ -168,6 +168,11 @@ pub fn report_key(q: &Query) -> String {
     )
 }
 
+/// The expression and time of the entry that makes promtool load all
+/// samples (see [`test_file`]).
+pub const LOADER_EXPR: &str = "vector(1)";
+pub const LOADER_SECS: i64 = 1800;
+
 /// A rule unit-test file with one test group: the data set and one
 /// `promql_expr_test` per query.
 pub fn test_file(series: &[GenSeries], entries: &[(Query, Expected)]) -> String {
@@ -184,6 +189,14 @@ pub fn test_file(series: &[GenSeries], entries: &[(Query, Expected)]) -> String 
         let _ = writeln!(y, "        values: {}", yaml_str(&series_values(&s.points)));
     }
     y.push_str("    promql_expr_test:\n");
+    // promtool loads samples only up to the latest `eval_time`, but `@`
+    // and negative offsets look past a query's own time: this entry, at a
+    // time after every sample, `@` and offset, makes it load them all.
+    let _ = writeln!(
+        y,
+        "      - expr: {}\n        eval_time: {LOADER_SECS}s\n        exp_samples: [{{labels: '{{}}', value: 1}}]",
+        yaml_str(LOADER_EXPR)
+    );
     for (q, expected) in entries {
         let _ = writeln!(y, "      - expr: {}", yaml_str(&q.expr));
         let _ = writeln!(y, "        eval_time: {}s", q.eval_secs);
