@@ -1,5 +1,5 @@
 //! The promtool-format rule unit-test runner (`promtool test rules`):
-//! reads a test file ([`format`]), loads its rule files relative to it,
+//! reads a test file ([`mod@format`]), loads its rule files relative to it,
 //! feeds each test group's `input_series` ([`series`]) into a fresh store
 //! step by step, evaluates every rule group at each `evaluation_interval`
 //! from the group's start to its largest `eval_time`, compares firing alerts
