@@ -18,11 +18,19 @@
 //!
 //! Cost: the mount table is parsed and filtered only when its bytes
 //! change; a steady collection is one read of the table plus one
-//! `statvfs` per reported mount. Known limit: `statvfs` on a hung network
-//! mount blocks the collection, as it does `df`; exclude such mounts.
+//! `statvfs` per reported mount.
+//!
+//! Hung mounts: `statvfs` on a dead NFS server blocks in the kernel for
+//! as long as the server is gone. It runs on one worker thread; when it
+//! does not answer within 5 seconds, the mount is reported as hung, the
+//! thread is left to its fate and the mount is skipped until that thread
+//! returns, when it is read again. At most 8 threads may be stuck at once
+//! (bounded memory); then filesystems are skipped until one returns.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::io;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use super::config::FilesystemFilter;
 use super::model::{Attribute, Descriptor, MetricBuilder, MetricKind};
@@ -100,13 +108,98 @@ impl Space {
     }
 }
 
-#[derive(Default)]
+/// How long one `statvfs` may take before its mount is declared hung.
+/// node_exporter's default; a healthy but loaded NFS server answers well
+/// within it.
+const STATVFS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// At most this many threads may be stuck in `statvfs` on hung mounts;
+/// past that, filesystems are not read until one returns.
+const MAX_HUNG: usize = 8;
+
+type StatFn = fn(&str) -> io::Result<Space>;
+
+fn statvfs(mount_point: &str) -> io::Result<Space> {
+    let st = rustix::fs::statvfs(mount_point)?;
+    let fragment = if st.f_frsize > 0 {
+        st.f_frsize
+    } else {
+        st.f_bsize
+    };
+    Ok(Space::from_blocks(
+        fragment,
+        st.f_blocks,
+        st.f_bfree,
+        st.f_bavail,
+        st.f_files,
+        st.f_ffree,
+    ))
+}
+
+/// A thread that runs `statvfs` for the collector, so a hung network
+/// mount blocks that thread, not the agent's collection.
+struct Worker {
+    requests: mpsc::Sender<Arc<str>>,
+    replies: mpsc::Receiver<io::Result<Space>>,
+    handle: JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(stat: StatFn) -> io::Result<Worker> {
+        let (requests, request_rx) = mpsc::channel::<Arc<str>>();
+        let (reply_tx, replies) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("tocsin-statvfs".to_owned())
+            .stack_size(64 << 10)
+            .spawn(move || {
+                for mount_point in request_rx {
+                    // A send error means the collector gave up on this
+                    // thread (its mount hung); then the thread ends.
+                    if reply_tx.send(stat(&mount_point)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Worker {
+            requests,
+            replies,
+            handle,
+        })
+    }
+}
+
+/// A mount whose `statvfs` did not return in time, and the abandoned
+/// thread still waiting in it. The mount is skipped until that thread
+/// ends.
+struct Hung {
+    mount_point: Arc<str>,
+    handle: JoinHandle<()>,
+}
+
 pub(crate) struct FilesystemState {
     /// The mount table bytes `mounts` was computed from.
     raw: Vec<u8>,
     mounts: Vec<Mount>,
     /// How many mounts passed the filters before the cap.
     seen: usize,
+    worker: Option<Worker>,
+    hung: Vec<Hung>,
+    stat: StatFn,
+    timeout: Duration,
+}
+
+impl Default for FilesystemState {
+    fn default() -> Self {
+        FilesystemState {
+            raw: Vec::new(),
+            mounts: Vec::new(),
+            seen: 0,
+            worker: None,
+            hung: Vec::new(),
+            stat: statvfs,
+            timeout: STATVFS_TIMEOUT,
+        }
+    }
 }
 
 impl FilesystemState {
@@ -157,30 +250,17 @@ impl FilesystemState {
         let mut usage = MetricBuilder::new(FILESYSTEM_USAGE, time, boot);
         let mut inodes = MetricBuilder::new(FILESYSTEM_INODES_USAGE, time, boot);
         let mut utilization = MetricBuilder::new(FILESYSTEM_UTILIZATION, time, boot);
-        for mount in &self.mounts {
-            let st = match rustix::fs::statvfs(&*mount.mount_point) {
-                Ok(st) => st,
+        self.hung.retain(|h| !h.handle.is_finished());
+        for i in 0..self.mounts.len() {
+            let mount_point = Arc::clone(&self.mounts[i].mount_point);
+            let space = match self.stat_mount(&mount_point) {
+                Ok(space) => space,
                 Err(e) => {
-                    c.errors.push(ScrapeError::Statvfs {
-                        mount_point: mount.mount_point.to_string(),
-                        source: e.into(),
-                    });
+                    c.errors.push(e);
                     continue;
                 }
             };
-            let fragment = if st.f_frsize > 0 {
-                st.f_frsize
-            } else {
-                st.f_bsize
-            };
-            let space = Space::from_blocks(
-                fragment,
-                st.f_blocks,
-                st.f_bfree,
-                st.f_bavail,
-                st.f_files,
-                st.f_ffree,
-            );
+            let mount = &self.mounts[i];
             for (state, v) in [
                 ("used", space.used),
                 ("free", space.free),
@@ -198,6 +278,60 @@ impl FilesystemState {
         usage.finish(&mut c.metrics);
         inodes.finish(&mut c.metrics);
         utilization.finish(&mut c.metrics);
+    }
+}
+
+impl FilesystemState {
+    /// `statvfs` through the worker thread, with the hung-mount rules.
+    fn stat_mount(&mut self, mount_point: &Arc<str>) -> Result<Space, ScrapeError> {
+        let hung = |count: usize| ScrapeError::Hung {
+            mount_point: mount_point.to_string(),
+            timeout: self.timeout,
+            hung: count,
+        };
+        if self.hung.iter().any(|h| h.mount_point == *mount_point) {
+            return Err(hung(self.hung.len()));
+        }
+        let worker = match &mut self.worker {
+            Some(w) => w,
+            None if self.hung.len() >= MAX_HUNG => return Err(hung(self.hung.len())),
+            None => self
+                .worker
+                .insert(
+                    Worker::spawn(self.stat).map_err(|source| ScrapeError::Statvfs {
+                        mount_point: mount_point.to_string(),
+                        source,
+                    })?,
+                ),
+        };
+        let reply = match worker.requests.send(Arc::clone(mount_point)) {
+            Ok(()) => worker.replies.recv_timeout(self.timeout),
+            Err(_) => Err(mpsc::RecvTimeoutError::Disconnected),
+        };
+        match reply {
+            Ok(result) => result.map_err(|source| ScrapeError::Statvfs {
+                mount_point: mount_point.to_string(),
+                source,
+            }),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Some(w) = self.worker.take() {
+                    self.hung.push(Hung {
+                        mount_point: Arc::clone(mount_point),
+                        handle: w.handle,
+                    });
+                }
+                Err(hung(self.hung.len()))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The thread died (it cannot panic, but be total): start a
+                // new one next time.
+                self.worker = None;
+                Err(ScrapeError::Statvfs {
+                    mount_point: mount_point.to_string(),
+                    source: io::Error::other("statvfs thread ended"),
+                })
+            }
+        }
     }
 }
 
@@ -327,6 +461,8 @@ pub(crate) fn select_mounts(
 mod tests {
     use super::*;
     use crate::sources::host::config::HostMetricsConfig;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
 
     const MOUNTS_TEXT: &str = "\
 sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
@@ -432,6 +568,60 @@ tank/data /tank zfs rw,xattr,noacl 0 0
         let e: Vec<_> = parse_mounts("short line\n/dev/sda1 /a\\040b ext4 rw 0 0\n").collect();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].mount_point, "/a b");
+    }
+
+    static RELEASE: AtomicBool = AtomicBool::new(false);
+
+    /// Answers at once, except for `/hung`, which blocks until released
+    /// (or 30 s pass, so a broken test cannot leave a thread forever).
+    fn fake_stat(mount_point: &str) -> io::Result<Space> {
+        if mount_point == "/hung" {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !RELEASE.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::park_timeout(Duration::from_millis(1));
+            }
+        }
+        Ok(Space::from_blocks(4096, 100, 50, 40, 10, 5))
+    }
+
+    #[test]
+    fn hung_mount_is_skipped_until_its_statvfs_returns() {
+        let mut state = FilesystemState {
+            stat: fake_stat,
+            timeout: Duration::from_millis(100),
+            ..FilesystemState::default()
+        };
+        let (a, hung, b): (Arc<str>, Arc<str>, Arc<str>) =
+            ("/a".into(), "/hung".into(), "/b".into());
+        assert!(state.stat_mount(&a).is_ok());
+        let err = state.stat_mount(&hung);
+        assert!(
+            matches!(&err, Err(ScrapeError::Hung { hung: 1, .. })),
+            "{err:?}"
+        );
+        assert!(state.worker.is_none(), "the stuck thread is abandoned");
+        // Skipped without asking (no new thread), while other mounts work.
+        assert!(matches!(
+            state.stat_mount(&hung),
+            Err(ScrapeError::Hung { .. })
+        ));
+        assert!(state.worker.is_none());
+        assert_eq!(
+            state.stat_mount(&b).ok(),
+            Some(Space::from_blocks(4096, 100, 50, 40, 10, 5))
+        );
+
+        RELEASE.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !state.hung.iter().all(|h| h.handle.is_finished()) {
+            assert!(Instant::now() < deadline, "released thread never ended");
+            std::thread::yield_now();
+        }
+        state.hung.retain(|h| !h.handle.is_finished());
+        assert!(
+            state.stat_mount(&hung).is_ok(),
+            "read again once it returned"
+        );
     }
 
     #[test]

@@ -116,6 +116,20 @@ pub enum ScrapeError {
         #[source]
         source: io::Error,
     },
+    /// `statvfs` on a mount did not return in time; the mount is skipped
+    /// until it does.
+    #[error(
+        "filesystem: statvfs({mount_point}) did not return within {timeout:?}; \
+         skipping it until it does ({hung} mount(s) hung)"
+    )]
+    Hung {
+        /// The mount point.
+        mount_point: String,
+        /// How long the agent waited.
+        timeout: Duration,
+        /// How many mounts are hung now.
+        hung: usize,
+    },
     /// More devices or processes than the agent reports.
     #[error("{scraper}: {seen} {what} found, only the first {limit} reported")]
     Truncated {
