@@ -21,6 +21,10 @@
 //! [`ScrapeError::Unsupported`]. No counter is ever derived from a
 //! percentage: utilizations are ratios of kernel counters or sizes.
 
+// Outside Linux only the sysinfo families run, which leaves the /proc
+// helpers unused there.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
 pub mod config;
 pub mod model;
 
@@ -45,7 +49,7 @@ mod system;
 mod tests;
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -281,6 +285,8 @@ impl HostCollector {
             }
         }
         self.names.trim();
+        #[cfg(target_os = "linux")]
+        self.linux.counters.sweep();
         c
     }
 }
@@ -289,6 +295,7 @@ impl HostCollector {
 /// above [`MAX_PROC_FILE`].
 #[cfg(target_os = "linux")]
 fn read_proc(scraper: &'static str, path: &str, buf: &mut Vec<u8>) -> Result<(), ScrapeError> {
+    use std::io::Read;
     buf.clear();
     let read = std::fs::File::open(path).and_then(|f| f.take(MAX_PROC_FILE + 1).read_to_end(buf));
     match read {
@@ -347,27 +354,38 @@ impl Interner {
 /// (per-CPU iowait is documented to; a driver reset zeroes interface
 /// counters); reporting the raw value would make every `rate()` downstream
 /// see a reset. A value below the last reported one is held at the last
-/// one, so the series stays flat until the kernel catches up. Bounded like
-/// the interner.
+/// one, so the series stays flat until the kernel catches up.
+///
+/// Bounded by the live devices: [`sweep`](Self::sweep), after each
+/// collection, forgets counters that collection did not report (a removed
+/// `veth`), so container churn does not grow it; a hard cap covers the
+/// rest.
 #[derive(Default)]
 struct CounterGuard {
-    last: HashMap<(&'static str, Arc<str>, u8), u64>,
+    /// Last reported value, and whether the current collection reported it.
+    last: HashMap<(&'static str, Arc<str>, u8), (u64, bool)>,
 }
 
 impl CounterGuard {
-    const MAX: usize = 64 * MAX_DEVICES;
+    const MAX: usize = 16 * MAX_DEVICES;
 
-    /// `key` names the counter (`metric`, device, attribute index).
+    /// The value to report for the counter (`metric`, device, attribute
+    /// index) whose kernel value is `value`.
     fn hold(&mut self, metric: &'static str, device: &Arc<str>, index: u8, value: u64) -> u64 {
-        if self.last.len() > Self::MAX {
+        if self.last.len() >= Self::MAX {
             self.last.clear();
         }
         let slot = self
             .last
             .entry((metric, Arc::clone(device), index))
-            .or_insert(value);
-        *slot = (*slot).max(value);
-        *slot
+            .or_insert((value, true));
+        *slot = (slot.0.max(value), true);
+        slot.0
+    }
+
+    /// Forgets counters not reported since the last sweep.
+    fn sweep(&mut self) {
+        self.last.retain(|_, (_, seen)| std::mem::take(seen));
     }
 }
 
@@ -397,5 +415,13 @@ mod unit_tests {
         assert_eq!(guard.hold("m", &dev, 0, 12), 12);
         // Another attribute index is another counter.
         assert_eq!(guard.hold("m", &dev, 1, 3), 3);
+        guard.sweep();
+        assert_eq!(guard.hold("m", &dev, 0, 9), 12, "still held after a sweep");
+        guard.sweep();
+        guard.sweep();
+        // Counter 1 was not reported between two sweeps: forgotten, so a
+        // device that comes back starts from its new value.
+        assert_eq!(guard.hold("m", &dev, 1, 1), 1);
+        assert_eq!(guard.last.len(), 1);
     }
 }

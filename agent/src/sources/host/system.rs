@@ -27,7 +27,7 @@ pub(crate) const LOAD_15M: Descriptor = Descriptor {
 };
 pub(crate) const UPTIME: Descriptor = Descriptor {
     name: "system.uptime",
-    description: "The time the system has been running.",
+    description: "The time the system has been running",
     unit: "s",
     kind: MetricKind::Gauge,
 };
