@@ -1,0 +1,462 @@
+//! Binary encodings of the log store: one record (as kept in memory
+//! blocks, without its labels), a write-ahead-log batch (records with their
+//! labels and the counter increments they caused) and a counter snapshot.
+//!
+//! Every WAL payload starts with a payload version byte, so the record
+//! kinds can evolve without a new segment format. Integers are LEB128
+//! varints (signed ones zigzag), strings are length-prefixed UTF-8.
+//!
+//! Invariant: decoding never panics and never allocates more than the
+//! input's length justifies; malformed input is an error, not a guess.
+
+use tocsin_rules::promql::value::{Label, Labels};
+
+use super::record::{LogRecord, RecordOrigin, Severity};
+
+/// WAL record kind of a batch of accepted log records and their counter
+/// increments. Kinds 1 and 2 are the series store's; the numbers stay
+/// distinct even though the log WAL has its own directory, so a
+/// misconfigured shared directory can never be misread.
+pub const KIND_LOG_BATCH: u8 = 3;
+/// WAL record kind of a full snapshot of the log counters; every segment
+/// the log store starts opens with one.
+pub const KIND_COUNTER_SNAPSHOT: u8 = 4;
+/// The payload version written by this code.
+pub const PAYLOAD_VERSION: u8 = 1;
+
+/// A malformed payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed {what} at byte {offset}")]
+    Malformed { what: &'static str, offset: usize },
+    #[error("{what} payload version {found} is not supported (this build reads {PAYLOAD_VERSION})")]
+    Version { what: &'static str, found: u8 },
+}
+
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uvarint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        None => out.push(0),
+        Some(s) => {
+            out.push(1);
+            put_str(out, s);
+        }
+    }
+}
+
+pub(crate) fn put_labels(out: &mut Vec<u8>, labels: &Labels) {
+    put_uvarint(out, labels.len() as u64);
+    for l in labels.iter() {
+        put_str(out, &l.name);
+        put_str(out, &l.value);
+    }
+}
+
+/// A bounds-checked cursor over a payload.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    fn err(&self) -> DecodeError {
+        DecodeError::Malformed {
+            what: self.what,
+            offset: self.pos,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        let b = *self.buf.get(self.pos).ok_or_else(|| self.err())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub(crate) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err(self.err())
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<i64, DecodeError> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// A count of items each at least `min_bytes` long, checked against
+    /// what remains so a corrupt count cannot cause a huge allocation.
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+        let n = self.uvarint()?;
+        let remaining = self.buf.len().saturating_sub(self.pos) as u64;
+        if n.saturating_mul(min_bytes.max(1) as u64) > remaining {
+            return Err(self.err());
+        }
+        usize::try_from(n).map_err(|_| self.err())
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = self.count(1)?;
+        let bytes = &self.buf[self.pos..self.pos + len];
+        let s = std::str::from_utf8(bytes).map_err(|_| self.err())?;
+        self.pos += len;
+        Ok(s)
+    }
+
+    fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.str()?.to_string())),
+            _ => Err(self.err()),
+        }
+    }
+
+    pub(crate) fn labels(&mut self) -> Result<Labels, DecodeError> {
+        let n = self.count(2)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?.to_string();
+            let value = self.str()?.to_string();
+            v.push(Label { name, value });
+        }
+        Ok(Labels::from_vec(v))
+    }
+
+    fn version(&mut self) -> Result<(), DecodeError> {
+        let found = self.u8()?;
+        if found != PAYLOAD_VERSION {
+            return Err(DecodeError::Version {
+                what: self.what,
+                found,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn severity_code(s: Severity) -> u8 {
+    match s {
+        Severity::Unknown => 0,
+        Severity::Trace => 1,
+        Severity::Debug => 2,
+        Severity::Info => 3,
+        Severity::Warn => 4,
+        Severity::Error => 5,
+        Severity::Fatal => 6,
+    }
+}
+
+fn severity_of(code: u8) -> Option<Severity> {
+    Some(match code {
+        0 => Severity::Unknown,
+        1 => Severity::Trace,
+        2 => Severity::Debug,
+        3 => Severity::Info,
+        4 => Severity::Warn,
+        5 => Severity::Error,
+        6 => Severity::Fatal,
+        _ => return None,
+    })
+}
+
+/// Encodes everything of a record except its labels (memory blocks keep
+/// an interned label-set id instead). The origin comes first so eviction
+/// can read it without decoding the rest.
+pub fn encode_record(rec: &LogRecord, out: &mut Vec<u8>) {
+    match &rec.origin {
+        None => out.push(0),
+        Some(o) => {
+            out.push(1);
+            put_str(out, &o.agent_id);
+            put_str(out, &o.file_id);
+            put_uvarint(out, o.offset);
+        }
+    }
+    put_varint(out, rec.time_ms);
+    put_varint(out, rec.received_ms);
+    out.push(severity_code(rec.severity));
+    put_str(out, &rec.severity_text);
+    put_str(out, &rec.body);
+    put_uvarint(out, rec.attributes.len() as u64);
+    for (k, v) in &rec.attributes {
+        put_str(out, k);
+        put_str(out, v);
+    }
+    put_opt_str(out, rec.trace_id.as_deref());
+    put_opt_str(out, rec.span_id.as_deref());
+}
+
+fn read_origin(r: &mut Reader<'_>) -> Result<Option<RecordOrigin>, DecodeError> {
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some(RecordOrigin {
+            agent_id: r.str()?.to_string(),
+            file_id: r.str()?.to_string(),
+            offset: r.uvarint()?,
+        }),
+        _ => return Err(r.err()),
+    })
+}
+
+/// Reads only the origin of an encoded record.
+pub fn decode_origin(buf: &[u8]) -> Result<Option<RecordOrigin>, DecodeError> {
+    read_origin(&mut Reader::new(buf, "log record"))
+}
+
+fn read_record(r: &mut Reader<'_>, labels: Labels) -> Result<LogRecord, DecodeError> {
+    let origin = read_origin(r)?;
+    let time_ms = r.varint()?;
+    let received_ms = r.varint()?;
+    let severity = severity_of(r.u8()?).ok_or_else(|| r.err())?;
+    let severity_text = r.str()?.to_string();
+    let body = r.str()?.to_string();
+    let n = r.count(2)?;
+    let mut attributes = Vec::with_capacity(n);
+    for _ in 0..n {
+        attributes.push((r.str()?.to_string(), r.str()?.to_string()));
+    }
+    let trace_id = r.opt_str()?;
+    let span_id = r.opt_str()?;
+    Ok(LogRecord {
+        time_ms,
+        received_ms,
+        severity,
+        severity_text,
+        labels,
+        body,
+        attributes,
+        origin,
+        trace_id,
+        span_id,
+    })
+}
+
+/// Decodes a record written by [`encode_record`], giving it `labels`.
+pub fn decode_record(buf: &[u8], labels: Labels) -> Result<LogRecord, DecodeError> {
+    read_record(&mut Reader::new(buf, "log record"), labels)
+}
+
+/// One counter increment carried by a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterDelta {
+    /// The series, `__name__` included.
+    pub labels: Labels,
+    pub delta: u64,
+}
+
+/// A decoded WAL batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The segment number the store believed current when it logged the
+    /// batch: the batch lies in that segment or a later one.
+    pub tag: u64,
+    /// When the batch was accepted (ms), the counters' activity time.
+    pub at_ms: i64,
+    pub records: Vec<LogRecord>,
+    pub deltas: Vec<CounterDelta>,
+}
+
+/// Encodes a batch payload.
+pub fn encode_batch(
+    tag: u64,
+    at_ms: i64,
+    records: &[&LogRecord],
+    deltas: &[CounterDelta],
+    out: &mut Vec<u8>,
+) {
+    out.push(PAYLOAD_VERSION);
+    put_uvarint(out, tag);
+    put_varint(out, at_ms);
+    put_uvarint(out, records.len() as u64);
+    for rec in records {
+        put_labels(out, &rec.labels);
+        encode_record(rec, out);
+    }
+    put_uvarint(out, deltas.len() as u64);
+    for d in deltas {
+        put_labels(out, &d.labels);
+        put_uvarint(out, d.delta);
+    }
+}
+
+pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
+    let mut r = Reader::new(buf, "log batch");
+    r.version()?;
+    let tag = r.uvarint()?;
+    let at_ms = r.varint()?;
+    let n = r.count(8)?;
+    let mut records = Vec::with_capacity(n);
+    for _ in 0..n {
+        let labels = r.labels()?;
+        records.push(read_record(&mut r, labels)?);
+    }
+    let n = r.count(2)?;
+    let mut deltas = Vec::with_capacity(n);
+    for _ in 0..n {
+        let labels = r.labels()?;
+        let delta = r.uvarint()?;
+        deltas.push(CounterDelta { labels, delta });
+    }
+    if !r.is_empty() {
+        return Err(r.err());
+    }
+    Ok(Batch {
+        tag,
+        at_ms,
+        records,
+        deltas,
+    })
+}
+
+/// One counter in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterState {
+    pub labels: Labels,
+    pub value: u64,
+    /// When the series was first incremented (ms).
+    pub created_ms: i64,
+    /// When it was last incremented (ms).
+    pub last_ms: i64,
+}
+
+pub fn encode_snapshot(counters: &[CounterState], out: &mut Vec<u8>) {
+    out.push(PAYLOAD_VERSION);
+    put_uvarint(out, counters.len() as u64);
+    for c in counters {
+        put_labels(out, &c.labels);
+        put_uvarint(out, c.value);
+        put_varint(out, c.created_ms);
+        put_varint(out, c.last_ms);
+    }
+}
+
+pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<CounterState>, DecodeError> {
+    let mut r = Reader::new(buf, "log counter snapshot");
+    r.version()?;
+    let n = r.count(4)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(CounterState {
+            labels: r.labels()?,
+            value: r.uvarint()?,
+            created_ms: r.varint()?,
+            last_ms: r.varint()?,
+        });
+    }
+    if !r.is_empty() {
+        return Err(r.err());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn record(body: &str) -> LogRecord {
+        LogRecord {
+            time_ms: 1_700_000_000_000,
+            received_ms: 1_700_000_000_500,
+            severity: Severity::Error,
+            severity_text: "ERROR".into(),
+            labels: Labels::from_pairs([("host_name", "web-1"), ("severity", "error")]),
+            body: body.into(),
+            attributes: vec![("log.file.path".into(), "/var/log/app.log".into())],
+            origin: Some(RecordOrigin {
+                agent_id: "agent-a".into(),
+                file_id: "f1".into(),
+                offset: 4096,
+            }),
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            span_id: None,
+        }
+    }
+
+    #[test]
+    fn batch_round_trips() {
+        let a = record("timeout talking to db");
+        let mut b = record("второй");
+        b.origin = None;
+        b.time_ms = -5;
+        let deltas = vec![CounterDelta {
+            labels: Labels::from_pairs([("__name__", "x_total"), ("severity", "error")]),
+            delta: 2,
+        }];
+        let mut buf = Vec::new();
+        encode_batch(7, 123, &[&a, &b], &deltas, &mut buf);
+        let got = decode_batch(&buf).unwrap();
+        assert_eq!(got.tag, 7);
+        assert_eq!(got.at_ms, 123);
+        assert_eq!(got.records, vec![a.clone(), b]);
+        assert_eq!(got.deltas, deltas);
+        let mut one = Vec::new();
+        encode_record(&a, &mut one);
+        assert_eq!(decode_origin(&one).unwrap(), a.origin);
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_versions_are_checked() {
+        let s = vec![CounterState {
+            labels: Labels::from_pairs([("__name__", "x_total")]),
+            value: u64::MAX,
+            created_ms: 1,
+            last_ms: 2,
+        }];
+        let mut buf = Vec::new();
+        encode_snapshot(&s, &mut buf);
+        assert_eq!(decode_snapshot(&buf).unwrap(), s);
+        buf[0] = 9;
+        let err = decode_snapshot(&buf).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_batch(&bytes);
+            let _ = decode_snapshot(&bytes);
+            let _ = decode_record(&bytes, Labels::empty());
+        }
+
+        #[test]
+        fn truncated_batches_are_errors(cut in 0usize..200) {
+            let a = record("some body text");
+            let mut buf = Vec::new();
+            encode_batch(1, 2, &[&a], &[], &mut buf);
+            let cut = cut.min(buf.len() - 1);
+            prop_assert!(decode_batch(&buf[..cut]).is_err());
+        }
+    }
+}

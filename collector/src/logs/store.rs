@@ -1,0 +1,1393 @@
+//! The log store: every accepted log record, durable in its own
+//! write-ahead log, kept in memory blocks with retention by age and size,
+//! de-duplicated on the agent's (agent id, file id, offset), queryable by
+//! selector, severity, time and text, and counted into counter series.
+//!
+//! The log has its own directory rather than sharing the series store's:
+//! its segments are deleted by log retention (24h / 1 GiB) while the series
+//! store's are cut by head snapshots, and the series store would otherwise
+//! read up to a gigabyte of log records on every open only to skip them.
+//! Each segment the store starts opens with a snapshot of the counters
+//! (kind 4); each batch (kind 3) carries its records together with the
+//! counter increments they caused, in one checksummed frame, so counters and
+//! records become durable atomically and replay restores both exactly.
+//!
+//! Invariants:
+//! - [`LogStore::append`] returns Ok only once the accepted records and their
+//!   counter increments are fsync'd (group commit); a failed write takes the
+//!   increments and de-duplication keys back, so a retry is accepted.
+//! - A record with an origin is stored at most once per retention window:
+//!   the de-duplication index holds exactly the origins of retained and
+//!   in-flight records, and is rebuilt from the log on open.
+//! - A WAL segment is deleted only when no retained or in-flight record can
+//!   lie in it and a newer segment starts with a durable counter snapshot.
+//! - Memory is bounded by the size retention: blocks are evicted oldest
+//!   first until the accounted bytes fit.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tocsin_rules::file::LogMetric;
+use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable};
+use tocsin_rules::promql::value::Labels;
+
+use super::codec::{
+    self, Batch, CounterDelta, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, decode_batch, decode_origin,
+    decode_record, decode_snapshot, encode_batch, encode_record, encode_snapshot,
+};
+use super::counters::{
+    CounterLimits, Counters, LogMetrics, LogMetricsError, RECORDS_TOTAL, cut, groups_match,
+    records_total_labels,
+};
+use super::query::LogQuery;
+use super::record::LogRecord;
+use crate::store::SeriesStore;
+use crate::store::commit::{CommitError, GroupCommit};
+use crate::store::wal::{Wal, WalError, WalOptions, frame};
+
+/// Memory accounted per record beyond its encoding: the index entry and
+/// its share of the de-duplication set.
+const ENTRY_OVERHEAD: u64 = 48;
+/// A batch is split into WAL frames of about this size (one frame is
+/// atomic, so each carries its own records' counter increments).
+const FRAME_TARGET_BYTES: usize = 4 << 20;
+
+/// Settings of the log store.
+#[derive(Debug, Clone)]
+pub struct LogStoreOptions {
+    /// Records received longer ago than this are dropped (ms).
+    pub max_age_ms: i64,
+    /// The records kept, in accounted bytes, at most (memory and disk).
+    pub max_bytes: u64,
+    /// A memory block is sealed past this many bytes of records.
+    pub block_bytes: usize,
+    /// A WAL segment is closed past this many bytes; 0 means
+    /// `max_bytes / 16` clamped to 1–64 MiB.
+    pub segment_bytes: u64,
+    /// A record's body is cut to this many bytes (counted).
+    pub max_body_bytes: usize,
+    pub counters: CounterLimits,
+}
+
+impl Default for LogStoreOptions {
+    fn default() -> Self {
+        LogStoreOptions {
+            max_age_ms: 24 * 60 * 60 * 1000,
+            max_bytes: 1 << 30,
+            block_bytes: 1 << 20,
+            segment_bytes: 0,
+            max_body_bytes: 64 << 10,
+            counters: CounterLimits::default(),
+        }
+    }
+}
+
+impl LogStoreOptions {
+    fn segment_limit(&self) -> u64 {
+        if self.segment_bytes > 0 {
+            self.segment_bytes
+        } else {
+            (self.max_bytes / 16).clamp(1 << 20, 64 << 20)
+        }
+    }
+
+    /// A memory block or WAL segment spans at most this long, so age
+    /// retention frees memory and disk in steps of ~1/24 of the window.
+    fn span_limit_ms(&self) -> i64 {
+        (self.max_age_ms / 24).max(1)
+    }
+}
+
+/// Why the log store could not open, persist or count.
+#[derive(Debug, thiserror::Error)]
+pub enum LogStoreError {
+    #[error("log store: {0}")]
+    Wal(#[from] WalError),
+    #[error("log store: {0}")]
+    Commit(#[from] CommitError),
+    #[error("log store: writing counter samples: {0}")]
+    Series(#[from] crate::store::StoreError),
+    #[error("log store: reading counter series: {0}")]
+    Query(#[from] tocsin_rules::promql::StorageError),
+    #[error(transparent)]
+    Metrics(#[from] LogMetricsError),
+}
+
+/// What opening the store found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LogOpenReport {
+    pub wal_records: usize,
+    pub records_restored: u64,
+    /// Logged records already past the age retention.
+    pub records_expired: u64,
+    pub counter_series: usize,
+    /// Frames that passed their checksum but did not decode.
+    pub undecodable_records: usize,
+    pub truncated_tail_bytes: u64,
+}
+
+/// What one append did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LogAppendOutcome {
+    pub accepted: usize,
+    /// Dropped: the same agent, file and offset was already accepted.
+    pub duplicates: usize,
+    /// Accepted with the body cut to the size limit.
+    pub truncated: usize,
+    /// Counter increments refused by a cardinality cap.
+    pub series_refused: usize,
+}
+
+/// Counts for self metrics; `_total` fields are since the process started.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LogStoreStats {
+    pub records: u64,
+    pub bytes: u64,
+    pub blocks: usize,
+    pub counter_series: usize,
+    pub accepted_total: u64,
+    pub duplicates_total: u64,
+    pub truncated_total: u64,
+    pub evicted_age_total: u64,
+    pub evicted_size_total: u64,
+    pub wal_failures_total: u64,
+    pub series_refused_total: BTreeMap<String, u64>,
+}
+
+/// What a counter flush wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushReport {
+    pub samples: usize,
+    pub zero_starts: usize,
+    pub expired_series: usize,
+}
+
+/// The answer to a query.
+#[derive(Debug, Default, Clone)]
+pub struct LogQueryResult {
+    /// Newest first (by record time, then by arrival).
+    pub records: Vec<LogRecord>,
+    /// Records examined after the block-level filters.
+    pub scanned: u64,
+    /// The limit was reached and further candidates (records passing
+    /// the selector, severity and time filters) were left out: asking
+    /// again with an earlier end may find more.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    time_ms: i64,
+    offset: u32,
+    lset: u32,
+}
+
+/// Records in arrival order, encoded back to back. Immutable once sealed;
+/// queries hold `Arc`s so they scan without the store's lock.
+#[derive(Debug, Clone, Default)]
+struct Block {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    min_time: i64,
+    max_time: i64,
+    first_received: i64,
+    last_received: i64,
+    min_tag: u64,
+    /// Label-set ids present, sorted.
+    lsets: Vec<u32>,
+}
+
+impl Block {
+    fn accounted(&self) -> u64 {
+        self.bytes.len() as u64 + self.entries.len() as u64 * ENTRY_OVERHEAD
+    }
+
+    fn record_bytes(&self, i: usize) -> &[u8] {
+        let start = self.entries[i].offset as usize;
+        let end = self
+            .entries
+            .get(i + 1)
+            .map_or(self.bytes.len(), |e| e.offset as usize);
+        &self.bytes[start..end]
+    }
+}
+
+#[derive(Debug)]
+struct LabelSet {
+    labels: Labels,
+    records: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sealed: VecDeque<Arc<Block>>,
+    head: Arc<Block>,
+    bytes: u64,
+    records: u64,
+    lset_ids: HashMap<Labels, u32>,
+    lsets: HashMap<u32, LabelSet>,
+    next_lset: u32,
+    /// (agent id, file id) → (id, records referencing it).
+    files: HashMap<(String, String), (u64, u64)>,
+    next_file: u64,
+    dedup: HashSet<(u64, u64)>,
+    counters: Counters,
+    /// The WAL segment believed current: batches logged now lie in it or a
+    /// later one.
+    tag: u64,
+    segment_written: u64,
+    segment_opened_ms: i64,
+    /// Tags of batches enqueued but not yet settled.
+    pending_tags: BTreeMap<u64, usize>,
+    /// The newest segment that starts with a durable counter snapshot.
+    snapshot_tag: u64,
+    snapshot_needed: bool,
+    truncated_below: u64,
+    stats: LogStoreStats,
+    refused_since_flush: BTreeMap<String, u64>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update of the state is completed before anything that could
+    // panic, so a poisoned lock still guards consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    fn intern_lset(&mut self, labels: &Labels) -> u32 {
+        if let Some(&id) = self.lset_ids.get(labels) {
+            if let Some(ls) = self.lsets.get_mut(&id) {
+                ls.records += 1;
+            }
+            return id;
+        }
+        // Ids are never reused, so a query holding an old block can never
+        // read another label set's id.
+        let id = self.next_lset;
+        self.next_lset = self.next_lset.wrapping_add(1);
+        self.lset_ids.insert(labels.clone(), id);
+        self.lsets.insert(
+            id,
+            LabelSet {
+                labels: labels.clone(),
+                records: 1,
+            },
+        );
+        id
+    }
+
+    fn release_lset(&mut self, id: u32) {
+        if let Some(ls) = self.lsets.get_mut(&id) {
+            ls.records -= 1;
+            if ls.records == 0
+                && let Some(ls) = self.lsets.remove(&id)
+            {
+                self.lset_ids.remove(&ls.labels);
+            }
+        }
+    }
+
+    /// Claims a record's origin; false when it is already claimed.
+    fn claim(&mut self, agent: &str, file: &str, offset: u64) -> bool {
+        let key = (agent.to_string(), file.to_string());
+        let id = match self.files.get(&key) {
+            Some(&(id, _)) => id,
+            None => {
+                let id = self.next_file;
+                self.next_file += 1;
+                self.files.insert(key.clone(), (id, 0));
+                id
+            }
+        };
+        if !self.dedup.insert((id, offset)) {
+            if self.files.get(&key).is_some_and(|&(_, n)| n == 0) {
+                self.files.remove(&key);
+            }
+            return false;
+        }
+        if let Some(f) = self.files.get_mut(&key) {
+            f.1 += 1;
+        }
+        true
+    }
+
+    fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
+        let key = (agent.to_string(), file.to_string());
+        if let Some(f) = self.files.get_mut(&key) {
+            self.dedup.remove(&(f.0, offset));
+            f.1 = f.1.saturating_sub(1);
+            if f.1 == 0 {
+                self.files.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, rec: &LogRecord, tag: u64, opts: &LogStoreOptions) {
+        let seal = !self.head.entries.is_empty()
+            && (self.head.bytes.len() >= opts.block_bytes
+                || rec.received_ms.saturating_sub(self.head.first_received)
+                    >= opts.span_limit_ms());
+        if seal {
+            let mut full = std::mem::take(&mut self.head);
+            let b = Arc::make_mut(&mut full);
+            b.bytes.shrink_to_fit();
+            b.entries.shrink_to_fit();
+            self.sealed.push_back(full);
+        }
+        let lset = self.intern_lset(&rec.labels);
+        let b = Arc::make_mut(&mut self.head);
+        let before = b.accounted();
+        if b.entries.is_empty() {
+            b.min_time = rec.time_ms;
+            b.max_time = rec.time_ms;
+            b.first_received = rec.received_ms;
+            b.last_received = rec.received_ms;
+            b.min_tag = tag;
+        }
+        let offset = b.bytes.len() as u32;
+        encode_record(rec, &mut b.bytes);
+        b.entries.push(Entry {
+            time_ms: rec.time_ms,
+            offset,
+            lset,
+        });
+        b.min_time = b.min_time.min(rec.time_ms);
+        b.max_time = b.max_time.max(rec.time_ms);
+        b.first_received = b.first_received.min(rec.received_ms);
+        b.last_received = b.last_received.max(rec.received_ms);
+        b.min_tag = b.min_tag.min(tag);
+        if let Err(pos) = b.lsets.binary_search(&lset) {
+            b.lsets.insert(pos, lset);
+        }
+        self.bytes += b.accounted() - before;
+        self.records += 1;
+    }
+
+    /// Drops a block's records from the indexes.
+    fn forget(&mut self, block: &Block) {
+        for (i, e) in block.entries.iter().enumerate() {
+            if let Ok(Some(o)) = decode_origin(block.record_bytes(i)) {
+                self.unclaim(&o.agent_id, &o.file_id, o.offset);
+            }
+            self.release_lset(e.lset);
+        }
+        self.bytes = self.bytes.saturating_sub(block.accounted());
+        self.records = self.records.saturating_sub(block.entries.len() as u64);
+    }
+
+    /// Evicts blocks past the age or over the size budget; returns
+    /// (records evicted by age, by size).
+    fn evict(&mut self, now_ms: i64, opts: &LogStoreOptions) -> (u64, u64) {
+        let cutoff = now_ms.saturating_sub(opts.max_age_ms);
+        let (mut by_age, mut by_size) = (0, 0);
+        loop {
+            let too_old = |b: &Block| !b.entries.is_empty() && b.last_received < cutoff;
+            let over = self.bytes > opts.max_bytes;
+            let front = self.sealed.front().map(|b| too_old(b) || over);
+            let block = match front {
+                Some(true) => self.sealed.pop_front(),
+                Some(false) => None,
+                None if too_old(&self.head) || (over && !self.head.entries.is_empty()) => {
+                    Some(std::mem::take(&mut self.head))
+                }
+                None => None,
+            };
+            let Some(block) = block else { break };
+            let n = block.entries.len() as u64;
+            if too_old(&block) {
+                by_age += n;
+            } else {
+                by_size += n;
+            }
+            self.forget(&block);
+        }
+        self.stats.evicted_age_total += by_age;
+        self.stats.evicted_size_total += by_size;
+        (by_age, by_size)
+    }
+
+    /// The lowest segment a retained or in-flight record may lie in.
+    fn needed_segment(&self) -> u64 {
+        let mut low = self.snapshot_tag;
+        if let Some(b) = self.sealed.front() {
+            low = low.min(b.min_tag);
+        }
+        if !self.head.entries.is_empty() {
+            low = low.min(self.head.min_tag);
+        }
+        if let Some((&t, _)) = self.pending_tags.first_key_value() {
+            low = low.min(t);
+        }
+        low
+    }
+
+    fn snapshot_frame(&self, out: &mut Vec<u8>) -> Result<(), WalError> {
+        let mut payload = Vec::new();
+        encode_snapshot(&self.counters.snapshot(), &mut payload);
+        frame(KIND_COUNTER_SNAPSHOT, &payload, out)
+    }
+}
+
+/// The durable log store. Safe to share between threads.
+#[derive(Debug)]
+pub struct LogStore {
+    state: Mutex<State>,
+    log: GroupCommit,
+    metrics: RwLock<Arc<LogMetrics>>,
+    opts: LogStoreOptions,
+}
+
+impl LogStore {
+    /// Opens the store whose log lives in `dir` (its own directory),
+    /// replaying it; `now_ms` decides what has already expired.
+    pub fn open(
+        dir: &Path,
+        opts: LogStoreOptions,
+        now_ms: i64,
+    ) -> Result<(LogStore, LogOpenReport), LogStoreError> {
+        // The store cuts segments itself (it must know which segment each
+        // batch lies in), so the log never cuts on its own.
+        let (wal, replay) = Wal::open(
+            dir,
+            WalOptions {
+                segment_bytes: u64::MAX,
+            },
+        )?;
+        let mut report = LogOpenReport {
+            wal_records: replay.records.len(),
+            truncated_tail_bytes: replay.truncated_tail_bytes,
+            ..LogOpenReport::default()
+        };
+        let mut st = State::default();
+        let cutoff = now_ms.saturating_sub(opts.max_age_ms);
+        for rec in replay.records {
+            match rec.kind {
+                KIND_LOG_BATCH => match decode_batch(&rec.payload) {
+                    Ok(Batch {
+                        tag,
+                        at_ms,
+                        records,
+                        deltas,
+                    }) => {
+                        for r in &records {
+                            if r.received_ms < cutoff {
+                                report.records_expired += 1;
+                                continue;
+                            }
+                            // Duplicates are never logged, so a claimed
+                            // origin here means a retry that was logged
+                            // twice after a failed write: keep one.
+                            if let Some(o) = &r.origin
+                                && !st.claim(&o.agent_id, &o.file_id, o.offset)
+                            {
+                                continue;
+                            }
+                            st.insert(r, tag, &opts);
+                            report.records_restored += 1;
+                        }
+                        st.counters.replay(&deltas, at_ms);
+                        // Evicting as the live store did keeps replay's
+                        // memory bounded and its de-duplication equal to
+                        // what the live store decided.
+                        st.evict(now_ms, &opts);
+                    }
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable batch skipped");
+                        report.undecodable_records += 1;
+                    }
+                },
+                KIND_COUNTER_SNAPSHOT => match decode_snapshot(&rec.payload) {
+                    Ok(s) => st.counters.restore(s),
+                    Err(e) => {
+                        tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable counter snapshot skipped");
+                        report.undecodable_records += 1;
+                    }
+                },
+                kind => {
+                    tracing::warn!(dir = %dir.display(), kind, "log WAL: record of unknown kind skipped");
+                    report.undecodable_records += 1;
+                }
+            }
+        }
+        st.evict(now_ms, &opts);
+        report.counter_series = st.counters.len();
+        let log = GroupCommit::new(wal);
+        let store = LogStore {
+            state: Mutex::new(st),
+            log,
+            metrics: RwLock::new(Arc::new(LogMetrics::default())),
+            opts,
+        };
+        {
+            let mut st = lock(&store.state);
+            store.cut_segment(&mut st, now_ms)?;
+            store.truncate_segments(&mut st)?;
+        }
+        Ok((store, report))
+    }
+
+    /// Starts a new WAL segment that opens with a counter snapshot, and
+    /// waits for the snapshot to be durable.
+    fn cut_segment(
+        &self,
+        st: &mut MutexGuard<'_, State>,
+        now_ms: i64,
+    ) -> Result<(), LogStoreError> {
+        let tag = self.log.with_wal(|w| w.start_new_segment())?;
+        st.tag = tag;
+        st.segment_written = 0;
+        st.segment_opened_ms = now_ms;
+        let mut frames = Vec::new();
+        st.snapshot_frame(&mut frames)?;
+        let ticket = self.log.enqueue(&frames);
+        // Held under the state lock: a cut is rare, and appends must not
+        // log into the new segment ahead of its snapshot.
+        match self.log.wait(ticket) {
+            Ok(()) => {
+                st.snapshot_tag = tag;
+                st.snapshot_needed = false;
+                Ok(())
+            }
+            Err(e) => {
+                st.snapshot_needed = true;
+                st.stats.wal_failures_total += 1;
+                Err(e.into())
+            }
+        }
+    }
+
+    fn truncate_segments(&self, st: &mut MutexGuard<'_, State>) -> Result<(), LogStoreError> {
+        let low = st.needed_segment();
+        if low > st.truncated_below {
+            let removed = self.log.with_wal(|w| w.truncate_before(low))?;
+            if removed > 0 {
+                tracing::debug!(
+                    segments = removed,
+                    below = low,
+                    "log WAL: segments past retention deleted"
+                );
+            }
+            st.truncated_below = low;
+        }
+        Ok(())
+    }
+
+    /// Replaces the log metrics (on rule-file reload). Series of metrics
+    /// no longer defined stop being counted and written.
+    pub fn set_log_metrics(&self, metrics: &[LogMetric]) -> Result<(), LogStoreError> {
+        let compiled = Arc::new(LogMetrics::compile(metrics)?);
+        let mut st = lock(&self.state);
+        let dropped = st.counters.retain_metrics(&compiled);
+        if dropped > 0 {
+            tracing::info!(
+                series = dropped,
+                "log metrics reloaded: series of removed metrics dropped"
+            );
+        }
+        *self.metrics.write().unwrap_or_else(|e| e.into_inner()) = compiled;
+        Ok(())
+    }
+
+    /// Stores records and returns once the accepted ones are durable.
+    /// Records whose origin was already accepted are dropped and counted.
+    pub fn append(&self, mut records: Vec<LogRecord>) -> Result<LogAppendOutcome, LogStoreError> {
+        let mut out = LogAppendOutcome::default();
+        if records.is_empty() {
+            return Ok(out);
+        }
+        for rec in &mut records {
+            // The severity label is the normalised word, whatever the
+            // sender's labels said.
+            if rec.labels.get("severity") != rec.severity.as_str() {
+                rec.labels = rec.labels.with("severity", rec.severity.as_str());
+            }
+            if rec.body.len() > self.opts.max_body_bytes {
+                rec.body = cut(&rec.body, self.opts.max_body_bytes).to_string();
+                out.truncated += 1;
+            }
+        }
+        let now_ms = records.iter().map(|r| r.received_ms).max().unwrap_or(0);
+        let metrics = Arc::clone(&self.metrics.read().unwrap_or_else(|e| e.into_inner()));
+
+        let mut st = lock(&self.state);
+        let rotate = st.segment_written >= self.opts.segment_limit()
+            || (st.segment_written > 0
+                && now_ms.saturating_sub(st.segment_opened_ms) >= self.opts.span_limit_ms());
+        if rotate {
+            self.cut_segment(&mut st, now_ms)?;
+            self.truncate_segments(&mut st)?;
+        }
+        let mut frames = Vec::new();
+        let with_snapshot = st.snapshot_needed;
+        if with_snapshot {
+            st.snapshot_frame(&mut frames)?;
+        }
+
+        let mut accepted: Vec<usize> = Vec::with_capacity(records.len());
+        for (i, rec) in records.iter().enumerate() {
+            match &rec.origin {
+                Some(o) if !st.claim(&o.agent_id, &o.file_id, o.offset) => out.duplicates += 1,
+                _ => accepted.push(i),
+            }
+        }
+
+        // Count and frame in chunks: one frame is atomic, so each carries
+        // the increments of its own records.
+        let mut all_deltas: Vec<CounterDelta> = Vec::new();
+        let mut start = 0;
+        while start < accepted.len() {
+            let mut end = start;
+            let mut size = 0;
+            while end < accepted.len() && (end == start || size < FRAME_TARGET_BYTES) {
+                size += records[accepted[end]].body.len() + 256;
+                end += 1;
+            }
+            let chunk: Vec<&LogRecord> =
+                accepted[start..end].iter().map(|&i| &records[i]).collect();
+            let deltas = self.count(&mut st, &metrics, &chunk, now_ms, &mut out);
+            let mut payload = Vec::new();
+            encode_batch(st.tag, now_ms, &chunk, &deltas, &mut payload);
+            if let Err(e) = frame(KIND_LOG_BATCH, &payload, &mut frames) {
+                for &i in &accepted {
+                    if let Some(o) = &records[i].origin {
+                        st.unclaim(&o.agent_id, &o.file_id, o.offset);
+                    }
+                }
+                all_deltas.extend(deltas);
+                st.counters.subtract(&all_deltas);
+                return Err(e.into());
+            }
+            all_deltas.extend(deltas);
+            start = end;
+        }
+        if frames.is_empty() {
+            st.stats.duplicates_total += out.duplicates as u64;
+            drop(st);
+            self.log_outcome(&out);
+            return Ok(out);
+        }
+        let tag = st.tag;
+        let ticket = self.log.enqueue(&frames);
+        st.segment_written += frames.len() as u64;
+        *st.pending_tags.entry(tag).or_insert(0) += 1;
+        drop(st);
+
+        let result = self.log.wait(ticket);
+
+        let mut st = lock(&self.state);
+        if let Some(n) = st.pending_tags.get_mut(&tag) {
+            *n -= 1;
+            if *n == 0 {
+                st.pending_tags.remove(&tag);
+            }
+        }
+        if let Err(e) = result {
+            for &i in &accepted {
+                if let Some(o) = &records[i].origin {
+                    st.unclaim(&o.agent_id, &o.file_id, o.offset);
+                }
+            }
+            st.counters.subtract(&all_deltas);
+            // A snapshot logged after these increments were applied may
+            // hold them: the next append logs a fresh one that replaces it.
+            st.snapshot_needed = true;
+            st.stats.wal_failures_total += 1;
+            tracing::error!(error = %e, records = accepted.len(), "log WAL write failed; records refused");
+            return Err(e.into());
+        }
+        if with_snapshot {
+            st.snapshot_needed = false;
+        }
+        for &i in &accepted {
+            st.insert(&records[i], tag, &self.opts);
+        }
+        out.accepted = accepted.len();
+        st.stats.accepted_total += out.accepted as u64;
+        st.stats.duplicates_total += out.duplicates as u64;
+        st.stats.truncated_total += out.truncated as u64;
+        let (_, by_size) = st.evict(now_ms, &self.opts);
+        if by_size > 0 {
+            tracing::info!(
+                records = by_size,
+                max_bytes = self.opts.max_bytes,
+                "log store over its size budget: oldest records dropped"
+            );
+        }
+        // Size eviction may free segments; a failure to delete one only
+        // delays reclaiming disk, so it must not fail the append.
+        if let Err(e) = self.truncate_segments(&mut st) {
+            tracing::warn!(error = %e, "log WAL: deleting segments past retention failed");
+        }
+        drop(st);
+        self.log_outcome(&out);
+        Ok(out)
+    }
+
+    fn log_outcome(&self, out: &LogAppendOutcome) {
+        if out.duplicates > 0 {
+            tracing::debug!(
+                duplicates = out.duplicates,
+                "log records already accepted dropped"
+            );
+        }
+        if out.truncated > 0 {
+            tracing::debug!(
+                records = out.truncated,
+                max_body_bytes = self.opts.max_body_bytes,
+                "log record bodies cut to the size limit"
+            );
+        }
+    }
+
+    /// Applies a chunk's increments under the caps; returns the accepted
+    /// increments to log.
+    fn count(
+        &self,
+        st: &mut State,
+        metrics: &LogMetrics,
+        chunk: &[&LogRecord],
+        now_ms: i64,
+        out: &mut LogAppendOutcome,
+    ) -> Vec<CounterDelta> {
+        // First-seen order, so which new series a cap refuses follows the
+        // records' order rather than hash order.
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut incs: Vec<(Labels, u64)> = Vec::new();
+        let mut bump = |labels: Labels| match index.get(&labels) {
+            Some(&i) => incs[i].1 += 1,
+            None => {
+                index.insert(labels.clone(), incs.len());
+                incs.push((labels, 1));
+            }
+        };
+        for rec in chunk {
+            bump(records_total_labels(rec));
+            metrics.matches(rec, |_, labels| bump(labels));
+        }
+        let mut deltas = Vec::with_capacity(incs.len());
+        for (labels, n) in incs {
+            if st.counters.add(&labels, n, now_ms, &self.opts.counters) {
+                deltas.push(CounterDelta { labels, delta: n });
+            } else {
+                out.series_refused += 1;
+                let name = labels.metric_name().to_string();
+                *st.stats
+                    .series_refused_total
+                    .entry(name.clone())
+                    .or_insert(0) += n;
+                *st.refused_since_flush.entry(name).or_insert(0) += n;
+            }
+        }
+        deltas
+    }
+
+    /// Applies age retention and closes an old WAL segment; call
+    /// periodically (the append path applies size retention itself).
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<(u64, u64), LogStoreError> {
+        let mut st = lock(&self.state);
+        let evicted = st.evict(now_ms, &self.opts);
+        if evicted != (0, 0) {
+            tracing::debug!(
+                by_age = evicted.0,
+                by_size = evicted.1,
+                "log records past retention dropped"
+            );
+        }
+        if st.snapshot_needed
+            || (st.segment_written > 0
+                && now_ms.saturating_sub(st.segment_opened_ms) >= self.opts.span_limit_ms())
+        {
+            self.cut_segment(&mut st, now_ms)?;
+        }
+        self.truncate_segments(&mut st)?;
+        Ok(evicted)
+    }
+
+    /// The records matching `q`, newest first.
+    pub fn query(&self, q: &LogQuery) -> LogQueryResult {
+        let (blocks, lsets) = {
+            let st = lock(&self.state);
+            let lsets: HashMap<u32, Labels> = st
+                .lsets
+                .iter()
+                .filter(|(_, ls)| {
+                    q.min_severity.is_none_or(|min| {
+                        super::record::Severity::parse(ls.labels.get("severity"))
+                            .is_some_and(|s| s >= min)
+                    }) && groups_match(&q.selector, &ls.labels)
+                })
+                .map(|(&id, ls)| (id, ls.labels.clone()))
+                .collect();
+            let mut blocks: Vec<Arc<Block>> = st.sealed.iter().cloned().collect();
+            blocks.push(Arc::clone(&st.head));
+            (blocks, lsets)
+        };
+        let mut result = LogQueryResult::default();
+        if lsets.is_empty() || q.limit == 0 {
+            return result;
+        }
+        // Min-heap of the best `limit` (time, arrival order) keys seen.
+        let mut heap: BinaryHeap<std::cmp::Reverse<(i64, usize, usize)>> = BinaryHeap::new();
+        for (bi, b) in blocks.iter().enumerate().rev() {
+            if b.entries.is_empty()
+                || b.max_time < q.start_ms
+                || b.min_time > q.end_ms
+                || !b.lsets.iter().any(|id| lsets.contains_key(id))
+            {
+                continue;
+            }
+            if heap.len() == q.limit && heap.peek().is_some_and(|w| b.max_time < w.0.0) {
+                // Every record here is older than the worst kept one; the
+                // block may still hold matches, so the result is partial.
+                result.truncated = true;
+                continue;
+            }
+            for (i, e) in b.entries.iter().enumerate().rev() {
+                if e.time_ms < q.start_ms || e.time_ms > q.end_ms || !lsets.contains_key(&e.lset) {
+                    continue;
+                }
+                let key = (e.time_ms, bi, i);
+                if heap.len() == q.limit && heap.peek().is_some_and(|w| key <= w.0) {
+                    result.truncated = true;
+                    continue;
+                }
+                result.scanned += 1;
+                if let Some(text) = &q.text {
+                    let Some(body) = body_of(b.record_bytes(i)) else {
+                        continue;
+                    };
+                    if !text.is_match(body) {
+                        continue;
+                    }
+                }
+                heap.push(std::cmp::Reverse(key));
+                if heap.len() > q.limit {
+                    heap.pop();
+                    result.truncated = true;
+                }
+            }
+        }
+        let mut keys: Vec<(i64, usize, usize)> = heap.into_iter().map(|r| r.0).collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, bi, i) in keys {
+            let b = &blocks[bi];
+            let labels = lsets.get(&b.entries[i].lset).cloned().unwrap_or_default();
+            match decode_record(b.record_bytes(i), labels) {
+                Ok(r) => result.records.push(r),
+                Err(e) => tracing::error!(error = %e, "log store: stored record does not decode"),
+            }
+        }
+        result
+    }
+
+    /// Writes every counter series' value into the series store at
+    /// `now_ms`, preceded by a 0 sample just before the first increment of
+    /// a series that has none there yet; forgets idle series. Call at the
+    /// evaluation interval.
+    pub fn flush_counters(
+        &self,
+        now_ms: i64,
+        series: &SeriesStore,
+    ) -> Result<FlushReport, LogStoreError> {
+        let mut report = FlushReport::default();
+        let (values, refused) = {
+            let mut st = lock(&self.state);
+            report.expired_series = st
+                .counters
+                .expire(now_ms.saturating_sub(self.opts.counters.idle_ms));
+            let values: Vec<(Labels, u64, i64, bool)> = st
+                .counters
+                .series
+                .iter()
+                .map(|(l, c)| (l.clone(), c.value, c.created_ms, c.started))
+                .collect();
+            (values, std::mem::take(&mut st.refused_since_flush))
+        };
+        for (metric, n) in &refused {
+            let cap = if metric == RECORDS_TOTAL {
+                self.opts.counters.max_records_total_series
+            } else {
+                self.opts.counters.max_series_per_metric
+            };
+            tracing::warn!(metric = %metric, increments = n, max_series = cap, "log metric at its series cap: increments of new series refused");
+        }
+        let mut batch: Vec<(Labels, i64, f64)> = Vec::with_capacity(values.len() + 8);
+        let mut started = Vec::new();
+        for (labels, value, created_ms, is_started) in values {
+            if !is_started {
+                let matchers: Vec<Matcher> = labels
+                    .iter()
+                    .map(|l| Matcher::new(MatchOp::Equal, &l.name, &l.value))
+                    .collect();
+                // A series restored after a restart already has samples:
+                // a second 0 would read as a counter reset.
+                let known = series
+                    .select(&matchers, i64::MIN, i64::MAX)?
+                    .iter()
+                    .any(|s| s.labels == labels && !s.samples.is_empty());
+                if !known {
+                    let t0 = created_ms.min(now_ms).saturating_sub(1);
+                    batch.push((labels.clone(), t0, 0.0));
+                    report.zero_starts += 1;
+                }
+                started.push(labels.clone());
+            }
+            batch.push((labels, now_ms, value as f64));
+        }
+        report.samples = batch.len();
+        if !batch.is_empty() {
+            series.append(&batch)?;
+        }
+        let mut st = lock(&self.state);
+        for l in started {
+            if let Some(c) = st.counters.series.get_mut(&l) {
+                c.started = true;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The value of one counter series.
+    pub fn counter_value(&self, labels: &Labels) -> Option<u64> {
+        lock(&self.state).counters.value(labels)
+    }
+
+    pub fn stats(&self) -> LogStoreStats {
+        let st = lock(&self.state);
+        let mut s = st.stats.clone();
+        s.records = st.records;
+        s.bytes = st.bytes;
+        s.blocks = st.sealed.len() + usize::from(!st.head.entries.is_empty());
+        s.counter_series = st.counters.len();
+        s
+    }
+}
+
+/// The body of an encoded record, without decoding the rest.
+fn body_of(buf: &[u8]) -> Option<&str> {
+    let mut r = codec::Reader::new(buf, "log record");
+    match r.u8().ok()? {
+        0 => {}
+        1 => {
+            r.str().ok()?;
+            r.str().ok()?;
+            r.uvarint().ok()?;
+        }
+        _ => return None,
+    }
+    r.varint().ok()?;
+    r.varint().ok()?;
+    r.u8().ok()?;
+    r.str().ok()?;
+    r.str().ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::logs::counters::tests::metric;
+    use crate::logs::query::TextFilter;
+    use crate::logs::record::{RecordOrigin, Severity};
+    use crate::store::head::HeadOptions;
+
+    const T0: i64 = 1_700_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn rec(host: &str, sev: Severity, t: i64, body: &str, offset: Option<u64>) -> LogRecord {
+        LogRecord {
+            time_ms: t,
+            received_ms: t,
+            severity: sev,
+            severity_text: String::new(),
+            labels: Labels::from_pairs([("host_name", host), ("service_name", "api")]),
+            body: body.into(),
+            attributes: Vec::new(),
+            origin: offset.map(|offset| RecordOrigin {
+                agent_id: format!("agent-{host}"),
+                file_id: "file-1".into(),
+                offset,
+            }),
+            trace_id: None,
+            span_id: None,
+        }
+    }
+
+    fn open(dir: &Path, opts: &LogStoreOptions, now: i64) -> LogStore {
+        LogStore::open(dir, opts.clone(), now).unwrap().0
+    }
+
+    fn bodies(r: &LogQueryResult) -> Vec<&str> {
+        r.records.iter().map(|r| r.body.as_str()).collect()
+    }
+
+    fn all() -> LogQuery {
+        LogQuery {
+            limit: crate::logs::query::MAX_LIMIT,
+            ..LogQuery::default()
+        }
+    }
+
+    #[test]
+    fn duplicates_are_dropped_across_reopen_until_retention_forgets_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions::default();
+        {
+            let s = open(dir.path(), &opts, T0);
+            let out = s
+                .append(vec![
+                    rec("a", Severity::Error, T0, "one", Some(0)),
+                    rec("a", Severity::Error, T0, "one again", Some(0)),
+                    rec("a", Severity::Error, T0, "two", Some(10)),
+                    rec("a", Severity::Info, T0, "no origin", None),
+                    rec("a", Severity::Info, T0, "no origin", None),
+                ])
+                .unwrap();
+            assert_eq!((out.accepted, out.duplicates), (4, 1));
+        }
+        let s = open(dir.path(), &opts, T0 + 1);
+        let out = s
+            .append(vec![
+                rec("a", Severity::Error, T0 + 1, "one", Some(0)),
+                rec("b", Severity::Error, T0 + 1, "other agent", Some(0)),
+            ])
+            .unwrap();
+        assert_eq!((out.accepted, out.duplicates), (1, 1));
+        assert_eq!(s.stats().duplicates_total, 1);
+        assert_eq!(s.query(&all()).records.len(), 5);
+        // Past the age window the records and their keys are gone, also
+        // after a reopen: a re-send is stored again.
+        let later = T0 + 25 * HOUR;
+        s.enforce_retention(later).unwrap();
+        assert!(s.query(&all()).records.is_empty());
+        drop(s);
+        let (s, report) = LogStore::open(dir.path(), opts, later).unwrap();
+        assert_eq!(report.records_restored, 0);
+        let out = s
+            .append(vec![rec("a", Severity::Error, later, "one", Some(0))])
+            .unwrap();
+        assert_eq!((out.accepted, out.duplicates), (1, 0));
+    }
+
+    #[test]
+    fn age_retention_drops_old_blocks_and_deletes_their_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions {
+            max_age_ms: 24 * HOUR,
+            ..LogStoreOptions::default()
+        };
+        let s = open(dir.path(), &opts, T0);
+        for h in 0..30 {
+            let t = T0 + h * HOUR;
+            s.append(vec![rec(
+                "a",
+                Severity::Warn,
+                t,
+                &format!("hour {h}"),
+                Some(h as u64),
+            )])
+            .unwrap();
+            s.enforce_retention(t).unwrap();
+        }
+        let kept = s.query(&all());
+        // Hours 5..=29 are within 24h of hour 29 (one block per hour: the
+        // span limit is 1/24 of the age).
+        assert_eq!(kept.records.len(), 25, "{:?}", bodies(&kept));
+        assert_eq!(kept.records[0].body, "hour 29");
+        assert_eq!(kept.records[24].body, "hour 5");
+        assert_eq!(s.stats().evicted_age_total, 5);
+        let segments = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(segments <= 26, "{segments} segments left");
+        // The counter survives the deletion of the segments that built it.
+        drop(s);
+        let s = open(dir.path(), &opts, T0 + 29 * HOUR);
+        assert_eq!(s.query(&all()).records.len(), 25);
+        let total = Labels::from_pairs([
+            ("__name__", RECORDS_TOTAL),
+            ("host_name", "a"),
+            ("service_name", "api"),
+            ("severity", "warn"),
+        ]);
+        assert_eq!(s.counter_value(&total), Some(30));
+    }
+
+    #[test]
+    fn size_retention_keeps_the_newest_within_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions {
+            max_bytes: 64 << 10,
+            block_bytes: 4 << 10,
+            ..LogStoreOptions::default()
+        };
+        let s = open(dir.path(), &opts, T0);
+        let body = "x".repeat(200);
+        for i in 0..2000i64 {
+            s.append(vec![rec(
+                "a",
+                Severity::Info,
+                T0 + i,
+                &format!("{i} {body}"),
+                Some(i as u64),
+            )])
+            .unwrap();
+        }
+        let st = s.stats();
+        assert!(st.bytes <= opts.max_bytes, "{st:?}");
+        assert!(st.evicted_size_total > 1000, "{st:?}");
+        assert_eq!(st.records + st.evicted_size_total, 2000);
+        let newest = s.query(&LogQuery { limit: 1, ..all() });
+        assert!(newest.records[0].body.starts_with("1999 "));
+        // What was evicted by size is forgotten by the dedup index too.
+        let out = s
+            .append(vec![rec(
+                "a",
+                Severity::Info,
+                T0 + 5000,
+                "0 again",
+                Some(0),
+            )])
+            .unwrap();
+        assert_eq!(out.accepted, 1);
+        drop(s);
+        let s = open(dir.path(), &opts, T0 + 5000);
+        assert!(s.stats().bytes <= opts.max_bytes);
+        assert!(s.query(&LogQuery { limit: 1, ..all() }).records[0].body == "0 again");
+    }
+
+    #[test]
+    fn queries_filter_by_selector_severity_time_and_text_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), &LogStoreOptions::default(), T0);
+        s.append(vec![
+            rec(
+                "web-1",
+                Severity::Error,
+                T0 + 3,
+                "timeout talking to db",
+                None,
+            ),
+            rec("web-1", Severity::Info, T0 + 1, "request ok", None),
+            rec(
+                "web-2",
+                Severity::Warn,
+                T0 + 2,
+                "slow: deadline exceeded",
+                None,
+            ),
+            rec(
+                "web-2",
+                Severity::Fatal,
+                T0 + 5,
+                "panicked at main.rs",
+                None,
+            ),
+            rec("db-1", Severity::Error, T0 + 4, "timeout on disk", None),
+        ])
+        .unwrap();
+        let q = |sel: &str, sev: Option<&str>, re: Option<&str>, limit: Option<usize>| {
+            let q = LogQuery::from_params(Some(sel), sev, None, None, None, re, limit).unwrap();
+            bodies(&s.query(&q))
+                .into_iter()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(r#"{host_name=~"web-.*"}"#, None, None, None),
+            [
+                "panicked at main.rs",
+                "timeout talking to db",
+                "slow: deadline exceeded",
+                "request ok"
+            ]
+        );
+        assert_eq!(
+            q(r#"{host_name=~"web-.*"}"#, Some("warn"), None, None),
+            [
+                "panicked at main.rs",
+                "timeout talking to db",
+                "slow: deadline exceeded"
+            ]
+        );
+        assert_eq!(
+            q(r#"{severity="error"}"#, None, None, None),
+            ["timeout on disk", "timeout talking to db"]
+        );
+        assert_eq!(
+            q("", None, Some("timeout|deadline"), None),
+            [
+                "timeout on disk",
+                "timeout talking to db",
+                "slow: deadline exceeded"
+            ]
+        );
+        assert_eq!(
+            q("{}", None, Some("timeout|deadline"), Some(2)),
+            ["timeout on disk", "timeout talking to db"]
+        );
+        let limited = s.query(&LogQuery { limit: 2, ..all() });
+        assert!(limited.truncated);
+        assert!(!s.query(&all()).truncated);
+        let range = s.query(&LogQuery {
+            start_ms: T0 + 2,
+            end_ms: T0 + 3,
+            text: Some(TextFilter::Contains("d".into())),
+            ..all()
+        });
+        assert_eq!(
+            bodies(&range),
+            ["timeout talking to db", "slow: deadline exceeded"]
+        );
+        assert_eq!(range.records[0].labels.get("severity"), "error");
+        assert!(q(r#"{host_name="none"}"#, None, None, None).is_empty());
+    }
+
+    #[test]
+    fn counters_start_at_zero_survive_reopen_and_respect_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let sdir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions {
+            counters: CounterLimits {
+                max_series_per_metric: 2,
+                ..CounterLimits::default()
+            },
+            ..LogStoreOptions::default()
+        };
+        let metrics = [metric(
+            "api_timeouts_total",
+            r#"{service_name="api"}"#,
+            Some("warn"),
+            Some(r"timeout talking to (?P<peer>\w+)"),
+            &[("team", "core")],
+        )];
+        let series = |path: &Path| {
+            SeriesStore::open(path, HeadOptions::default(), WalOptions::default())
+                .unwrap()
+                .0
+        };
+        let timeouts = |peer: &str| {
+            Labels::from_pairs([
+                ("__name__", "api_timeouts_total"),
+                ("host_name", "web-1"),
+                ("service_name", "api"),
+                ("severity", "error"),
+                ("peer", peer),
+                ("team", "core"),
+            ])
+        };
+        let samples = |ss: &SeriesStore, l: &Labels| -> Vec<(i64, f64)> {
+            let m: Vec<Matcher> = l
+                .iter()
+                .map(|l| Matcher::new(MatchOp::Equal, &l.name, &l.value))
+                .collect();
+            ss.select(&m, i64::MIN, i64::MAX)
+                .unwrap()
+                .into_iter()
+                .flat_map(|s| s.samples.into_iter().map(|x| (x.t, x.v)))
+                .collect()
+        };
+        {
+            let s = open(dir.path(), &opts, T0);
+            let ss = series(sdir.path());
+            s.set_log_metrics(&metrics).unwrap();
+            let out = s
+                .append(vec![
+                    rec(
+                        "web-1",
+                        Severity::Error,
+                        T0 + 100,
+                        "timeout talking to db",
+                        None,
+                    ),
+                    rec(
+                        "web-1",
+                        Severity::Error,
+                        T0 + 100,
+                        "timeout talking to db",
+                        None,
+                    ),
+                    rec(
+                        "web-1",
+                        Severity::Info,
+                        T0 + 100,
+                        "timeout talking to db",
+                        None,
+                    ),
+                    rec(
+                        "web-1",
+                        Severity::Error,
+                        T0 + 100,
+                        "timeout talking to cache",
+                        None,
+                    ),
+                    rec(
+                        "web-1",
+                        Severity::Error,
+                        T0 + 100,
+                        "timeout talking to auth",
+                        None,
+                    ),
+                ])
+                .unwrap();
+            // db and cache (or auth) fit under the cap of 2; one is refused.
+            assert_eq!(out.series_refused, 1);
+            assert_eq!(
+                s.stats().series_refused_total.get("api_timeouts_total"),
+                Some(&1)
+            );
+            assert_eq!(s.counter_value(&timeouts("db")), Some(2));
+            let report = s.flush_counters(T0 + 1000, &ss).unwrap();
+            // db and cache, and the built-in error and info series.
+            assert_eq!(report.zero_starts, 4, "{report:?}");
+            assert_eq!(
+                samples(&ss, &timeouts("db")),
+                [(T0 + 99, 0.0), (T0 + 1000, 2.0)]
+            );
+            s.append(vec![rec(
+                "web-1",
+                Severity::Error,
+                T0 + 1500,
+                "timeout talking to db",
+                None,
+            )])
+            .unwrap();
+            let report = s.flush_counters(T0 + 2000, &ss).unwrap();
+            assert_eq!(report.zero_starts, 0);
+            assert_eq!(
+                samples(&ss, &timeouts("db")),
+                [(T0 + 99, 0.0), (T0 + 1000, 2.0), (T0 + 2000, 3.0)]
+            );
+        }
+        // After a restart the value continues from the log, with no new 0.
+        let s = open(dir.path(), &opts, T0 + 3000);
+        let ss = series(sdir.path());
+        s.set_log_metrics(&metrics).unwrap();
+        assert_eq!(s.counter_value(&timeouts("db")), Some(3));
+        s.append(vec![rec(
+            "web-1",
+            Severity::Error,
+            T0 + 3500,
+            "timeout talking to db",
+            None,
+        )])
+        .unwrap();
+        let report = s.flush_counters(T0 + 4000, &ss).unwrap();
+        assert_eq!(report.zero_starts, 0);
+        assert_eq!(
+            samples(&ss, &timeouts("db")).last(),
+            Some(&(T0 + 4000, 4.0))
+        );
+        // Reloading without the metric stops counting it.
+        s.set_log_metrics(&[]).unwrap();
+        assert_eq!(s.counter_value(&timeouts("db")), None);
+        s.append(vec![rec(
+            "web-1",
+            Severity::Error,
+            T0 + 4500,
+            "timeout talking to db",
+            None,
+        )])
+        .unwrap();
+        assert_eq!(s.counter_value(&timeouts("db")), None);
+    }
+}
