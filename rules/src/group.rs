@@ -118,6 +118,20 @@ pub struct RuleState {
     /// Series written by the last successful evaluation (for staleness).
     previous_series: BTreeSet<Labels>,
     last_error: Option<String>,
+    /// When the rule was last evaluated (ms).
+    last_eval_at: Option<i64>,
+}
+
+/// A rule's health as Prometheus' rules API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleHealth {
+    /// Not evaluated yet.
+    Unknown,
+    /// The last evaluation succeeded.
+    Ok,
+    /// The last evaluation failed (see [`RuleState::last_error`]).
+    Err,
 }
 
 impl RuleState {
@@ -154,6 +168,7 @@ impl RuleState {
             labels,
             previous_series: BTreeSet::new(),
             last_error: None,
+            last_eval_at: None,
         }
     }
 
@@ -182,6 +197,20 @@ impl RuleState {
     /// The error of the last evaluation, if it failed.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
+    }
+
+    /// When the rule was last evaluated (ms), if ever.
+    pub fn last_eval_at(&self) -> Option<i64> {
+        self.last_eval_at
+    }
+
+    /// `unknown` before the first evaluation, then `ok` or `err`.
+    pub fn health(&self) -> RuleHealth {
+        match (self.last_eval_at, &self.last_error) {
+            (None, _) => RuleHealth::Unknown,
+            (Some(_), None) => RuleHealth::Ok,
+            (Some(_), Some(_)) => RuleHealth::Err,
+        }
     }
 
     fn key(&self) -> RuleKey {
@@ -338,6 +367,7 @@ impl GroupEvaluator {
         for i in 0..self.rules.len() {
             let result = eval_rule(&mut self.rules[i], &*store, t, offset, limit, ctx);
             let rule = &mut self.rules[i];
+            rule.last_eval_at = Some(t);
             let vector = match result {
                 Ok(v) => v,
                 Err(e) => {
@@ -573,6 +603,7 @@ mod tests {
         let mut st = MemStorage::new();
         st.add(&lbl(&[("__name__", "up"), ("job", "x")]), 0, 3.0);
         assert!(run(&mut g, &mut st, 0).is_empty());
+        assert!(g.rules().iter().all(|r| r.health() == RuleHealth::Ok));
         assert_eq!(
             samples(&st, "a"),
             vec![(lbl(&[("__name__", "a"), ("job", "x")]), vec![(0, 6.0)])]
@@ -618,10 +649,13 @@ mod tests {
         let mut st = MemStorage::new();
         st.add(&lbl(&[("__name__", "up"), ("i", "1")]), 0, 1.0);
         st.add(&lbl(&[("__name__", "up"), ("i", "2")]), 0, 1.0);
+        assert_eq!(g.rules()[0].health(), RuleHealth::Unknown);
         assert_eq!(
             run(&mut g, &mut st, 0),
             vec!["r: exceeded limit of 1 with 2 series"]
         );
+        assert_eq!(g.rules()[0].health(), RuleHealth::Err);
+        assert_eq!(g.rules()[0].last_eval_at(), Some(0));
         assert_eq!(
             g.rules()[0].last_error(),
             Some("exceeded limit of 1 with 2 series")
