@@ -58,7 +58,11 @@ pub(crate) struct Walk {
     pub(crate) counts: [u64; STATUSES.len() + 1],
     /// (pid, configured name), sorted by pid.
     pub(crate) matches: Vec<(i32, Arc<str>)>,
+    dir_buf: Vec<u8>,
 }
+
+/// Bytes of directory entries read from `/proc` per `getdents64` call.
+const DIR_BUF: usize = 8 << 10;
 
 impl Walk {
     /// Reads the start of every `/proc/<pid>/stat`: the command name and
@@ -70,20 +74,37 @@ impl Walk {
         names: &[Arc<str>],
         skip_pid: Option<i32>,
     ) -> Result<(), ScrapeError> {
-        self.counts = [0; STATUSES.len() + 1];
-        self.matches.clear();
-        let dir = std::fs::read_dir("/proc").map_err(|source| ScrapeError::Read {
+        use rustix::fs::{Mode, OFlags, RawDir};
+
+        let Walk {
+            counts,
+            matches,
+            dir_buf,
+        } = self;
+        *counts = [0; STATUSES.len() + 1];
+        matches.clear();
+        let read_error = |e: rustix::io::Errno| ScrapeError::Read {
             scraper: "processes",
             path: "/proc".to_owned(),
-            source,
-        })?;
+            source: e.into(),
+        };
+        let dir = rustix::fs::open(
+            "/proc",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(read_error)?;
+        // std's read_dir allocates a name per entry; RawDir reads entries
+        // into one buffer kept across collections.
+        dir_buf.reserve(DIR_BUF);
+        let mut entries = RawDir::new(&dir, dir_buf.spare_capacity_mut());
         let mut path = String::with_capacity(32);
         let mut head = [0u8; 64];
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(pid_text) = name
-                .to_str()
-                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(read_error)?;
+            let Some(pid_text) = std::str::from_utf8(entry.file_name().to_bytes())
+                .ok()
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
             else {
                 continue;
             };
@@ -95,10 +116,10 @@ impl Walk {
                 continue;
             };
             let Some((comm, state)) = comm_and_state(&head[..n]) else {
-                self.counts[UNKNOWN] += 1;
+                counts[UNKNOWN] += 1;
                 continue;
             };
-            self.counts[status_index(state)] += 1;
+            counts[status_index(state)] += 1;
             if names.is_empty() {
                 continue;
             }
@@ -113,10 +134,10 @@ impl Walk {
                 .iter()
                 .find(|n| super::process::name_matches(n, &comm))
             {
-                self.matches.push((pid, Arc::clone(configured)));
+                matches.push((pid, Arc::clone(configured)));
             }
         }
-        self.matches.sort_unstable_by_key(|(pid, _)| *pid);
+        matches.sort_unstable_by_key(|(pid, _)| *pid);
         Ok(())
     }
 }
