@@ -243,23 +243,27 @@ fn promtool() -> Option<PathBuf> {
 
 #[test]
 fn output_is_byte_identical_to_promtool_where_versions_agree() {
-    let Some(dir) = conformance_dir() else { return };
+    let Some(conformance) = conformance_dir() else {
+        return;
+    };
     let Some(promtool) = promtool() else { return };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rules_cli");
     // Files whose meaning has not changed between promtool 2.x and 3.x, so
     // any installed promtool is a valid reference for them.
-    for file in [
-        "failing.yml",
-        "rules_run.yml",
-        "long-period.yml",
-        "at-modifier-test.yml",
-        "negative-offset-test.yml",
+    for (dir, file) in [
+        (fixtures.as_path(), "staleness_test.yml"),
+        (conformance.as_path(), "failing.yml"),
+        (conformance.as_path(), "rules_run.yml"),
+        (conformance.as_path(), "long-period.yml"),
+        (conformance.as_path(), "at-modifier-test.yml"),
+        (conformance.as_path(), "negative-offset-test.yml"),
     ] {
         let theirs = Command::new(&promtool)
-            .current_dir(&dir)
+            .current_dir(dir)
             .args(["test", "rules", file])
             .output()
             .expect("run promtool");
-        let ours = tocsinctl(&dir, &["rules", "test", file]);
+        let ours = tocsinctl(dir, &["rules", "test", file]);
         assert_eq!(
             ours.status.code(),
             theirs.status.code(),
