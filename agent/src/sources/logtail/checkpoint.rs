@@ -3,7 +3,9 @@
 //! acknowledgement). `AckTracker` keeps the records handed out in file order
 //! and moves the offset only over a contiguous acknowledged prefix, so an
 //! acknowledgement that arrives out of order never skips an unacknowledged
-//! record. `CheckpointFile` is the versioned on-disk form, written
+//! record. Records acknowledged past the first unacknowledged one are kept
+//! as ranges in the checkpoint too, so that after a restart they are read
+//! again but not sent again. `CheckpointFile` is the versioned on-disk form, written
 //! atomically: temporary file, fsync, rename, fsync of the directory.
 
 use std::collections::VecDeque;
@@ -23,17 +25,77 @@ pub const FILE_NAME: &str = "logtail-checkpoints.json";
 #[derive(Debug, Clone)]
 pub struct AckTracker {
     acked: u64,
-    /// `(end offset, acknowledged)`; consecutive acknowledged entries are
-    /// merged, so filtered runs cost one entry.
+    /// `(end offset, acknowledged)`; records tile the file, so an entry
+    /// starts where the one before it ends (the first at `acked`).
+    /// Consecutive acknowledged entries are merged, so filtered runs cost
+    /// one entry.
     pending: VecDeque<(u64, bool)>,
+    /// Ranges past `acked` acknowledged before a restart, sorted: records
+    /// inside them are read again but not sent again.
+    restored: Vec<(u64, u64)>,
 }
+
+/// Acknowledged ranges kept per file in the checkpoint; past this, records
+/// are sent again after a restart (and deduplicated by the collector).
+pub const MAX_ACKED_RANGES: usize = 256;
 
 impl AckTracker {
     pub fn new(offset: u64) -> Self {
         AckTracker {
             acked: offset,
             pending: VecDeque::new(),
+            restored: Vec::new(),
         }
+    }
+
+    /// A tracker resuming from a checkpoint.
+    pub fn restore(offset: u64, ranges: &[[u64; 2]]) -> Self {
+        let mut restored: Vec<(u64, u64)> = ranges
+            .iter()
+            .filter(|[start, end]| start < end && *end > offset)
+            .map(|[start, end]| (*start, *end))
+            .collect();
+        restored.sort_unstable();
+        AckTracker {
+            acked: offset,
+            pending: VecDeque::new(),
+            restored,
+        }
+    }
+
+    /// Was the record `[start, end)` acknowledged before a restart?
+    pub fn was_acked(&self, start: u64, end: u64) -> bool {
+        self.restored.iter().any(|&(s, e)| s <= start && end <= e)
+    }
+
+    /// End of the last record pushed.
+    fn tail(&self) -> u64 {
+        self.pending.back().map_or(self.acked, |(end, _)| *end)
+    }
+
+    /// Acknowledged (or filtered) ranges past `acked`, merged, at most
+    /// `MAX_ACKED_RANGES`.
+    pub fn acked_ranges(&self) -> Vec<[u64; 2]> {
+        let mut out: Vec<[u64; 2]> = Vec::new();
+        let mut add = |start: u64, end: u64| match out.last_mut() {
+            Some(last) if last[1] >= start => last[1] = last[1].max(end),
+            _ => out.push([start, end]),
+        };
+        let mut prev = self.acked;
+        for &(end, done) in &self.pending {
+            if done {
+                add(prev, end);
+            }
+            prev = end;
+        }
+        let tail = self.tail();
+        for &(start, end) in &self.restored {
+            if end > tail {
+                add(start.max(tail), end);
+            }
+        }
+        out.truncate(MAX_ACKED_RANGES);
+        out
     }
 
     /// The offset before which everything is acknowledged.
@@ -83,6 +145,8 @@ impl AckTracker {
             self.acked = end;
             self.pending.pop_front();
         }
+        let acked = self.acked;
+        self.restored.retain(|&(_, end)| end > acked);
     }
 }
 
@@ -102,6 +166,10 @@ pub struct FileCheckpoint {
     pub fp_hash: String,
     /// Acknowledged offset: reading resumes here.
     pub offset: u64,
+    /// `[start, end)` ranges past `offset` already acknowledged (or
+    /// filtered): read again after a restart, not sent again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked_after: Vec<[u64; 2]>,
     /// The incarnation's file was truncated or deleted: it is kept only so
     /// that a copy of it can be recognised and continued.
     pub retired: bool,
@@ -218,6 +286,33 @@ mod tests {
     }
 
     #[test]
+    fn acknowledged_ranges_past_a_gap_survive_a_restart() {
+        let mut t = AckTracker::new(0);
+        for end in [10, 20, 30, 40, 50] {
+            t.push(end, false);
+        }
+        t.ack(20);
+        t.ack(30);
+        t.ack(50);
+        assert_eq!(t.acked(), 0);
+        let ranges = t.acked_ranges();
+        assert_eq!(ranges, [[10, 30], [40, 50]]);
+        let mut r = AckTracker::restore(t.acked(), &ranges);
+        assert!(!r.was_acked(0, 10));
+        assert!(r.was_acked(10, 20) && r.was_acked(20, 30) && r.was_acked(40, 50));
+        assert!(!r.was_acked(30, 40));
+        assert!(!r.was_acked(25, 35), "partly acknowledged is sent again");
+        // Re-reading: the first record goes out, the next two are skipped.
+        r.push(10, false);
+        r.push(20, true);
+        // Not yet re-read ranges stay in the checkpoint.
+        assert_eq!(r.acked_ranges(), [[10, 30], [40, 50]]);
+        r.ack(10);
+        assert_eq!(r.acked(), 20);
+        assert_eq!(r.acked_ranges(), [[20, 30], [40, 50]]);
+    }
+
+    #[test]
     fn filtered_runs_merge() {
         let mut t = AckTracker::new(5);
         t.push(10, false);
@@ -244,6 +339,7 @@ mod tests {
                 fp_len: 10,
                 fp_hash: "ab".into(),
                 offset: 42,
+                acked_after: vec![[50, 60]],
                 retired: false,
                 last_seen: 100,
             }],

@@ -36,10 +36,10 @@ pub struct Scan {
 
 /// Lists the files of every input. A file named by two inputs (or by two
 /// paths, as hard links) belongs to the first.
-pub fn scan(inputs: &[LogInput]) -> Scan {
+pub fn scan<'a>(inputs: impl IntoIterator<Item = &'a LogInput>) -> Scan {
     let mut scan = Scan::default();
     let mut seen = HashSet::new();
-    for (index, input) in inputs.iter().enumerate() {
+    for (index, input) in inputs.into_iter().enumerate() {
         for pattern in &input.include {
             let paths = match glob::glob(pattern) {
                 Ok(p) => p,
@@ -109,6 +109,26 @@ pub fn watch_root(pattern: &str) -> (PathBuf, RecursiveMode) {
     (root, RecursiveMode::NonRecursive)
 }
 
+/// Does the event change which files exist under which names? Writes to a
+/// followed file do not (polling reads them), and a busy log must not turn
+/// every poll into a rescan. Errors do: after an overflow the safe thing is
+/// to rescan.
+fn names_changed(event: &notify::Result<notify::Event>) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match event {
+        Ok(e) => matches!(
+            e.kind,
+            EventKind::Create(_)
+                | EventKind::Remove(_)
+                | EventKind::Modify(ModifyKind::Name(_))
+                | EventKind::Any
+                | EventKind::Other
+        ),
+        Err(_) => true,
+    }
+}
+
 /// A notify watcher that sets a flag on any event under the inputs'
 /// directories.
 pub struct DirWatcher {
@@ -125,9 +145,10 @@ impl DirWatcher {
         let dirty = Arc::new(AtomicBool::new(true));
         let flag = Arc::clone(&dirty);
         let mut watcher =
-            notify::recommended_watcher(move |_event: notify::Result<notify::Event>| {
-                // Errors too: after an overflow the safe thing is to rescan.
-                flag.store(true, Ordering::Release);
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if names_changed(&event) {
+                    flag.store(true, Ordering::Release);
+                }
             })?;
         let mut failed = Vec::new();
         let mut roots = HashSet::new();
@@ -229,12 +250,34 @@ mod tests {
             "a fresh watcher asks for a first scan"
         );
         assert!(!watcher.take_dirty());
-        std::fs::write(dir.path().join("new.log"), "x\n").unwrap();
+        let path = dir.path().join("new.log");
+        std::fs::write(&path, "x\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while !watcher.take_dirty() {
             assert!(Instant::now() < deadline, "no event within 10s");
             std::thread::yield_now();
         }
+        // Renames count too.
+        std::fs::rename(&path, dir.path().join("new.log.1")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !watcher.take_dirty() {
+            assert!(Instant::now() < deadline, "no rename event within 10s");
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn only_name_changes_ask_for_a_rescan() {
+        use notify::event::{CreateKind, DataChange, EventKind, ModifyKind, RenameMode};
+        let event = |kind| Ok(notify::Event::new(kind));
+        assert!(names_changed(&event(EventKind::Create(CreateKind::File))));
+        assert!(names_changed(&event(EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both
+        )))));
+        assert!(!names_changed(&event(EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        )))));
+        assert!(names_changed(&Err(notify::Error::generic("overflow"))));
     }
 
     #[test]

@@ -47,6 +47,11 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         .collect()
 });
 
+/// All built-in rules at once: most lines hold no secret, and one pass of a
+/// set tells so faster than one pass per rule.
+static BUILTIN_SET: LazyLock<Option<regex::RegexSet>> =
+    LazyLock::new(|| regex::RegexSet::new(BUILTIN.iter().map(|r| r.re.as_str())).ok());
+
 /// Applies the built-in rules and the configured ones.
 #[derive(Debug, Clone)]
 pub struct Redactor {
@@ -65,7 +70,11 @@ impl Redactor {
     pub fn redact<'a>(&self, text: &'a str) -> (Cow<'a, str>, u64) {
         let mut count = 0;
         let mut out = Cow::Borrowed(text);
-        for rule in BUILTIN.iter() {
+        let matched = BUILTIN_SET.as_ref().map(|set| set.matches(text));
+        for (i, rule) in BUILTIN.iter().enumerate() {
+            if matched.as_ref().is_some_and(|m| !m.matched(i)) {
+                continue;
+            }
             out = mask(out, &rule.re, rule.group, &mut count);
         }
         for re in &self.extra {

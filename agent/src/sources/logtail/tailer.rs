@@ -167,6 +167,8 @@ pub struct Counters {
     /// Below the input's `min_severity`: read and checkpointed past.
     pub records_filtered: u64,
     pub records_acked: u64,
+    /// Read again after a restart but acknowledged before it: not sent.
+    pub records_already_acked: u64,
     /// In batches the exporter gave up on (`drop_batch`).
     pub records_dropped: u64,
     pub redactions: u64,
@@ -402,7 +404,7 @@ impl Tailer {
                 size: c.offset,
                 splitter: LineSplitter::new(max_line, c.offset),
                 assembler: Assembler::new(multiline, max_line),
-                acks: AckTracker::new(c.offset),
+                acks: AckTracker::restore(c.offset, &c.acked_after),
                 state: State::Retired,
                 last_seen: seen,
                 last_growth: seen,
@@ -565,6 +567,7 @@ impl Tailer {
                 fp_len: inc.fp.len,
                 fp_hash: inc.fp.hash_hex(),
                 offset: inc.acks.acked(),
+                acked_after: inc.acks.acked_ranges(),
                 retired: inc.file.is_none(),
                 last_seen: inc
                     .last_seen
@@ -627,8 +630,7 @@ impl Tailer {
     pub fn reconcile(&mut self) {
         let now = self.clock.now();
         self.next_reconcile = now + self.options.reconcile_interval;
-        let inputs: Vec<LogInput> = self.inputs.iter().map(|i| i.input.clone()).collect();
-        let scan = discovery::scan(&inputs);
+        let scan = discovery::scan(self.inputs.iter().map(|i| &i.input));
         for (what, reason) in &scan.errors {
             self.out.counters.scan_errors += 1;
             tracing::warn!(path = %what, %reason, "cannot list log files");
@@ -1046,6 +1048,11 @@ impl Tailer {
 /// Turns an assembled record into a queued record (or a filtered one).
 fn emit(out: &mut Output, rt: &InputRt, inc: &mut Inc, raw: RawRecord, now: SystemTime) {
     out.counters.records_read += 1;
+    if inc.acks.was_acked(raw.start, raw.end) {
+        inc.acks.push(raw.end, true);
+        out.counters.records_already_acked += 1;
+        return;
+    }
     let severity = severity::detect(&raw.text);
     if !rt.input.min_severity.admits(severity.number) {
         inc.acks.push(raw.end, true);

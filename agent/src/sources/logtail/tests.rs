@@ -414,6 +414,86 @@ fn dropped_batches_are_counted_and_passed() {
 }
 
 #[test]
+fn inode_rewritten_while_down_is_read_from_its_beginning() {
+    let mut h = Harness::new("");
+    h.append("app.log", "ERROR old 1\nERROR old 2\n");
+    let old = h.drain();
+    h.tailer.checkpoint_now().unwrap();
+    // Same inode, other content, longer than the old offset: only the
+    // fingerprint tells.
+    fs::write(
+        h.path("app.log"),
+        "ERROR new content that is longer\nERROR new 2\n",
+    )
+    .unwrap();
+    h.restart();
+    let records = h.drain();
+    assert_eq!(
+        bodies(&records),
+        ["ERROR new content that is longer", "ERROR new 2"]
+    );
+    assert_ne!(records[0].file_id, old[0].file_id);
+    assert_eq!(h.tailer.counters().files_resumed, 0);
+}
+
+#[test]
+fn copytruncate_while_down_continues_the_copy_from_its_checkpoint() {
+    let mut h = Harness::new("");
+    h.append("app.log", "ERROR 1\n");
+    let first = h.drain();
+    h.tailer.checkpoint_now().unwrap();
+    drop(h.tailer.next_batch(1, 1));
+    h.append("app.log", "ERROR 2\n");
+    fs::copy(h.path("app.log"), h.path("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(h.path("app.log"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    h.append("app.log", "ERROR 3\n");
+    h.restart();
+    let records = h.drain();
+    let mut got = bodies(&records);
+    got.sort();
+    assert_eq!(got, ["ERROR 2", "ERROR 3"]);
+    let copy = records.iter().find(|r| r.body == "ERROR 2").unwrap();
+    assert_eq!((&copy.file_id, copy.offset), (&first[0].file_id, 8));
+}
+
+#[test]
+fn notify_discovers_new_files_between_reconcile_intervals() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let opts = TailerOptions {
+        watch: true,
+        ..options()
+    };
+    let mut tailer = Tailer::new(
+        inputs(logs.path(), ""),
+        data.path(),
+        Arc::new(SystemClock),
+        opts,
+    )
+    .unwrap();
+    assert_eq!(tailer.counters().watch_failures, 0);
+    fs::write(logs.path().join("app.log"), "ERROR hello\n").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let batch = loop {
+        tailer.poll().unwrap();
+        if let Some(b) = tailer.next_batch(10, 1 << 20) {
+            break b;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "file not discovered within 10s"
+        );
+        std::thread::yield_now();
+    };
+    assert_eq!(bodies(&batch.records), ["ERROR hello"]);
+}
+
+#[test]
 fn unreadable_checkpoints_are_an_error_naming_the_file() {
     let logs = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
@@ -599,7 +679,8 @@ impl Model {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { // PROPTEST_CASES=5000 for a long run.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96), ..ProptestConfig::default() })]
 
     #[test]
     fn every_line_on_disk_is_delivered_exactly_once(ops in prop::collection::vec(op(), 1..60)) {
