@@ -252,6 +252,7 @@ fn output_is_byte_identical_to_promtool_where_versions_agree() {
     // any installed promtool is a valid reference for them.
     for (dir, file) in [
         (fixtures.as_path(), "staleness_test.yml"),
+        (fixtures.as_path(), "templates_test.yml"),
         (conformance.as_path(), "failing.yml"),
         (conformance.as_path(), "rules_run.yml"),
         (conformance.as_path(), "long-period.yml"),
