@@ -3,5 +3,6 @@
 pub mod ctl;
 pub mod logs;
 pub mod patterns;
+pub mod receivers;
 pub mod store;
 pub mod translate;

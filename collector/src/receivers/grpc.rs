@@ -1,0 +1,279 @@
+//! OTLP/gRPC: `MetricsService/Export` and `LogsService/Export` on tonic.
+//!
+//! The services are written against tonic's server primitives with a
+//! pass-through codec instead of the generated servers, for two reasons
+//! the generated code cannot serve: a malformed message must be
+//! INVALID_ARGUMENT (tonic's prost codec says INTERNAL, which OTLP senders
+//! would retry forever), and an oversize message must be
+//! RESOURCE_EXHAUSTED (tonic's framing says OUT_OF_RANGE). tonic still
+//! does the framing, gzip and the size bound, so no message larger than
+//! `max_request_bytes` (before or after decompression) is ever buffered.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{NamedService, UnaryService};
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use tonic::{Code, Status};
+
+use super::auth::Tokens;
+use super::config::ListenerSettings;
+use super::counters::ReceiverCounters as C;
+use super::ingest::Ingest;
+use super::signal::{Logs, Metrics, Signal};
+use super::{ReceiverError, SinkError};
+
+/// Hands message bytes through unchanged; decoding happens in the handler
+/// so that its errors get the right status.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCoder;
+
+impl Encoder for RawCoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCoder {
+    type Item = Bytes;
+    type Error = Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCoder;
+    type Decoder = RawCoder;
+    fn encoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+    fn decoder(&mut self) -> RawCoder {
+        RawCoder
+    }
+}
+
+struct Shared {
+    tokens: Arc<Tokens>,
+    ingest: Arc<Ingest>,
+    max_request_bytes: usize,
+}
+
+/// One signal's gRPC service.
+struct OtlpService<S> {
+    shared: Arc<Shared>,
+    _signal: PhantomData<S>,
+}
+
+impl<S> Clone for OtlpService<S> {
+    fn clone(&self) -> Self {
+        OtlpService {
+            shared: self.shared.clone(),
+            _signal: PhantomData,
+        }
+    }
+}
+
+impl NamedService for OtlpService<Metrics> {
+    const NAME: &'static str = Metrics::SERVICE;
+}
+
+impl NamedService for OtlpService<Logs> {
+    const NAME: &'static str = Logs::SERVICE;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<S: Signal> tower::Service<axum::http::Request<tonic::body::Body>> for OtlpService<S> {
+    type Response = axum::http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<tonic::body::Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if req.uri().path() != S::GRPC_PATH {
+                return Ok(
+                    Status::unimplemented(format!("unknown method {}", req.uri().path()))
+                        .into_http(),
+                );
+            }
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .apply_compression_config(
+                    enabled_encodings(),
+                    tonic::codec::EnabledCompressionEncodings::default(),
+                )
+                .apply_max_message_size_config(Some(shared.max_request_bytes), None);
+            let handler = Handler::<S> {
+                shared: shared.clone(),
+                _signal: PhantomData,
+            };
+            let mut resp = grpc.unary(handler, req).await;
+            // Errors raised by tonic's framing before the handler runs come
+            // back as a trailers-only response, status in the headers. The
+            // handler never answers OUT_OF_RANGE or RESOURCE_EXHAUSTED, so
+            // either code here is the size bound (uncompressed or
+            // decompressed): answer RESOURCE_EXHAUSTED as gRPC servers do.
+            let code = resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok());
+            if matches!(code, Some(c) if c == Code::OutOfRange as i32 || c == Code::ResourceExhausted as i32)
+            {
+                C::inc(&shared.ingest.counters().requests_too_large);
+                tracing::warn!(
+                    limit = shared.max_request_bytes,
+                    "OTLP/gRPC request refused: larger than max_request_bytes"
+                );
+                resp.headers_mut().insert(
+                    "grpc-status",
+                    axum::http::HeaderValue::from(Code::ResourceExhausted as i32),
+                );
+            }
+            Ok(resp)
+        })
+    }
+}
+
+fn enabled_encodings() -> tonic::codec::EnabledCompressionEncodings {
+    let mut e = tonic::codec::EnabledCompressionEncodings::default();
+    e.enable(CompressionEncoding::Gzip);
+    e
+}
+
+struct Handler<S> {
+    shared: Arc<Shared>,
+    _signal: PhantomData<S>,
+}
+
+impl<S: Signal> UnaryService<Bytes> for Handler<S> {
+    type Response = Bytes;
+    type Future = BoxFuture<Result<tonic::Response<Bytes>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let counters = shared.ingest.counters().clone();
+            let auth = request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.as_bytes());
+            let sender = match shared.tokens.check(auth) {
+                Ok(Some(name)) => name.to_string(),
+                Ok(None) => request
+                    .remote_addr()
+                    .map_or_else(|| "anonymous".to_string(), |a| a.ip().to_string()),
+                Err(e) => {
+                    C::inc(&counters.requests_unauthenticated);
+                    tracing::warn!(peer = ?request.remote_addr(), error = %e, "OTLP/gRPC request refused");
+                    return Err(Status::unauthenticated(e.to_string()));
+                }
+            };
+            let msg = match <S::Request as prost::Message>::decode(request.into_inner()) {
+                Ok(m) => m,
+                Err(e) => {
+                    C::inc(&counters.requests_malformed);
+                    tracing::warn!(sender, error = %e, "OTLP/gRPC request refused: malformed protobuf");
+                    return Err(Status::invalid_argument(format!("malformed protobuf: {e}")));
+                }
+            };
+            let ingest = shared.ingest.clone();
+            let result =
+                tokio::task::spawn_blocking(move || S::export(&ingest, &sender, msg)).await;
+            match result {
+                Ok(Ok(resp)) => Ok(tonic::Response::new(Bytes::from(
+                    prost::Message::encode_to_vec(&resp),
+                ))),
+                Ok(Err(SinkError::Overloaded(m))) => Err(Status::unavailable(format!(
+                    "storage is overloaded, retry later: {m}"
+                ))),
+                Ok(Err(e @ SinkError::Storage(_))) => Err(Status::unavailable(format!(
+                    "{e}; nothing of this request was stored, retry later"
+                ))),
+                Err(e) => {
+                    tracing::error!(error = %e, "OTLP/gRPC export task failed");
+                    Err(Status::internal("export task failed"))
+                }
+            }
+        })
+    }
+}
+
+/// Binds `listener` and serves both services until `shutdown`.
+pub(crate) async fn start(
+    listener: &ListenerSettings,
+    tokens: Arc<Tokens>,
+    ingest: Arc<Ingest>,
+    max_request_bytes: usize,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, JoinHandle<()>), ReceiverError> {
+    let tcp = tokio::net::TcpListener::bind(listener.addr)
+        .await
+        .map_err(|source| ReceiverError::Bind {
+            transport: "OTLP/gRPC",
+            addr: listener.addr,
+            source,
+        })?;
+    let addr = tcp.local_addr().map_err(|source| ReceiverError::Bind {
+        transport: "OTLP/gRPC",
+        addr: listener.addr,
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        tokens,
+        ingest,
+        max_request_bytes,
+    });
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &listener.tls {
+        let mut cfg =
+            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
+        if let Some(ca) = &tls.client_ca_pem {
+            cfg = cfg.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(cfg).map_err(ReceiverError::GrpcTls)?;
+    }
+    let router = builder
+        .add_service(OtlpService::<Metrics> {
+            shared: shared.clone(),
+            _signal: PhantomData,
+        })
+        .add_service(OtlpService::<Logs> {
+            shared,
+            _signal: PhantomData,
+        });
+    let incoming = TcpIncoming::from(tcp).with_nodelay(Some(true));
+    tracing::info!(%addr, tls = listener.tls.is_some(), "OTLP/gRPC receiver listening");
+    let task = tokio::spawn(async move {
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "OTLP/gRPC receiver stopped with an error");
+        }
+    });
+    Ok((addr, task))
+}

@@ -1,0 +1,322 @@
+//! OTLP attribute values as text, and the labels a resource contributes to
+//! every series and log record it sends.
+//!
+//! Label rules follow Prometheus' OTLP receiver: `job` is
+//! `service.namespace/service.name` (or `service.name`), `instance` is
+//! `service.instance.id`, a fixed list of resource attributes is promoted
+//! to labels under their translated names, and `job`/`instance` override
+//! any data-point attribute of the same name while promoted attributes
+//! yield to one.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+
+use super::names::label_name;
+
+/// Resource attributes promoted to labels (DESIGN.md, "Fixed interfaces").
+pub const PROMOTED_RESOURCE_ATTRIBUTES: [&str; 5] = [
+    "host.name",
+    "service.name",
+    "service.version",
+    "deployment.environment.name",
+    "tocsin.track",
+];
+
+/// The resource attribute that identifies a Tocsin agent.
+pub const AGENT_ID_ATTRIBUTE: &str = "tocsin.agent.id";
+
+/// An attribute value as Prometheus' OTLP receiver renders it in a label
+/// (pdata's `Value.AsString`): strings as they are, scalars in their
+/// shortest decimal form, bytes in base64, arrays and maps as JSON.
+pub fn value_text(v: Option<&AnyValue>) -> String {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        // A string-table reference only means something inside a profiles
+        // dictionary, which metrics and logs do not carry.
+        Some(Value::StringValueStrindex(_)) => String::new(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => float_text(*d),
+        Some(Value::BytesValue(b)) => base64(b),
+        Some(other @ (Value::ArrayValue(_) | Value::KvlistValue(_))) => {
+            json_value(Some(other)).to_string()
+        }
+    }
+}
+
+/// A float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it,
+/// which is what Prometheus uses for `le` and `quantile` labels.
+pub fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v == f64::INFINITY {
+        "+Inf".to_string()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// An OTLP value as JSON (log bodies that are not plain strings).
+pub fn json_value(v: Option<&Value>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        None | Some(Value::StringValueStrindex(_)) => J::Null,
+        Some(Value::StringValue(s)) => J::String(s.clone()),
+        Some(Value::BoolValue(b)) => J::Bool(*b),
+        Some(Value::IntValue(i)) => J::from(*i),
+        Some(Value::DoubleValue(d)) => {
+            serde_json::Number::from_f64(*d).map_or_else(|| J::String(float_text(*d)), J::Number)
+        }
+        Some(Value::BytesValue(b)) => J::String(base64(b)),
+        Some(Value::ArrayValue(a)) => J::Array(
+            a.values
+                .iter()
+                .map(|x| json_value(x.value.as_ref()))
+                .collect(),
+        ),
+        Some(Value::KvlistValue(kv)) => J::Object(
+            kv.values
+                .iter()
+                .map(|x| {
+                    (
+                        x.key.clone(),
+                        json_value(x.value.as_ref().and_then(|v| v.value.as_ref())),
+                    )
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), as OTLP/JSON writes bytes.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Finds an attribute by key.
+pub fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attrs.iter().find(|kv| kv.key == key)?.value.as_ref()
+}
+
+/// What a resource contributes to labels, computed once per resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceLabels {
+    /// Promoted attributes under their label names; yield to data-point
+    /// attributes of the same name.
+    pub promoted: Vec<(String, String)>,
+    /// `job` and `instance`; override everything but the metric name.
+    pub identity: Vec<(String, String)>,
+    /// `tocsin.agent.id`, when the sender is a Tocsin agent.
+    pub agent_id: Option<String>,
+}
+
+impl ResourceLabels {
+    pub fn from_resource(resource: Option<&Resource>) -> ResourceLabels {
+        let attrs: &[KeyValue] = resource.map_or(&[], |r| &r.attributes);
+        let text = |key: &str| find(attrs, key).map(|v| value_text(Some(v)));
+        let mut out = ResourceLabels::default();
+        for key in PROMOTED_RESOURCE_ATTRIBUTES {
+            if let (Some(v), Ok(name)) = (text(key), label_name(key))
+                && !v.is_empty()
+            {
+                out.promoted.push((name, v));
+            }
+        }
+        if let Some(service) = text("service.name").filter(|s| !s.is_empty()) {
+            let job = match text("service.namespace").filter(|s| !s.is_empty()) {
+                Some(ns) => format!("{ns}/{service}"),
+                None => service,
+            };
+            out.identity.push(("job".to_string(), job));
+        }
+        if let Some(instance) = text("service.instance.id").filter(|s| !s.is_empty()) {
+            out.identity.push(("instance".to_string(), instance));
+        }
+        out.agent_id = text(AGENT_ID_ATTRIBUTE).filter(|s| !s.is_empty());
+        out
+    }
+
+    /// The labels for data-point attributes under this resource, without
+    /// the metric name. Data-point attribute names are translated; names
+    /// that collide after translation are merged with `;` in the order of
+    /// the original keys, as Prometheus does. Returns the number of
+    /// attributes dropped because their name translates to nothing.
+    pub fn labels_for(&self, attrs: &[KeyValue]) -> (BTreeMap<String, String>, usize) {
+        let mut sorted: Vec<&KeyValue> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        let mut dropped = 0;
+        for kv in sorted {
+            let Ok(name) = label_name(&kv.key) else {
+                dropped += 1;
+                continue;
+            };
+            let value = value_text(kv.value.as_ref());
+            if value.is_empty() {
+                continue;
+            }
+            match out.get_mut(&name) {
+                Some(existing) => {
+                    existing.push(';');
+                    existing.push_str(&value);
+                }
+                None => {
+                    out.insert(name, value);
+                }
+            }
+        }
+        for (name, value) in &self.promoted {
+            out.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        for (name, value) in &self.identity {
+            out.insert(name.clone(), value.clone());
+        }
+        (out, dropped)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    pub(crate) fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::StringValue(v.to_string())
+    }
+
+    #[test]
+    fn values_render_like_pdata() {
+        assert_eq!(
+            value_text(Some(&AnyValue {
+                value: Some(s("x"))
+            })),
+            "x"
+        );
+        let t = |v| value_text(Some(&AnyValue { value: Some(v) }));
+        assert_eq!(t(Value::IntValue(-3)), "-3");
+        assert_eq!(t(Value::BoolValue(true)), "true");
+        assert_eq!(t(Value::DoubleValue(0.25)), "0.25");
+        assert_eq!(t(Value::BytesValue(b"hi!?".to_vec())), "aGkhPw==");
+        assert_eq!(t(Value::BytesValue(b"abc".to_vec())), "YWJj");
+        assert_eq!(
+            t(Value::ArrayValue(ArrayValue {
+                values: vec![AnyValue {
+                    value: Some(Value::IntValue(1))
+                }]
+            })),
+            "[1]"
+        );
+        assert_eq!(
+            t(Value::KvlistValue(KeyValueList {
+                values: vec![kv("a", s("b"))]
+            })),
+            r#"{"a":"b"}"#
+        );
+        assert_eq!(float_text(1.0), "1");
+        assert_eq!(float_text(0.005), "0.005");
+        assert_eq!(float_text(f64::INFINITY), "+Inf");
+    }
+
+    #[test]
+    fn job_instance_and_promoted_attributes() {
+        let r = Resource {
+            attributes: vec![
+                kv("service.name", s("api")),
+                kv("service.namespace", s("shop")),
+                kv("service.instance.id", s("i-1")),
+                kv("host.name", s("web-1")),
+                kv("tocsin.track", s("canary")),
+                kv("tocsin.agent.id", s("agent-7")),
+                kv("os.type", s("linux")),
+            ],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&r));
+        assert_eq!(rl.agent_id.as_deref(), Some("agent-7"));
+        let (labels, dropped) = rl.labels_for(&[kv("cpu", s("0"))]);
+        assert_eq!(dropped, 0);
+        let got: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cpu", "0"),
+                ("host_name", "web-1"),
+                ("instance", "i-1"),
+                ("job", "shop/api"),
+                ("service_name", "api"),
+                ("tocsin_track", "canary"),
+            ]
+        );
+    }
+
+    #[test]
+    fn collisions_follow_prometheus() {
+        let r = Resource {
+            attributes: vec![
+                kv("service.name", s("api")),
+                kv("host.name", s("from-resource")),
+            ],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&r));
+        let (labels, dropped) = rl.labels_for(&[
+            // A data-point attribute wins over a promoted resource one…
+            kv("host.name", s("from-point")),
+            // …but not over job.
+            kv("job", s("spoofed")),
+            // Names equal after translation merge in key order.
+            kv("a.b", s("1")),
+            kv("a_b", s("2")),
+            kv("...", s("dropped")),
+        ]);
+        assert_eq!(dropped, 1);
+        assert_eq!(labels["host_name"], "from-point");
+        assert_eq!(labels["job"], "api");
+        assert_eq!(labels["a_b"], "1;2");
+    }
+
+    #[test]
+    fn service_name_alone_is_the_job() {
+        let r = Resource {
+            attributes: vec![kv("service.name", s("api"))],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&r));
+        assert_eq!(rl.identity, [("job".to_string(), "api".to_string())]);
+        assert!(ResourceLabels::from_resource(None).identity.is_empty());
+    }
+}

@@ -1,0 +1,279 @@
+//! OTLP log records to the collector's [`LogRecord`]s.
+//!
+//! A record's labels are its resource's (`job`, `instance`, the promoted
+//! attributes, as for metrics) plus `severity`, the word normalised from
+//! the OTLP severity number; the severity text, the record attributes (under
+//! their OTLP names) and the body (as text; structured bodies as JSON) are
+//! kept. A record stamped more than `max_future_ms` after its arrival is
+//! refused and counted; its time still feeds the sender's clock skew.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use tocsin_rules::promql::value::{Label, Labels};
+
+use super::attributes::{ResourceLabels, find, json_value, value_text};
+use crate::logs::record::{LogRecord, RecordOrigin, Severity};
+
+/// Record attribute: the agent's file incarnation id.
+pub const FILE_ID_ATTRIBUTE: &str = "tocsin.file.id";
+/// Record attribute: byte offset of the record's first line.
+pub const FILE_OFFSET_ATTRIBUTE: &str = "tocsin.file.offset";
+
+/// Windows of the log translation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogsOptions {
+    /// Records stamped further than this ahead of their arrival are refused.
+    pub max_future_ms: i64,
+}
+
+impl Default for LogsOptions {
+    fn default() -> Self {
+        LogsOptions {
+            max_future_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// The result of translating one request.
+#[derive(Debug, Default)]
+pub struct LogsBatch {
+    pub records: Vec<LogRecord>,
+    /// Log records in the request.
+    pub total: usize,
+    pub refused_future: usize,
+    /// For each Tocsin agent in the request, its newest record time (ms).
+    pub newest_by_agent: Vec<(String, i64)>,
+}
+
+fn ns_to_ms(ns: u64) -> i64 {
+    i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn hex(bytes: &[u8]) -> Option<String> {
+    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
+        return None;
+    }
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Translates a request received at `received_ms`.
+pub fn translate_logs(
+    req: ExportLogsServiceRequest,
+    received_ms: i64,
+    opts: &LogsOptions,
+) -> LogsBatch {
+    let mut out = LogsBatch::default();
+    let mut newest: HashMap<String, i64> = HashMap::new();
+    for rl in req.resource_logs {
+        let resource = ResourceLabels::from_resource(rl.resource.as_ref());
+        let (base, _) = resource.labels_for(&[]);
+        for sl in rl.scope_logs {
+            for r in sl.log_records {
+                out.total += 1;
+                let time_ms = if r.time_unix_nano > 0 {
+                    ns_to_ms(r.time_unix_nano)
+                } else if r.observed_time_unix_nano > 0 {
+                    ns_to_ms(r.observed_time_unix_nano)
+                } else {
+                    received_ms
+                };
+                if let Some(agent) = &resource.agent_id {
+                    let e = newest.entry(agent.clone()).or_insert(i64::MIN);
+                    *e = (*e).max(time_ms);
+                }
+                if time_ms > received_ms.saturating_add(opts.max_future_ms) {
+                    out.refused_future += 1;
+                    continue;
+                }
+                let severity = Severity::from_number(r.severity_number);
+                let mut labels: Vec<Label> = base
+                    .iter()
+                    .map(|(n, v)| Label {
+                        name: n.clone(),
+                        value: v.clone(),
+                    })
+                    .collect();
+                labels.push(Label {
+                    name: "severity".to_string(),
+                    value: severity.as_str().to_string(),
+                });
+                let origin = match (
+                    &resource.agent_id,
+                    find(&r.attributes, FILE_ID_ATTRIBUTE).map(|v| value_text(Some(v))),
+                    find(&r.attributes, FILE_OFFSET_ATTRIBUTE).and_then(|v| match &v.value {
+                        Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
+                        Some(Value::StringValue(s)) => s.parse().ok(),
+                        _ => None,
+                    }),
+                ) {
+                    (Some(agent_id), Some(file_id), Some(offset)) if !file_id.is_empty() => {
+                        Some(RecordOrigin {
+                            agent_id: agent_id.clone(),
+                            file_id,
+                            offset,
+                        })
+                    }
+                    _ => None,
+                };
+                let mut attributes: Vec<(String, String)> = r
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), value_text(kv.value.as_ref())))
+                    .collect();
+                attributes.sort();
+                let body = match r.body.and_then(|b| b.value) {
+                    None => String::new(),
+                    Some(Value::StringValue(s)) => s,
+                    Some(other) => json_value(Some(&other)).to_string(),
+                };
+                out.records.push(LogRecord {
+                    time_ms,
+                    received_ms,
+                    severity,
+                    severity_text: r.severity_text,
+                    labels: Labels::from_vec(labels),
+                    body,
+                    attributes,
+                    origin,
+                    trace_id: hex(&r.trace_id),
+                    span_id: hex(&r.span_id),
+                });
+            }
+        }
+    }
+    out.newest_by_agent = newest.into_iter().collect();
+    out.newest_by_agent.sort();
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as OtlpRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+    const NOW_NS: u64 = 1_700_000_000_000_000_000;
+
+    fn kv(key: &str, v: Value) -> KeyValue {
+        KeyValue {
+            key: key.to_string(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..KeyValue::default()
+        }
+    }
+
+    fn s(v: &str) -> Value {
+        Value::StringValue(v.to_string())
+    }
+
+    fn request(records: Vec<OtlpRecord>) -> ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(Resource {
+                    attributes: vec![
+                        kv("service.name", s("api")),
+                        kv("host.name", s("web-1")),
+                        kv("tocsin.agent.id", s("agent-1")),
+                    ],
+                    ..Resource::default()
+                }),
+                scope_logs: vec![ScopeLogs {
+                    log_records: records,
+                    ..ScopeLogs::default()
+                }],
+                ..ResourceLogs::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn records_keep_severity_body_attributes_and_origin() {
+        let rec = OtlpRecord {
+            time_unix_nano: NOW_NS,
+            severity_number: 17,
+            severity_text: "ERR".to_string(),
+            body: Some(AnyValue {
+                value: Some(s("disk full")),
+            }),
+            attributes: vec![
+                kv("tocsin.file.offset", Value::IntValue(4096)),
+                kv("log.file.path", s("/var/log/app.log")),
+                kv("tocsin.file.id", s("f-9")),
+            ],
+            trace_id: vec![0xab; 16],
+            ..OtlpRecord::default()
+        };
+        let b = translate_logs(request(vec![rec]), NOW_MS + 3, &LogsOptions::default());
+        assert_eq!(b.total, 1);
+        let r = &b.records[0];
+        assert_eq!(r.time_ms, NOW_MS);
+        assert_eq!(r.received_ms, NOW_MS + 3);
+        assert_eq!(r.severity, Severity::Error);
+        assert_eq!(r.severity_text, "ERR");
+        assert_eq!(r.body, "disk full");
+        assert_eq!(
+            r.labels.to_string(),
+            r#"{host_name="web-1", job="api", service_name="api", severity="error"}"#
+        );
+        assert_eq!(
+            r.attributes[0],
+            ("log.file.path".into(), "/var/log/app.log".into())
+        );
+        assert_eq!(
+            r.origin,
+            Some(RecordOrigin {
+                agent_id: "agent-1".into(),
+                file_id: "f-9".into(),
+                offset: 4096
+            })
+        );
+        assert_eq!(
+            r.trace_id.as_deref(),
+            Some("abababababababababababababababab")
+        );
+        assert_eq!(r.span_id, None);
+        assert_eq!(b.newest_by_agent, vec![("agent-1".to_string(), NOW_MS)]);
+    }
+
+    #[test]
+    fn structured_bodies_become_json_and_missing_times_fall_back() {
+        let rec = OtlpRecord {
+            observed_time_unix_nano: NOW_NS - 1_000_000,
+            body: Some(AnyValue {
+                value: Some(Value::KvlistValue(KeyValueList {
+                    values: vec![kv("code", Value::IntValue(7))],
+                })),
+            }),
+            ..OtlpRecord::default()
+        };
+        let bare = OtlpRecord::default();
+        let b = translate_logs(request(vec![rec, bare]), NOW_MS, &LogsOptions::default());
+        assert_eq!(b.records[0].body, r#"{"code":7}"#);
+        assert_eq!(b.records[0].time_ms, NOW_MS - 1);
+        assert_eq!(b.records[0].severity, Severity::Unknown);
+        assert_eq!(b.records[0].origin, None);
+        assert_eq!(b.records[1].time_ms, NOW_MS);
+    }
+
+    #[test]
+    fn future_records_are_refused_but_show_the_skew() {
+        let ahead = OtlpRecord {
+            time_unix_nano: NOW_NS + 11 * 60 * 1_000_000_000,
+            ..OtlpRecord::default()
+        };
+        let fine = OtlpRecord {
+            time_unix_nano: NOW_NS + 9 * 60 * 1_000_000_000,
+            ..OtlpRecord::default()
+        };
+        let b = translate_logs(request(vec![ahead, fine]), NOW_MS, &LogsOptions::default());
+        assert_eq!(b.total, 2);
+        assert_eq!(b.refused_future, 1);
+        assert_eq!(b.records.len(), 1);
+        assert_eq!(b.newest_by_agent[0].1, NOW_MS + 11 * 60 * 1000);
+    }
+}

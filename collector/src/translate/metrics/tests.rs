@@ -1,0 +1,479 @@
+use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, Metric, ResourceMetrics,
+    ScopeMetrics, Sum, Summary, SummaryDataPoint, summary_data_point::ValueAtQuantile,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tocsin_rules::promql::value::is_stale;
+
+const NOW_MS: i64 = 1_700_000_000_000;
+const NOW_NS: u64 = 1_700_000_000_000_000_000;
+
+fn kv(key: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.to_string())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", "api"),
+                    kv("service.instance.id", "i-1"),
+                    kv("host.name", "web-1"),
+                    kv("tocsin.agent.id", "agent-1"),
+                ],
+                ..Resource::default()
+            }),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+fn metric(name: &str, unit: &str, data: Data) -> Metric {
+    Metric {
+        name: name.to_string(),
+        unit: unit.to_string(),
+        data: Some(data),
+        ..Metric::default()
+    }
+}
+
+fn point(t_ns: u64, v: f64, attrs: Vec<KeyValue>) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes: attrs,
+        time_unix_nano: t_ns,
+        value: Some(number_data_point::Value::AsDouble(v)),
+        ..NumberDataPoint::default()
+    }
+}
+
+fn sum(delta: bool, monotonic: bool, points: Vec<NumberDataPoint>) -> Data {
+    Data::Sum(Sum {
+        data_points: points,
+        aggregation_temporality: if delta {
+            AggregationTemporality::Delta as i32
+        } else {
+            AggregationTemporality::Cumulative as i32
+        },
+        is_monotonic: monotonic,
+    })
+}
+
+/// Samples as `(labels text, t, v)`, in emission order.
+fn texts(batch: &MetricsBatch) -> Vec<(String, i64, f64)> {
+    batch
+        .samples
+        .iter()
+        .map(|(l, t, v)| (l.to_string(), *t, *v))
+        .collect()
+}
+
+const RES: &str = r#"host_name="web-1", instance="i-1", job="api", service_name="api""#;
+
+/// The expected text of a series under the test resource.
+fn want(name: &str, extra: &[(&str, &str)]) -> String {
+    let mut pairs = vec![
+        ("__name__", name),
+        ("host_name", "web-1"),
+        ("instance", "i-1"),
+        ("job", "api"),
+        ("service_name", "api"),
+    ];
+    pairs.extend_from_slice(extra);
+    Labels::from_pairs(pairs).to_string()
+}
+
+#[test]
+fn gauge_and_cumulative_counter() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let req = request(vec![
+        metric(
+            "system.memory.usage",
+            "By",
+            sum(
+                false,
+                false,
+                vec![point(NOW_NS, 1024.0, vec![kv("state", "used")])],
+            ),
+        ),
+        metric(
+            "system.cpu.time",
+            "s",
+            sum(
+                false,
+                true,
+                vec![point(NOW_NS + 5_000_000, 12.5, vec![kv("cpu", "0")])],
+            ),
+        ),
+        metric(
+            "system.cpu.utilization",
+            "1",
+            Data::Gauge(Gauge {
+                data_points: vec![point(NOW_NS, 0.5, vec![])],
+            }),
+        ),
+    ]);
+    let b = tr.translate(&req, NOW_MS);
+    assert_eq!(b.data_points, 3);
+    assert_eq!(b.refused.total(), 0);
+    assert_eq!(
+        texts(&b),
+        vec![
+            (
+                format!("system_memory_usage_bytes{{{RES}, state=\"used\"}}"),
+                NOW_MS,
+                1024.0
+            ),
+            (
+                format!("system_cpu_time_seconds_total{{cpu=\"0\", {RES}}}"),
+                NOW_MS + 5,
+                12.5
+            ),
+            (
+                format!("system_cpu_utilization_ratio{{{RES}}}"),
+                NOW_MS,
+                0.5
+            ),
+        ]
+    );
+    assert_eq!(b.newest_by_agent, vec![("agent-1".to_string(), NOW_MS + 5)]);
+}
+
+#[test]
+fn delta_sums_accumulate_and_retries_do_not_double_count() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let send = |t: u64, v: f64| {
+        let b = tr.translate(
+            &request(vec![metric(
+                "requests",
+                "",
+                sum(true, true, vec![point(t, v, vec![])]),
+            )]),
+            NOW_MS,
+        );
+        (b.samples.iter().map(|s| s.2).collect::<Vec<_>>(), b.refused)
+    };
+    assert_eq!(send(NOW_NS, 3.0).0, vec![3.0]);
+    assert_eq!(send(NOW_NS + 1_000_000_000, 2.0).0, vec![5.0]);
+    // The same point again (a retry): same cumulative value, not 7.
+    assert_eq!(send(NOW_NS + 1_000_000_000, 2.0).0, vec![5.0]);
+    // An older point is refused, not added.
+    let (v, refused) = send(NOW_NS + 500_000_000, 1.0);
+    assert!(v.is_empty());
+    assert_eq!(refused.delta_out_of_order, 1);
+    assert_eq!(send(NOW_NS + 2_000_000_000, 1.0).0, vec![6.0]);
+    assert_eq!(tr.delta_series(), 1);
+}
+
+#[test]
+fn delta_table_is_bounded_and_evicts_idle_series() {
+    let tr = MetricsTranslator::new(MetricsOptions {
+        max_delta_series: 2,
+        delta_idle_ms: 1000,
+        ..MetricsOptions::default()
+    });
+    let send = |series: &str, now_ms: i64| {
+        tr.translate(
+            &request(vec![metric(
+                "requests",
+                "",
+                sum(true, true, vec![point(NOW_NS, 1.0, vec![kv("s", series)])]),
+            )]),
+            now_ms,
+        )
+    };
+    assert_eq!(send("a", NOW_MS).samples.len(), 1);
+    assert_eq!(send("b", NOW_MS).samples.len(), 1);
+    let full = send("c", NOW_MS);
+    assert!(full.samples.is_empty());
+    assert_eq!(full.refused.delta_state_full, 1);
+    // Later, a and b are idle and make room.
+    assert_eq!(send("c", NOW_MS + 2000).samples.len(), 1);
+    assert_eq!(tr.delta_series(), 1);
+}
+
+fn hist_point(
+    t: u64,
+    count: u64,
+    sum: f64,
+    buckets: Vec<u64>,
+    bounds: Vec<f64>,
+) -> HistogramDataPoint {
+    HistogramDataPoint {
+        time_unix_nano: t,
+        count,
+        sum: Some(sum),
+        bucket_counts: buckets,
+        explicit_bounds: bounds,
+        attributes: vec![kv("route", "/x")],
+        ..HistogramDataPoint::default()
+    }
+}
+
+fn histogram(delta: bool, p: HistogramDataPoint) -> Metric {
+    metric(
+        "http.server.request.duration",
+        "s",
+        Data::Histogram(Histogram {
+            data_points: vec![p],
+            aggregation_temporality: if delta { 1 } else { 2 },
+        }),
+    )
+}
+
+#[test]
+fn histograms_become_classic_buckets() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let b = tr.translate(
+        &request(vec![histogram(
+            false,
+            hist_point(NOW_NS, 6, 2.5, vec![1, 2, 3], vec![0.1, 1.0]),
+        )]),
+        NOW_MS,
+    );
+    let n = "http_server_request_duration_seconds";
+    let got: Vec<(String, f64)> = texts(&b).into_iter().map(|(l, _, v)| (l, v)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                want(&format!("{n}_bucket"), &[("le", "0.1"), ("route", "/x")]),
+                1.0
+            ),
+            (
+                want(&format!("{n}_bucket"), &[("le", "1"), ("route", "/x")]),
+                3.0
+            ),
+            (
+                want(&format!("{n}_bucket"), &[("le", "+Inf"), ("route", "/x")]),
+                6.0
+            ),
+            (want(&format!("{n}_sum"), &[("route", "/x")]), 2.5),
+            (want(&format!("{n}_count"), &[("route", "/x")]), 6.0),
+        ]
+    );
+}
+
+#[test]
+fn delta_histograms_accumulate() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    tr.translate(
+        &request(vec![histogram(
+            true,
+            hist_point(NOW_NS, 2, 1.0, vec![1, 1, 0], vec![0.1, 1.0]),
+        )]),
+        NOW_MS,
+    );
+    let b = tr.translate(
+        &request(vec![histogram(
+            true,
+            hist_point(
+                NOW_NS + 1_000_000_000,
+                3,
+                2.0,
+                vec![0, 1, 2],
+                vec![0.1, 1.0],
+            ),
+        )]),
+        NOW_MS,
+    );
+    let values: Vec<f64> = b.samples.iter().map(|s| s.2).collect();
+    // Buckets 1, 1+2=3, +Inf=5; sum 3; count 5.
+    assert_eq!(values, vec![1.0, 3.0, 5.0, 3.0, 5.0]);
+}
+
+#[test]
+fn mismatched_buckets_are_refused() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let b = tr.translate(
+        &request(vec![histogram(
+            false,
+            hist_point(NOW_NS, 2, 1.0, vec![1, 1], vec![0.1, 1.0]),
+        )]),
+        NOW_MS,
+    );
+    assert!(b.samples.is_empty());
+    assert_eq!(b.refused.invalid_point, 1);
+}
+
+#[test]
+fn summaries() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let b = tr.translate(
+        &request(vec![metric(
+            "rpc.latency",
+            "ms",
+            Data::Summary(Summary {
+                data_points: vec![SummaryDataPoint {
+                    time_unix_nano: NOW_NS,
+                    count: 10,
+                    sum: 55.0,
+                    quantile_values: vec![
+                        ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 4.0,
+                        },
+                        ValueAtQuantile {
+                            quantile: 0.99,
+                            value: 9.0,
+                        },
+                    ],
+                    ..SummaryDataPoint::default()
+                }],
+            }),
+        )]),
+        NOW_MS,
+    );
+    let got: Vec<(String, f64)> = texts(&b).into_iter().map(|(l, _, v)| (l, v)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                want("rpc_latency_milliseconds", &[("quantile", "0.5")]),
+                4.0
+            ),
+            (
+                want("rpc_latency_milliseconds", &[("quantile", "0.99")]),
+                9.0
+            ),
+            (want("rpc_latency_milliseconds_sum", &[]), 55.0),
+            (want("rpc_latency_milliseconds_count", &[]), 10.0),
+        ]
+    );
+}
+
+#[test]
+fn exponential_histograms_and_future_points_are_refused_and_counted() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let future_ns = NOW_NS + 11 * 60 * 1_000_000_000;
+    let b = tr.translate(
+        &request(vec![
+            metric(
+                "latency",
+                "s",
+                Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: vec![ExponentialHistogramDataPoint {
+                        time_unix_nano: NOW_NS,
+                        ..ExponentialHistogramDataPoint::default()
+                    }],
+                    aggregation_temporality: 2,
+                }),
+            ),
+            metric(
+                "g",
+                "",
+                Data::Gauge(Gauge {
+                    data_points: vec![
+                        point(future_ns, 1.0, vec![]),
+                        point(NOW_NS + 9 * 60 * 1_000_000_000, 2.0, vec![]),
+                        point(0, 3.0, vec![]),
+                    ],
+                }),
+            ),
+        ]),
+        NOW_MS,
+    );
+    assert_eq!(b.data_points, 4);
+    assert_eq!(b.refused.exponential_histogram, 1);
+    assert_eq!(b.refused.future_timestamp, 1);
+    assert_eq!(b.refused.missing_timestamp, 1);
+    assert_eq!(b.refused.total(), 3);
+    assert_eq!(b.samples.len(), 1);
+    assert_eq!(b.samples[0].2, 2.0);
+    // The refused future point still shows the agent's clock.
+    assert_eq!(b.newest_by_agent[0].1, NOW_MS + 11 * 60 * 1000);
+    let msg = b.refused.describe();
+    assert!(
+        msg.contains("1 exponential histograms are not supported"),
+        "{msg}"
+    );
+    assert!(msg.contains("1 timestamp too far in the future"), "{msg}");
+}
+
+#[test]
+fn no_recorded_value_is_a_staleness_marker_and_nan_is_plain() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let mut stale = point(NOW_NS, 1.0, vec![kv("a", "1")]);
+    stale.flags = FLAG_NO_RECORDED_VALUE;
+    let sneaky = point(NOW_NS, stale_nan(), vec![kv("a", "2")]);
+    let inf = point(NOW_NS, f64::INFINITY, vec![kv("a", "3")]);
+    let b = tr.translate(
+        &request(vec![metric(
+            "g",
+            "",
+            Data::Gauge(Gauge {
+                data_points: vec![stale, sneaky, inf],
+            }),
+        )]),
+        NOW_MS,
+    );
+    assert!(is_stale(b.samples[0].2));
+    assert!(b.samples[1].2.is_nan() && !is_stale(b.samples[1].2));
+    assert_eq!(b.samples[2].2, f64::INFINITY);
+
+    let mut h = hist_point(NOW_NS, 0, 0.0, vec![], vec![]);
+    h.flags = FLAG_NO_RECORDED_VALUE;
+    let b = tr.translate(&request(vec![histogram(false, h)]), NOW_MS);
+    assert_eq!(b.samples.len(), 3);
+    assert!(b.samples.iter().all(|s| is_stale(s.2)));
+}
+
+#[test]
+fn label_limits_refuse_the_point() {
+    let tr = MetricsTranslator::new(MetricsOptions {
+        max_label_value_bytes: 8,
+        ..MetricsOptions::default()
+    });
+    let b = tr.translate(
+        &request(vec![metric(
+            "g",
+            "",
+            Data::Gauge(Gauge {
+                data_points: vec![
+                    point(NOW_NS, 1.0, vec![kv("k", "short")]),
+                    point(NOW_NS, 1.0, vec![kv("k", "much too long")]),
+                ],
+            }),
+        )]),
+        NOW_MS,
+    );
+    assert_eq!(b.samples.len(), 1);
+    assert_eq!(b.refused.label_limits, 1);
+}
+
+#[test]
+fn unspecified_temporality_and_bad_names_are_refused() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let mut s = sum(false, true, vec![point(NOW_NS, 1.0, vec![])]);
+    if let Data::Sum(ref mut x) = s {
+        x.aggregation_temporality = 0;
+    }
+    let b = tr.translate(
+        &request(vec![
+            metric("x", "", s),
+            metric(
+                "...",
+                "",
+                Data::Gauge(Gauge {
+                    data_points: vec![point(NOW_NS, 1.0, vec![])],
+                }),
+            ),
+        ]),
+        NOW_MS,
+    );
+    assert!(b.samples.is_empty());
+    assert_eq!(b.refused.invalid_point, 1);
+    assert_eq!(b.refused.invalid_name, 1);
+}
