@@ -212,6 +212,23 @@ fn parse_metric_at(cur: &mut Cursor<'_>) -> Result<Labels, ParseError> {
                             None => {
                                 return Err(cur.err(vat, "unexpected end of input inside braces"));
                             }
+                            // Tokens the lexer accepts inside braces are
+                            // reported as the parser does.
+                            Some(c @ ('}' | ',' | '=')) => {
+                                return Err(cur.err(
+                                    vat,
+                                    format!("unexpected \"{c}\" in label set, expected string"),
+                                ));
+                            }
+                            Some(c) if is_ident_start(c) => {
+                                let word = lex_identifier(cur);
+                                return Err(cur.err(
+                                    vat,
+                                    format!(
+                                        "unexpected identifier {word:?} in label set, expected string"
+                                    ),
+                                ));
+                            }
                             Some(c) => {
                                 return Err(cur.err(
                                     vat,
@@ -629,6 +646,10 @@ mod tests {
             r#"{alertname="A", alertstate="firing"}"#
         );
         assert!(parse_metric("a b").is_err());
+        assert_eq!(
+            parse_metric("a{b=}").expect_err("no value").to_string(),
+            r#"1:5: parse error: unexpected "}" in label set, expected string"#
+        );
         assert!(parse_metric(r#"a{b=~"c"}"#).is_err());
     }
 
