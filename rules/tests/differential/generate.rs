@@ -381,10 +381,31 @@ fn at_time() -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// Where an expression is generated: subquery bodies differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ctx {
+    Top,
+    InSubquery,
+}
+
 /// The modifiers of a selector or subquery: `offset` (negative too) and
 /// `@`. `@ start()` and `@ end()` are the evaluation time of an instant
-/// query, also inside a subquery.
-fn modifiers() -> BoxedStrategy<String> {
+/// query.
+///
+/// No `@` inside a subquery: there promtool 2.42 evaluates an `@`-pinned
+/// range selector under `predict_linear` (the one range function not
+/// treated as step-invariant) over the wrong window, e.g. nothing for
+/// `delta((predict_linear(node_gauge[30s] @ 31, 60))[2m:15s])` at 31 s
+/// though `(1 s, 31 s]` holds two samples.
+fn modifiers(ctx: Ctx) -> BoxedStrategy<String> {
+    if ctx == Ctx::InSubquery {
+        return prop_oneof![
+            14 => Just(String::new()),
+            3 => pick(&OFFSETS).prop_map(|o| format!(" offset {o}")),
+            1 => pick(&NEGATIVE_OFFSETS).prop_map(|o| format!(" offset {o}")),
+        ]
+        .boxed();
+    }
     prop_oneof![
         14 => Just(String::new()),
         3 => pick(&OFFSETS).prop_map(|o| format!(" offset {o}")),
@@ -443,14 +464,14 @@ fn any_selector() -> BoxedStrategy<String> {
     .boxed()
 }
 
-fn instant_selector() -> BoxedStrategy<String> {
-    (any_selector(), modifiers())
+fn instant_selector(ctx: Ctx) -> BoxedStrategy<String> {
+    (any_selector(), modifiers(ctx))
         .prop_map(|(s, o)| format!("{s}{o}"))
         .boxed()
 }
 
-fn range_selector(selector: BoxedStrategy<String>) -> BoxedStrategy<String> {
-    (selector, pick(&RANGES), modifiers())
+fn range_selector(selector: BoxedStrategy<String>, ctx: Ctx) -> BoxedStrategy<String> {
+    (selector, pick(&RANGES), modifiers(ctx))
         .prop_map(|(s, r, o)| format!("{s}[{r}]{o}"))
         .boxed()
 }
@@ -508,9 +529,9 @@ fn range_call(
 
 /// A range vector of counter values: stored counters, or a subquery that
 /// keeps them counters.
-fn counter_range(allow_subquery: bool) -> BoxedStrategy<String> {
-    if !allow_subquery {
-        return range_selector(counter_selector());
+fn counter_range(ctx: Ctx) -> BoxedStrategy<String> {
+    if ctx == Ctx::InSubquery {
+        return range_selector(counter_selector(), ctx);
     }
     let body = prop_oneof![
         2 => counter_selector(),
@@ -518,20 +539,20 @@ fn counter_range(allow_subquery: bool) -> BoxedStrategy<String> {
             .prop_map(|(a, s)| format!("{a} ({s})")),
     ];
     prop_oneof![
-        4 => range_selector(counter_selector()),
-        1 => (body, pick(&SUBQUERY_RANGES), pick(&SUBQUERY_STEPS), modifiers())
+        4 => range_selector(counter_selector(), ctx),
+        1 => (body, pick(&SUBQUERY_RANGES), pick(&SUBQUERY_STEPS), modifiers(ctx))
             .prop_map(|(e, r, s, o)| format!("({e})[{r}:{s}]{o}")),
     ]
     .boxed()
 }
 
 /// A range vector over stored series of any kind.
-fn stored_range() -> BoxedStrategy<String> {
+fn stored_range(ctx: Ctx) -> BoxedStrategy<String> {
     prop_oneof![
-        3 => range_selector(counter_selector()),
-        3 => range_selector(gauge_selector()),
-        1 => range_selector(odd_selector()),
-        1 => range_selector(any_selector()),
+        3 => range_selector(counter_selector(), ctx),
+        3 => range_selector(gauge_selector(), ctx),
+        1 => range_selector(odd_selector(), ctx),
+        1 => range_selector(any_selector(), ctx),
     ]
     .boxed()
 }
@@ -540,11 +561,12 @@ fn stored_range() -> BoxedStrategy<String> {
 /// since subqueries do not nest (see the module comment).
 fn subquery_body() -> BoxedStrategy<String> {
     prop_oneof![
-        3 => instant_selector(),
-        3 => range_call(stored_range(), counter_range(false)),
-        1 => (pick(&["sum", "max", "count"]), grouping(), range_call(stored_range(), counter_range(false)))
+        3 => instant_selector(Ctx::InSubquery),
+        3 => range_call(stored_range(Ctx::InSubquery), counter_range(Ctx::InSubquery)),
+        1 => (pick(&["sum", "max", "count"]), grouping(),
+              range_call(stored_range(Ctx::InSubquery), counter_range(Ctx::InSubquery)))
             .prop_map(|(a, g, e)| format!("{a}{g} ({e})")),
-        1 => (instant_selector(), pick(&["* 2", "> 0", "+ 0.5"]))
+        1 => (instant_selector(Ctx::InSubquery), pick(&["* 2", "> 0", "+ 0.5"]))
             .prop_map(|(e, op)| format!("({e}) {op}")),
     ]
     .boxed()
@@ -555,7 +577,7 @@ fn subquery() -> BoxedStrategy<String> {
         subquery_body(),
         pick(&SUBQUERY_RANGES),
         pick(&SUBQUERY_STEPS),
-        modifiers(),
+        modifiers(Ctx::Top),
     )
         .prop_map(|(e, r, s, o)| format!("({e})[{r}:{s}]{o}"))
         .boxed()
@@ -639,9 +661,9 @@ fn tie_free() -> BoxedStrategy<String> {
 /// Leaves: selectors, range functions, and the odd fixed-shape call.
 fn leaf_vector() -> BoxedStrategy<String> {
     prop_oneof![
-        4 => instant_selector(),
-        6 => range_call(stored_range(), counter_range(true)),
-        2 => range_call(subquery(), counter_range(true)),
+        4 => instant_selector(Ctx::Top),
+        6 => range_call(stored_range(Ctx::Top), counter_range(Ctx::Top)),
+        2 => range_call(subquery(), counter_range(Ctx::Top)),
         1 => gauge_selector().prop_map(|s| format!("timestamp({s})")),
         1 => literal().prop_map(|l| format!("vector({l})")),
         1 => histogram_quantile(),
@@ -718,8 +740,8 @@ fn label_call(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
 /// only between vectors, as the grammar requires).
 fn vector_chain() -> BoxedStrategy<String> {
     let vector_atom = prop_oneof![
-        3 => instant_selector(),
-        2 => range_call(stored_range(), counter_range(false)),
+        3 => instant_selector(Ctx::Top),
+        2 => range_call(stored_range(Ctx::Top), counter_range(Ctx::Top)),
     ]
     .boxed();
     let link = prop_oneof![
@@ -778,8 +800,8 @@ fn aggregation(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
 /// or summation order would otherwise show as different series.
 fn exact_values(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
     prop_oneof![
-        2 => instant_selector(),
-        1 => (pick(&["changes", "resets", "count_over_time", "last_over_time"]), stored_range())
+        2 => instant_selector(Ctx::Top),
+        1 => (pick(&["changes", "resets", "count_over_time", "last_over_time"]), stored_range(Ctx::Top))
             .prop_map(|(f, r)| format!("{f}({r})")),
         1 => gauge_selector().prop_map(|s| format!("timestamp({s})")),
         2 => inner.prop_map(|e| format!("round({e}, 0.25)")),
