@@ -392,11 +392,11 @@ enum Ctx {
 /// `@`. `@ start()` and `@ end()` are the evaluation time of an instant
 /// query.
 ///
-/// No `@` inside a subquery: there promtool 2.42 evaluates an `@`-pinned
+/// No `@` inside a subquery: there promtool 2.42 gives an `@`-pinned
 /// range selector under `predict_linear` (the one range function not
-/// treated as step-invariant) over the wrong window, e.g. nothing for
-/// `delta((predict_linear(node_gauge[30s] @ 31, 60))[2m:15s])` at 31 s
-/// though `(1 s, 31 s]` holds two samples.
+/// treated as step-invariant) a value at the subquery's first step only:
+/// `count_over_time((predict_linear(foo[30s] @ 31, 60))[2m:15s])` is 1
+/// where `count_over_time((foo @ 31)[2m:15s])` is 8.
 fn modifiers(ctx: Ctx) -> BoxedStrategy<String> {
     if ctx == Ctx::InSubquery {
         return prop_oneof![
