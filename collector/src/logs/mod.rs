@@ -10,6 +10,7 @@ pub mod codec;
 pub mod counters;
 pub mod query;
 pub mod record;
+pub mod sink;
 pub mod store;
 
 pub use counters::{CounterLimits, LogMetrics, LogMetricsError, RECORDS_TOTAL};

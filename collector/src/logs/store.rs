@@ -228,8 +228,8 @@ struct State {
     lset_ids: HashMap<Labels, u32>,
     lsets: HashMap<u32, LabelSet>,
     next_lset: u32,
-    /// (agent id, file id) → (id, records referencing it).
-    files: HashMap<(String, String), (u64, u64)>,
+    /// agent id → file id → (id, records referencing it).
+    files: HashMap<String, HashMap<String, (u64, u64)>>,
     next_file: u64,
     dedup: HashSet<(u64, u64)>,
     counters: Counters,
@@ -290,36 +290,49 @@ impl State {
 
     /// Claims a record's origin; false when it is already claimed.
     fn claim(&mut self, agent: &str, file: &str, offset: u64) -> bool {
-        let key = (agent.to_string(), file.to_string());
-        let id = match self.files.get(&key) {
-            Some(&(id, _)) => id,
+        // Looked up by &str first: the common case (a known file)
+        // allocates nothing.
+        let known = self
+            .files
+            .get(agent)
+            .and_then(|f| f.get(file))
+            .map(|&(id, _)| id);
+        let id = match known {
+            Some(id) => id,
             None => {
                 let id = self.next_file;
                 self.next_file += 1;
-                self.files.insert(key.clone(), (id, 0));
                 id
             }
         };
         if !self.dedup.insert((id, offset)) {
-            if self.files.get(&key).is_some_and(|&(_, n)| n == 0) {
-                self.files.remove(&key);
-            }
             return false;
         }
-        if let Some(f) = self.files.get_mut(&key) {
-            f.1 += 1;
+        match self.files.get_mut(agent).and_then(|f| f.get_mut(file)) {
+            Some(f) => f.1 += 1,
+            None => {
+                self.files
+                    .entry(agent.to_string())
+                    .or_default()
+                    .insert(file.to_string(), (id, 1));
+            }
         }
         true
     }
 
     fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
-        let key = (agent.to_string(), file.to_string());
-        if let Some(f) = self.files.get_mut(&key) {
+        let Some(files) = self.files.get_mut(agent) else {
+            return;
+        };
+        if let Some(f) = files.get_mut(file) {
             self.dedup.remove(&(f.0, offset));
             f.1 = f.1.saturating_sub(1);
             if f.1 == 0 {
-                self.files.remove(&key);
+                files.remove(file);
             }
+        }
+        if files.is_empty() {
+            self.files.remove(agent);
         }
     }
 
@@ -761,8 +774,15 @@ impl LogStore {
                 incs.push((labels, 1));
             }
         };
+        // Records of one request mostly share their labels: build the
+        // built-in series once per label set.
+        let mut builtin: HashMap<&Labels, Labels> = HashMap::new();
         for rec in chunk {
-            bump(records_total_labels(rec));
+            let total = builtin
+                .entry(&rec.labels)
+                .or_insert_with(|| records_total_labels(rec))
+                .clone();
+            bump(total);
             metrics.matches(rec, |_, labels| bump(labels));
         }
         let mut deltas = Vec::with_capacity(incs.len());
@@ -837,7 +857,7 @@ impl LogStore {
             {
                 continue;
             }
-            if heap.len() == q.limit && heap.peek().is_some_and(|w| b.max_time < w.0.0) {
+            if heap.len() == q.limit && heap.peek().is_some_and(|w| b.max_time <= w.0.0) {
                 // Every record here is older than the worst kept one; the
                 // block may still hold matches, so the result is partial.
                 result.truncated = true;
@@ -883,8 +903,11 @@ impl LogStore {
 
     /// Writes every counter series' value into the series store at
     /// `now_ms`, preceded by a 0 sample just before the first increment of
-    /// a series that has none there yet; forgets idle series. Call at the
-    /// evaluation interval.
+    /// a series that has none there yet, and the store's own series
+    /// (`tocsin_logs_*`, `tocsin_log_metric_series_refused_total`);
+    /// forgets idle series. Call at the evaluation interval: every series
+    /// gets a sample each time, so a quiet counter stays visible to
+    /// `increase()` instead of going stale.
     pub fn flush_counters(
         &self,
         now_ms: i64,
@@ -904,6 +927,7 @@ impl LogStore {
                 .collect();
             (values, std::mem::take(&mut st.refused_since_flush))
         };
+        let stats = self.stats();
         for (metric, n) in &refused {
             let cap = if metric == RECORDS_TOTAL {
                 self.opts.counters.max_records_total_series
@@ -935,6 +959,7 @@ impl LogStore {
             }
             batch.push((labels, now_ms, value as f64));
         }
+        batch.extend(self_series(&stats, now_ms));
         report.samples = batch.len();
         if !batch.is_empty() {
             series.append(&batch)?;
@@ -962,6 +987,41 @@ impl LogStore {
         s.counter_series = st.counters.len();
         s
     }
+}
+
+/// The store's own series (DESIGN.md, "The collector's own series"); the
+/// `_total` ones count since the process started.
+fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
+    let one = |name: &str, v: u64| (Labels::from_pairs([("__name__", name)]), now_ms, v as f64);
+    let mut out = vec![
+        one("tocsin_logs_stored_records", s.records),
+        one("tocsin_logs_stored_bytes", s.bytes),
+        one("tocsin_logs_duplicates_total", s.duplicates_total),
+        one("tocsin_logs_truncated_total", s.truncated_total),
+        one("tocsin_logs_wal_failures_total", s.wal_failures_total),
+        one("tocsin_logs_counter_series", s.counter_series as u64),
+    ];
+    for (reason, v) in [("age", s.evicted_age_total), ("size", s.evicted_size_total)] {
+        out.push((
+            Labels::from_pairs([
+                ("__name__", "tocsin_logs_evicted_total"),
+                ("reason", reason),
+            ]),
+            now_ms,
+            v as f64,
+        ));
+    }
+    for (metric, v) in &s.series_refused_total {
+        out.push((
+            Labels::from_pairs([
+                ("__name__", "tocsin_log_metric_series_refused_total"),
+                ("metric", metric.as_str()),
+            ]),
+            now_ms,
+            *v as f64,
+        ));
+    }
+    out
 }
 
 /// The body of an encoded record, without decoding the rest.
@@ -1339,6 +1399,11 @@ mod tests {
             let report = s.flush_counters(T0 + 1000, &ss).unwrap();
             // db and cache, and the built-in error and info series.
             assert_eq!(report.zero_starts, 4, "{report:?}");
+            let refused = Labels::from_pairs([
+                ("__name__", "tocsin_log_metric_series_refused_total"),
+                ("metric", "api_timeouts_total"),
+            ]);
+            assert_eq!(samples(&ss, &refused), [(T0 + 1000, 1.0)]);
             assert_eq!(
                 samples(&ss, &timeouts("db")),
                 [(T0 + 99, 0.0), (T0 + 1000, 2.0)]
