@@ -13,13 +13,32 @@
 //!
 //! Sources, chosen for cost and for consistency (each family comes from one
 //! read, so its states describe one instant and add up): on Linux, `/proc`
-//! through the `procfs` crate's parsers (CPU time per state, memory by state,
-//! disk statistics, network counters with drops, process states) and
-//! `statvfs` through `rustix` for filesystems, inodes included; `sysinfo`
-//! for the load average, uptime and boot time. Elsewhere
-//! only the `sysinfo` figures are reported and the other families report
+//! through the `procfs` crate's parsers (CPU time per state, memory by
+//! state, disk statistics, network counters with drops, process stat),
+//! `statvfs` through `rustix` for filesystems, inodes included, and small
+//! scanners where procfs falls short (process states, the mount table,
+//! swaps, vmstat: see their modules); `sysinfo` for the load average,
+//! uptime and boot time. Elsewhere only the `sysinfo` figures are
+//! reported and the other families report
 //! [`ScrapeError::Unsupported`]. No counter is ever derived from a
 //! percentage: utilizations are ratios of kernel counters or sizes.
+//!
+//! ```no_run
+//! use tocsin_agent::sources::host::{HostCollector, HostMetricsConfig};
+//!
+//! let settings = HostMetricsConfig::default()
+//!     .validate()
+//!     .map_err(|errors| format!("{errors:?}"))?;
+//! let mut host = HostCollector::new(settings);
+//! let collection = host.collect(); // every interval
+//! for metric in &collection.metrics {
+//!     println!("{} {} points", metric.name(), metric.points.len());
+//! }
+//! for error in &collection.errors {
+//!     eprintln!("{error}");
+//! }
+//! # Ok::<(), String>(())
+//! ```
 
 // Outside Linux only the sysinfo families run, which leaves the /proc
 // helpers unused there.

