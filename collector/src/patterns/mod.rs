@@ -16,7 +16,7 @@ pub mod mask;
 pub mod miner;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub use miner::{Group, GroupId, Miner, MinerConfig, MinerStats};
@@ -72,33 +72,63 @@ pub fn run_patterns_cli(
         source,
     })?;
     let mut reader = BufReader::new(file);
+    let mut out = BufWriter::new(out);
     let mut miner = Miner::default();
+    // One byte over the miner's cap, so that the miner sees and counts the cut.
+    let max_line = miner.config().max_line_bytes.saturating_add(1);
     let mut raw = Vec::new();
     let mut line_no = 0u64;
     loop {
-        raw.clear();
         line_no += 1;
-        let n = reader
-            .read_until(b'\n', &mut raw)
-            .map_err(|source| PatternsError::Read {
+        let more = read_line_capped(&mut reader, &mut raw, max_line).map_err(|source| {
+            PatternsError::Read {
                 path: input.to_owned(),
                 line: line_no,
                 source,
-            })?;
-        if n == 0 {
+            }
+        })?;
+        if !more {
             break;
         }
         let text = String::from_utf8_lossy(&raw);
-        let line = text.trim_end_matches(['\n', '\r']);
-        let id = miner.observe(line);
+        let id = miner.observe(text.strip_suffix('\r').unwrap_or(&text));
         if assign {
             writeln!(out, "{id}").map_err(PatternsError::Write)?;
         }
     }
     if !assign {
-        write_templates(&miner, out)?;
+        write_templates(&miner, &mut out)?;
     }
     out.flush().map_err(PatternsError::Write)
+}
+
+/// Reads the next line into `buf` without its `\n`, keeping at most `max`
+/// bytes of it (the rest of a longer line is skipped, so a file without
+/// newlines cannot exhaust memory). Returns false at the end of the input.
+fn read_line_capped(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<bool> {
+    buf.clear();
+    let mut seen = false;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(seen);
+        }
+        seen = true;
+        let (line_part, used, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], i + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        let room = max.saturating_sub(buf.len());
+        buf.extend_from_slice(&line_part[..line_part.len().min(room)]);
+        reader.consume(used);
+        if done {
+            return Ok(true);
+        }
+    }
 }
 
 /// Prints `COUNT\tID\tTEMPLATE` per group (and the overflow group when it
@@ -182,6 +212,18 @@ mod tests {
         assert_eq!(rows.len(), 2, "{text}");
         assert!(rows[0].starts_with("3\t") && rows[0].ends_with("\tdisk <*> failed"));
         assert_eq!(rows[1], "1\toverflow\t<*>");
+    }
+
+    #[test]
+    fn lines_are_read_with_a_cap_and_without_newlines() {
+        let input = b"short\r\n0123456789abcdef\n\nlast";
+        let mut reader = std::io::BufReader::with_capacity(4, &input[..]);
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        while read_line_capped(&mut reader, &mut buf, 8).unwrap() {
+            lines.push(String::from_utf8(buf.clone()).unwrap());
+        }
+        assert_eq!(lines, ["short\r", "01234567", "", "last"]);
     }
 
     #[test]
