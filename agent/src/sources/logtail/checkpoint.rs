@@ -68,6 +68,14 @@ impl AckTracker {
         self.restored.iter().any(|&(s, e)| s <= start && end <= e)
     }
 
+    /// Does an acknowledged range from before the restart start or end at
+    /// `offset`?
+    pub fn is_restored_boundary(&self, offset: u64) -> bool {
+        self.restored
+            .iter()
+            .any(|&(s, e)| s == offset || e == offset)
+    }
+
     /// End of the last record pushed.
     fn tail(&self) -> u64 {
         self.pending.back().map_or(self.acked, |(end, _)| *end)

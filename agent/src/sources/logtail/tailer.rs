@@ -700,26 +700,35 @@ impl Tailer {
 
     /// Opens `f` if a closed incarnation has its inode and fingerprint.
     fn resume(&mut self, f: &Found, now: SystemTime) -> bool {
-        let Some(id) = self
+        let key = (f.dev, f.ino);
+        if !self
             .incs
             .values()
-            .find(|i| i.file.is_none() && (i.dev, i.ino) == (f.dev, f.ino))
-            .map(|i| Arc::clone(&i.id))
-        else {
+            .any(|i| i.file.is_none() && (i.dev, i.ino) == key)
+        {
             return false;
-        };
+        }
         let Some(file) = self.open(f) else {
             return true;
+        };
+        let size = file.metadata().map_or(0, |m| m.len());
+        // Several incarnations may have had this inode (truncated in place,
+        // or reused): the newest whose fingerprint still matches is it.
+        let best = self
+            .incs
+            .values()
+            .filter(|i| i.file.is_none() && (i.dev, i.ino) == key)
+            .filter(|i| size >= i.splitter.pos() && i.fp.matches(&file, size).unwrap_or(false))
+            .max_by_key(|i| (generation(&i.id), i.fp.len))
+            .map(|i| Arc::clone(&i.id));
+        // None: the inode now holds other content (reused, or truncated
+        // while the agent was down); the old incarnations wait for a copy.
+        let Some(id) = best else {
+            return false;
         };
         let Some(inc) = self.incs.get_mut(&id) else {
             return false;
         };
-        let size = file.metadata().map_or(0, |m| m.len());
-        if size < inc.splitter.pos() || !inc.fp.matches(&file, size).unwrap_or(false) {
-            // The inode now holds other content (reused, or truncated while
-            // the agent was down): leave the old incarnation for a copy.
-            return false;
-        }
         tracing::info!(path = %f.path.display(), id = %inc.id, offset = inc.splitter.pos(), "resuming log file from its checkpoint");
         inc.file = Some(file);
         inc.path = f.path.as_path().into();
@@ -998,6 +1007,12 @@ impl Tailer {
                 if line.truncated {
                     self.out.counters.lines_truncated += 1;
                 }
+                // Re-reading after a restart: keep the record boundaries
+                // that were acknowledged, or a record extended by later
+                // continuation lines would carry an acknowledged offset.
+                if inc.acks.is_restored_boundary(line.start) {
+                    raws.extend(inc.assembler.flush());
+                }
                 inc.assembler.push(line, now, &mut raws);
             }
             let Some(rt) = self.inputs.get(inc.input) else {
@@ -1091,6 +1106,14 @@ fn emit(out: &mut Output, rt: &InputRt, inc: &mut Inc, raw: RawRecord, now: Syst
         input: inc.input,
         attributes: Arc::clone(&rt.attributes),
     });
+}
+
+/// The generation part of an incarnation id (`dev-ino-generation`).
+fn generation(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|g| u64::from_str_radix(g, 16).ok())
+        .unwrap_or(0)
 }
 
 /// Is `copy` (of `size` bytes) a copy of the start of `original`? The
