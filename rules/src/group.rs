@@ -9,6 +9,39 @@
 //! Nothing here reads the clock: the evaluation time is an argument. The
 //! store is anything that can be queried and appended to ([`Queryable`] +
 //! [`Appender`]); [`MemStorage`] is one.
+//!
+//! ```
+//! use tocsin_rules::file::{load_str, LoadOptions};
+//! use tocsin_rules::group::{EvalContext, GroupEvaluator};
+//! use tocsin_rules::promql::{Engine, Labels, MemStorage};
+//!
+//! let file = load_str(
+//!     "example.yml",
+//!     "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 1m\n",
+//!     LoadOptions::default(),
+//! )
+//! .expect("valid rules");
+//! let mut group = GroupEvaluator::new(&file.groups[0], 60_000);
+//! let mut store = MemStorage::new();
+//! let up = Labels::from_pairs([("__name__", "up"), ("instance", "a")]);
+//! let engine = Engine::default();
+//! let ctx = EvalContext {
+//!     engine: &engine,
+//!     external_labels: &Labels::empty(),
+//!     external_url: "",
+//!     default_query_offset_ms: 0,
+//! };
+//! for minute in 0..2 {
+//!     let t = minute * 60_000;
+//!     store.add(&up, t, 0.0);
+//!     assert!(group.eval(&mut store, t, &ctx).is_empty());
+//! }
+//! let tracker = group.rules()[0].tracker().expect("alerting rule");
+//! assert_eq!(tracker.firing_alerts().count(), 1);
+//! // What the collector persists so that `for` survives a restart.
+//! let saved = group.alert_state();
+//! assert_eq!(saved.rules[0].state.alerts.len(), 1);
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
