@@ -287,4 +287,67 @@ procs_blocked 0
         assert!(parse_stat(b"cpu  1 2 x\n", &SI).is_err());
         assert!(parse_stat(b"", &SI).is_err());
     }
+
+    /// Renders per-CPU tick lines as /proc/stat would, CPU numbers given.
+    fn render(cpus: &[(u32, [u64; 8])]) -> String {
+        let mut text = String::from("cpu  0 0 0 0 0 0 0 0 0 0\n");
+        for (id, t) in cpus {
+            // /proc/stat order: user nice system idle iowait irq softirq steal.
+            text.push_str(&format!(
+                "cpu{id} {} {} {} {} {} {} {} {} 0 0\n",
+                t[0], t[4], t[1], t[2], t[7], t[3], t[5], t[6]
+            ));
+        }
+        text.push_str("ctxt 1\nbtime 1700000000\nprocesses 1\n");
+        text
+    }
+
+    proptest::proptest! {
+        /// Whatever the kernel reports from one reading to the next (steps
+        /// back, CPUs going offline), cpu time never decreases from one
+        /// reading to the next and each CPU's
+        /// utilization states lie in [0, 1] and sum to 1.
+        #[test]
+        fn cpu_invariants_hold_for_any_readings(
+            readings in proptest::collection::vec(
+                proptest::collection::vec(proptest::array::uniform8(0u64..1_000_000), 1..4),
+                2..6,
+            )
+        ) {
+            let boot = SystemTime::UNIX_EPOCH;
+            let mut state = CpuState::default();
+            let mut last: std::collections::HashMap<String, f64> = Default::default();
+            for (n, reading) in readings.iter().enumerate() {
+                let cpus: Vec<(u32, [u64; 8])> =
+                    reading.iter().enumerate().map(|(i, t)| (i as u32 * 2, *t)).collect();
+                let mut out = Vec::new();
+                state.record(&stat(&render(&cpus)), boot + Duration::from_secs(n as u64), boot, &mut out);
+                let time = &out[0];
+                // Compared with the previous reading only: a CPU that went
+                // offline starts a new series when it returns.
+                let mut now = std::collections::HashMap::new();
+                for p in &time.points {
+                    let key = format!("{:?}", p.attributes);
+                    let v = p.value.as_f64();
+                    if let Some(before) = last.get(&key) {
+                        proptest::prop_assert!(v >= *before, "{key}: {before} -> {v}");
+                    }
+                    now.insert(key, v);
+                }
+                last = now;
+                if let Some(util) = out.get(1) {
+                    let mut sums: std::collections::BTreeMap<String, f64> = Default::default();
+                    for p in &util.points {
+                        let v = p.value.as_f64();
+                        proptest::prop_assert!((0.0..=1.0).contains(&v));
+                        let cpu = p.attribute("cpu").and_then(AttributeValue::as_str).unwrap_or("").to_owned();
+                        *sums.entry(cpu).or_default() += v;
+                    }
+                    for (cpu, sum) in sums {
+                        proptest::prop_assert!((sum - 1.0).abs() < 1e-9, "{cpu}: {sum}");
+                    }
+                }
+            }
+        }
+    }
 }

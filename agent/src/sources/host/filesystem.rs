@@ -642,4 +642,25 @@ tank/data /tank zfs rw,xattr,noacl 0 0
         );
         assert_eq!(Space::from_blocks(4096, 0, 0, 0, 0, 0).utilization(), None);
     }
+
+    proptest::proptest! {
+        /// For any statvfs figures, even inconsistent ones, the states are
+        /// non-negative, add up to the size, and utilization is a fraction.
+        #[test]
+        fn space_invariants_hold_for_any_statvfs(
+            fragment in 1u64..1 << 20,
+            blocks in 0u64..1 << 40,
+            free in 0u64..1 << 40,
+            available in 0u64..1 << 40,
+            files in 0u64..1 << 40,
+            files_free in 0u64..1 << 40,
+        ) {
+            let s = Space::from_blocks(fragment, blocks, free, available, files, files_free);
+            proptest::prop_assert_eq!(s.used + s.free + s.reserved, blocks * fragment);
+            proptest::prop_assert!(s.inodes_used + s.inodes_free <= files.max(files_free));
+            if let Some(u) = s.utilization() {
+                proptest::prop_assert!((0.0..=1.0).contains(&u));
+            }
+        }
+    }
 }

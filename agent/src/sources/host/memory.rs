@@ -388,4 +388,28 @@ VmallocChunk:          0 kB
             }
         );
     }
+
+    proptest::proptest! {
+        /// For any meminfo figures, overlapping or not, the six states add
+        /// up to MemTotal exactly.
+        #[test]
+        fn memory_states_partition_any_meminfo(
+            total in 0u64..1 << 40,
+            parts in proptest::array::uniform5(0u64..1 << 40),
+        ) {
+            let [free, buffers, cached, sreclaimable, sunreclaim] = parts;
+            let text = format!(
+                "MemTotal: {total} kB\nMemFree: {free} kB\nBuffers: {buffers} kB\n\
+                 Cached: {cached} kB\nSwapCached: 0 kB\nActive: 0 kB\nInactive: 0 kB\n\
+                 SwapTotal: 0 kB\nSwapFree: 0 kB\nDirty: 0 kB\nWriteback: 0 kB\n\
+                 Mapped: 0 kB\nSlab: 0 kB\nSReclaimable: {sreclaimable} kB\n\
+                 SUnreclaim: {sunreclaim} kB\nCommitted_AS: 0 kB\nVmallocTotal: 0 kB\n\
+                 VmallocUsed: 0 kB\nVmallocChunk: 0 kB\n"
+            );
+            let m = Meminfo::from_read(text.as_bytes()).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let s = MemoryStates::from_meminfo(&m);
+            let sum: u64 = s.states().iter().map(|(_, v)| v).sum();
+            proptest::prop_assert_eq!(sum, total * 1024);
+        }
+    }
 }
