@@ -189,9 +189,8 @@ fn severity_of(code: u8) -> Option<Severity> {
     })
 }
 
-/// Encodes everything of a record except its labels (memory blocks keep
-/// an interned label-set id instead). The origin comes first so eviction
-/// can read it without decoding the rest.
+/// Encodes everything of a record except its labels, self-contained (the
+/// write-ahead log's form; memory blocks use [`encode_stored`]).
 pub fn encode_record(rec: &LogRecord, out: &mut Vec<u8>) {
     match &rec.origin {
         None => out.push(0),
@@ -228,11 +227,6 @@ fn read_origin(r: &mut Reader<'_>) -> Result<Option<RecordOrigin>, DecodeError> 
     })
 }
 
-/// Reads only the origin of an encoded record.
-pub fn decode_origin(buf: &[u8]) -> Result<Option<RecordOrigin>, DecodeError> {
-    read_origin(&mut Reader::new(buf, "log record"))
-}
-
 fn read_record(r: &mut Reader<'_>, labels: Labels) -> Result<LogRecord, DecodeError> {
     let origin = read_origin(r)?;
     let time_ms = r.varint()?;
@@ -264,6 +258,173 @@ fn read_record(r: &mut Reader<'_>, labels: Labels) -> Result<LogRecord, DecodeEr
 /// Decodes a record written by [`encode_record`], giving it `labels`.
 pub fn decode_record(buf: &[u8], labels: Labels) -> Result<LogRecord, DecodeError> {
     read_record(&mut Reader::new(buf, "log record"), labels)
+}
+
+/// Strings longer than this are never put in a block dictionary: long
+/// values are rarely repeated, and short ones carry the savings.
+pub const MAX_DICT_STRING: usize = 256;
+
+/// A memory block's dictionary of repeated strings (origins, attribute
+/// names and values, severity texts): a record refers to an entry by
+/// number instead of repeating the bytes. Append-only while the block is
+/// open; frozen with it.
+#[derive(Debug, Clone, Default)]
+pub struct Dict {
+    entries: Vec<Box<str>>,
+    index: std::collections::HashMap<Box<str>, u32>,
+    bytes: usize,
+}
+
+/// Entries per dictionary: past it, strings are written inline.
+const MAX_DICT_ENTRIES: usize = 1 << 16;
+/// Memory of a dictionary entry beyond its bytes: the boxed string in the
+/// list and in the index.
+const DICT_ENTRY_OVERHEAD: usize = 64;
+
+impl Dict {
+    /// Bytes the dictionary holds, for the store's size accounting.
+    pub fn accounted(&self) -> usize {
+        self.bytes
+    }
+
+    /// Drops the lookup index once no more records will be added.
+    pub fn freeze(&mut self) {
+        self.index = std::collections::HashMap::new();
+        self.entries.shrink_to_fit();
+        self.bytes = self
+            .entries
+            .iter()
+            .map(|e| e.len() + DICT_ENTRY_OVERHEAD / 2)
+            .sum();
+    }
+
+    fn put(&mut self, out: &mut Vec<u8>, s: &str) {
+        if s.len() <= MAX_DICT_STRING {
+            if let Some(&i) = self.index.get(s) {
+                put_uvarint(out, u64::from(i) + 1);
+                return;
+            }
+            if self.entries.len() < MAX_DICT_ENTRIES {
+                let i = self.entries.len() as u32;
+                self.entries.push(s.into());
+                self.index.insert(s.into(), i);
+                self.bytes += 2 * s.len() + DICT_ENTRY_OVERHEAD;
+                put_uvarint(out, u64::from(i) + 1);
+                return;
+            }
+        }
+        put_uvarint(out, 0);
+        put_str(out, s);
+    }
+
+    fn get<'a>(&'a self, r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+        match r.uvarint()? {
+            0 => r.str(),
+            n => usize::try_from(n - 1)
+                .ok()
+                .and_then(|i| self.entries.get(i))
+                .map(|s| &**s)
+                .ok_or_else(|| r.err()),
+        }
+    }
+}
+
+/// Encodes a record for a memory block: like [`encode_record`], but
+/// repeated strings go through the block's dictionary and the labels are
+/// left to the block's label-set id.
+pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
+    match &rec.origin {
+        None => out.push(0),
+        Some(o) => {
+            out.push(1);
+            dict.put(out, &o.agent_id);
+            dict.put(out, &o.file_id);
+            put_uvarint(out, o.offset);
+        }
+    }
+    put_varint(out, rec.time_ms);
+    put_varint(out, rec.received_ms);
+    out.push(severity_code(rec.severity));
+    dict.put(out, &rec.severity_text);
+    put_str(out, &rec.body);
+    put_uvarint(out, rec.attributes.len() as u64);
+    for (k, v) in &rec.attributes {
+        dict.put(out, k);
+        dict.put(out, v);
+    }
+    put_opt_str(out, rec.trace_id.as_deref());
+    put_opt_str(out, rec.span_id.as_deref());
+}
+
+/// The origin of a stored record, borrowed: (agent id, file id, offset).
+pub fn stored_origin<'a>(
+    buf: &'a [u8],
+    dict: &'a Dict,
+) -> Result<Option<(&'a str, &'a str, u64)>, DecodeError> {
+    let mut r = Reader::new(buf, "stored log record");
+    Ok(match r.u8()? {
+        0 => None,
+        1 => Some((dict.get(&mut r)?, dict.get(&mut r)?, r.uvarint()?)),
+        _ => return Err(r.err()),
+    })
+}
+
+fn skip_stored_head<'a>(r: &mut Reader<'a>, dict: &'a Dict) -> Result<(), DecodeError> {
+    if r.u8()? == 1 {
+        dict.get(r)?;
+        dict.get(r)?;
+        r.uvarint()?;
+    }
+    Ok(())
+}
+
+/// The body of a stored record, without decoding the rest.
+pub fn stored_body<'a>(buf: &'a [u8], dict: &'a Dict) -> Result<&'a str, DecodeError> {
+    let mut r = Reader::new(buf, "stored log record");
+    skip_stored_head(&mut r, dict)?;
+    r.varint()?;
+    r.varint()?;
+    r.u8()?;
+    dict.get(&mut r)?;
+    r.str()
+}
+
+/// Decodes a record written by [`encode_stored`], giving it `labels`.
+pub fn decode_stored(buf: &[u8], dict: &Dict, labels: Labels) -> Result<LogRecord, DecodeError> {
+    let mut r = Reader::new(buf, "stored log record");
+    let origin = match r.u8()? {
+        0 => None,
+        1 => Some(RecordOrigin {
+            agent_id: dict.get(&mut r)?.to_string(),
+            file_id: dict.get(&mut r)?.to_string(),
+            offset: r.uvarint()?,
+        }),
+        _ => return Err(r.err()),
+    };
+    let time_ms = r.varint()?;
+    let received_ms = r.varint()?;
+    let severity = severity_of(r.u8()?).ok_or_else(|| r.err())?;
+    let severity_text = dict.get(&mut r)?.to_string();
+    let body = r.str()?.to_string();
+    let n = r.count(2)?;
+    let mut attributes = Vec::with_capacity(n);
+    for _ in 0..n {
+        attributes.push((dict.get(&mut r)?.to_string(), dict.get(&mut r)?.to_string()));
+    }
+    let trace_id = r.opt_str()?;
+    let span_id = r.opt_str()?;
+    Ok(LogRecord {
+        time_ms,
+        received_ms,
+        severity,
+        severity_text,
+        labels,
+        body,
+        attributes,
+        origin,
+        trace_id,
+        span_id,
+    })
 }
 
 /// One counter increment carried by a batch.
@@ -421,9 +582,6 @@ pub(crate) mod tests {
         assert_eq!(got.at_ms, 123);
         assert_eq!(got.records, vec![a.clone(), b]);
         assert_eq!(got.deltas, deltas);
-        let mut one = Vec::new();
-        encode_record(&a, &mut one);
-        assert_eq!(decode_origin(&one).unwrap(), a.origin);
     }
 
     #[test]
@@ -442,12 +600,44 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("version 9"), "{err}");
     }
 
+    #[test]
+    fn stored_records_share_repeated_strings() {
+        let a = record("first");
+        let mut b = record("second");
+        b.attributes
+            .push(("long".into(), "v".repeat(MAX_DICT_STRING + 1)));
+        let mut dict = Dict::default();
+        let (mut ea, mut eb) = (Vec::new(), Vec::new());
+        encode_stored(&a, &mut dict, &mut ea);
+        encode_stored(&b, &mut dict, &mut eb);
+        let mut plain = Vec::new();
+        encode_record(&a, &mut plain);
+        assert!(
+            ea.len() + 40 < plain.len(),
+            "{} vs {}",
+            ea.len(),
+            plain.len()
+        );
+        dict.freeze();
+        assert_eq!(decode_stored(&ea, &dict, a.labels.clone()).unwrap(), a);
+        assert_eq!(decode_stored(&eb, &dict, b.labels.clone()).unwrap(), b);
+        assert_eq!(stored_body(&eb, &dict).unwrap(), "second");
+        assert_eq!(
+            stored_origin(&ea, &dict).unwrap(),
+            Some(("agent-a", "f1", 4096))
+        );
+        // A reference past the dictionary is an error, not a panic.
+        assert!(decode_stored(&ea, &Dict::default(), Labels::empty()).is_err());
+    }
+
     proptest! {
         #[test]
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_batch(&bytes);
             let _ = decode_snapshot(&bytes);
             let _ = decode_record(&bytes, Labels::empty());
+            let _ = decode_stored(&bytes, &Dict::default(), Labels::empty());
+            let _ = stored_body(&bytes, &Dict::default());
         }
 
         #[test]

@@ -33,8 +33,9 @@ use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable};
 use tocsin_rules::promql::value::Labels;
 
 use super::codec::{
-    self, Batch, CounterDelta, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, decode_batch, decode_origin,
-    decode_record, decode_snapshot, encode_batch, encode_record, encode_snapshot,
+    Batch, CounterDelta, Dict, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, decode_batch,
+    decode_snapshot, decode_stored, encode_batch, encode_snapshot, encode_stored, stored_body,
+    stored_origin,
 };
 use super::counters::{
     CounterLimits, Counters, LogMetrics, LogMetricsError, RECORDS_TOTAL, cut, groups_match,
@@ -196,11 +197,13 @@ struct Block {
     min_tag: u64,
     /// Label-set ids present, sorted.
     lsets: Vec<u32>,
+    dict: Dict,
 }
 
 impl Block {
     fn accounted(&self) -> u64 {
-        self.bytes.len() as u64 + self.entries.len() as u64 * ENTRY_OVERHEAD
+        (self.bytes.len() + self.dict.accounted()) as u64
+            + self.entries.len() as u64 * ENTRY_OVERHEAD
     }
 
     fn record_bytes(&self, i: usize) -> &[u8] {
@@ -346,6 +349,9 @@ impl State {
             let b = Arc::make_mut(&mut full);
             b.bytes.shrink_to_fit();
             b.entries.shrink_to_fit();
+            let before = b.accounted();
+            b.dict.freeze();
+            self.bytes = self.bytes.saturating_sub(before - b.accounted());
             self.sealed.push_back(full);
         }
         let lset = self.intern_lset(&rec.labels);
@@ -359,7 +365,7 @@ impl State {
             b.min_tag = tag;
         }
         let offset = b.bytes.len() as u32;
-        encode_record(rec, &mut b.bytes);
+        encode_stored(rec, &mut b.dict, &mut b.bytes);
         b.entries.push(Entry {
             time_ms: rec.time_ms,
             offset,
@@ -380,8 +386,10 @@ impl State {
     /// Drops a block's records from the indexes.
     fn forget(&mut self, block: &Block) {
         for (i, e) in block.entries.iter().enumerate() {
-            if let Ok(Some(o)) = decode_origin(block.record_bytes(i)) {
-                self.unclaim(&o.agent_id, &o.file_id, o.offset);
+            if let Ok(Some((agent, file, offset))) =
+                stored_origin(block.record_bytes(i), &block.dict)
+            {
+                self.unclaim(agent, file, offset);
             }
             self.release_lset(e.lset);
         }
@@ -874,7 +882,7 @@ impl LogStore {
                 }
                 result.scanned += 1;
                 if let Some(text) = &q.text {
-                    let Some(body) = body_of(b.record_bytes(i)) else {
+                    let Ok(body) = stored_body(b.record_bytes(i), &b.dict) else {
                         continue;
                     };
                     if !text.is_match(body) {
@@ -893,7 +901,7 @@ impl LogStore {
         for (_, bi, i) in keys {
             let b = &blocks[bi];
             let labels = lsets.get(&b.entries[i].lset).cloned().unwrap_or_default();
-            match decode_record(b.record_bytes(i), labels) {
+            match decode_stored(b.record_bytes(i), &b.dict, labels) {
                 Ok(r) => result.records.push(r),
                 Err(e) => tracing::error!(error = %e, "log store: stored record does not decode"),
             }
@@ -1022,25 +1030,6 @@ fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
         ));
     }
     out
-}
-
-/// The body of an encoded record, without decoding the rest.
-fn body_of(buf: &[u8]) -> Option<&str> {
-    let mut r = codec::Reader::new(buf, "log record");
-    match r.u8().ok()? {
-        0 => {}
-        1 => {
-            r.str().ok()?;
-            r.str().ok()?;
-            r.uvarint().ok()?;
-        }
-        _ => return None,
-    }
-    r.varint().ok()?;
-    r.varint().ok()?;
-    r.u8().ok()?;
-    r.str().ok()?;
-    r.str().ok()
 }
 
 #[cfg(test)]
