@@ -14,6 +14,7 @@
 //! and the disk scraper skips `loop*` and `ram*` devices, which are not disks
 //! (snap packages alone add a dozen loop devices to an Ubuntu host).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
@@ -98,7 +99,57 @@ pub struct HostMetricsConfig {
     pub network: DeviceFilterConfig,
     /// Per-process metrics.
     pub process: ProcessConfig,
+    /// Metrics to switch off by name, in the hostmetrics receiver's form:
+    /// `system.cpu.utilization: {enabled: false}`. Every metric is on by
+    /// default (the receiver leaves the utilizations off; they are asked
+    /// for here). Unknown names are errors.
+    pub metrics: BTreeMap<String, MetricToggle>,
 }
+
+/// One entry of [`HostMetricsConfig::metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricToggle {
+    /// Whether the metric is reported.
+    pub enabled: bool,
+}
+
+/// Every metric the host source can report, by semantic-convention name.
+pub const METRIC_NAMES: [&str; 33] = [
+    "system.cpu.time",
+    "system.cpu.utilization",
+    "system.cpu.load_average.1m",
+    "system.cpu.load_average.5m",
+    "system.cpu.load_average.15m",
+    "system.memory.usage",
+    "system.memory.utilization",
+    "system.paging.usage",
+    "system.paging.utilization",
+    "system.paging.operations",
+    "system.paging.faults",
+    "system.filesystem.usage",
+    "system.filesystem.inodes.usage",
+    "system.filesystem.utilization",
+    "system.disk.io",
+    "system.disk.operations",
+    "system.disk.io_time",
+    "system.disk.operation_time",
+    "system.disk.weighted_io_time",
+    "system.disk.pending_operations",
+    "system.disk.merged",
+    "system.network.io",
+    "system.network.packets",
+    "system.network.errors",
+    "system.network.dropped",
+    "system.processes.count",
+    "system.processes.created",
+    "system.uptime",
+    "process.cpu.time",
+    "process.memory.usage",
+    "process.memory.virtual",
+    "process.threads",
+    "process.open_file_descriptors",
+];
 
 impl Default for HostMetricsConfig {
     fn default() -> Self {
@@ -111,6 +162,7 @@ impl Default for HostMetricsConfig {
             },
             network: DeviceFilterConfig::default(),
             process: ProcessConfig::default(),
+            metrics: BTreeMap::new(),
         }
     }
 }
@@ -204,6 +256,14 @@ pub enum HostMetricsConfigError {
         /// Where the empty entry is.
         field: String,
     },
+    /// A metric name the host source does not report.
+    #[error("{field}: no host metric is named {name:?}; valid names are listed in METRIC_NAMES")]
+    UnknownMetric {
+        /// The key.
+        field: String,
+        /// The name given.
+        name: String,
+    },
     /// A number out of its range.
     #[error("{field}: {value} is out of range; valid: {min} to {max}")]
     OutOfRange {
@@ -228,12 +288,19 @@ pub struct HostMetrics {
     pub(crate) process_names: Vec<String>,
     pub(crate) max_processes: usize,
     pub(crate) agent_process: bool,
+    /// Names of metrics switched off.
+    pub(crate) disabled: Vec<&'static str>,
 }
 
 impl HostMetrics {
     /// Whether `scraper` runs.
     pub fn enabled(&self, scraper: Scraper) -> bool {
         self.scrapers.contains(&scraper)
+    }
+
+    /// Whether the metric `name` is reported.
+    pub fn metric_enabled(&self, name: &str) -> bool {
+        !self.disabled.contains(&name)
     }
 }
 
@@ -251,6 +318,7 @@ impl Default for HostMetrics {
                 process_names: Vec::new(),
                 max_processes: 64,
                 agent_process: true,
+                disabled: Vec::new(),
             },
         }
     }
@@ -363,6 +431,18 @@ impl HostMetricsConfig {
             });
         }
 
+        let mut disabled = Vec::new();
+        for (name, toggle) in &self.metrics {
+            match METRIC_NAMES.iter().find(|known| *known == name) {
+                Some(known) if !toggle.enabled => disabled.push(*known),
+                Some(_) => {}
+                None => errors.push(HostMetricsConfigError::UnknownMetric {
+                    field: format!("metrics.{name}"),
+                    name: name.clone(),
+                }),
+            }
+        }
+
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -374,6 +454,7 @@ impl HostMetricsConfig {
             process_names: self.process.names.clone(),
             max_processes: self.process.max_processes,
             agent_process: self.process.agent,
+            disabled,
         })
     }
 }
@@ -515,6 +596,32 @@ mod tests {
                 "{field} missing in {text:#?}"
             );
         }
+    }
+
+    #[test]
+    fn metrics_are_switched_off_by_name_and_unknown_names_refused() {
+        let config = parse(
+            "metrics:\n  system.cpu.utilization: {enabled: false}\n  \
+             system.uptime: {enabled: true}\n",
+        );
+        let config = config.unwrap_or_else(|e| panic!("{e}"));
+        let settings = config.validate().unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(!settings.metric_enabled("system.cpu.utilization"));
+        assert!(settings.metric_enabled("system.cpu.time"));
+        assert!(settings.metric_enabled("system.uptime"));
+
+        let config = parse("metrics:\n  system.cpu.utilisation: {enabled: false}\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let errors = config.validate().err().unwrap_or_default();
+        assert_eq!(
+            errors,
+            vec![HostMetricsConfigError::UnknownMetric {
+                field: "metrics.system.cpu.utilisation".into(),
+                name: "system.cpu.utilisation".into(),
+            }]
+        );
+        let err = parse("metrics:\n  system.uptime: {enable: false}\n");
+        assert!(matches!(&err, Err(e) if e.contains("enable")), "{err:?}");
     }
 
     #[test]

@@ -303,6 +303,9 @@ impl HostCollector {
                 });
             }
         }
+        if !s.disabled.is_empty() {
+            c.metrics.retain(|m| s.metric_enabled(m.name()));
+        }
         self.names.trim();
         #[cfg(target_os = "linux")]
         self.linux.counters.sweep();

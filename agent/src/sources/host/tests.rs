@@ -287,9 +287,27 @@ fn real_collection_matches_receiver_metadata() {
         }
     }
     let known: BTreeSet<&str> = EXPECTED.iter().map(|e| e.0).collect();
+    let listed: BTreeSet<&str> = super::config::METRIC_NAMES.into_iter().collect();
+    assert_eq!(
+        known, listed,
+        "METRIC_NAMES out of step with what is emitted"
+    );
     for name in metrics.keys() {
         assert!(known.contains(name), "unexpected metric {name}");
     }
+}
+
+#[test]
+fn disabled_metrics_are_not_emitted() {
+    let mut config = HostMetricsConfig::default();
+    config.metrics.insert(
+        "system.cpu.time".into(),
+        super::config::MetricToggle { enabled: false },
+    );
+    let col = collector(config).collect();
+    let names = by_name(&col);
+    assert!(!names.contains_key("system.cpu.time"));
+    assert!(names.contains_key("system.memory.usage"));
 }
 
 #[test]
