@@ -266,6 +266,8 @@ pub struct Tailer {
     held: HashMap<(u64, u64), SystemTime>,
     /// Copies recognised as holding nothing unread.
     ignored: HashSet<(u64, u64)>,
+    /// Files that could not be opened, warned about once.
+    unopenable: HashSet<PathBuf>,
     out: Output,
     outstanding: HashMap<u64, Vec<(Arc<str>, u64)>>,
     next_batch_id: u64,
@@ -328,6 +330,7 @@ impl Tailer {
             incs: BTreeMap::new(),
             held: HashMap::new(),
             ignored: HashSet::new(),
+            unopenable: HashSet::new(),
             out: Output::default(),
             outstanding: HashMap::new(),
             next_batch_id: 1,
@@ -695,6 +698,8 @@ impl Tailer {
             self.classify(f, now);
         }
         self.held.retain(|k, _| found.contains_key(k));
+        let paths: HashSet<&Path> = scan.files.iter().map(|f| f.path.as_path()).collect();
+        self.unopenable.retain(|p| paths.contains(p.as_path()));
         self.ignored.retain(|k| found.contains_key(k));
     }
 
@@ -744,7 +749,10 @@ impl Tailer {
     fn open(&mut self, f: &Found) -> Option<File> {
         match File::open(&f.path) {
             Ok(file) => match file.metadata() {
-                Ok(m) if (m.dev(), m.ino()) == (f.dev, f.ino) => Some(file),
+                Ok(m) if (m.dev(), m.ino()) == (f.dev, f.ino) => {
+                    self.unopenable.remove(&f.path);
+                    Some(file)
+                }
                 // Replaced between scan and open: the next scan sees it.
                 Ok(_) => None,
                 Err(e) => {
@@ -754,7 +762,11 @@ impl Tailer {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                self.read_error(&f.path, &e);
+                // Said once per file, not once per reconcile: permissions
+                // rarely fix themselves within seconds.
+                if self.unopenable.insert(f.path.clone()) {
+                    self.read_error(&f.path, &e);
+                }
                 None
             }
         }
@@ -927,6 +939,11 @@ impl Tailer {
                 && let Ok((fp, _)) = Fingerprint::read(file, size)
             {
                 inc.fp = fp;
+                // The checkpoint must know the longer fingerprint before
+                // records read past the old one leave: otherwise, after a
+                // crash, a file truncated meanwhile would still match the
+                // short one and its new lines reuse acknowledged offsets.
+                self.ids_dirty = true;
             }
             inc.size = size;
             return Some(Arc::clone(id));
