@@ -12,9 +12,15 @@
 //! agree exactly) or reports what Prometheus got, which is compared with a
 //! relative tolerance of 1e-9 (NaN equals NaN). An expression both engines
 //! reject at evaluation agrees; one that promtool's parser rejects is a
-//! defect of the generator and fails the test.
+//! defect of the generator and fails the test, as does any promtool output
+//! that is not an entry report.
 //!
-//! `TOCSIN_DIFF_CASES` sets the number of expressions (default
+//! A disagreement is shrunk through proptest's value tree to a smaller
+//! expression that still disagrees, and the run's test files are kept for
+//! replaying by hand. Disagreements once found are also fixed cases
+//! ([`regressions`]) compared in every run.
+//!
+//! `TOCSIN_DIFF_CASES` sets the number of random expressions (default
 //! [`DEFAULT_CASES`]), `TOCSIN_DIFF_SEED` the seed. Without promtool on
 //! `PATH` the test says so and does nothing: CI installs it.
 
