@@ -57,6 +57,9 @@ enum RulesCommand {
         /// Write JUnit XML results to this file.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Show alert mismatches as a coloured diff of expected and got.
+        #[arg(long)]
+        diff: bool,
     },
 }
 
@@ -114,10 +117,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 run,
                 ignore_unknown_fields,
                 junit,
+                diff,
             } => {
                 let opts = RunOptions {
                     run,
                     ignore_unknown_fields,
+                    diff,
                 };
                 let mut junit_file = match &junit {
                     Some(p) => Some(

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub run: Vec<String>,
     /// `--ignore-unknown-fields`: tolerate unknown keys in rule files.
     pub ignore_unknown_fields: bool,
+    /// `--diff`: report alert mismatches as a coloured JSON diff.
+    pub diff: bool,
 }
 
 /// Why a run could not start at all.
@@ -191,6 +193,7 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
         order: &order,
         rule_files: &rule_files,
         fuzzy: file.fuzzy_compare,
+        diff: opts.diff,
     };
     for (i, tg) in file.tests.iter().enumerate() {
         let name = tg.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
@@ -252,6 +255,7 @@ struct Suite<'a> {
     order: &'a BTreeMap<String, usize>,
     rule_files: &'a [Result<RuleFile, RuleFileErrors>],
     fuzzy: bool,
+    diff: bool,
 }
 
 /// One input series: its samples, oldest first, and how many of them were
@@ -461,6 +465,18 @@ impl Suite<'_> {
                         } else {
                             format!("    name: {group_name},\n")
                         };
+                        if self.diff {
+                            let (matched, diff) = report::json_diff(&exp.to_json(), &got.to_json());
+                            if matched != report::JsonMatch::Full {
+                                errs.push(format!(
+                                    "{name_line}    alertname: {}, time: {}, \n        diff: {}",
+                                    tc.alertname.0,
+                                    format_prom_duration(tc.eval_time.0),
+                                    report::indent_lines(&diff, "            "),
+                                ));
+                            }
+                            continue;
+                        }
                         errs.push(format!(
                             "{name_line}    alertname: {}, time: {}, \n        exp:{}, \n        got:{}",
                             tc.alertname.0,
@@ -645,6 +661,28 @@ mod tests {
         assert!(
             out.failures[0].starts_with("    name: t1,\n    alertname: High, time: 5m, \n        exp:[], \n        got:[\n            0:\n              Labels:{alertname=\"High\"}"),
             "{}",
+            out.failures[0]
+        );
+    }
+
+    #[test]
+    fn diff_mode_reports_alert_mismatches_as_a_diff() {
+        let tests = "rule_files: [rules.yml]\ntests:\n- name: t1\n  input_series:\n  - series: load\n    values: 2x10\n  alert_rule_test:\n  - eval_time: 5m\n    alertname: High\n    exp_alerts: []\n";
+        let opts = RunOptions {
+            diff: true,
+            ..RunOptions::default()
+        };
+        let out = run_yaml(RULES, tests, &opts);
+        assert_eq!(out.failures.len(), 1);
+        assert!(
+            out.failures[0]
+                .starts_with("    name: t1,\n    alertname: High, time: 5m, \n        diff: [\n"),
+            "{}",
+            out.failures[0]
+        );
+        assert!(
+            out.failures[0].contains("\u{1b}[0;32m\"alertname\": \"High\""),
+            "{:?}",
             out.failures[0]
         );
     }

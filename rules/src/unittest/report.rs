@@ -211,3 +211,339 @@ mod tests {
         assert_eq!(AlertSet::default().to_string(), "[]");
     }
 }
+
+/// A JSON value as promtool's `--diff` sees an alert list (objects keep
+/// their keys sorted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Json {
+    Str(String),
+    Obj(Vec<(String, Json)>),
+    Arr(Vec<Json>),
+}
+
+impl AlertSet {
+    /// The list as promtool marshals it: `[{"Labels": {…}, "Annotations":
+    /// {…}}, …]`; an empty list becomes one empty alert, as promtool pads it.
+    pub fn to_json(&self) -> Json {
+        let obj = |p: &Pairs| {
+            let mut v: Vec<(String, Json)> = p
+                .iter()
+                .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            Json::Obj(v)
+        };
+        let mut items: Vec<Json> = self
+            .0
+            .iter()
+            .map(|(l, a)| {
+                Json::Obj(vec![
+                    ("Annotations".to_string(), obj(a)),
+                    ("Labels".to_string(), obj(l)),
+                ])
+            })
+            .collect();
+        if items.is_empty() {
+            items.push(Json::Obj(vec![
+                ("Annotations".to_string(), Json::Obj(Vec::new())),
+                ("Labels".to_string(), Json::Obj(Vec::new())),
+            ]));
+        }
+        Json::Arr(items)
+    }
+}
+
+/// How two JSON values compare (nsf/jsondiff's result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonMatch {
+    Full,
+    /// The first value has everything the second has, and more.
+    Superset,
+    No,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Normal,
+    Added,
+    Removed,
+    Changed,
+}
+
+impl Tag {
+    fn begin(self) -> &'static str {
+        match self {
+            Tag::Normal => "",
+            Tag::Added => "\u{1b}[0;32m",
+            Tag::Removed => "\u{1b}[0;31m",
+            Tag::Changed => "\u{1b}[0;33m",
+        }
+    }
+
+    fn end(self) -> &'static str {
+        match self {
+            Tag::Normal => "",
+            _ => "\u{1b}[0m",
+        }
+    }
+}
+
+struct DiffCtx {
+    buf: String,
+    level: usize,
+    last: Option<Tag>,
+    result: Option<JsonMatch>,
+}
+
+impl DiffCtx {
+    fn newline(&mut self, s: &str) {
+        self.buf.push_str(s);
+        if let Some(t) = self.last {
+            self.buf.push_str(t.end());
+        }
+        self.buf.push('\n');
+        for _ in 0..self.level {
+            self.buf.push_str("    ");
+        }
+        if let Some(t) = self.last {
+            self.buf.push_str(t.begin());
+        }
+    }
+
+    fn tag(&mut self, t: Tag) {
+        if self.last == Some(t) {
+            return;
+        }
+        if let Some(l) = self.last {
+            self.buf.push_str(l.end());
+        }
+        self.buf.push_str(t.begin());
+        self.last = Some(t);
+    }
+
+    fn record(&mut self, d: JsonMatch) {
+        self.result = Some(match (d, self.result) {
+            (JsonMatch::No, _) | (_, Some(JsonMatch::No)) => JsonMatch::No,
+            (JsonMatch::Superset, _) | (_, Some(JsonMatch::Superset)) => JsonMatch::Superset,
+            _ => JsonMatch::Full,
+        });
+    }
+
+    fn key(&mut self, k: &str) {
+        self.buf.push_str(&go_quote(k));
+        self.buf.push_str(": ");
+    }
+
+    fn write_value(&mut self, v: &Json, full: bool) {
+        match v {
+            Json::Str(s) => self.buf.push_str(&go_quote(s)),
+            Json::Arr(items) if full => {
+                if items.is_empty() {
+                    self.buf.push('[');
+                } else {
+                    self.level += 1;
+                    self.newline("[");
+                }
+                for (i, item) in items.iter().enumerate() {
+                    self.write_value(item, true);
+                    if i + 1 != items.len() {
+                        self.newline(",");
+                    } else {
+                        self.level -= 1;
+                        self.newline("");
+                    }
+                }
+                self.buf.push(']');
+            }
+            Json::Obj(fields) if full => {
+                if fields.is_empty() {
+                    self.buf.push('{');
+                } else {
+                    self.level += 1;
+                    self.newline("{");
+                }
+                for (i, (k, item)) in fields.iter().enumerate() {
+                    self.key(k);
+                    self.write_value(item, true);
+                    if i + 1 != fields.len() {
+                        self.newline(",");
+                    } else {
+                        self.level -= 1;
+                        self.newline("");
+                    }
+                }
+                self.buf.push('}');
+            }
+            Json::Arr(_) => self.buf.push_str("[]"),
+            Json::Obj(_) => self.buf.push_str("{}"),
+        }
+    }
+
+    fn mismatch(&mut self, a: &Json, b: &Json) {
+        self.tag(Tag::Changed);
+        self.write_value(a, false);
+        self.buf.push_str(" => ");
+        self.write_value(b, false);
+        self.record(JsonMatch::No);
+    }
+
+    fn diff(&mut self, a: &Json, b: &Json) {
+        match (a, b) {
+            (Json::Str(x), Json::Str(y)) if x != y => self.mismatch(a, b),
+            (Json::Arr(xs), Json::Arr(ys)) => {
+                let max = xs.len().max(ys.len());
+                self.tag(Tag::Normal);
+                if max == 0 {
+                    self.buf.push('[');
+                } else {
+                    self.level += 1;
+                    self.newline("[");
+                }
+                for i in 0..max {
+                    match (xs.get(i), ys.get(i)) {
+                        (Some(x), Some(y)) => self.diff(x, y),
+                        (Some(x), None) => {
+                            self.tag(Tag::Removed);
+                            self.write_value(x, true);
+                            self.record(JsonMatch::Superset);
+                        }
+                        (None, Some(y)) => {
+                            self.tag(Tag::Added);
+                            self.write_value(y, true);
+                            self.record(JsonMatch::No);
+                        }
+                        (None, None) => {}
+                    }
+                    self.tag(Tag::Normal);
+                    if i + 1 != max {
+                        self.newline(",");
+                    } else {
+                        self.level -= 1;
+                        self.newline("");
+                    }
+                }
+                self.buf.push(']');
+            }
+            (Json::Obj(xs), Json::Obj(ys)) => {
+                let mut keys: Vec<&str> = xs
+                    .iter()
+                    .chain(ys.iter())
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                self.tag(Tag::Normal);
+                if keys.is_empty() {
+                    self.buf.push('{');
+                } else {
+                    self.level += 1;
+                    self.newline("{");
+                }
+                let get = |fields: &[(String, Json)], k: &str| {
+                    fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+                };
+                for (i, k) in keys.iter().enumerate() {
+                    match (get(xs, k), get(ys, k)) {
+                        (Some(x), Some(y)) => {
+                            self.key(k);
+                            self.diff(&x, &y);
+                        }
+                        (Some(x), None) => {
+                            self.tag(Tag::Removed);
+                            self.key(k);
+                            self.write_value(&x, true);
+                            self.record(JsonMatch::Superset);
+                        }
+                        (None, Some(y)) => {
+                            self.tag(Tag::Added);
+                            self.key(k);
+                            self.write_value(&y, true);
+                            self.record(JsonMatch::No);
+                        }
+                        (None, None) => {}
+                    }
+                    self.tag(Tag::Normal);
+                    if i + 1 != keys.len() {
+                        self.newline(",");
+                    } else {
+                        self.level -= 1;
+                        self.newline("");
+                    }
+                }
+                self.buf.push('}');
+            }
+            (Json::Str(_), Json::Str(_)) => {
+                self.tag(Tag::Normal);
+                self.write_value(a, true);
+                self.record(JsonMatch::Full);
+            }
+            _ => self.mismatch(a, b),
+        }
+    }
+}
+
+/// Compares `expected` with `got` and renders the difference with
+/// terminal colours, as nsf/jsondiff's console output that promtool's
+/// `--diff` prints (added in green, removed in red, changed in yellow).
+pub fn json_diff(expected: &Json, got: &Json) -> (JsonMatch, String) {
+    let mut ctx = DiffCtx {
+        buf: String::new(),
+        level: 0,
+        last: None,
+        result: None,
+    };
+    ctx.diff(expected, got);
+    if let Some(t) = ctx.last {
+        ctx.buf.push_str(t.end());
+    }
+    (ctx.result.unwrap_or(JsonMatch::Full), ctx.buf)
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+
+    fn set(labels: &[(&str, &str)]) -> AlertSet {
+        let mut s = AlertSet::default();
+        s.push_maps(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            BTreeMap::new(),
+        );
+        s
+    }
+
+    #[test]
+    fn equal_lists_fully_match() {
+        let a = set(&[("alertname", "A")]);
+        let (m, _) = json_diff(&a.to_json(), &a.to_json());
+        assert_eq!(m, JsonMatch::Full);
+    }
+
+    #[test]
+    fn changed_values_are_marked() {
+        let exp = set(&[("alertname", "A"), ("severity", "page")]);
+        let got = set(&[("alertname", "A"), ("severity", "ticket")]);
+        let (m, text) = json_diff(&exp.to_json(), &got.to_json());
+        assert_eq!(m, JsonMatch::No);
+        assert!(
+            text.contains("\"severity\": \u{1b}[0;33m\"page\" => \"ticket\"\u{1b}[0m"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn missing_alerts_are_a_superset_and_extra_ones_no_match() {
+        let one = set(&[("alertname", "A")]);
+        let (m, text) = json_diff(&one.to_json(), &AlertSet::default().to_json());
+        assert_eq!(m, JsonMatch::Superset);
+        assert!(
+            text.contains("\u{1b}[0;31m\"alertname\": \"A\""),
+            "{text:?}"
+        );
+        let (m, _) = json_diff(&AlertSet::default().to_json(), &one.to_json());
+        assert_eq!(m, JsonMatch::No);
+    }
+}
