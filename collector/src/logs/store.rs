@@ -59,7 +59,8 @@ const FRAME_TARGET_BYTES: usize = 4 << 20;
 pub struct LogStoreOptions {
     /// Records received longer ago than this are dropped (ms).
     pub max_age_ms: i64,
-    /// The records kept, in accounted bytes, at most (memory and disk).
+    /// The records kept at most, in bytes of memory and of write-ahead
+    /// log alike (whichever is larger counts).
     pub max_bytes: u64,
     /// A memory block is sealed past this many bytes of records.
     pub block_bytes: usize,
@@ -144,7 +145,10 @@ pub struct LogAppendOutcome {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LogStoreStats {
     pub records: u64,
+    /// Memory the records take, as accounted for the size budget.
     pub bytes: u64,
+    /// The records' share of the write-ahead log on disk.
+    pub wal_bytes: u64,
     pub blocks: usize,
     pub counter_series: usize,
     pub accepted_total: u64,
@@ -195,6 +199,8 @@ struct Block {
     first_received: i64,
     last_received: i64,
     min_tag: u64,
+    /// This block's share of the write-ahead log on disk.
+    wal_bytes: u64,
     /// Label-set ids present, sorted.
     lsets: Vec<u32>,
     dict: Dict,
@@ -227,6 +233,7 @@ struct State {
     sealed: VecDeque<Arc<Block>>,
     head: Arc<Block>,
     bytes: u64,
+    wal_bytes: u64,
     records: u64,
     lset_ids: HashMap<Labels, u32>,
     lsets: HashMap<u32, LabelSet>,
@@ -339,7 +346,8 @@ impl State {
         }
     }
 
-    fn insert(&mut self, rec: &LogRecord, tag: u64, opts: &LogStoreOptions) {
+    /// Adds a durable record; `wal_bytes` is its share of the log on disk.
+    fn insert(&mut self, rec: &LogRecord, tag: u64, wal_bytes: u64, opts: &LogStoreOptions) {
         let seal = !self.head.entries.is_empty()
             && (self.head.bytes.len() >= opts.block_bytes
                 || rec.received_ms.saturating_sub(self.head.first_received)
@@ -379,7 +387,9 @@ impl State {
         if let Err(pos) = b.lsets.binary_search(&lset) {
             b.lsets.insert(pos, lset);
         }
+        b.wal_bytes += wal_bytes;
         self.bytes += b.accounted() - before;
+        self.wal_bytes += wal_bytes;
         self.records += 1;
     }
 
@@ -394,6 +404,7 @@ impl State {
             self.release_lset(e.lset);
         }
         self.bytes = self.bytes.saturating_sub(block.accounted());
+        self.wal_bytes = self.wal_bytes.saturating_sub(block.wal_bytes);
         self.records = self.records.saturating_sub(block.entries.len() as u64);
     }
 
@@ -404,7 +415,9 @@ impl State {
         let (mut by_age, mut by_size) = (0, 0);
         loop {
             let too_old = |b: &Block| !b.entries.is_empty() && b.last_received < cutoff;
-            let over = self.bytes > opts.max_bytes;
+            // The budget bounds memory and disk alike (the log's encoding
+            // is self-contained, so usually the larger).
+            let over = self.bytes.max(self.wal_bytes) > opts.max_bytes;
             let front = self.sealed.front().map(|b| too_old(b) || over);
             let block = match front {
                 Some(true) => self.sealed.pop_front(),
@@ -491,6 +504,7 @@ impl LogStore {
                         records,
                         deltas,
                     }) => {
+                        let share = rec.payload.len() as u64 / records.len().max(1) as u64;
                         for r in &records {
                             if r.received_ms < cutoff {
                                 report.records_expired += 1;
@@ -504,7 +518,7 @@ impl LogStore {
                             {
                                 continue;
                             }
-                            st.insert(r, tag, &opts);
+                            st.insert(r, tag, share, &opts);
                             report.records_restored += 1;
                         }
                         st.counters.replay(&deltas, at_ms);
@@ -720,8 +734,9 @@ impl LogStore {
         if with_snapshot {
             st.snapshot_needed = false;
         }
+        let share = frames.len() as u64 / accepted.len().max(1) as u64;
         for &i in &accepted {
-            st.insert(&records[i], tag, &self.opts);
+            st.insert(&records[i], tag, share, &self.opts);
         }
         out.accepted = accepted.len();
         st.stats.accepted_total += out.accepted as u64;
@@ -991,6 +1006,7 @@ impl LogStore {
         let mut s = st.stats.clone();
         s.records = st.records;
         s.bytes = st.bytes;
+        s.wal_bytes = st.wal_bytes;
         s.blocks = st.sealed.len() + usize::from(!st.head.entries.is_empty());
         s.counter_series = st.counters.len();
         s
@@ -1004,6 +1020,7 @@ fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
     let mut out = vec![
         one("tocsin_logs_stored_records", s.records),
         one("tocsin_logs_stored_bytes", s.bytes),
+        one("tocsin_logs_wal_bytes", s.wal_bytes),
         one("tocsin_logs_duplicates_total", s.duplicates_total),
         one("tocsin_logs_truncated_total", s.truncated_total),
         one("tocsin_logs_wal_failures_total", s.wal_failures_total),
@@ -1167,6 +1184,7 @@ mod tests {
         let opts = LogStoreOptions {
             max_bytes: 64 << 10,
             block_bytes: 4 << 10,
+            segment_bytes: 8 << 10,
             ..LogStoreOptions::default()
         };
         let s = open(dir.path(), &opts, T0);
@@ -1183,8 +1201,19 @@ mod tests {
         }
         let st = s.stats();
         assert!(st.bytes <= opts.max_bytes, "{st:?}");
+        assert!(st.wal_bytes <= opts.max_bytes, "{st:?}");
         assert!(st.evicted_size_total > 1000, "{st:?}");
         assert_eq!(st.records + st.evicted_size_total, 2000);
+        // On disk: the budget plus at most the open segment and the
+        // partly evicted oldest one.
+        let disk: u64 = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
+        assert!(
+            disk <= opts.max_bytes + 3 * opts.segment_bytes,
+            "{disk} bytes on disk"
+        );
         let newest = s.query(&LogQuery { limit: 1, ..all() });
         assert!(newest.records[0].body.starts_with("1999 "));
         // What was evicted by size is forgotten by the dedup index too.
@@ -1201,7 +1230,10 @@ mod tests {
         drop(s);
         let s = open(dir.path(), &opts, T0 + 5000);
         assert!(s.stats().bytes <= opts.max_bytes);
-        assert!(s.query(&LogQuery { limit: 1, ..all() }).records[0].body == "0 again");
+        assert_eq!(
+            s.query(&LogQuery { limit: 1, ..all() }).records[0].body,
+            "0 again"
+        );
     }
 
     #[test]
