@@ -893,6 +893,96 @@ mod http {
     }
 }
 
+mod overload {
+    use super::*;
+
+    /// A sink that holds each append until released.
+    struct Gate {
+        entered: tokio::sync::mpsc::UnboundedSender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl MetricsSink for Gate {
+        fn append(&self, samples: &[(Labels, i64, f64)]) -> Result<AppendOutcome, SinkError> {
+            let _ = self.entered.send(());
+            let _ = self.release.lock().unwrap().recv();
+            Ok(AppendOutcome {
+                stored: samples.len(),
+                ..AppendOutcome::default()
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_beyond_the_concurrency_limit_are_refused_as_overloaded() {
+        let cfg = OtlpReceiversConfig {
+            grpc: None,
+            http: Some(ListenerConfig {
+                listen: "127.0.0.1:0".into(),
+                tls: None,
+            }),
+            max_concurrent_requests: 1,
+            ..OtlpReceiversConfig::default()
+        };
+        let mut settings = cfg.validate("receivers.otlp", Path::new(".")).unwrap();
+        settings.export_slot_wait = Duration::from_millis(100);
+        let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let gate = Arc::new(Gate {
+            entered: entered_tx,
+            release: Mutex::new(release_rx),
+        });
+        let ingest = Arc::new(Ingest::new(
+            settings.ingest.clone(),
+            gate,
+            Arc::new(Capture::default()),
+            system_clock(),
+        ));
+        let shutdown = CancellationToken::new();
+        let receivers = OtlpReceivers::start(&settings, ingest.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        let url = format!("http://{}/v1/metrics", receivers.http_addr.unwrap());
+        let body = metrics_request(vec![gauge("g", now_ns(), 1.0)]).encode_to_vec();
+        let send = |body: Vec<u8>| {
+            let url = url.clone();
+            async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let first = tokio::spawn(send(body.clone()));
+        // The first request now holds the only slot, inside the sink.
+        entered.recv().await.unwrap();
+        assert_eq!(send(body.clone()).await, 503);
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), 200);
+        assert_eq!(
+            ingest
+                .counters()
+                .requests_overloaded
+                .load(Ordering::Relaxed),
+            1
+        );
+        // The slot is free again.
+        let again = tokio::spawn(send(body));
+        entered.recv().await.unwrap();
+        release.send(()).unwrap();
+        assert_eq!(again.await.unwrap(), 200);
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(20), receivers.wait())
+            .await
+            .unwrap();
+    }
+}
+
 mod tls {
     use super::*;
     use rcgen::{

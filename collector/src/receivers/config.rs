@@ -53,6 +53,9 @@ pub struct OtlpReceiversConfig {
     pub tokens: Vec<TokenConfig>,
     /// Largest request body, compressed and decompressed (default 8 MiB).
     pub max_request_bytes: u64,
+    /// Exports read and stored at once, both transports together; more
+    /// wait briefly, then are refused as overloaded (default 32).
+    pub max_concurrent_requests: usize,
     /// Distinct series one sender may create (default 50000).
     pub max_series_per_agent: usize,
     /// Senders tracked for the series limit and clock skew (default 10000).
@@ -83,6 +86,7 @@ impl Default for OtlpReceiversConfig {
             }),
             tokens: Vec::new(),
             max_request_bytes: 8 * 1024 * 1024,
+            max_concurrent_requests: 32,
             max_series_per_agent: i.max_series_per_agent,
             max_agents: i.max_agents,
             max_future: "10m".to_string(),
@@ -154,6 +158,10 @@ pub struct OtlpSettings {
     pub http: Option<ListenerSettings>,
     pub tokens: Tokens,
     pub max_request_bytes: usize,
+    pub max_concurrent_requests: usize,
+    /// How long a request waits for an export slot (not configurable in
+    /// YAML; tests shorten it).
+    pub export_slot_wait: std::time::Duration,
     pub ingest: IngestOptions,
 }
 
@@ -295,6 +303,10 @@ impl OtlpReceiversConfig {
             }
         };
         positive("max_request_bytes", self.max_request_bytes);
+        positive(
+            "max_concurrent_requests",
+            self.max_concurrent_requests as u64,
+        );
         positive("max_series_per_agent", self.max_series_per_agent as u64);
         positive("max_agents", self.max_agents as u64);
         positive("max_label_value_bytes", self.max_label_value_bytes as u64);
@@ -320,6 +332,8 @@ impl OtlpReceiversConfig {
             http,
             tokens: Tokens::new(tokens),
             max_request_bytes,
+            max_concurrent_requests: self.max_concurrent_requests,
+            export_slot_wait: super::EXPORT_SLOT_WAIT,
             ingest: IngestOptions {
                 metrics: MetricsOptions {
                     max_future_ms,

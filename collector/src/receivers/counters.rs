@@ -42,6 +42,7 @@ pub struct ReceiverCounters {
     pub requests_malformed: AtomicU64,
     pub requests_unsupported: AtomicU64,
     pub requests_sink_failed: AtomicU64,
+    pub requests_overloaded: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: usize) {
@@ -214,6 +215,11 @@ impl ReceiverCounters {
                 requests_refused,
                 vec![("reason", "storage_failed")],
                 g(&self.requests_sink_failed),
+            ),
+            (
+                requests_refused,
+                vec![("reason", "overloaded")],
+                g(&self.requests_overloaded),
             ),
         ]
     }

@@ -13,7 +13,6 @@ use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BufMut, Bytes};
@@ -25,12 +24,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Code, Status};
 
-use super::auth::Tokens;
 use super::config::ListenerSettings;
 use super::counters::ReceiverCounters as C;
-use super::ingest::Ingest;
 use super::signal::{Logs, Metrics, Signal};
-use super::{ReceiverError, SinkError};
+use super::{ReceiverError, SinkError, Transport};
 
 /// Hands message bytes through unchanged; decoding happens in the handler
 /// so that its errors get the right status.
@@ -71,15 +68,13 @@ impl Codec for RawCodec {
     }
 }
 
-struct Shared {
-    tokens: Arc<Tokens>,
-    ingest: Arc<Ingest>,
-    max_request_bytes: usize,
-}
+/// The authenticated sender, passed from the service to the handler.
+#[derive(Debug, Clone)]
+struct Sender(String);
 
 /// One signal's gRPC service.
 struct OtlpService<S> {
-    shared: Arc<Shared>,
+    shared: Transport,
     _signal: PhantomData<S>,
 }
 
@@ -120,6 +115,40 @@ impl<S: Signal> tower::Service<axum::http::Request<tonic::body::Body>> for OtlpS
                         .into_http(),
                 );
             }
+            // Authenticate before tonic reads the body, so an unknown
+            // client cannot make the server buffer a message.
+            let counters = shared.ingest.counters().clone();
+            let peer = req
+                .extensions()
+                .get::<tonic::transport::server::TcpConnectInfo>()
+                .and_then(|i| i.remote_addr())
+                .or_else(|| {
+                    req.extensions()
+                        .get::<tonic::transport::server::TlsConnectInfo<
+                            tonic::transport::server::TcpConnectInfo,
+                        >>()
+                        .and_then(|i| i.get_ref().remote_addr())
+                });
+            let auth = req
+                .headers()
+                .get(axum::http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            let sender = match shared.tokens.check(auth) {
+                Ok(Some(name)) => name.to_string(),
+                Ok(None) => peer.map_or_else(|| "anonymous".to_string(), |a| a.ip().to_string()),
+                Err(e) => {
+                    C::inc(&counters.requests_unauthenticated);
+                    tracing::warn!(?peer, error = %e, "OTLP/gRPC request refused");
+                    return Ok(Status::unauthenticated(e.to_string()).into_http());
+                }
+            };
+            let Some(_slot) = shared.export_slot().await else {
+                return Ok(
+                    Status::unavailable("the collector is overloaded, retry later").into_http(),
+                );
+            };
+            let mut req = req;
+            req.extensions_mut().insert(Sender(sender));
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .apply_compression_config(
                     enabled_encodings(),
@@ -143,7 +172,7 @@ impl<S: Signal> tower::Service<axum::http::Request<tonic::body::Body>> for OtlpS
                 .and_then(|v| v.parse::<i32>().ok());
             if matches!(code, Some(c) if c == Code::OutOfRange as i32 || c == Code::ResourceExhausted as i32)
             {
-                C::inc(&shared.ingest.counters().requests_too_large);
+                C::inc(&counters.requests_too_large);
                 tracing::warn!(
                     limit = shared.max_request_bytes,
                     "OTLP/gRPC request refused: larger than max_request_bytes"
@@ -165,7 +194,7 @@ fn enabled_encodings() -> tonic::codec::EnabledCompressionEncodings {
 }
 
 struct Handler<S> {
-    shared: Arc<Shared>,
+    shared: Transport,
     _signal: PhantomData<S>,
 }
 
@@ -177,20 +206,9 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
         let shared = self.shared.clone();
         Box::pin(async move {
             let counters = shared.ingest.counters().clone();
-            let auth = request
-                .metadata()
-                .get("authorization")
-                .map(|v| v.as_bytes());
-            let sender = match shared.tokens.check(auth) {
-                Ok(Some(name)) => name.to_string(),
-                Ok(None) => request
-                    .remote_addr()
-                    .map_or_else(|| "anonymous".to_string(), |a| a.ip().to_string()),
-                Err(e) => {
-                    C::inc(&counters.requests_unauthenticated);
-                    tracing::warn!(peer = ?request.remote_addr(), error = %e, "OTLP/gRPC request refused");
-                    return Err(Status::unauthenticated(e.to_string()));
-                }
+            let Some(Sender(sender)) = request.extensions().get::<Sender>().cloned() else {
+                tracing::error!("OTLP/gRPC handler reached without an authenticated sender");
+                return Err(Status::internal("request not authenticated"));
             };
             let msg = match <S::Request as prost::Message>::decode(request.into_inner()) {
                 Ok(m) => m,
@@ -225,9 +243,7 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
 /// Binds `listener` and serves both services until `shutdown`.
 pub(crate) async fn start(
     listener: &ListenerSettings,
-    tokens: Arc<Tokens>,
-    ingest: Arc<Ingest>,
-    max_request_bytes: usize,
+    shared: Transport,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), ReceiverError> {
     let tcp = tokio::net::TcpListener::bind(listener.addr)
@@ -242,11 +258,6 @@ pub(crate) async fn start(
         addr: listener.addr,
         source,
     })?;
-    let shared = Arc::new(Shared {
-        tokens,
-        ingest,
-        max_request_bytes,
-    });
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &listener.tls {
         let mut cfg =

@@ -12,7 +12,6 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -31,12 +30,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use super::auth::Tokens;
 use super::config::ListenerSettings;
 use super::counters::ReceiverCounters as C;
-use super::ingest::Ingest;
 use super::signal::{Logs, Metrics, Signal};
-use super::{ReceiverError, SinkError};
+use super::{ReceiverError, SinkError, Transport};
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,12 +62,6 @@ impl Encoding {
             Encoding::Json => "application/json",
         }
     }
-}
-
-struct HttpState {
-    tokens: Arc<Tokens>,
-    ingest: Arc<Ingest>,
-    max_request_bytes: usize,
 }
 
 /// The peer of a connection, inserted into each request's extensions.
@@ -131,7 +122,7 @@ fn gunzip(data: &[u8], limit: usize) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 async fn export<S: Signal>(
-    State(st): State<Arc<HttpState>>,
+    State(st): State<Transport>,
     Extension(Peer(peer)): Extension<Peer>,
     headers: HeaderMap,
     body: Body,
@@ -203,6 +194,17 @@ async fn export<S: Signal>(
             tonic::Code::ResourceExhausted,
             format!("request body larger than {} bytes", st.max_request_bytes),
         )
+    };
+    let Some(_slot) = st.export_slot().await else {
+        let mut r = error(
+            enc,
+            StatusCode::SERVICE_UNAVAILABLE,
+            tonic::Code::Unavailable,
+            "the collector is overloaded, retry later".into(),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return r;
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -314,7 +316,7 @@ async fn export<S: Signal>(
     }
 }
 
-fn router(state: Arc<HttpState>) -> Router {
+fn router(state: Transport) -> Router {
     Router::new()
         .route(Metrics::HTTP_PATH, post(export::<Metrics>))
         .route(Logs::HTTP_PATH, post(export::<Logs>))
@@ -324,9 +326,7 @@ fn router(state: Arc<HttpState>) -> Router {
 /// Binds `listener` and serves until `shutdown`.
 pub(crate) async fn start(
     listener: &ListenerSettings,
-    tokens: Arc<Tokens>,
-    ingest: Arc<Ingest>,
-    max_request_bytes: usize,
+    transport: Transport,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), ReceiverError> {
     let bind_err = |source| ReceiverError::Bind {
@@ -338,11 +338,7 @@ pub(crate) async fn start(
         .await
         .map_err(bind_err)?;
     let addr = tcp.local_addr().map_err(bind_err)?;
-    let app = router(Arc::new(HttpState {
-        tokens,
-        ingest,
-        max_request_bytes,
-    }));
+    let app = router(transport);
     let tls = listener
         .tls
         .as_ref()

@@ -9,7 +9,11 @@
 //! Data refused for what it is (exponential histograms, future timestamps,
 //! the per-agent series limit, samples too old…) is reported as OTLP
 //! partial success, counted in [`ReceiverCounters`] and logged. Every body
-//! is bounded by `max_request_bytes`, before and after decompression.
+//! is bounded by `max_request_bytes`, before and after decompression, and
+//! at most `max_concurrent_requests` exports are read and stored at once:
+//! a request waits up to [`EXPORT_SLOT_WAIT`] (by default) for a slot (holding only its
+//! headers), then is refused as overloaded (503 / UNAVAILABLE, retryable).
+//! Authentication happens before a body is read.
 
 pub mod auth;
 pub mod config;
@@ -23,8 +27,10 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tocsin_rules::promql::value::Labels;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -76,6 +82,39 @@ pub trait LogSink: Send + Sync + 'static {
     fn append(&self, records: Vec<LogRecord>) -> Result<LogAppendOutcome, SinkError>;
 }
 
+/// How long a request may wait for an export slot before it is refused
+/// as overloaded, unless the settings say otherwise.
+pub const EXPORT_SLOT_WAIT: Duration = Duration::from_secs(5);
+
+/// What both transports share.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    pub tokens: Arc<auth::Tokens>,
+    pub ingest: Arc<Ingest>,
+    pub max_request_bytes: usize,
+    in_flight: Arc<Semaphore>,
+    slot_wait: Duration,
+}
+
+impl Transport {
+    /// Waits for an export slot; `None` (counted) when none freed up in
+    /// time.
+    pub async fn export_slot(&self) -> Option<OwnedSemaphorePermit> {
+        match tokio::time::timeout(self.slot_wait, self.in_flight.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(permit),
+            // The semaphore is never closed; treat it like a timeout anyway.
+            Ok(Err(_)) | Err(_) => {
+                counters::ReceiverCounters::inc(&self.ingest.counters().requests_overloaded);
+                tracing::warn!(
+                    wait_ms = self.slot_wait.as_millis(),
+                    "OTLP request refused: every export slot stayed busy"
+                );
+                None
+            }
+        }
+    }
+}
+
 /// Why the receivers could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiverError {
@@ -107,33 +146,25 @@ impl OtlpReceivers {
         shutdown: CancellationToken,
     ) -> Result<OtlpReceivers, ReceiverError> {
         tls::install_crypto_provider();
-        let auth = Arc::new(settings.tokens.clone());
+        let transport = Transport {
+            tokens: Arc::new(settings.tokens.clone()),
+            ingest,
+            max_request_bytes: settings.max_request_bytes,
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            slot_wait: settings.export_slot_wait,
+        };
         let mut out = OtlpReceivers {
             grpc_addr: None,
             http_addr: None,
             tasks: Vec::new(),
         };
         if let Some(l) = &settings.grpc {
-            let (addr, task) = grpc::start(
-                l,
-                auth.clone(),
-                ingest.clone(),
-                settings.max_request_bytes,
-                shutdown.clone(),
-            )
-            .await?;
+            let (addr, task) = grpc::start(l, transport.clone(), shutdown.clone()).await?;
             out.grpc_addr = Some(addr);
             out.tasks.push(task);
         }
         if let Some(l) = &settings.http {
-            let (addr, task) = http::start(
-                l,
-                auth.clone(),
-                ingest.clone(),
-                settings.max_request_bytes,
-                shutdown.clone(),
-            )
-            .await?;
+            let (addr, task) = http::start(l, transport.clone(), shutdown.clone()).await?;
             out.http_addr = Some(addr);
             out.tasks.push(task);
         }
