@@ -47,7 +47,7 @@ pub struct TestGroupConfig {
     #[serde(default)]
     pub name: Option<ScalarText>,
     #[serde(default)]
-    pub start_timestamp: Option<ScalarText>,
+    pub start_timestamp: Option<StartTimestamp>,
 }
 
 /// One `input_series` entry.
@@ -154,6 +154,35 @@ impl fmt::Display for ScalarText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A test group's `start_timestamp`, in milliseconds since the epoch. A
+/// value that is neither fails the whole file, as in promtool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartTimestamp(pub i64);
+
+impl<'de> Deserialize<'de> for StartTimestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = ScalarText::deserialize(d)?;
+        parse_start_time(&text.0)
+            .map(StartTimestamp)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// promtool's `start_timestamp`: Unix seconds (fractions to the
+/// millisecond) or RFC 3339; milliseconds since the epoch.
+pub fn parse_start_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>()
+        && f.is_finite()
+    {
+        let secs = f.trunc();
+        let frac = ((f - secs) * 1000.0).round();
+        return Ok(secs as i64 * 1000 + frac as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("cannot parse {s:?} to a valid timestamp"))
 }
 
 /// A Prometheus duration (`model.Duration`), in milliseconds.

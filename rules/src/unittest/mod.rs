@@ -295,13 +295,7 @@ impl Suite<'_> {
             .map(|d| d.0)
             .filter(|d| *d != 0)
             .unwrap_or(self.eval_interval);
-        let start = match &tg.start_timestamp {
-            None => 0,
-            Some(s) => match parse_start_time(&s.0) {
-                Ok(t) => t,
-                Err(e) => return vec![e],
-            },
-        };
+        let start = tg.start_timestamp.map(|s| s.0).unwrap_or(0);
 
         // Input series, as promtool's `load` command: the last definition
         // of a label set wins.
@@ -585,21 +579,6 @@ fn next_after(x: f64, toward: f64) -> f64 {
     f64::from_bits(if up { bits + 1 } else { bits - 1 })
 }
 
-/// promtool's `start_timestamp`: Unix seconds (fractions to the
-/// millisecond) or RFC 3339; milliseconds since the epoch.
-fn parse_start_time(s: &str) -> Result<i64, String> {
-    if let Ok(f) = s.parse::<f64>()
-        && f.is_finite()
-    {
-        let secs = f.trunc();
-        let frac = ((f - secs) * 1000.0).round();
-        return Ok(secs as i64 * 1000 + frac as i64);
-    }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .map_err(|_| format!("cannot parse {} to a valid timestamp", go_quote(s)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,6 +594,7 @@ mod tests {
 
     #[test]
     fn start_time_accepts_unix_and_rfc3339() {
+        use format::parse_start_time;
         assert_eq!(parse_start_time("1609459200"), Ok(1_609_459_200_000));
         assert_eq!(
             parse_start_time("2024-01-01T00:00:00Z"),
