@@ -255,6 +255,7 @@ fn output_is_byte_identical_to_promtool_where_versions_agree() {
         (fixtures.as_path(), "templates_test.yml"),
         (fixtures.as_path(), "keep_firing_test.yml"),
         (fixtures.as_path(), "values_test.yml"),
+        (fixtures.as_path(), "alerts_series_test.yml"),
         (conformance.as_path(), "failing.yml"),
         (conformance.as_path(), "rules_run.yml"),
         (conformance.as_path(), "long-period.yml"),
