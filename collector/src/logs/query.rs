@@ -12,6 +12,9 @@ use tocsin_rules::promql::storage::Matcher;
 use super::counters::selector_groups;
 use super::record::Severity;
 
+/// A label name no record carries (`__` names are reserved).
+const PLACEHOLDER: &str = "__tocsin_log_query__";
+
 /// The most records one query returns.
 pub const MAX_LIMIT: usize = 10_000;
 /// The limit when the caller gives none.
@@ -107,12 +110,28 @@ impl LogQuery {
             selector: selector.to_string(),
             reason,
         };
-        let expr = tocsin_rules::promql::parse(trimmed).map_err(|e| {
-            err(format!(
-                "parse error: {}",
-                e.split_whitespace().collect::<Vec<_>>().join(" ")
-            ))
-        })?;
+        let flat = |e: String| e.split_whitespace().collect::<Vec<_>>().join(" ");
+        let expr = match tocsin_rules::promql::parse(trimmed) {
+            Ok(expr) => expr,
+            // PromQL refuses selectors whose every matcher accepts the
+            // empty value (`{severity!="debug"}`), to keep a query from
+            // selecting every series by accident. A log query scans
+            // records anyway, so such a selector is useful: parse it with
+            // a placeholder matcher that is removed again.
+            Err(e) if e.contains("at least one non-empty matcher") && trimmed.starts_with('{') => {
+                let padded = format!("{{{PLACEHOLDER}=\"x\", {}", &trimmed[1..]);
+                let mut expr = tocsin_rules::promql::parse(&padded)
+                    .map_err(|_| err(format!("parse error: {}", flat(e))))?;
+                if let promql_parser::parser::Expr::VectorSelector(vs) = &mut expr {
+                    vs.matchers.matchers.retain(|m| m.name != PLACEHOLDER);
+                    for g in &mut vs.matchers.or_matchers {
+                        g.retain(|m| m.name != PLACEHOLDER);
+                    }
+                }
+                expr
+            }
+            Err(e) => return Err(err(format!("parse error: {}", flat(e)))),
+        };
         let groups = selector_groups(&expr).ok_or_else(|| {
             err("not a series selector (write it as {label=\"value\", …})".into())
         })?;
@@ -194,6 +213,11 @@ mod tests {
         assert_eq!(q.min_severity, Some(Severity::Warn));
         assert!(q.text.as_ref().unwrap().is_match("a timeout"));
         assert!(LogQuery::from_params(None, None, None, None, None, None, None).is_ok());
+        // Matchers that all accept "" are fine for a log query.
+        let g = LogQuery::parse_selector(r#"{severity!="debug", host_name=~"web.*"}"#).unwrap();
+        assert_eq!(g.len(), 1);
+        assert_eq!(g[0].len(), 2);
+        assert!(g[0].iter().all(|m| m.name != PLACEHOLDER));
         let e = |r: Result<LogQuery, LogQueryError>| r.unwrap_err().to_string();
         assert!(
             e(LogQuery::from_params(

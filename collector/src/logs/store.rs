@@ -1476,4 +1476,152 @@ mod tests {
         .unwrap();
         assert_eq!(s.counter_value(&timeouts("db")), None);
     }
+
+    #[test]
+    fn a_torn_tail_loses_records_and_their_counts_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions::default();
+        {
+            let s = open(dir.path(), &opts, T0);
+            for b in 0..3u64 {
+                let batch = (0..4)
+                    .map(|i| {
+                        rec(
+                            "a",
+                            Severity::Error,
+                            T0,
+                            &format!("{b}/{i}"),
+                            Some(b * 10 + i),
+                        )
+                    })
+                    .collect();
+                s.append(batch).unwrap();
+            }
+        }
+        // A crash in the middle of writing the last batch.
+        let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        segments.sort();
+        let last = segments.last().unwrap();
+        let len = std::fs::metadata(last).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(last)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let (s, report) = LogStore::open(dir.path(), opts, T0).unwrap();
+        assert!(report.truncated_tail_bytes > 0);
+        assert_eq!(report.records_restored, 8);
+        let total = Labels::from_pairs([
+            ("__name__", RECORDS_TOTAL),
+            ("host_name", "a"),
+            ("service_name", "api"),
+            ("severity", "error"),
+        ]);
+        assert_eq!(s.counter_value(&total), Some(8));
+        // The sender was never acknowledged, re-sends, and is accepted.
+        let out = s
+            .append(vec![rec("a", Severity::Error, T0, "2/0", Some(20))])
+            .unwrap();
+        assert_eq!(out.accepted, 1);
+        assert_eq!(s.counter_value(&total), Some(9));
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SEVERITIES: [Severity; 7] = [
+            Severity::Unknown,
+            Severity::Trace,
+            Severity::Debug,
+            Severity::Info,
+            Severity::Warn,
+            Severity::Error,
+            Severity::Fatal,
+        ];
+        const WORDS: [&str; 4] = ["timeout", "refused", "ok", "panic"];
+
+        fn entry() -> impl Strategy<Value = (u8, usize, i64, usize)> {
+            (0u8..3, 0usize..7, 0i64..40, 0usize..4)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+            /// A query returns exactly what filtering every record and
+            /// keeping the newest `limit` would, across many blocks.
+            #[test]
+            fn query_equals_the_naive_filter(
+                entries in proptest::collection::vec(entry(), 0..120),
+                host in proptest::option::of(0u8..3),
+                host_regex in any::<bool>(),
+                min in proptest::option::of(0usize..7),
+                range in (0i64..40, 0i64..40),
+                word in proptest::option::of(0usize..4),
+                limit in 1usize..12,
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let opts = LogStoreOptions { block_bytes: 256, ..LogStoreOptions::default() };
+                let s = open(dir.path(), &opts, T0);
+                let mut all_recs = Vec::new();
+                for (seq, (h, sev, t, w)) in entries.iter().enumerate() {
+                    let r = rec(
+                        &format!("h{h}"),
+                        SEVERITIES[*sev],
+                        T0 + t,
+                        &format!("{} #{seq}", WORDS[*w]),
+                        None,
+                    );
+                    all_recs.push((seq, r.clone()));
+                    s.append(vec![r]).unwrap();
+                }
+                let (start, end) = (T0 + range.0.min(range.1), T0 + range.0.max(range.1));
+                let selector = match (host, host_regex) {
+                    (None, _) => String::new(),
+                    (Some(h), false) => format!(r#"{{host_name="h{h}"}}"#),
+                    (Some(h), true) => format!(r#"{{host_name!~"h{h}"}}"#),
+                };
+                let q = LogQuery::from_params(
+                    Some(&selector),
+                    min.map(|m| SEVERITIES[m].as_str()),
+                    Some(start),
+                    Some(end),
+                    word.map(|w| WORDS[w]),
+                    None,
+                    Some(limit),
+                ).unwrap();
+                let mut want: Vec<(i64, usize, String)> = all_recs
+                    .iter()
+                    .filter(|(_, r)| {
+                        let h = r.labels.get("host_name");
+                        let host_ok = match (host, host_regex) {
+                            (None, _) => true,
+                            (Some(x), false) => h == format!("h{x}"),
+                            (Some(x), true) => h != format!("h{x}"),
+                        };
+                        host_ok
+                            && min.is_none_or(|m| r.severity >= SEVERITIES[m])
+                            && r.time_ms >= start
+                            && r.time_ms <= end
+                            && word.is_none_or(|w| r.body.contains(WORDS[w]))
+                    })
+                    .map(|(seq, r)| (r.time_ms, *seq, r.body.clone()))
+                    .collect();
+                want.sort_by_key(|w| std::cmp::Reverse((w.0, w.1)));
+                let more = want.len() > limit;
+                want.truncate(limit);
+                let got = s.query(&q);
+                let got_bodies: Vec<String> = got.records.iter().map(|r| r.body.clone()).collect();
+                let want_bodies: Vec<String> = want.into_iter().map(|w| w.2).collect();
+                prop_assert_eq!(got_bodies, want_bodies);
+                if more {
+                    prop_assert!(got.truncated);
+                }
+            }
+        }
+    }
 }
