@@ -239,6 +239,13 @@ struct Inc {
     last_growth: SystemTime,
 }
 
+// The exporter runs the tailer on a blocking thread of its own.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Tailer>();
+    assert_send::<Batch>();
+};
+
 /// Where records go: split from the incarnations so both can be borrowed.
 #[derive(Debug, Default)]
 struct Output {
@@ -290,6 +297,9 @@ impl std::fmt::Debug for Tailer {
             .finish_non_exhaustive()
     }
 }
+
+/// How soon a file held as a possible copy in progress is looked at again.
+const HELD_RECHECK: Duration = Duration::from_millis(250);
 
 fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -822,7 +832,7 @@ impl Tailer {
                 self.held.remove(&key);
                 self.out.counters.copies_ignored += 1;
             } else {
-                self.held.insert(key, held_since);
+                self.hold_briefly(key, held_since, now);
             }
             return;
         }
@@ -843,7 +853,7 @@ impl Tailer {
             let Some(original) = self
                 .incs
                 .values()
-                .find(|i| (i.dev, i.ino) == (dev, ino))
+                .find(|i| i.file.is_some() && (i.dev, i.ino) == (dev, ino))
                 .and_then(|i| i.file.as_ref())
             else {
                 continue;
@@ -865,7 +875,7 @@ impl Tailer {
                 .filter_map(|i| i.file.as_ref())
                 .any(|original| read_prefix(original, size).is_ok_and(|h| h == head));
             if partial {
-                self.held.insert(key, held_since);
+                self.hold_briefly(key, held_since, now);
                 return;
             }
         }
@@ -876,6 +886,14 @@ impl Tailer {
             _ => 0,
         };
         self.create(f.input, f.path.as_path(), key, file, size, from, now);
+    }
+
+    /// Holds an unknown file that may be a copy still being written, and
+    /// looks at it again soon rather than a reconcile interval later: a
+    /// new empty log after a rotation looks like one until its first line.
+    fn hold_briefly(&mut self, key: (u64, u64), since: SystemTime, now: SystemTime) {
+        self.held.insert(key, since);
+        self.next_reconcile = self.next_reconcile.min(now + HELD_RECHECK);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -249,6 +249,23 @@ fn rename_rotation_finishes_the_old_file_first_then_closes_it() {
 }
 
 #[test]
+fn a_new_empty_log_after_rotation_is_read_within_a_moment() {
+    let mut h = Harness::new("");
+    h.append("app.log", "ERROR a1\n");
+    h.drain();
+    fs::rename(h.path("app.log"), h.logs.path().join("old.log")).unwrap();
+    fs::write(h.path("app.log"), "").unwrap();
+    // Empty, it could be a copy just started: held.
+    assert!(h.drain().is_empty());
+    h.append("app.log", "ERROR b1\n");
+    h.clock.advance(Duration::from_millis(300));
+    // No explicit reconcile: the poll looks again at held files soon.
+    h.tailer.poll().unwrap();
+    let batch = h.tailer.next_batch(10, 1 << 20).unwrap();
+    assert_eq!(bodies(&batch.records), ["ERROR b1"]);
+}
+
+#[test]
 fn rotated_name_that_is_included_keeps_its_identity() {
     let mut h = Harness::new("");
     h.append("app.log", "ERROR a1\n");
@@ -771,4 +788,47 @@ proptest! {
     fn every_line_of_multiline_records_is_delivered_exactly_once(ops in prop::collection::vec(op(), 1..60)) {
         run_model(true, ops)?;
     }
+}
+
+/// A checkpointed inode had two incarnations (truncated in place); the
+/// restart resumed the older one and sent an acknowledged line again under
+/// a new id.
+#[test]
+fn regression_resume_picks_the_newest_incarnation_of_an_inode() {
+    use Kind::*;
+    let ops = vec![
+        Op::Append(vec![(Info, 0)]),
+        Op::Restart { graceful: false },
+        Op::CopyTruncate,
+        Op::Poll,
+        Op::Append(vec![(Error, 0)]),
+        Op::Poll,
+        Op::Append(vec![(Info, 0)]),
+        Op::Append(vec![(Info, 0)]),
+        Op::TakeBatch(1),
+        Op::AckOne(0),
+        Op::Restart { graceful: false },
+    ];
+    run_model(false, ops).unwrap();
+}
+
+/// A fingerprint extended in memory only: after a crash a copytruncated
+/// file matched the short checkpointed one and reused acknowledged offsets.
+#[test]
+fn regression_extended_fingerprint_is_checkpointed_before_records_leave() {
+    use Kind::*;
+    let ops = vec![
+        Op::Append(vec![(Error, 0)]),
+        Op::CopyTruncate,
+        Op::Restart { graceful: false },
+        Op::Append(vec![(Error, 0)]),
+        Op::Poll,
+        Op::CopyTruncate,
+        Op::TakeBatch(1),
+        Op::AckOne(177),
+        Op::Restart { graceful: false },
+        Op::Append(vec![(Error, 0)]),
+        Op::Append(vec![(Error, 4)]),
+    ];
+    run_model(false, ops).unwrap();
 }
