@@ -2,3 +2,4 @@
 //! server and forwards them over OTLP to a collector.
 
 pub mod sources;
+pub mod spool;
