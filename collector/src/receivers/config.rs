@@ -342,7 +342,10 @@ impl OtlpReceiversConfig {
                     max_delta_series: self.max_delta_series,
                     ..defaults.metrics
                 },
-                logs: LogsOptions { max_future_ms },
+                logs: LogsOptions {
+                    max_future_ms,
+                    max_label_value_bytes: self.max_label_value_bytes,
+                },
                 max_series_per_agent: self.max_series_per_agent,
                 max_agents: self.max_agents,
                 ..defaults

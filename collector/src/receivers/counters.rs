@@ -34,6 +34,7 @@ pub struct ReceiverCounters {
     pub refused_duplicate_timestamp: AtomicU64,
     // Log records refused.
     pub log_records_refused_future: AtomicU64,
+    pub log_records_refused_label_limits: AtomicU64,
     pub log_records_refused_by_store: AtomicU64,
 
     // Whole requests refused.
@@ -185,6 +186,11 @@ impl ReceiverCounters {
                 refused,
                 vec![("signal", "logs"), ("reason", "future_timestamp")],
                 g(&self.log_records_refused_future),
+            ),
+            (
+                refused,
+                vec![("signal", "logs"), ("reason", "label_limits")],
+                g(&self.log_records_refused_label_limits),
             ),
             (
                 refused,

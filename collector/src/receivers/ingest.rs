@@ -248,6 +248,12 @@ impl Ingest {
                 self.logs_opts.max_future_ms / 1000
             ));
         }
+        if batch.refused_label_limits > 0 {
+            reasons.push(format!(
+                "{} log records with a promoted resource attribute longer than {} bytes",
+                batch.refused_label_limits, self.logs_opts.max_label_value_bytes
+            ));
+        }
         if outcome.refused > 0 {
             tracing::warn!(
                 sender,
@@ -259,7 +265,7 @@ impl Ingest {
                 outcome.refused
             ));
         }
-        let rejected = batch.refused_future + outcome.refused;
+        let rejected = batch.refused_future + batch.refused_label_limits + outcome.refused;
         Ok(ExportLogsServiceResponse {
             partial_success: (!reasons.is_empty()).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),

@@ -5,7 +5,10 @@
 //! the OTLP severity number; the severity text, the record attributes (under
 //! their OTLP names) and the body (as text; structured bodies as JSON) are
 //! kept. A record stamped more than `max_future_ms` after its arrival is
-//! refused and counted; its time still feeds the sender's clock skew.
+//! refused and counted; its time still feeds the sender's clock skew. A
+//! record whose labels would carry a value longer than
+//! `max_label_value_bytes` is refused too: those labels become series
+//! (`tocsin_log_records_total`, log metrics), bounded as metrics' are.
 
 use std::collections::HashMap;
 
@@ -26,12 +29,15 @@ pub const FILE_OFFSET_ATTRIBUTE: &str = "tocsin.file.offset";
 pub struct LogsOptions {
     /// Records stamped further than this ahead of their arrival are refused.
     pub max_future_ms: i64,
+    /// Records whose labels would hold a longer value are refused.
+    pub max_label_value_bytes: usize,
 }
 
 impl Default for LogsOptions {
     fn default() -> Self {
         LogsOptions {
             max_future_ms: 10 * 60 * 1000,
+            max_label_value_bytes: 2048,
         }
     }
 }
@@ -43,6 +49,8 @@ pub struct LogsBatch {
     /// Log records in the request.
     pub total: usize,
     pub refused_future: usize,
+    /// Refused for a label value longer than `max_label_value_bytes`.
+    pub refused_label_limits: usize,
     /// For each Tocsin agent in the request, its newest record time (ms).
     pub newest_by_agent: Vec<(String, i64)>,
 }
@@ -69,6 +77,7 @@ pub fn translate_logs(
     for rl in req.resource_logs {
         let resource = ResourceLabels::from_resource(rl.resource.as_ref());
         let (base, _) = resource.labels_for(&[]);
+        let oversize = base.values().any(|v| v.len() > opts.max_label_value_bytes);
         for sl in rl.scope_logs {
             for r in sl.log_records {
                 out.total += 1;
@@ -85,6 +94,10 @@ pub fn translate_logs(
                 }
                 if time_ms > received_ms.saturating_add(opts.max_future_ms) {
                     out.refused_future += 1;
+                    continue;
+                }
+                if oversize {
+                    out.refused_label_limits += 1;
                     continue;
                 }
                 let severity = Severity::from_number(r.severity_number);
@@ -258,6 +271,19 @@ mod tests {
         assert_eq!(b.records[0].severity, Severity::Unknown);
         assert_eq!(b.records[0].origin, None);
         assert_eq!(b.records[1].time_ms, NOW_MS);
+    }
+
+    #[test]
+    fn huge_label_values_are_refused() {
+        let mut req = request(vec![OtlpRecord::default(), OtlpRecord::default()]);
+        if let Some(r) = req.resource_logs[0].resource.as_mut() {
+            r.attributes.retain(|a| a.key != "host.name");
+            r.attributes.push(kv("host.name", s(&"h".repeat(3000))));
+        }
+        let b = translate_logs(req, NOW_MS, &LogsOptions::default());
+        assert_eq!(b.total, 2);
+        assert_eq!(b.refused_label_limits, 2);
+        assert!(b.records.is_empty());
     }
 
     #[test]
