@@ -477,3 +477,50 @@ fn unspecified_temporality_and_bad_names_are_refused() {
     assert_eq!(b.refused.invalid_point, 1);
     assert_eq!(b.refused.invalid_name, 1);
 }
+
+mod delta_property {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever order and repetition delta points arrive in (retries,
+        /// replays), each emitted value is the sum of the distinct points
+        /// applied so far, every applied point is newer than the one before,
+        /// and a point is never counted twice.
+        #[test]
+        fn delta_points_are_never_counted_twice(
+            points in proptest::collection::vec((0u64..20, 0u32..100), 1..60)
+        ) {
+            let tr = MetricsTranslator::new(MetricsOptions::default());
+            let mut applied: Vec<(u64, f64)> = Vec::new();
+            for (step, v) in points {
+                let t = NOW_NS + step * 1_000_000_000;
+                let v = f64::from(v);
+                let b = tr.translate(
+                    &request(vec![metric("d", "", sum(true, true, vec![point(t, v, vec![])]))]),
+                    NOW_MS,
+                );
+                let last = applied.last().map(|p| p.0);
+                match last {
+                    Some(l) if t < l => {
+                        prop_assert!(b.samples.is_empty());
+                        prop_assert_eq!(b.refused.delta_out_of_order, 1);
+                    }
+                    Some(l) if t == l => {
+                        // A retry: the same cumulative value again.
+                        let total: f64 = applied.iter().map(|p| p.1).sum();
+                        prop_assert_eq!(b.samples.len(), 1);
+                        prop_assert_eq!(b.samples[0].2, total);
+                    }
+                    _ => {
+                        applied.push((t, v));
+                        let total: f64 = applied.iter().map(|p| p.1).sum();
+                        prop_assert_eq!(b.samples.len(), 1);
+                        prop_assert_eq!(b.samples[0].2, total);
+                        prop_assert_eq!(b.samples[0].1, ns_to_ms(t));
+                    }
+                }
+            }
+        }
+    }
+}
