@@ -50,6 +50,8 @@ use crate::store::wal::{Wal, WalError, WalOptions, frame};
 /// Memory accounted per record beyond its encoding: the index entry and
 /// its share of the de-duplication set.
 const ENTRY_OVERHEAD: u64 = 48;
+/// Record offsets within a block are `u32`: a block is sealed well before.
+const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// A batch is split into WAL frames of about this size (one frame is
 /// atomic, so each carries its own records' counter increments).
 const FRAME_TARGET_BYTES: usize = 4 << 20;
@@ -289,7 +291,7 @@ impl State {
 
     fn release_lset(&mut self, id: u32) {
         if let Some(ls) = self.lsets.get_mut(&id) {
-            ls.records -= 1;
+            ls.records = ls.records.saturating_sub(1);
             if ls.records == 0
                 && let Some(ls) = self.lsets.remove(&id)
             {
@@ -349,7 +351,7 @@ impl State {
     /// Adds a durable record; `wal_bytes` is its share of the log on disk.
     fn insert(&mut self, rec: &LogRecord, tag: u64, wal_bytes: u64, opts: &LogStoreOptions) {
         let seal = !self.head.entries.is_empty()
-            && (self.head.bytes.len() >= opts.block_bytes
+            && (self.head.bytes.len() >= opts.block_bytes.min(MAX_BLOCK_BYTES)
                 || rec.received_ms.saturating_sub(self.head.first_received)
                     >= opts.span_limit_ms());
         if seal {
@@ -651,7 +653,11 @@ impl LogStore {
                 && now_ms.saturating_sub(st.segment_opened_ms) >= self.opts.span_limit_ms());
         if rotate {
             self.cut_segment(&mut st, now_ms)?;
-            self.truncate_segments(&mut st)?;
+            // Failing to delete an old segment only delays reclaiming
+            // disk: it must not refuse the records.
+            if let Err(e) = self.truncate_segments(&mut st) {
+                tracing::warn!(error = %e, "log WAL: deleting segments past retention failed");
+            }
         }
         let mut frames = Vec::new();
         let with_snapshot = st.snapshot_needed;
