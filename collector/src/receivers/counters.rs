@@ -44,6 +44,7 @@ pub struct ReceiverCounters {
     pub requests_unsupported: AtomicU64,
     pub requests_sink_failed: AtomicU64,
     pub requests_overloaded: AtomicU64,
+    pub requests_timed_out: AtomicU64,
 }
 
 fn add(c: &AtomicU64, n: usize) {
@@ -226,6 +227,11 @@ impl ReceiverCounters {
                 requests_refused,
                 vec![("reason", "overloaded")],
                 g(&self.requests_overloaded),
+            ),
+            (
+                requests_refused,
+                vec![("reason", "timed_out")],
+                g(&self.requests_timed_out),
             ),
         ]
     }

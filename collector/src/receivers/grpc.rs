@@ -258,7 +258,9 @@ pub(crate) async fn start(
         addr: listener.addr,
         source,
     })?;
-    let mut builder = tonic::transport::Server::builder();
+    // Bounds reading, decoding and storing one call, so a stalled sender
+    // gives its export slot back.
+    let mut builder = tonic::transport::Server::builder().timeout(super::REQUEST_TIMEOUT);
     if let Some(tls) = &listener.tls {
         let mut cfg =
             ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));

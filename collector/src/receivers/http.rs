@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::task::JoinHandle;
@@ -33,7 +33,7 @@ use tower::ServiceExt;
 use super::config::ListenerSettings;
 use super::counters::ReceiverCounters as C;
 use super::signal::{Logs, Metrics, Signal};
-use super::{ReceiverError, SinkError, Transport};
+use super::{REQUEST_TIMEOUT, ReceiverError, SinkError, Transport};
 
 /// How long a client may take to finish the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -213,10 +213,27 @@ async fn export<S: Signal>(
     if declared.is_some_and(|n| n > st.max_request_bytes as u64) {
         return too_large(&counters);
     }
-    let raw = match read_limited(body, st.max_request_bytes).await {
-        Ok(Some(b)) => b,
-        Ok(None) => return too_large(&counters),
-        Err(e) => {
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, read_limited(body, st.max_request_bytes));
+    let raw = match read.await {
+        Ok(Ok(Some(b))) => b,
+        Ok(Ok(None)) => return too_large(&counters),
+        Err(_) => {
+            C::inc(&counters.requests_timed_out);
+            tracing::warn!(
+                sender,
+                "OTLP/HTTP request refused: body not received in time"
+            );
+            return error(
+                enc,
+                StatusCode::REQUEST_TIMEOUT,
+                tonic::Code::DeadlineExceeded,
+                format!(
+                    "request body not received within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                ),
+            );
+        }
+        Ok(Err(e)) => {
             C::inc(&counters.requests_malformed);
             tracing::warn!(sender, error = %e, "OTLP/HTTP request body could not be read");
             return error(
@@ -379,7 +396,12 @@ async fn serve(
                     app.clone().oneshot(req.map(Body::new))
                 },
             );
-            let builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // Without a timer hyper enforces no header read timeout.
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(REQUEST_TIMEOUT);
             let result = match tls {
                 None => {
                     watcher

@@ -86,6 +86,10 @@ pub trait LogSink: Send + Sync + 'static {
 /// as overloaded, unless the settings say otherwise.
 pub const EXPORT_SLOT_WAIT: Duration = Duration::from_secs(5);
 
+/// How long reading a request (headers and body) and storing it may take;
+/// a slow or stalled sender must not hold an export slot forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What both transports share.
 #[derive(Clone)]
 pub(crate) struct Transport {
