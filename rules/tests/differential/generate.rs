@@ -853,6 +853,19 @@ fn remainder_operand(op: &str, operand: String) -> String {
     }
 }
 
+/// A filtering comparison under `on`/`ignoring` becomes its `bool` form.
+/// Prometheus 3 reports an ambiguous match group (two samples of the
+/// "many" side alike once matched) before the comparison filters samples
+/// away; 2.42 only for samples the comparison keeps, so the two disagree
+/// whenever the filter leaves at most one sample of such a group.
+fn comparison_with_matching(op: String, matching: &str) -> String {
+    if !matching.is_empty() && COMPARISON_OPS.contains(&op.as_str()) {
+        format!("{op} bool")
+    } else {
+        op
+    }
+}
+
 fn binary(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
     let scalar = scalar_expr(inner.clone());
     let arith = pick(&ARITH_OPS);
@@ -866,7 +879,10 @@ fn binary(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
         .prop_map(|op| if op == "%" { "-".to_string() } else { op });
     let binary = prop_oneof![
         4 => (inner.clone(), op.clone(), matching(), inner.clone())
-            .prop_map(|(a, op, m, b)| format!("({}) {op}{m} ({b})", remainder_operand(&op, a))),
+            .prop_map(|(a, op, m, b)| {
+                let op = comparison_with_matching(op, &m);
+                format!("({}) {op}{m} ({b})", remainder_operand(&op, a))
+            }),
         // Joins that usually match: an aggregate by instance against
         // anything carrying `inst`, and an info metric brought in.
         2 => (inner.clone(), op.clone(), pick(&["sum", "max", "avg"]), inner.clone())
@@ -874,7 +890,7 @@ fn binary(inner: BoxedStrategy<String>) -> BoxedStrategy<String> {
                 let a = remainder_operand(&op, a);
                 format!("({a}) {op} on (inst) group_left {agg} by (inst) ({b})")
             }),
-        1 => (inner.clone(), pick(&["*", "+", ">", "== bool"]))
+        1 => (inner.clone(), pick(&["*", "+", "> bool", "== bool"]))
             .prop_map(|(a, op)| format!("({a}) {op} on (inst) group_left (team) inst_info")),
         3 => (inner.clone(), pick(&["and", "or", "unless"]),
               pick(&["", " on (inst)", " ignoring (job)", " on ()", " ignoring (code)"]),

@@ -55,7 +55,10 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
 
 /// Go's `math.Min`: NaN if either is NaN, and -0 below +0.
 pub(crate) fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    // Go checks -Inf before NaN: Min(NaN, -Inf) is -Inf.
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_negative() { a } else { b }
@@ -66,9 +69,12 @@ pub(crate) fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Go's `math.Max`: NaN if either is NaN, and +0 above -0.
+/// Go's `math.Max`: +Inf if either is +Inf (even against NaN), else NaN
+/// if either is NaN, and +0 above -0.
 pub(crate) fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else if a == 0.0 && b == 0.0 {
         if a.is_sign_positive() { a } else { b }
@@ -193,6 +199,10 @@ mod tests {
         assert_eq!(go_min(-2.0, 3.0), -2.0);
         assert_eq!(go_max(-2.0, 3.0), 3.0);
         assert!(go_min(0.0, -0.0).is_sign_negative());
+        // Infinities win over NaN, as in Go.
+        assert_eq!(go_max(f64::NAN, f64::INFINITY), f64::INFINITY);
+        assert_eq!(go_min(f64::NEG_INFINITY, f64::NAN), f64::NEG_INFINITY);
+        assert!(go_max(f64::NAN, f64::NEG_INFINITY).is_nan());
         assert!(go_max(-0.0, 0.0).is_sign_positive());
     }
 
