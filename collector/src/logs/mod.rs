@@ -30,5 +30,5 @@ pub use query::{LogQuery, LogQueryError, TextFilter};
 pub use record::{LogRecord, RecordOrigin, Severity};
 pub use store::{
     FlushReport, LogAppendOutcome, LogOpenReport, LogQueryResult, LogStore, LogStoreError,
-    LogStoreOptions, LogStoreStats,
+    LogStoreOptions, LogStoreStats, RecordObserver,
 };

@@ -465,13 +465,28 @@ impl State {
     }
 }
 
+/// Sees stored records after their append is durable, outside the store's
+/// lock, on the appending thread: keep it quick (hand off to a bounded
+/// queue for slow work).
+pub trait RecordObserver: Send + Sync {
+    fn accepted(&self, records: &[&LogRecord]);
+}
+
 /// The durable log store. Safe to share between threads.
-#[derive(Debug)]
 pub struct LogStore {
     state: Mutex<State>,
     log: GroupCommit,
     metrics: RwLock<Arc<LogMetrics>>,
+    observer: RwLock<Option<Arc<dyn RecordObserver>>>,
     opts: LogStoreOptions,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LogStore {
@@ -554,6 +569,7 @@ impl LogStore {
             state: Mutex::new(st),
             log,
             metrics: RwLock::new(Arc::new(LogMetrics::default())),
+            observer: RwLock::new(None),
             opts,
         };
         {
@@ -763,7 +779,22 @@ impl LogStore {
         }
         drop(st);
         self.log_outcome(&out);
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(observer) = observer {
+            let stored: Vec<&LogRecord> = accepted.iter().map(|&i| &records[i]).collect();
+            observer.accepted(&stored);
+        }
         Ok(out)
+    }
+
+    /// Registers what sees every record once it is stored (durable, not a
+    /// duplicate), such as the error-group miner; replaces any earlier one.
+    pub fn set_observer(&self, observer: Arc<dyn RecordObserver>) {
+        *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(observer);
     }
 
     fn log_outcome(&self, out: &LogAppendOutcome) {
@@ -1481,6 +1512,28 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(s.counter_value(&timeouts("db")), None);
+    }
+
+    #[test]
+    fn the_observer_sees_stored_records_once() {
+        struct Seen(Mutex<Vec<String>>);
+        impl RecordObserver for Seen {
+            fn accepted(&self, records: &[&LogRecord]) {
+                lock(&self.0).extend(records.iter().map(|r| r.body.clone()));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path(), &LogStoreOptions::default(), T0);
+        let seen = Arc::new(Seen(Mutex::new(Vec::new())));
+        s.set_observer(seen.clone());
+        s.append(vec![
+            rec("a", Severity::Error, T0, "one", Some(1)),
+            rec("a", Severity::Error, T0, "one dup", Some(1)),
+        ])
+        .unwrap();
+        s.append(vec![rec("a", Severity::Error, T0, "one again", Some(1))])
+            .unwrap();
+        assert_eq!(*lock(&seen.0), ["one"]);
     }
 
     #[test]
