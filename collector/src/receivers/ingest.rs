@@ -107,6 +107,20 @@ impl Ingest {
         &self.counters
     }
 
+    /// The bounded tables' sizes and evictions, for `/metrics`.
+    pub fn table_metrics(&self) -> Vec<(&'static str, f64)> {
+        vec![
+            (
+                "tocsin_receiver_delta_series",
+                self.translator.delta_series() as f64,
+            ),
+            (
+                "tocsin_receiver_clock_skew_agents_evicted_total",
+                self.skew.evicted() as f64,
+            ),
+        ]
+    }
+
     /// Per-agent clock skew, for the liveness code and the inventory.
     pub fn clock_skew(&self) -> &Arc<ClockSkew> {
         &self.skew
