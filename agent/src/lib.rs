@@ -1,5 +1,6 @@
 //! Tocsin's agent: collects host metrics and error logs on a production
 //! server and forwards them over OTLP to a collector.
 
+pub mod export;
 pub mod sources;
 pub mod spool;

@@ -1,0 +1,472 @@
+//! The exporter: turns the sources' data into OTLP requests, sends them to
+//! the collector, keeps what cannot be sent in the [spool](crate::spool),
+//! and reports which tailer batches the collector acknowledged, so a log
+//! file's checkpoint moves only over delivered lines.
+//!
+//! Data path: [`Exporter::submit_logs`] / [`Exporter::submit_metrics`]
+//! encode a request and queue it in memory (bounded); one sender task
+//! ([`ExporterTask::run`]) sends the oldest batch at a time. When a send
+//! fails for a reason that may pass (collector away, overloaded, refusing
+//! the token) or the memory queue is full, batches go to the spool, and
+//! while the spool holds anything every new batch goes there too, behind
+//! the older ones; the sender then drains the spool oldest first with
+//! exponential backoff and jitter between failures. The payload spooled is
+//! the payload sent: timestamps are the original ones.
+//!
+//! Acknowledgement: a batch counts as delivered when the collector answers
+//! with success, including an OTLP partial success. Items the collector
+//! rejects in a partial success are refused for good (the specification
+//! forbids retrying them), so they are counted and logged, and the batch is
+//! acknowledged: holding the checkpoint would re-send the accepted records
+//! forever. A batch the collector can never take (a permanent error such as
+//! a malformed request) is dropped, counted and logged, and reported as
+//! [`Delivery::Dropped`]; a refused token or certificate is *not* permanent
+//! for the data: the batch stays spooled and is retried slowly while the
+//! error is logged, until an operator fixes the credentials.
+//!
+//! Invariants: batches reach the collector in submission order; the sender
+//! has at most one batch in flight; [`Delivery::Acked`] is reported only
+//! after the collector's success answer, and only for tailer batches of the
+//! current run (tailer batch ids restart with the process; a log batch
+//! spooled by an earlier run is re-read by the tailer from its checkpoint,
+//! and the collector drops the duplicate by agent, file id and offset).
+
+pub mod agent_id;
+mod backoff;
+mod encode;
+mod transport;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use prost::Message;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+pub use backoff::{Backoff, BackoffPolicy};
+pub use encode::{ResourceInfo, SCOPE_NAME, logs_request, metrics_request};
+pub use transport::{
+    Accepted, ClientTls, ErrorClass, Protocol, SendError, Transport, TransportConfig,
+    TransportError,
+};
+
+use crate::sources::host::Metric;
+use crate::sources::logtail::Batch;
+use crate::spool::{Origin, Signal, Spool, SpoolBatch, SpoolCounters, SpoolError, SpoolOptions};
+
+/// Settings of the exporter.
+#[derive(Debug, Clone)]
+pub struct ExporterOptions {
+    /// Batches held in memory before new ones go to the spool.
+    pub memory_batches: usize,
+    pub spool: SpoolOptions,
+    pub backoff: BackoffPolicy,
+}
+
+impl Default for ExporterOptions {
+    fn default() -> Self {
+        ExporterOptions {
+            memory_batches: 64,
+            spool: SpoolOptions::default(),
+            backoff: BackoffPolicy::default(),
+        }
+    }
+}
+
+/// What became of a tailer batch, for `Tailer::ack` / `Tailer::drop_batch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The collector acknowledged the request holding the batch.
+    Acked { batch: u64 },
+    /// The batch was given up (permanent rejection, evicted from a full
+    /// spool, or could not be spooled): its lines are skipped.
+    Dropped { batch: u64 },
+}
+
+/// Counters since the exporter started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportCounters {
+    /// Batches the collector acknowledged.
+    pub batches_sent: u64,
+    /// Batches written to the spool.
+    pub batches_spooled: u64,
+    /// Batches dropped because the collector refuses them for good.
+    pub batches_rejected: u64,
+    /// Batches dropped because the spool could not take them.
+    pub batches_unspoolable: u64,
+    /// Log records / data points refused in partial successes.
+    pub items_rejected: u64,
+    /// Sends that failed and will be retried.
+    pub send_failures: u64,
+    /// Of those, refused credentials.
+    pub auth_failures: u64,
+    /// Of those, throttled by the collector.
+    pub throttled: u64,
+    /// Spool reads or removals that failed.
+    pub spool_errors: u64,
+}
+
+/// Failures of setting the exporter up.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("cannot open the spool: {0}")]
+    Spool(#[from] SpoolError),
+}
+
+struct State {
+    memory: VecDeque<SpoolBatch>,
+    spool: Spool,
+    next_id: u64,
+    counters: ExportCounters,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    run_id: u64,
+    memory_batches: usize,
+    info: Mutex<Arc<ResourceInfo>>,
+}
+
+/// The submitting side; cheap to clone.
+#[derive(Clone)]
+pub struct Exporter {
+    shared: Arc<Shared>,
+}
+
+/// The sending side: run it on a task.
+pub struct ExporterTask {
+    shared: Arc<Shared>,
+    transport: Transport,
+    backoff: Backoff,
+}
+
+/// Opens the spool in `spool_dir` and builds the exporter. The receiver
+/// gets one [`Delivery`] per tailer batch; it is unbounded because the
+/// tailer bounds its unacknowledged batches (`max_unacked_records`), and a
+/// lost acknowledgement would stall a file's checkpoint.
+pub fn exporter(
+    spool_dir: &Path,
+    options: ExporterOptions,
+    transport: Transport,
+    info: ResourceInfo,
+) -> Result<(Exporter, ExporterTask, mpsc::UnboundedReceiver<Delivery>), ExportError> {
+    let spool = Spool::open(spool_dir, options.spool.clone())?;
+    if !spool.is_empty() {
+        tracing::info!(
+            batches = spool.len(),
+            bytes = spool.disk_bytes(),
+            "spool holds batches from an earlier run; sending them first"
+        );
+    }
+    let run_id = agent_id::run_id();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            memory: VecDeque::new(),
+            next_id: spool.next_id(),
+            spool,
+            counters: ExportCounters::default(),
+        }),
+        wake: Notify::new(),
+        deliveries: tx,
+        run_id,
+        memory_batches: options.memory_batches.max(1),
+        info: Mutex::new(Arc::new(info)),
+    });
+    let task = ExporterTask {
+        shared: Arc::clone(&shared),
+        transport,
+        backoff: Backoff::new(options.backoff, run_id),
+    };
+    Ok((Exporter { shared }, task, rx))
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the queue half
+        // updated in a way that matters more than stopping delivery.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn report(&self, origin: Option<Origin>, acked: bool) {
+        let Some(origin) = origin.filter(|o| o.run == self.run_id) else {
+            return;
+        };
+        let d = if acked {
+            Delivery::Acked {
+                batch: origin.batch,
+            }
+        } else {
+            Delivery::Dropped {
+                batch: origin.batch,
+            }
+        };
+        // The receiver gone means the agent is shutting down; the tailer
+        // re-reads from its checkpoint next time.
+        let _ = self.deliveries.send(d);
+    }
+
+    /// Moves the memory queue into the spool (keeping order by id).
+    fn spill(&self, st: &mut State) {
+        while let Some(b) = st.memory.pop_front() {
+            self.to_spool(st, b);
+        }
+    }
+
+    fn to_spool(&self, st: &mut State, batch: SpoolBatch) {
+        match st.spool.append(&batch) {
+            Ok(evicted) => {
+                st.counters.batches_spooled += 1;
+                for e in evicted {
+                    self.report(e.origin, false);
+                }
+            }
+            Err(e) => {
+                st.counters.batches_unspoolable += 1;
+                tracing::error!(
+                    id = batch.id,
+                    signal = batch.signal.name(),
+                    error = %e,
+                    "batch could not be spooled; dropped"
+                );
+                self.report(batch.origin, false);
+            }
+        }
+    }
+}
+
+impl Exporter {
+    /// Queues a tailer batch as one logs request.
+    pub fn submit_logs(&self, batch: &Batch) {
+        let info = self.info();
+        let payload = logs_request(&info, &batch.records).encode_to_vec();
+        let origin = Origin {
+            run: self.shared.run_id,
+            batch: batch.id,
+        };
+        self.submit(Signal::Logs, payload, Some(origin));
+    }
+
+    /// Queues one host-metrics collection as one metrics request.
+    pub fn submit_metrics(&self, metrics: &[Metric]) {
+        if metrics.is_empty() {
+            return;
+        }
+        let info = self.info();
+        let payload = metrics_request(&info, metrics).encode_to_vec();
+        self.submit(Signal::Metrics, payload, None);
+    }
+
+    /// Queues an encoded request; returns its batch id.
+    pub fn submit(&self, signal: Signal, payload: Vec<u8>, origin: Option<Origin>) -> u64 {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        let batch = SpoolBatch {
+            id,
+            signal,
+            created: SystemTime::now(),
+            origin,
+            payload,
+        };
+        if !st.spool.is_empty() || st.memory.len() >= shared.memory_batches {
+            // Behind whatever waits already, so order is kept.
+            shared.spill(&mut st);
+            shared.to_spool(&mut st, batch);
+        } else {
+            st.memory.push_back(batch);
+        }
+        drop(st);
+        shared.wake.notify_one();
+        id
+    }
+
+    /// Replaces the resource attributes for requests built from now on
+    /// (configuration reload).
+    pub fn set_resource(&self, info: ResourceInfo) {
+        *self.shared.info.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(info);
+    }
+
+    fn info(&self) -> Arc<ResourceInfo> {
+        Arc::clone(&self.shared.info.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The run id that log batch origins carry.
+    pub fn run_id(&self) -> u64 {
+        self.shared.run_id
+    }
+
+    pub fn counters(&self) -> ExportCounters {
+        self.shared.lock().counters.clone()
+    }
+
+    pub fn spool_counters(&self) -> SpoolCounters {
+        self.shared.lock().spool.counters().clone()
+    }
+
+    /// Batches waiting: (in memory, in the spool).
+    pub fn pending(&self) -> (usize, usize) {
+        let st = self.shared.lock();
+        (st.memory.len(), st.spool.len())
+    }
+}
+
+impl ExporterTask {
+    /// Sends until `shutdown` is cancelled, then moves what is still in
+    /// memory (and the batch in flight) to the spool and returns.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            let notified = shared.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let next = self.next_batch();
+            let Some((batch, from_spool)) = next else {
+                tokio::select! {
+                    () = &mut notified => continue,
+                    () = shutdown.cancelled() => break,
+                }
+            };
+            let result = tokio::select! {
+                r = self.transport.send(batch.signal, &batch.payload) => r,
+                () = shutdown.cancelled() => {
+                    if !from_spool {
+                        shared.to_spool(&mut shared.lock(), batch);
+                    }
+                    break;
+                }
+            };
+            let delay = self.settle(batch, from_spool, result);
+            if let Some(delay) = delay {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => break,
+                }
+            }
+        }
+        let mut st = shared.lock();
+        shared.spill(&mut st);
+        tracing::info!(
+            spooled = st.spool.len(),
+            "exporter stopped; undelivered batches are in the spool"
+        );
+    }
+
+    /// The oldest batch: the spool's front when it holds anything (after
+    /// moving the memory queue behind it), else the memory queue's front.
+    fn next_batch(&mut self) -> Option<(SpoolBatch, bool)> {
+        let shared = &self.shared;
+        let mut st = shared.lock();
+        if st.spool.is_empty() {
+            return st.memory.pop_front().map(|b| (b, false));
+        }
+        shared.spill(&mut st);
+        match st.spool.front() {
+            Ok(b) => b.map(|b| (b, true)),
+            Err(e) => {
+                st.counters.spool_errors += 1;
+                tracing::error!(error = %e, "cannot read the spool");
+                None
+            }
+        }
+    }
+
+    /// Applies the result of sending `batch`; returns how long to wait
+    /// before the next attempt, if at all.
+    fn settle(
+        &mut self,
+        batch: SpoolBatch,
+        from_spool: bool,
+        result: Result<Accepted, SendError>,
+    ) -> Option<Duration> {
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.lock();
+        let remove = |st: &mut State, id: u64| {
+            if let Err(e) = st.spool.remove(id) {
+                st.counters.spool_errors += 1;
+                tracing::error!(id, error = %e, "cannot record a delivered batch in the spool; it may be sent again");
+            }
+        };
+        match result {
+            Ok(accepted) => {
+                self.backoff.reset();
+                st.counters.batches_sent += 1;
+                if accepted.rejected > 0 {
+                    st.counters.items_rejected += accepted.rejected;
+                    tracing::warn!(
+                        id = batch.id,
+                        signal = batch.signal.name(),
+                        rejected = accepted.rejected,
+                        message = %accepted.message,
+                        "collector rejected part of a batch for good; the rest is stored"
+                    );
+                }
+                if from_spool {
+                    remove(&mut st, batch.id);
+                }
+                drop(st);
+                shared.report(batch.origin, true);
+                None
+            }
+            Err(error) => match error.class() {
+                ErrorClass::Permanent => {
+                    st.counters.batches_rejected += 1;
+                    tracing::error!(
+                        id = batch.id,
+                        signal = batch.signal.name(),
+                        %error,
+                        "collector refuses the batch for good; dropped"
+                    );
+                    if from_spool {
+                        remove(&mut st, batch.id);
+                    }
+                    drop(st);
+                    shared.report(batch.origin, false);
+                    None
+                }
+                class => {
+                    st.counters.send_failures += 1;
+                    if !from_spool {
+                        shared.to_spool(&mut st, batch);
+                        shared.spill(&mut st);
+                    }
+                    let spooled = st.spool.len();
+                    let delay = match class {
+                        ErrorClass::Unauthorized => {
+                            st.counters.auth_failures += 1;
+                            let delay = self.backoff.max_delay();
+                            tracing::error!(
+                                %error,
+                                spooled,
+                                retry_in = ?delay,
+                                "collector refuses the agent's credentials; batches are kept in the spool until they are fixed"
+                            );
+                            delay
+                        }
+                        ErrorClass::Throttled(after) => {
+                            st.counters.throttled += 1;
+                            // A Retry-After is honoured up to five minutes.
+                            let delay = after.map_or_else(
+                                || self.backoff.next_delay(),
+                                |d| d.min(Duration::from_secs(300)),
+                            );
+                            tracing::warn!(%error, spooled, retry_in = ?delay, "collector is throttling; backing off");
+                            delay
+                        }
+                        _ => {
+                            let delay = self.backoff.next_delay();
+                            tracing::warn!(%error, spooled, retry_in = ?delay, "send failed; will retry");
+                            delay
+                        }
+                    };
+                    Some(delay)
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! Sends one encoded OTLP request to the collector over gRPC (tonic) or
+//! HTTP (reqwest, protobuf body, optional gzip), with a bearer token and
+//! TLS, and says what became of it: accepted (with the OTLP partial-success
+//! count of rejected items) or an error that [`SendError::class`] sorts
+//! into retryable, throttled, unauthorized or permanent. The sorting uses
+//! gRPC codes and HTTP statuses as the OTLP specification lists them, never
+//! the text of a message.
+//!
+//! Invariants: payloads are sent as they were encoded (spooled bytes are
+//! the bytes sent, so timestamps are the original ones); every request has
+//! a timeout; a response body is read up to a bound.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use crate::spool::Signal;
+
+/// Largest response body read from the collector.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    Http,
+}
+
+/// TLS towards the collector, from PEM files read by the configuration.
+#[derive(Clone, Default)]
+pub struct ClientTls {
+    /// CA certificates that sign the collector's certificate. Required for
+    /// gRPC; for HTTP, the platform's roots are used when absent.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate chain and key, for mutual TLS.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Name to verify in the collector's certificate, when it differs from
+    /// the endpoint's host.
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.identity.is_some())
+            .field("server_name", &self.server_name)
+            .finish()
+    }
+}
+
+/// Where and how to send.
+#[derive(Clone)]
+pub struct TransportConfig {
+    pub protocol: Protocol,
+    /// `http://host:4317` or `https://…` (gRPC), `http://host:4318` (HTTP);
+    /// the HTTP paths `/v1/logs` and `/v1/metrics` are appended.
+    pub endpoint: String,
+    pub token: Option<String>,
+    /// Required when the endpoint is `https://`.
+    pub tls: Option<ClientTls>,
+    pub gzip: bool,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("protocol", &self.protocol)
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("gzip", &self.gzip)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// A request the collector took. `rejected` items were refused by it for
+/// good (OTLP partial success: the client must not retry them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accepted {
+    pub rejected: u64,
+    pub message: String,
+}
+
+/// How the exporter should react to a failed send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The collector is away or overloaded: keep the batch, retry with backoff.
+    Retryable,
+    /// The collector asked us to slow down, maybe saying for how long.
+    Throttled(Option<Duration>),
+    /// The token or certificate was refused: keep the batch (it is fine),
+    /// say so loudly, retry slowly; an operator has to fix the credentials.
+    Unauthorized,
+    /// The collector will never take this batch: drop it, counted.
+    Permanent,
+}
+
+/// Failures of building a transport.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("invalid collector endpoint {endpoint:?}: {message}")]
+    Endpoint { endpoint: String, message: String },
+    #[error("TLS towards {endpoint}: {message}")]
+    Tls { endpoint: String, message: String },
+    #[error("the bearer token is not a valid header value")]
+    Token,
+}
+
+/// Failures of one send.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("cannot reach the collector at {endpoint} for {signal}: {message}")]
+    Unreachable {
+        endpoint: String,
+        signal: &'static str,
+        message: String,
+    },
+    #[error("collector at {endpoint} refused {signal} with gRPC status {code:?}: {message}")]
+    Grpc {
+        endpoint: String,
+        signal: &'static str,
+        code: tonic::Code,
+        message: String,
+    },
+    #[error("collector at {endpoint} refused {signal} with HTTP {status}: {message}")]
+    Http {
+        endpoint: String,
+        signal: &'static str,
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the spooled {signal} batch does not decode ({source}); it cannot be sent")]
+    Corrupt {
+        signal: &'static str,
+        source: prost::DecodeError,
+    },
+}
+
+impl SendError {
+    /// The reaction this failure calls for (OTLP specification, "Failures").
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SendError::Unreachable { .. } => ErrorClass::Retryable,
+            SendError::Corrupt { .. } => ErrorClass::Permanent,
+            SendError::Grpc { code, .. } => {
+                use tonic::Code;
+                match code {
+                    Code::Cancelled
+                    | Code::DeadlineExceeded
+                    | Code::Aborted
+                    | Code::OutOfRange
+                    | Code::Unavailable
+                    | Code::DataLoss
+                    // The collector's WAL failing is its problem, not the data's.
+                    | Code::Internal
+                    | Code::Unknown => ErrorClass::Retryable,
+                    Code::ResourceExhausted => ErrorClass::Throttled(None),
+                    Code::Unauthenticated | Code::PermissionDenied => ErrorClass::Unauthorized,
+                    _ => ErrorClass::Permanent,
+                }
+            }
+            SendError::Http {
+                status,
+                retry_after,
+                ..
+            } => match status {
+                429 => ErrorClass::Throttled(*retry_after),
+                503 => match retry_after {
+                    Some(_) => ErrorClass::Throttled(*retry_after),
+                    None => ErrorClass::Retryable,
+                },
+                401 | 403 => ErrorClass::Unauthorized,
+                408 | 500 | 502 | 504 => ErrorClass::Retryable,
+                s if *s >= 500 && *s != 501 && *s != 505 => ErrorClass::Retryable,
+                _ => ErrorClass::Permanent,
+            },
+        }
+    }
+}
+
+/// A connected (lazily) client for one collector.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    endpoint: String,
+    inner: Inner,
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Grpc {
+        channel: Channel,
+        auth: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        gzip: bool,
+    },
+    Http {
+        client: reqwest::Client,
+        auth: Option<reqwest::header::HeaderValue>,
+        gzip: bool,
+    },
+}
+
+impl Transport {
+    /// Builds the client; nothing is connected until the first send.
+    pub fn new(config: &TransportConfig) -> Result<Transport, TransportError> {
+        let endpoint = config.endpoint.trim_end_matches('/').to_string();
+        let bad = |message: String| TransportError::Endpoint {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let tls_error = |message: String| TransportError::Tls {
+            endpoint: endpoint.clone(),
+            message,
+        };
+        let https = endpoint.starts_with("https://");
+        if !https && !endpoint.starts_with("http://") {
+            return Err(bad("must start with http:// or https://".into()));
+        }
+        if https && config.tls.is_none() {
+            return Err(tls_error(
+                "an https:// endpoint needs the tls settings".into(),
+            ));
+        }
+        let token = config.token.as_deref().map(|t| format!("Bearer {t}"));
+        let inner = match config.protocol {
+            Protocol::Grpc => {
+                let mut ep = Endpoint::from_shared(endpoint.clone())
+                    .map_err(|e| bad(e.to_string()))?
+                    .connect_timeout(config.timeout)
+                    .timeout(config.timeout);
+                if let (true, Some(tls)) = (https, &config.tls) {
+                    let Some(ca) = &tls.ca_pem else {
+                        return Err(tls_error(
+                            "gRPC over TLS needs ca_file (the CA that signs the collector's certificate)"
+                                .into(),
+                        ));
+                    };
+                    let mut t = ClientTlsConfig::new()
+                        .ca_certificate(tonic::transport::Certificate::from_pem(ca));
+                    if let Some((cert, key)) = &tls.identity {
+                        t = t.identity(tonic::transport::Identity::from_pem(cert, key));
+                    }
+                    if let Some(name) = &tls.server_name {
+                        t = t.domain_name(name.clone());
+                    }
+                    ep = ep.tls_config(t).map_err(|e| tls_error(e.to_string()))?;
+                }
+                let auth = token
+                    .map(|t| t.parse().map_err(|_| TransportError::Token))
+                    .transpose()?;
+                Inner::Grpc {
+                    channel: ep.connect_lazy(),
+                    auth,
+                    gzip: config.gzip,
+                }
+            }
+            Protocol::Http => {
+                // reqwest is built without a default crypto provider; the
+                // agent uses ring everywhere, like the collector. Installing
+                // fails only when one is installed already, which is fine.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let mut builder = reqwest::Client::builder()
+                    .timeout(config.timeout)
+                    .connect_timeout(config.timeout);
+                if let Some(tls) = &config.tls {
+                    if let Some(ca) = &tls.ca_pem {
+                        let certs = reqwest::Certificate::from_pem_bundle(ca)
+                            .map_err(|e| tls_error(format!("CA certificate: {e}")))?;
+                        builder = builder.tls_certs_only(certs);
+                    }
+                    if let Some((cert, key)) = &tls.identity {
+                        let mut pem = cert.clone();
+                        pem.push(b'\n');
+                        pem.extend_from_slice(key);
+                        let id = reqwest::Identity::from_pem(&pem)
+                            .map_err(|e| tls_error(format!("client certificate: {e}")))?;
+                        builder = builder.identity(id);
+                    }
+                }
+                let client = builder.build().map_err(|e| tls_error(e.to_string()))?;
+                let auth = token
+                    .map(|t| {
+                        let mut v = reqwest::header::HeaderValue::from_str(&t)
+                            .map_err(|_| TransportError::Token)?;
+                        v.set_sensitive(true);
+                        Ok(v)
+                    })
+                    .transpose()?;
+                Inner::Http {
+                    client,
+                    auth,
+                    gzip: config.gzip,
+                }
+            }
+        };
+        Ok(Transport { endpoint, inner })
+    }
+
+    /// The collector's endpoint, for logs.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one encoded request of `signal`.
+    pub async fn send(&self, signal: Signal, payload: &[u8]) -> Result<Accepted, SendError> {
+        match &self.inner {
+            Inner::Grpc {
+                channel,
+                auth,
+                gzip,
+            } => {
+                self.send_grpc(channel, auth.as_ref(), *gzip, signal, payload)
+                    .await
+            }
+            Inner::Http { client, auth, gzip } => {
+                self.send_http(client, auth.as_ref(), *gzip, signal, payload)
+                    .await
+            }
+        }
+    }
+
+    async fn send_grpc(
+        &self,
+        channel: &Channel,
+        auth: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        gzip: bool,
+        signal: Signal,
+        payload: &[u8],
+    ) -> Result<Accepted, SendError> {
+        let corrupt = |source| SendError::Corrupt {
+            signal: signal.name(),
+            source,
+        };
+        let status_error = |status: tonic::Status| self.grpc_error(signal, status);
+        fn request<T>(
+            msg: T,
+            auth: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+        ) -> tonic::Request<T> {
+            let mut req = tonic::Request::new(msg);
+            if let Some(auth) = auth {
+                req.metadata_mut().insert("authorization", auth.clone());
+            }
+            req
+        }
+        match signal {
+            Signal::Logs => {
+                let msg = ExportLogsServiceRequest::decode(payload).map_err(corrupt)?;
+                let mut client = LogsServiceClient::new(channel.clone())
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                if gzip {
+                    client = client.send_compressed(CompressionEncoding::Gzip);
+                }
+                let resp = client
+                    .export(request(msg, auth))
+                    .await
+                    .map_err(status_error)?;
+                Ok(logs_accepted(resp.into_inner()))
+            }
+            Signal::Metrics => {
+                let msg = ExportMetricsServiceRequest::decode(payload).map_err(corrupt)?;
+                let mut client = MetricsServiceClient::new(channel.clone())
+                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
+                if gzip {
+                    client = client.send_compressed(CompressionEncoding::Gzip);
+                }
+                let resp = client
+                    .export(request(msg, auth))
+                    .await
+                    .map_err(status_error)?;
+                Ok(metrics_accepted(resp.into_inner()))
+            }
+        }
+    }
+
+    fn grpc_error(&self, signal: Signal, status: tonic::Status) -> SendError {
+        // A status made by the client itself (connection refused, TLS
+        // failure) arrives as Unavailable with the transport error as source.
+        let from_transport = std::error::Error::source(&status).is_some()
+            && status.code() == tonic::Code::Unavailable;
+        if from_transport {
+            let mut message = status.message().to_string();
+            let mut source = std::error::Error::source(&status);
+            while let Some(s) = source {
+                message = format!("{message}: {s}");
+                source = s.source();
+            }
+            return SendError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                signal: signal.name(),
+                message,
+            };
+        }
+        SendError::Grpc {
+            endpoint: self.endpoint.clone(),
+            signal: signal.name(),
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+
+    async fn send_http(
+        &self,
+        client: &reqwest::Client,
+        auth: Option<&reqwest::header::HeaderValue>,
+        gzip: bool,
+        signal: Signal,
+        payload: &[u8],
+    ) -> Result<Accepted, SendError> {
+        use reqwest::header;
+        let path = match signal {
+            Signal::Logs => "/v1/logs",
+            Signal::Metrics => "/v1/metrics",
+        };
+        let url = format!("{}{path}", self.endpoint);
+        let mut req = client
+            .post(&url)
+            .header(header::CONTENT_TYPE, "application/x-protobuf");
+        if let Some(auth) = auth {
+            req = req.header(header::AUTHORIZATION, auth.clone());
+        }
+        let body = if gzip {
+            req = req.header(header::CONTENT_ENCODING, "gzip");
+            gzip_bytes(payload)
+        } else {
+            payload.to_vec()
+        };
+        let unreachable = |e: reqwest::Error| SendError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            signal: signal.name(),
+            message: error_chain(&e),
+        };
+        let mut resp = req.body(body).send().await.map_err(unreachable)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        if !status.is_success() {
+            // The OTLP/HTTP error body is a google.rpc.Status; its message
+            // (field 2) is what an operator needs. Fall back to the text.
+            let message = rpc_status_message(&body)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(512).collect());
+            return Err(SendError::Http {
+                endpoint: self.endpoint.clone(),
+                signal: signal.name(),
+                status: status.as_u16(),
+                message,
+                retry_after,
+            });
+        }
+        // An empty or undecodable success body is full success: the
+        // collector took the request, and re-sending it would only repeat it.
+        Ok(match signal {
+            Signal::Logs => ExportLogsServiceResponse::decode(body.as_slice())
+                .map(logs_accepted)
+                .unwrap_or_default(),
+            Signal::Metrics => ExportMetricsServiceResponse::decode(body.as_slice())
+                .map(metrics_accepted)
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn logs_accepted(resp: ExportLogsServiceResponse) -> Accepted {
+    resp.partial_success
+        .map(|p| Accepted {
+            rejected: u64::try_from(p.rejected_log_records).unwrap_or(0),
+            message: p.error_message,
+        })
+        .unwrap_or_default()
+}
+
+fn metrics_accepted(resp: ExportMetricsServiceResponse) -> Accepted {
+    resp.partial_success
+        .map(|p| Accepted {
+            rejected: u64::try_from(p.rejected_data_points).unwrap_or(0),
+            message: p.error_message,
+        })
+        .unwrap_or_default()
+}
+
+/// The `message` of an encoded `google.rpc.Status`.
+fn rpc_status_message(body: &[u8]) -> Option<String> {
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RpcStatus {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+    }
+    RpcStatus::decode(body)
+        .ok()
+        .map(|s| s.message)
+        .filter(|m| !m.is_empty())
+}
+
+fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::fast(),
+    );
+    // Writing into a Vec cannot fail; if it somehow did, the body would be
+    // a truncated gzip stream that the collector refuses as a bad request.
+    let _ = enc.write_all(data);
+    enc.finish().unwrap_or_default()
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, retry_after: Option<Duration>) -> SendError {
+        SendError::Http {
+            endpoint: "http://x".into(),
+            signal: "logs",
+            status,
+            message: String::new(),
+            retry_after,
+        }
+    }
+
+    fn grpc(code: tonic::Code) -> SendError {
+        SendError::Grpc {
+            endpoint: "http://x".into(),
+            signal: "logs",
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn errors_are_classified_by_status_not_by_text() {
+        assert_eq!(http(503, None).class(), ErrorClass::Retryable);
+        assert_eq!(http(502, None).class(), ErrorClass::Retryable);
+        assert_eq!(
+            http(429, Some(Duration::from_secs(3))).class(),
+            ErrorClass::Throttled(Some(Duration::from_secs(3)))
+        );
+        assert_eq!(http(401, None).class(), ErrorClass::Unauthorized);
+        assert_eq!(http(403, None).class(), ErrorClass::Unauthorized);
+        assert_eq!(http(400, None).class(), ErrorClass::Permanent);
+        assert_eq!(http(413, None).class(), ErrorClass::Permanent);
+        assert_eq!(
+            grpc(tonic::Code::Unavailable).class(),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            grpc(tonic::Code::ResourceExhausted).class(),
+            ErrorClass::Throttled(None)
+        );
+        assert_eq!(
+            grpc(tonic::Code::Unauthenticated).class(),
+            ErrorClass::Unauthorized
+        );
+        assert_eq!(
+            grpc(tonic::Code::InvalidArgument).class(),
+            ErrorClass::Permanent
+        );
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let c = TransportConfig {
+            protocol: Protocol::Http,
+            endpoint: "http://x".into(),
+            token: Some("s3cret".into()),
+            tls: None,
+            gzip: false,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn https_without_tls_settings_is_refused() {
+        let c = TransportConfig {
+            protocol: Protocol::Grpc,
+            endpoint: "https://x:4317".into(),
+            token: None,
+            tls: None,
+            gzip: false,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            Transport::new(&c),
+            Err(TransportError::Tls { .. })
+        ));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let data = b"hello hello hello".repeat(100);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(gzip_bytes(&data).as_slice())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+}
