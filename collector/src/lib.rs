@@ -1,8 +1,10 @@
 //! Tocsin's collector.
 
+pub mod api;
 pub mod ctl;
 pub mod logs;
 pub mod patterns;
 pub mod receivers;
+pub mod ruler;
 pub mod store;
 pub mod translate;
