@@ -77,12 +77,24 @@ impl LogSink for Capture {
 }
 
 impl Capture {
+    /// The samples that reached the sink, `target_info` left out.
     fn series(&self) -> Vec<(String, f64)> {
         self.samples
             .lock()
             .unwrap()
             .iter()
+            .filter(|(l, _, _)| l.metric_name() != "target_info")
             .map(|(l, _, v)| (l.to_string(), *v))
+            .collect()
+    }
+
+    fn target_info(&self) -> Vec<String> {
+        self.samples
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(l, _, _)| l.metric_name() == "target_info")
+            .map(|(l, _, _)| l.to_string())
             .collect()
     }
 }
@@ -387,6 +399,20 @@ mod grpc {
         assert!(series.contains(&(format!("{n}_count{{{RES_LABELS}}}"), 4.0)));
         let stamp = h.sink.samples.lock().unwrap()[0].1;
         assert_eq!(stamp, (t / 1_000_000) as i64);
+        assert_eq!(
+            h.sink.target_info(),
+            vec![
+                Labels::from_pairs([
+                    ("__name__", "target_info"),
+                    ("host_name", "web-1"),
+                    ("instance", "web-1:9100"),
+                    ("job", "infra/node"),
+                    ("tocsin_agent_id", "agent-web-1"),
+                    ("tocsin_track", "canary"),
+                ])
+                .to_string()
+            ]
+        );
 
         let mut logs = LogsServiceClient::new(h.grpc_channel().await);
         let resp = logs
@@ -586,8 +612,9 @@ mod grpc {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn series_limit_per_agent_refuses_new_series_only() {
+        // target_info is one of the sender's series too.
         let cfg = OtlpReceiversConfig {
-            max_series_per_agent: 2,
+            max_series_per_agent: 3,
             ..with_token()
         };
         let h = Harness::start(cfg, Path::new(".")).await;
@@ -1254,7 +1281,8 @@ mod store {
             "{}",
             ps.error_message
         );
-        assert_eq!(store.head().stats().series, 1);
+        // g and its resource's target_info.
+        assert_eq!(store.head().stats().series, 2);
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(20), receivers.wait())
             .await

@@ -18,6 +18,8 @@ pub struct ReceiverCounters {
     pub log_records_stored: AtomicU64,
     pub log_records_duplicate: AtomicU64,
     pub attributes_dropped: AtomicU64,
+    /// `target_info` series left out for exceeding the label limits.
+    pub target_info_dropped: AtomicU64,
 
     // Data points refused by the translation.
     pub refused_exponential_histogram: AtomicU64,
@@ -127,6 +129,11 @@ impl ReceiverCounters {
                 "tocsin_receiver_attributes_dropped_total",
                 vec![],
                 g(&self.attributes_dropped),
+            ),
+            (
+                "tocsin_receiver_target_info_dropped_total",
+                vec![],
+                g(&self.target_info_dropped),
             ),
             (
                 refused,

@@ -142,6 +142,16 @@ impl Ingest {
         }
         C::add(&self.counters.data_points_received, batch.data_points);
         C::add(&self.counters.attributes_dropped, batch.dropped_attributes);
+        C::add(
+            &self.counters.target_info_dropped,
+            batch.target_info_dropped,
+        );
+        if batch.target_info_dropped > 0 {
+            tracing::warn!(
+                sender,
+                "target_info left out: the resource's attributes exceed the label limits"
+            );
+        }
         self.counters.add_metric_refusals(&batch.refused);
         if batch.refused.total() > 0 {
             tracing::warn!(sender, refused = batch.refused.total(), reasons = %batch.refused.describe(), "OTLP data points refused");

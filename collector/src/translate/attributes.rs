@@ -197,6 +197,40 @@ impl ResourceLabels {
     }
 }
 
+/// Resource attributes that make up `job` and `instance`, left out of
+/// `target_info`.
+const IDENTIFYING_ATTRIBUTES: [&str; 3] =
+    ["service.namespace", "service.name", "service.instance.id"];
+
+/// The labels of a resource's `target_info` series (without the name), as
+/// Prometheus' OTLP receiver builds them: `job` and `instance` plus every
+/// other resource attribute under its translated name. `None` when the
+/// resource has neither `job` nor `instance`, or nothing beyond them.
+/// Also returns the number of attributes dropped for untranslatable names.
+pub fn target_info_labels(
+    resource: Option<&Resource>,
+    rl: &ResourceLabels,
+) -> Option<(BTreeMap<String, String>, usize)> {
+    if rl.identity.is_empty() {
+        return None;
+    }
+    let attrs: Vec<KeyValue> = resource?
+        .attributes
+        .iter()
+        .filter(|kv| !IDENTIFYING_ATTRIBUTES.contains(&kv.key.as_str()))
+        .cloned()
+        .collect();
+    if attrs.is_empty() {
+        return None;
+    }
+    let identity_only = ResourceLabels {
+        promoted: Vec::new(),
+        identity: rl.identity.clone(),
+        agent_id: None,
+    };
+    Some(identity_only.labels_for(&attrs))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -307,6 +341,47 @@ mod tests {
         assert_eq!(labels["host_name"], "from-point");
         assert_eq!(labels["job"], "api");
         assert_eq!(labels["a_b"], "1;2");
+    }
+
+    #[test]
+    fn target_info_carries_the_other_resource_attributes() {
+        let r = Resource {
+            attributes: vec![
+                kv("service.name", s("api")),
+                kv("service.instance.id", s("i-1")),
+                kv("host.name", s("web-1")),
+                kv("os.type", s("linux")),
+            ],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&r));
+        let (labels, _) = target_info_labels(Some(&r), &rl).unwrap();
+        let got: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("host_name", "web-1"),
+                ("instance", "i-1"),
+                ("job", "api"),
+                ("os_type", "linux"),
+            ]
+        );
+        // Only identifying attributes, or no job/instance: no target_info.
+        let bare = Resource {
+            attributes: vec![kv("service.name", s("api"))],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&bare));
+        assert!(target_info_labels(Some(&bare), &rl).is_none());
+        let anonymous = Resource {
+            attributes: vec![kv("host.name", s("web-1"))],
+            ..Resource::default()
+        };
+        let rl = ResourceLabels::from_resource(Some(&anonymous));
+        assert!(target_info_labels(Some(&anonymous), &rl).is_none());
     }
 
     #[test]

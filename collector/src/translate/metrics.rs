@@ -15,6 +15,12 @@
 //! restart a delta series starts again from its next point, which PromQL's
 //! `rate` reads as a counter reset.
 //!
+//! Like Prometheus, each resource with a `job` or `instance` and other
+//! attributes also gets a `target_info` series (value 1, labels: `job`,
+//! `instance` and the remaining resource attributes) over the span of its
+//! accepted samples, one sample every [`TARGET_INFO_STEP_MS`] (half the
+//! lookback delta) and at the newest, at most [`TARGET_INFO_MAX_SAMPLES`].
+//!
 //! Values: NaN and ±Inf pass through as Prometheus stores them (NaN is
 //! normalised to the ordinary NaN so that no sender can write a staleness
 //! marker by accident); OTLP's `NoRecordedValue` flag becomes the staleness
@@ -30,11 +36,18 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use tocsin_rules::promql::value::{Label, Labels, METRIC_NAME, stale_nan};
 
-use super::attributes::{ResourceLabels, float_text};
+use super::attributes::{ResourceLabels, float_text, target_info_labels};
 use super::names::{MetricKind, metric_name};
 
 /// One sample as the store takes it: labels, milliseconds, value.
 pub type Sample = (Labels, i64, f64);
+
+/// Spacing of `target_info` samples: half of PromQL's 5m lookback delta,
+/// so an instant query anywhere in the span finds one.
+pub const TARGET_INFO_STEP_MS: i64 = 150_000;
+/// At most this many `target_info` samples per resource and request, so a
+/// request whose points span years cannot multiply itself.
+pub const TARGET_INFO_MAX_SAMPLES: i64 = 100;
 
 /// OTLP's `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
@@ -142,6 +155,9 @@ pub struct MetricsBatch {
     pub refused: MetricRefusals,
     /// Attributes whose names translate to nothing (the point is kept).
     pub dropped_attributes: usize,
+    /// `target_info` series not emitted because their labels exceed the
+    /// label limits.
+    pub target_info_dropped: usize,
     /// For each Tocsin agent in the request (`tocsin.agent.id`), its newest
     /// point's timestamp in ms, refused points included (clock skew).
     pub newest_by_agent: Vec<(String, i64)>,
@@ -183,6 +199,7 @@ impl MetricsTranslator {
         };
         for rm in &req.resource_metrics {
             let resource = ResourceLabels::from_resource(rm.resource.as_ref());
+            let first_sample = out.samples.len();
             let mut cx = PointContext {
                 opts: &self.opts,
                 resource: &resource,
@@ -202,10 +219,57 @@ impl MetricsTranslator {
                 let e = newest.entry(agent).or_insert(i64::MIN);
                 *e = (*e).max(cx.newest);
             }
+            self.target_info(rm.resource.as_ref(), &resource, first_sample, &mut out);
         }
         out.newest_by_agent = newest.into_iter().collect();
         out.newest_by_agent.sort();
         out
+    }
+}
+
+impl MetricsTranslator {
+    /// Adds the resource's `target_info` over the span of the samples it
+    /// contributed (`out.samples[first_sample..]`).
+    fn target_info(
+        &self,
+        resource: Option<&opentelemetry_proto::tonic::resource::v1::Resource>,
+        rl: &ResourceLabels,
+        first_sample: usize,
+        out: &mut MetricsBatch,
+    ) {
+        let added = &out.samples[first_sample..];
+        let (Some(earliest), Some(latest)) = (
+            added.iter().map(|s| s.1).min(),
+            added.iter().map(|s| s.1).max(),
+        ) else {
+            return;
+        };
+        let Some((base, dropped)) = target_info_labels(resource, rl) else {
+            return;
+        };
+        out.dropped_attributes += dropped;
+        if base.len() + 1 > self.opts.max_labels
+            || base
+                .values()
+                .any(|v| v.len() > self.opts.max_label_value_bytes)
+        {
+            out.target_info_dropped += 1;
+            return;
+        }
+        let labels = labels_with(&base, "target_info", None);
+        let start = latest
+            .saturating_sub(TARGET_INFO_STEP_MS.saturating_mul(TARGET_INFO_MAX_SAMPLES - 1))
+            .max(earliest);
+        let mut info = Vec::new();
+        let mut t = start;
+        while t < latest {
+            info.push((labels.clone(), t, 1.0));
+            t = t.saturating_add(TARGET_INFO_STEP_MS);
+        }
+        info.push((labels, latest, 1.0));
+        // Ahead of the resource's own samples, so that a sender at its
+        // series limit keeps the series describing it.
+        out.samples.splice(first_sample..first_sample, info);
     }
 }
 

@@ -20,6 +20,13 @@ fn kv(key: &str, v: &str) -> KeyValue {
     }
 }
 
+/// Translates and leaves out `target_info`, which has its own test.
+fn run(tr: &MetricsTranslator, req: &ExportMetricsServiceRequest, now_ms: i64) -> MetricsBatch {
+    let mut b = tr.translate(req, now_ms);
+    b.samples.retain(|s| s.0.metric_name() != "target_info");
+    b
+}
+
 fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
@@ -125,7 +132,7 @@ fn gauge_and_cumulative_counter() {
             }),
         ),
     ]);
-    let b = tr.translate(&req, NOW_MS);
+    let b = run(&tr, &req, NOW_MS);
     assert_eq!(b.data_points, 3);
     assert_eq!(b.refused.total(), 0);
     assert_eq!(
@@ -152,10 +159,76 @@ fn gauge_and_cumulative_counter() {
 }
 
 #[test]
+fn target_info_spans_the_resource_samples() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let step_ns = TARGET_INFO_STEP_MS as u64 * 1_000_000;
+    let req = request(vec![metric(
+        "g",
+        "",
+        Data::Gauge(Gauge {
+            data_points: vec![
+                point(NOW_NS, 1.0, vec![]),
+                point(NOW_NS + 2 * step_ns + 5_000_000, 2.0, vec![]),
+            ],
+        }),
+    )]);
+    let b = tr.translate(&req, NOW_MS + 10 * TARGET_INFO_STEP_MS);
+    let info: Vec<(String, i64)> = b
+        .samples
+        .iter()
+        .filter(|s| s.0.metric_name() == "target_info")
+        .map(|s| (s.0.to_string(), s.1))
+        .collect();
+    let labels = Labels::from_pairs([
+        ("__name__", "target_info"),
+        ("host_name", "web-1"),
+        ("instance", "i-1"),
+        ("job", "api"),
+        ("tocsin_agent_id", "agent-1"),
+    ])
+    .to_string();
+    assert_eq!(
+        info,
+        vec![
+            (labels.clone(), NOW_MS),
+            (labels.clone(), NOW_MS + TARGET_INFO_STEP_MS),
+            (labels.clone(), NOW_MS + 2 * TARGET_INFO_STEP_MS),
+            (labels, NOW_MS + 2 * TARGET_INFO_STEP_MS + 5),
+        ]
+    );
+    // It comes first, ahead of the resource's own samples.
+    assert_eq!(b.samples[0].0.metric_name(), "target_info");
+
+    // Points spanning years produce a bounded number of samples.
+    let far = request(vec![metric(
+        "g",
+        "",
+        Data::Gauge(Gauge {
+            data_points: vec![
+                point(1_000_000_000, 1.0, vec![]),
+                point(NOW_NS, 2.0, vec![]),
+            ],
+        }),
+    )]);
+    let b = tr.translate(&far, NOW_MS);
+    let n = b
+        .samples
+        .iter()
+        .filter(|s| s.0.metric_name() == "target_info")
+        .count();
+    assert_eq!(n as i64, TARGET_INFO_MAX_SAMPLES);
+
+    // No accepted sample, no target_info.
+    let b = tr.translate(&request(vec![]), NOW_MS);
+    assert!(b.samples.is_empty());
+}
+
+#[test]
 fn delta_sums_accumulate_and_retries_do_not_double_count() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
     let send = |t: u64, v: f64| {
-        let b = tr.translate(
+        let b = run(
+            &tr,
             &request(vec![metric(
                 "requests",
                 "",
@@ -185,7 +258,8 @@ fn delta_table_is_bounded_and_evicts_idle_series() {
         ..MetricsOptions::default()
     });
     let send = |series: &str, now_ms: i64| {
-        tr.translate(
+        run(
+            &tr,
             &request(vec![metric(
                 "requests",
                 "",
@@ -236,7 +310,8 @@ fn histogram(delta: bool, p: HistogramDataPoint) -> Metric {
 #[test]
 fn histograms_become_classic_buckets() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![histogram(
             false,
             hist_point(NOW_NS, 6, 2.5, vec![1, 2, 3], vec![0.1, 1.0]),
@@ -269,14 +344,16 @@ fn histograms_become_classic_buckets() {
 #[test]
 fn delta_histograms_accumulate() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
-    tr.translate(
+    run(
+        &tr,
         &request(vec![histogram(
             true,
             hist_point(NOW_NS, 2, 1.0, vec![1, 1, 0], vec![0.1, 1.0]),
         )]),
         NOW_MS,
     );
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![histogram(
             true,
             hist_point(
@@ -297,7 +374,8 @@ fn delta_histograms_accumulate() {
 #[test]
 fn mismatched_buckets_are_refused() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![histogram(
             false,
             hist_point(NOW_NS, 2, 1.0, vec![1, 1], vec![0.1, 1.0]),
@@ -311,7 +389,8 @@ fn mismatched_buckets_are_refused() {
 #[test]
 fn summaries() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![metric(
             "rpc.latency",
             "ms",
@@ -358,7 +437,8 @@ fn summaries() {
 fn exponential_histograms_and_future_points_are_refused_and_counted() {
     let tr = MetricsTranslator::new(MetricsOptions::default());
     let future_ns = NOW_NS + 11 * 60 * 1_000_000_000;
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![
             metric(
                 "latency",
@@ -409,7 +489,8 @@ fn no_recorded_value_is_a_staleness_marker_and_nan_is_plain() {
     stale.flags = FLAG_NO_RECORDED_VALUE;
     let sneaky = point(NOW_NS, stale_nan(), vec![kv("a", "2")]);
     let inf = point(NOW_NS, f64::INFINITY, vec![kv("a", "3")]);
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![metric(
             "g",
             "",
@@ -425,7 +506,7 @@ fn no_recorded_value_is_a_staleness_marker_and_nan_is_plain() {
 
     let mut h = hist_point(NOW_NS, 0, 0.0, vec![], vec![]);
     h.flags = FLAG_NO_RECORDED_VALUE;
-    let b = tr.translate(&request(vec![histogram(false, h)]), NOW_MS);
+    let b = run(&tr, &request(vec![histogram(false, h)]), NOW_MS);
     assert_eq!(b.samples.len(), 3);
     assert!(b.samples.iter().all(|s| is_stale(s.2)));
 }
@@ -436,7 +517,8 @@ fn label_limits_refuse_the_point() {
         max_label_value_bytes: 8,
         ..MetricsOptions::default()
     });
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![metric(
             "g",
             "",
@@ -460,7 +542,8 @@ fn unspecified_temporality_and_bad_names_are_refused() {
     if let Data::Sum(ref mut x) = s {
         x.aggregation_temporality = 0;
     }
-    let b = tr.translate(
+    let b = run(
+        &tr,
         &request(vec![
             metric("x", "", s),
             metric(
@@ -496,7 +579,7 @@ mod delta_property {
             for (step, v) in points {
                 let t = NOW_NS + step * 1_000_000_000;
                 let v = f64::from(v);
-                let b = tr.translate(
+                let b = run(&tr,
                     &request(vec![metric("d", "", sum(true, true, vec![point(t, v, vec![])]))]),
                     NOW_MS,
                 );
