@@ -191,12 +191,6 @@ impl MetricsTranslator {
     pub fn translate(&self, req: &ExportMetricsServiceRequest, received_ms: i64) -> MetricsBatch {
         let mut out = MetricsBatch::default();
         let mut newest: HashMap<String, i64> = HashMap::new();
-        // A poisoned lock only means another request panicked mid-update;
-        // the table is still structurally sound, so keep using it.
-        let mut delta = match self.delta.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
         for rm in &req.resource_metrics {
             let resource = ResourceLabels::from_resource(rm.resource.as_ref());
             let first_sample = out.samples.len();
@@ -206,7 +200,7 @@ impl MetricsTranslator {
                 received_ms,
                 newest: 0,
                 out: &mut out,
-                delta: &mut delta,
+                delta: &self.delta,
             };
             for sm in &rm.scope_metrics {
                 for metric in &sm.metrics {
@@ -387,7 +381,9 @@ struct PointContext<'a> {
     /// Newest point timestamp (ms) under this resource.
     newest: i64,
     out: &'a mut MetricsBatch,
-    delta: &'a mut DeltaTable,
+    /// Locked per delta point only, so cumulative traffic (most of it)
+    /// never serialises on it.
+    delta: &'a Mutex<DeltaTable>,
 }
 
 fn is_delta(temporality: i32) -> Option<bool> {
@@ -436,6 +432,21 @@ fn value_of(v: f64, flags: u32) -> f64 {
 }
 
 impl PointContext<'_> {
+    fn apply_delta(
+        &self,
+        key: &Labels,
+        time_ns: u64,
+        d: DeltaState,
+    ) -> Result<DeltaState, DeltaRefusal> {
+        // A poisoned lock only means another request panicked mid-update;
+        // every update leaves the table structurally sound, so keep going.
+        let mut table = match self.delta.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        table.apply(key, time_ns, d, self.received_ms, self.opts)
+    }
+
     fn metric(&mut self, name: &str, unit: &str, data: Option<&Data>) {
         let Some(data) = data else { return };
         let (points, kind) = match data {
@@ -567,13 +578,7 @@ impl PointContext<'_> {
         let labels = labels_with(&base, name, None);
         let v = value_of(v, p.flags);
         let v = if delta && !rules_is_stale(v) {
-            match self.delta.apply(
-                &labels,
-                p.time_unix_nano,
-                DeltaState::Sum(v),
-                self.received_ms,
-                self.opts,
-            ) {
+            match self.apply_delta(&labels, p.time_unix_nano, DeltaState::Sum(v)) {
                 Ok(DeltaState::Sum(total)) => total,
                 Ok(DeltaState::Histogram(_)) => {
                     self.out.refused.invalid_point += 1;
@@ -617,13 +622,7 @@ impl PointContext<'_> {
             // The series identity of a histogram is its labels without
             // `le`, under the base name.
             let key = labels_with(&base, name, None);
-            match self.delta.apply(
-                &key,
-                p.time_unix_nano,
-                DeltaState::Histogram(point),
-                self.received_ms,
-                self.opts,
-            ) {
+            match self.apply_delta(&key, p.time_unix_nano, DeltaState::Histogram(point)) {
                 Ok(DeltaState::Histogram(acc)) => point = acc,
                 Ok(DeltaState::Sum(_)) => {
                     self.out.refused.invalid_point += 1;
