@@ -55,6 +55,8 @@ impl SeriesLimiter {
     /// Keeps the samples `agent` may write; returns them and the number
     /// refused.
     pub fn admit(&self, agent: &str, samples: Vec<Sample>, now_ms: i64) -> (Vec<Sample>, usize) {
+        // Hash outside the lock: it is most of the work.
+        let hashes: Vec<u64> = samples.iter().map(series_hash).collect();
         let mut agents = match self.agents.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -73,8 +75,7 @@ impl SeriesLimiter {
         a.touched_ms = now_ms;
         let mut refused = 0;
         let mut kept = Vec::with_capacity(samples.len());
-        for s in samples {
-            let h = series_hash(&s);
+        for (s, h) in samples.into_iter().zip(hashes) {
             if let Some(seen) = a.series.get_mut(&h) {
                 *seen = now_ms;
                 kept.push(s);
