@@ -47,6 +47,15 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Words without which no built-in rule can match: one literal search
+/// rules out most lines before any rule runs.
+static TRIGGER: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)pass|pwd|secret|token|key|credential|://|bearer|basic|AKIA|ASIA|AGPA|AIDA|AROA",
+    )
+    .ok()
+});
+
 /// All built-in rules at once: most lines hold no secret, and one pass of a
 /// set tells so faster than one pass per rule.
 static BUILTIN_SET: LazyLock<Option<regex::RegexSet>> =
@@ -70,8 +79,12 @@ impl Redactor {
     pub fn redact<'a>(&self, text: &'a str) -> (Cow<'a, str>, u64) {
         let mut count = 0;
         let mut out = Cow::Borrowed(text);
-        let matched = BUILTIN_SET.as_ref().map(|set| set.matches(text));
-        for (i, rule) in BUILTIN.iter().enumerate() {
+        let triggered = TRIGGER.as_ref().is_none_or(|t| t.is_match(text));
+        let matched = BUILTIN_SET
+            .as_ref()
+            .filter(|_| triggered)
+            .map(|set| set.matches(text));
+        for (i, rule) in BUILTIN.iter().enumerate().filter(|_| triggered) {
             if matched.as_ref().is_some_and(|m| !m.matched(i)) {
                 continue;
             }

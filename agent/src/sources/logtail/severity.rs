@@ -216,7 +216,18 @@ fn from_keywords(line: &str) -> Option<Severity> {
         end -= 1;
     }
     let window = &line[..end];
-    if let Some(caps) = SHORT_FORM.as_ref().and_then(|re| re.captures(window)) {
+    // Captures are costly and this runs on every line: the short forms
+    // need a level letter first, and the other two patterns are found
+    // without captures and cut by hand.
+    let short = matches!(
+        window.as_bytes(),
+        [
+            b'V' | b'D' | b'I' | b'W' | b'E' | b'F',
+            b'0'..=b'9' | b'/',
+            ..
+        ]
+    );
+    if short && let Some(caps) = SHORT_FORM.as_ref().and_then(|re| re.captures(window)) {
         let letter = caps
             .get(1)
             .or_else(|| caps.get(2))
@@ -234,17 +245,22 @@ fn from_keywords(line: &str) -> Option<Severity> {
             text: Some(letter.to_string()),
         });
     }
-    let logfmt = LOGFMT_LEVEL.as_ref().and_then(|re| re.captures(window));
-    if let Some(word) = logfmt.and_then(|c| c.get(1))
-        && let Some(number) = word_number(word.as_str())
-    {
-        return Some(Severity {
-            number,
-            text: Some(word.as_str().to_string()),
-        });
+    if let Some(m) = LOGFMT_LEVEL.as_ref().and_then(|re| re.find(window)) {
+        // The match ends with the level word: `level=error`, `lvl: "warn`.
+        let text = m.as_str();
+        let start = text
+            .rfind(|c: char| !c.is_ascii_alphabetic())
+            .map_or(0, |i| i + 1);
+        let word = &text[start..];
+        if let Some(number) = word_number(word) {
+            return Some(Severity {
+                number,
+                text: Some(word.to_string()),
+            });
+        }
     }
-    let caps = KEYWORD.as_ref()?.captures(window)?;
-    let word = caps.get(1).or_else(|| caps.get(2))?.as_str();
+    let found = KEYWORD.as_ref()?.find(window)?.as_str();
+    let word = found.trim_start_matches('[').trim_end_matches(']');
     Some(Severity {
         number: word_number(word)?,
         text: Some(word.to_string()),
