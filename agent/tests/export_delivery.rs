@@ -351,6 +351,16 @@ impl Running {
 }
 
 fn start_exporter(collector: &Collector, spool: &Path, token: &str, gzip: bool) -> Running {
+    start_exporter_with(collector, spool, token, gzip, 1 << 20)
+}
+
+fn start_exporter_with(
+    collector: &Collector,
+    spool: &Path,
+    token: &str,
+    gzip: bool,
+    spool_bytes: u64,
+) -> Running {
     let transport = Transport::new(&TransportConfig {
         protocol: collector.protocol,
         endpoint: collector.endpoint(),
@@ -363,7 +373,7 @@ fn start_exporter(collector: &Collector, spool: &Path, token: &str, gzip: bool) 
     let options = ExporterOptions {
         memory_batches: 4,
         spool: SpoolOptions {
-            max_bytes: 1 << 20,
+            max_bytes: spool_bytes,
             fsync: false,
         },
         // Short, so the test does not wait long for the reconnect; the
@@ -638,8 +648,52 @@ async fn wrong_token_keeps_the_data(protocol: Protocol) {
     collector.stop().await;
 }
 
+/// A full spool evicts the oldest metrics first; log batches evicted when
+/// no metrics are left are reported as dropped, so the tailer counts them.
+async fn a_full_spool_evicts_metrics_first_and_reports_dropped_logs(protocol: Protocol) {
+    let mut collector = Collector::start(protocol).await;
+    collector.stop().await;
+    let (_dir, spool) = spool_dir();
+    // Two 4 KiB segments.
+    let mut agent = start_exporter_with(&collector, &spool, TOKEN, false, 8192);
+    agent.exporter.submit_metrics(&metrics_at(1_700_000_000));
+    wait_until("the first batch is spooled", || {
+        agent.exporter.pending() == (0, 1)
+    })
+    .await;
+    let mut next = 1;
+    let mut dropped = Vec::new();
+    wait_until("a log batch is evicted", || {
+        agent.exporter.submit_logs(&log_batch(next, next * 20));
+        next += 1;
+        dropped.extend(drain(&mut agent.deliveries));
+        !dropped.is_empty()
+    })
+    .await;
+    let spool_counters = agent.exporter.spool_counters();
+    assert_eq!(spool_counters.evicted_metrics, 1, "the metrics went first");
+    assert!(spool_counters.evicted_logs >= 1);
+    assert_eq!(
+        dropped[0],
+        Delivery::Dropped { batch: 1 },
+        "oldest logs first"
+    );
+    assert!(
+        dropped
+            .iter()
+            .all(|d| matches!(d, Delivery::Dropped { .. })),
+        "{dropped:?}"
+    );
+    agent.shutdown().await;
+}
+
 mod grpc {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_spool_evicts_metrics_first() {
+        a_full_spool_evicts_metrics_first_and_reports_dropped_logs(Protocol::Grpc).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_spool_during_an_outage_and_arrive_oldest_first() {
@@ -664,6 +718,11 @@ mod grpc {
 
 mod http {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_spool_evicts_metrics_first() {
+        a_full_spool_evicts_metrics_first_and_reports_dropped_logs(Protocol::Http).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_spool_during_an_outage_and_arrive_oldest_first() {

@@ -300,7 +300,8 @@ impl Spool {
 
     /// Stores `batch`, evicting older batches (metrics first) if the spool
     /// is full. Returns the batches evicted, so the exporter can settle
-    /// their log origins.
+    /// their log origins; evicted metrics come back with id and signal
+    /// only (no payload, no time).
     pub fn append(&mut self, batch: &SpoolBatch) -> Result<Vec<SpoolBatch>, SpoolError> {
         if batch.id < self.removed_mark {
             return Err(SpoolError::StaleId {
@@ -417,9 +418,20 @@ impl Spool {
             .map(|(id, _)| *id)
             .collect();
         for id in &ids {
-            // Read before deleting so the exporter can settle log origins.
-            if let Ok(Some(batch)) = self.read(*id) {
-                evicted.push(batch);
+            // Read before deleting so the exporter can settle log origins
+            // (metrics have none; their payload is not worth reading).
+            if signal == Signal::Logs {
+                if let Ok(Some(batch)) = self.read(*id) {
+                    evicted.push(batch);
+                }
+            } else if let Some(e) = self.index.get(id) {
+                evicted.push(SpoolBatch {
+                    id: *id,
+                    signal: e.signal,
+                    created: SystemTime::UNIX_EPOCH,
+                    origin: None,
+                    payload: Vec::new(),
+                });
             }
             self.index.remove(id);
         }
