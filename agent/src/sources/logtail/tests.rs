@@ -97,6 +97,7 @@ impl Harness {
         let mut all = Vec::new();
         self.tailer.reconcile();
         loop {
+            let read_before = self.tailer.counters().bytes_read;
             self.tailer.poll().unwrap();
             let mut got = false;
             while let Some(batch) = self.tailer.next_batch(100, 1 << 20) {
@@ -104,7 +105,8 @@ impl Harness {
                 all.extend(batch.records);
                 got = true;
             }
-            if !got {
+            // A poll reads a bounded amount: go on while it reads.
+            if !got && self.tailer.counters().bytes_read == read_before {
                 return all;
             }
         }
@@ -512,6 +514,55 @@ fn notify_discovers_new_files_between_reconcile_intervals() {
         std::thread::yield_now();
     };
     assert_eq!(bodies(&batch.records), ["ERROR hello"]);
+}
+
+#[test]
+fn binary_junk_and_a_huge_line_are_bounded_and_replaced() {
+    let mut h = Harness::new("  min_severity: all\n  max_line_bytes: 1024\n");
+    let mut junk: Vec<u8> = (0..=255u8)
+        .cycle()
+        .take(4096)
+        .filter(|b| *b != b'\n')
+        .collect();
+    junk.push(b'\n');
+    junk.extend(std::iter::repeat_n(b'y', 10 << 20));
+    junk.extend(b"\nERROR after\n");
+    fs::write(h.path("app.log"), &junk).unwrap();
+    let records = h.drain();
+    assert_eq!(records.len(), 3);
+    assert!(records[0].body.contains('\u{fffd}'));
+    assert!(records[0].truncated && records[1].truncated);
+    assert!(records.iter().all(|r| r.body.len() <= 1024 * 3), "bounded");
+    assert_eq!(records[2].body, "ERROR after");
+    assert_eq!(records[2].end_offset, junk.len() as u64);
+}
+
+#[test]
+fn a_deleted_directory_closes_its_files_and_keeps_the_tailer_running() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let sub = logs.path().join("sub");
+    fs::create_dir(&sub).unwrap();
+    let yaml = format!("- include: ['{}/*.log']\n", sub.display());
+    let configs: Vec<LogInputConfig> = serde_saphyr::from_str(&yaml).unwrap();
+    let inputs = validate_inputs("logs", &configs).unwrap();
+    let clock = Arc::new(ManualClock::new(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ));
+    let mut tailer = Tailer::new(inputs, data.path(), clock.clone(), options()).unwrap();
+    fs::write(sub.join("a.log"), "ERROR 1\n").unwrap();
+    tailer.reconcile();
+    tailer.poll().unwrap();
+    fs::remove_dir_all(&sub).unwrap();
+    tailer.reconcile();
+    tailer.poll().unwrap();
+    let batch = tailer.next_batch(10, 1 << 20).unwrap();
+    assert_eq!(bodies(&batch.records), ["ERROR 1"]);
+    tailer.ack(batch.id).unwrap();
+    clock.advance(Duration::from_secs(6));
+    tailer.poll().unwrap();
+    assert_eq!(tailer.open_files(), 0);
+    assert_eq!(tailer.counters().files_closed, 1);
 }
 
 #[test]
