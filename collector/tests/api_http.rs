@@ -399,6 +399,31 @@ mod query {
     }
 
     #[tokio::test]
+    async fn lookback_delta_overrides_the_lookback_per_query() {
+        let env = Env::new();
+        let r = env.open_router();
+        // The last `up` sample is at NOW; 90s later it is within the
+        // default 5m lookback but not within 1m.
+        let at = "time=1700000690";
+        let v = assert_success(&get(&r, &format!("/api/v1/query?query=up&{at}")).await);
+        assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2);
+        let v = assert_success(
+            &get(
+                &r,
+                &format!("/api/v1/query?query=up&{at}&lookback_delta=1m"),
+            )
+            .await,
+        );
+        assert_eq!(v["data"]["result"], json!([]));
+        let m = assert_error(
+            &get(&r, "/api/v1/query?query=up&lookback_delta=-5").await,
+            400,
+            "bad_data",
+        );
+        assert!(m.starts_with("invalid parameter \"lookback_delta\""), "{m}");
+    }
+
+    #[tokio::test]
     async fn an_expired_timeout_is_a_503_timeout() {
         let env = Env::new();
         let r = env.open_router();

@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use promql_parser::parser::Expr;
 use tocsin_rules::promql::storage::{Matcher, Queryable, StorageError};
-use tocsin_rules::promql::{EvalError, QueryResult, Series};
+use tocsin_rules::promql::{Engine, EvalError, QueryResult, Series};
 
 use super::ApiState;
 use super::params::{self, Params, invalid_param, parse_duration, parse_time, time_param};
@@ -40,7 +40,7 @@ async fn instant_inner(st: &Arc<ApiState>, req: Request) -> Result<Response, Api
     let t = time_param(&p, "time", st.clock.now_ms())?;
     let timeout = timeout_param(st, &p)?;
     let expr = parse_query(&p)?;
-    let engine = st.engine.clone();
+    let engine = engine_for(st, &p)?;
     let res = run(st, timeout, move |q| engine.instant_query(q, &expr, t)).await?;
     Ok(respond(&res))
 }
@@ -75,7 +75,7 @@ async fn range_inner(st: &Arc<ApiState>, req: Request) -> Result<Response, ApiEr
     }
     let timeout = timeout_param(st, &p)?;
     let expr = parse_query(&p)?;
-    let engine = st.engine.clone();
+    let engine = engine_for(st, &p)?;
     let res = run(st, timeout, move |q| {
         engine.range_query(q, &expr, start, end, step)
     })
@@ -85,6 +85,29 @@ async fn range_inner(st: &Arc<ApiState>, req: Request) -> Result<Response, ApiEr
 
 fn parse_query(p: &Params) -> Result<Expr, ApiError> {
     tocsin_rules::promql::parse(p.value("query")).map_err(|e| invalid_param("query", e))
+}
+
+/// The engine for this request: the configured one, with the request's
+/// `lookback_delta` when it sets one (Prometheus 3's per-query override).
+fn engine_for(st: &ApiState, p: &Params) -> Result<Engine, ApiError> {
+    let mut engine = st.engine.clone();
+    match p.get("lookback_delta") {
+        None | Some("") => {}
+        Some(v) => {
+            let ms = parse_duration(v).map_err(|e| invalid_param("lookback_delta", e))?;
+            if ms < 0 {
+                return Err(invalid_param(
+                    "lookback_delta",
+                    "lookback delta must be non-negative",
+                ));
+            }
+            // Zero keeps the default, as in Prometheus.
+            if ms > 0 {
+                engine.options.lookback_delta_ms = ms;
+            }
+        }
+    }
+    Ok(engine)
 }
 
 /// The request's `timeout`, never longer than the configured one.
