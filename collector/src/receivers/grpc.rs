@@ -210,25 +210,29 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
                 tracing::error!("OTLP/gRPC handler reached without an authenticated sender");
                 return Err(Status::internal("request not authenticated"));
             };
-            let msg = match <S::Request as prost::Message>::decode(request.into_inner()) {
-                Ok(m) => m,
-                Err(e) => {
-                    C::inc(&counters.requests_malformed);
-                    tracing::warn!(sender, error = %e, "OTLP/gRPC request refused: malformed protobuf");
-                    return Err(Status::invalid_argument(format!("malformed protobuf: {e}")));
-                }
-            };
+            // Decoding and storing are CPU and disk work: off the async
+            // workers.
             let ingest = shared.ingest.clone();
-            let result =
-                tokio::task::spawn_blocking(move || S::export(&ingest, &sender, msg)).await;
+            let body = request.into_inner();
+            let who = sender.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                <S::Request as prost::Message>::decode(body)
+                    .map(|msg| S::export(&ingest, &sender, msg))
+            })
+            .await;
             match result {
-                Ok(Ok(resp)) => Ok(tonic::Response::new(Bytes::from(
+                Ok(Err(e)) => {
+                    C::inc(&counters.requests_malformed);
+                    tracing::warn!(sender = who, error = %e, "OTLP/gRPC request refused: malformed protobuf");
+                    Err(Status::invalid_argument(format!("malformed protobuf: {e}")))
+                }
+                Ok(Ok(Ok(resp))) => Ok(tonic::Response::new(Bytes::from(
                     prost::Message::encode_to_vec(&resp),
                 ))),
-                Ok(Err(SinkError::Overloaded(m))) => Err(Status::unavailable(format!(
+                Ok(Ok(Err(SinkError::Overloaded(m)))) => Err(Status::unavailable(format!(
                     "storage is overloaded, retry later: {m}"
                 ))),
-                Ok(Err(e @ SinkError::Storage(_))) => Err(Status::unavailable(format!(
+                Ok(Ok(Err(e @ SinkError::Storage(_)))) => Err(Status::unavailable(format!(
                     "{e}; nothing of this request was stored, retry later"
                 ))),
                 Err(e) => {

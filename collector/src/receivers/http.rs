@@ -121,6 +121,13 @@ fn gunzip(data: &[u8], limit: usize) -> std::io::Result<Option<Vec<u8>>> {
     Ok((out.len() <= limit).then_some(out))
 }
 
+/// What the blocking part of an export came to.
+enum Prepared<R> {
+    TooLarge,
+    Malformed(String),
+    Exported(Result<R, SinkError>),
+}
+
 async fn export<S: Signal>(
     State(st): State<Transport>,
     Extension(Peer(peer)): Extension<Peer>,
@@ -244,34 +251,37 @@ async fn export<S: Signal>(
             );
         }
     };
-    let data: Bytes = if gzip {
-        match gunzip(&raw, st.max_request_bytes) {
-            Ok(Some(d)) => Bytes::from(d),
-            Ok(None) => return too_large(&counters),
-            Err(e) => {
-                C::inc(&counters.requests_malformed);
-                tracing::warn!(sender, error = %e, "OTLP/HTTP request refused: bad gzip body");
-                return error(
-                    enc,
-                    StatusCode::BAD_REQUEST,
-                    tonic::Code::InvalidArgument,
-                    format!("malformed gzip body: {e}"),
-                );
+    // Decompression, decoding and storing are CPU and disk work: off the
+    // async workers.
+    let ingest = st.ingest.clone();
+    let limit = st.max_request_bytes;
+    let work = tokio::task::spawn_blocking(move || {
+        let data: Bytes = if gzip {
+            match gunzip(&raw, limit) {
+                Ok(Some(d)) => Bytes::from(d),
+                Ok(None) => return Prepared::TooLarge,
+                Err(e) => return Prepared::Malformed(format!("malformed gzip body: {e}")),
             }
+        } else {
+            raw
+        };
+        let decoded: Result<S::Request, String> = match enc {
+            Encoding::Protobuf => <S::Request as prost::Message>::decode(data)
+                .map_err(|e| format!("malformed protobuf: {e}")),
+            Encoding::Json => {
+                serde_json::from_slice(&data).map_err(|e| format!("malformed JSON: {e}"))
+            }
+        };
+        match decoded {
+            Ok(msg) => Prepared::Exported(S::export(&ingest, &sender, msg)),
+            Err(message) => Prepared::Malformed(message),
         }
-    } else {
-        raw
-    };
-    let decoded: Result<S::Request, String> = match enc {
-        Encoding::Protobuf => <S::Request as prost::Message>::decode(data)
-            .map_err(|e| format!("malformed protobuf: {e}")),
-        Encoding::Json => serde_json::from_slice(&data).map_err(|e| format!("malformed JSON: {e}")),
-    };
-    let msg = match decoded {
-        Ok(m) => m,
-        Err(message) => {
+    });
+    let exported = match work.await {
+        Ok(Prepared::TooLarge) => return too_large(&counters),
+        Ok(Prepared::Malformed(message)) => {
             C::inc(&counters.requests_malformed);
-            tracing::warn!(sender, error = %message, "OTLP/HTTP request refused");
+            tracing::warn!(%peer, error = %message, "OTLP/HTTP request refused");
             return error(
                 enc,
                 StatusCode::BAD_REQUEST,
@@ -279,9 +289,10 @@ async fn export<S: Signal>(
                 message,
             );
         }
+        Ok(Prepared::Exported(r)) => Ok(r),
+        Err(e) => Err(e),
     };
-    let ingest = st.ingest.clone();
-    match tokio::task::spawn_blocking(move || S::export(&ingest, &sender, msg)).await {
+    match exported {
         Ok(Ok(resp)) => {
             let bytes = match enc {
                 Encoding::Protobuf => prost::Message::encode_to_vec(&resp),
