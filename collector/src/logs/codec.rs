@@ -189,77 +189,6 @@ fn severity_of(code: u8) -> Option<Severity> {
     })
 }
 
-/// Encodes everything of a record except its labels, self-contained (the
-/// write-ahead log's form; memory blocks use [`encode_stored`]).
-pub fn encode_record(rec: &LogRecord, out: &mut Vec<u8>) {
-    match &rec.origin {
-        None => out.push(0),
-        Some(o) => {
-            out.push(1);
-            put_str(out, &o.agent_id);
-            put_str(out, &o.file_id);
-            put_uvarint(out, o.offset);
-        }
-    }
-    put_varint(out, rec.time_ms);
-    put_varint(out, rec.received_ms);
-    out.push(severity_code(rec.severity));
-    put_str(out, &rec.severity_text);
-    put_str(out, &rec.body);
-    put_uvarint(out, rec.attributes.len() as u64);
-    for (k, v) in &rec.attributes {
-        put_str(out, k);
-        put_str(out, v);
-    }
-    put_opt_str(out, rec.trace_id.as_deref());
-    put_opt_str(out, rec.span_id.as_deref());
-}
-
-fn read_origin(r: &mut Reader<'_>) -> Result<Option<RecordOrigin>, DecodeError> {
-    Ok(match r.u8()? {
-        0 => None,
-        1 => Some(RecordOrigin {
-            agent_id: r.str()?.to_string(),
-            file_id: r.str()?.to_string(),
-            offset: r.uvarint()?,
-        }),
-        _ => return Err(r.err()),
-    })
-}
-
-fn read_record(r: &mut Reader<'_>, labels: Labels) -> Result<LogRecord, DecodeError> {
-    let origin = read_origin(r)?;
-    let time_ms = r.varint()?;
-    let received_ms = r.varint()?;
-    let severity = severity_of(r.u8()?).ok_or_else(|| r.err())?;
-    let severity_text = r.str()?.to_string();
-    let body = r.str()?.to_string();
-    let n = r.count(2)?;
-    let mut attributes = Vec::with_capacity(n);
-    for _ in 0..n {
-        attributes.push((r.str()?.to_string(), r.str()?.to_string()));
-    }
-    let trace_id = r.opt_str()?;
-    let span_id = r.opt_str()?;
-    Ok(LogRecord {
-        time_ms,
-        received_ms,
-        severity,
-        severity_text,
-        labels,
-        body,
-        attributes,
-        origin,
-        trace_id,
-        span_id,
-    })
-}
-
-/// Decodes a record written by [`encode_record`], giving it `labels`.
-pub fn decode_record(buf: &[u8], labels: Labels) -> Result<LogRecord, DecodeError> {
-    read_record(&mut Reader::new(buf, "log record"), labels)
-}
-
 /// Strings longer than this are never put in a block dictionary: long
 /// values are rarely repeated, and short ones carry the savings.
 pub const MAX_DICT_STRING: usize = 256;
@@ -329,9 +258,9 @@ impl Dict {
     }
 }
 
-/// Encodes a record for a memory block: like [`encode_record`], but
-/// repeated strings go through the block's dictionary and the labels are
-/// left to the block's label-set id.
+/// Encodes everything of a record but its labels (left to a label-set id
+/// kept beside it), repeated strings going through `dict`: the form of a
+/// record in a memory block and in a WAL batch.
 pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
     match &rec.origin {
         None => out.push(0),
@@ -447,7 +376,10 @@ pub struct Batch {
     pub deltas: Vec<CounterDelta>,
 }
 
-/// Encodes a batch payload.
+/// Encodes a batch payload: a string dictionary and a table of label sets
+/// shared by the batch's records (records of one request mostly share
+/// their resource, file and attribute names), then the records in their
+/// stored form, then the counter increments.
 pub fn encode_batch(
     tag: u64,
     at_ms: i64,
@@ -455,14 +387,35 @@ pub fn encode_batch(
     deltas: &[CounterDelta],
     out: &mut Vec<u8>,
 ) {
+    let mut dict = Dict::default();
+    let mut lsets: Vec<&Labels> = Vec::new();
+    let mut lset_index: std::collections::HashMap<&Labels, u64> = std::collections::HashMap::new();
+    let mut body = Vec::new();
+    let mut one = Vec::new();
+    for rec in records {
+        let id = *lset_index.entry(&rec.labels).or_insert_with(|| {
+            lsets.push(&rec.labels);
+            lsets.len() as u64 - 1
+        });
+        one.clear();
+        encode_stored(rec, &mut dict, &mut one);
+        put_uvarint(&mut body, id);
+        put_uvarint(&mut body, one.len() as u64);
+        body.extend_from_slice(&one);
+    }
     out.push(PAYLOAD_VERSION);
     put_uvarint(out, tag);
     put_varint(out, at_ms);
-    put_uvarint(out, records.len() as u64);
-    for rec in records {
-        put_labels(out, &rec.labels);
-        encode_record(rec, out);
+    put_uvarint(out, dict.entries.len() as u64);
+    for e in &dict.entries {
+        put_str(out, e);
     }
+    put_uvarint(out, lsets.len() as u64);
+    for l in &lsets {
+        put_labels(out, l);
+    }
+    put_uvarint(out, records.len() as u64);
+    out.extend_from_slice(&body);
     put_uvarint(out, deltas.len() as u64);
     for d in deltas {
         put_labels(out, &d.labels);
@@ -475,11 +428,25 @@ pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
     r.version()?;
     let tag = r.uvarint()?;
     let at_ms = r.varint()?;
+    let n = r.count(1)?;
+    let mut dict = Dict::default();
+    for _ in 0..n {
+        dict.entries.push(r.str()?.into());
+    }
+    let n = r.count(1)?;
+    let mut lsets = Vec::with_capacity(n);
+    for _ in 0..n {
+        lsets.push(r.labels()?);
+    }
     let n = r.count(8)?;
     let mut records = Vec::with_capacity(n);
     for _ in 0..n {
-        let labels = r.labels()?;
-        records.push(read_record(&mut r, labels)?);
+        let lset = usize::try_from(r.uvarint()?).map_err(|_| r.err())?;
+        let labels = lsets.get(lset).cloned().ok_or_else(|| r.err())?;
+        let len = r.count(1)?;
+        let bytes = &r.buf[r.pos..r.pos + len];
+        records.push(decode_stored(bytes, &dict, labels).map_err(|_| r.err())?);
+        r.pos += len;
     }
     let n = r.count(2)?;
     let mut deltas = Vec::with_capacity(n);
@@ -610,14 +577,16 @@ pub(crate) mod tests {
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         encode_stored(&a, &mut dict, &mut ea);
         encode_stored(&b, &mut dict, &mut eb);
-        let mut plain = Vec::new();
-        encode_record(&a, &mut plain);
-        assert!(
-            ea.len() + 40 < plain.len(),
-            "{} vs {}",
-            ea.len(),
-            plain.len()
-        );
+        // The second record's origin, file path and severity text are the
+        // first one's dictionary entries; the long value stays inline.
+        let entries = dict.entries.len();
+        let mut again = Vec::new();
+        encode_stored(&a, &mut dict, &mut again);
+        assert_eq!(dict.entries.len(), entries);
+        // agent, file, severity text, attribute name and value, and the
+        // second record's attribute name "long".
+        assert_eq!(entries, 6);
+        assert!(eb.len() > MAX_DICT_STRING);
         dict.freeze();
         assert_eq!(decode_stored(&ea, &dict, a.labels.clone()).unwrap(), a);
         assert_eq!(decode_stored(&eb, &dict, b.labels.clone()).unwrap(), b);
@@ -635,7 +604,6 @@ pub(crate) mod tests {
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_batch(&bytes);
             let _ = decode_snapshot(&bytes);
-            let _ = decode_record(&bytes, Labels::empty());
             let _ = decode_stored(&bytes, &Dict::default(), Labels::empty());
             let _ = stored_body(&bytes, &Dict::default());
         }
