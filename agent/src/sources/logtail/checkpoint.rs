@@ -193,6 +193,10 @@ pub struct CheckpointFile {
     /// Highest incarnation generation handed out, so ids stay unique
     /// across restarts.
     pub generation: u64,
+    /// Names of the inputs scanned at least once: the files an input finds
+    /// at its first scan are old news (`read_from: end`), later ones new.
+    #[serde(default)]
+    pub inputs: Vec<String>,
     pub files: Vec<FileCheckpoint>,
 }
 
@@ -339,6 +343,7 @@ mod tests {
         let file = CheckpointFile {
             version: FORMAT_VERSION,
             generation: 7,
+            inputs: vec!["api".into()],
             files: vec![FileCheckpoint {
                 id: "1-2-3".into(),
                 path: "/var/log/a.log".into(),

@@ -279,9 +279,10 @@ pub struct Tailer {
     outstanding: HashMap<u64, Vec<(Arc<str>, u64)>>,
     next_batch_id: u64,
     watcher: Option<DirWatcher>,
-    /// No checkpoint existed: the first scan starts `read_from: end`
-    /// inputs at the end.
-    first_scan: bool,
+    /// Per input, during the scan in `new`: the checkpoints do not know
+    /// it yet (first start, or an input added since), so its files present
+    /// now start at their end when it reads `from: end`.
+    first_scan: Vec<bool>,
     next_reconcile: SystemTime,
     next_checkpoint: SystemTime,
     ids_dirty: bool,
@@ -336,7 +337,7 @@ impl Tailer {
         let mut tailer = Tailer {
             data_dir: data_dir.to_path_buf(),
             generation: unix_nanos(now),
-            first_scan: loaded.is_none(),
+            first_scan: Vec::new(),
             incs: BTreeMap::new(),
             held: HashMap::new(),
             ignored: HashSet::new(),
@@ -353,6 +354,16 @@ impl Tailer {
             clock,
             options,
         };
+        // Inputs never scanned before (first start, or added since).
+        let known: HashSet<&str> = loaded
+            .as_ref()
+            .map(|f| f.inputs.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        tailer.first_scan = tailer
+            .inputs
+            .iter()
+            .map(|i| !known.contains(i.input.name.as_str()))
+            .collect();
         if let Some(file) = loaded {
             tailer.generation = tailer.generation.max(file.generation);
             for c in file.files {
@@ -376,7 +387,7 @@ impl Tailer {
             }
         }
         tailer.reconcile();
-        tailer.first_scan = false;
+        tailer.first_scan.clear();
         tailer.checkpoint_now()?;
         Ok(tailer)
     }
@@ -591,6 +602,7 @@ impl Tailer {
         let file = CheckpointFile {
             version: FORMAT_VERSION,
             generation: self.generation,
+            inputs: self.inputs.iter().map(|i| i.input.name.clone()).collect(),
             files,
         };
         match file.store(&self.data_dir) {
@@ -882,7 +894,9 @@ impl Tailer {
 
         self.held.remove(&key);
         let from = match self.inputs.get(f.input).map(|i| i.input.read_from) {
-            Some(ReadFrom::End) if self.first_scan => last_line_end(&file, size),
+            Some(ReadFrom::End) if self.first_scan.get(f.input) == Some(&true) => {
+                last_line_end(&file, size)
+            }
             _ => 0,
         };
         self.create(f.input, f.path.as_path(), key, file, size, from, now);

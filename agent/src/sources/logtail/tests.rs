@@ -143,6 +143,32 @@ fn first_start_reads_from_the_end_and_later_files_from_the_beginning() {
 }
 
 #[test]
+fn an_input_added_later_starts_its_existing_files_at_the_end() {
+    let mut h = Harness::new("");
+    h.append("app.log", "ERROR 1\n");
+    assert_eq!(h.drain().len(), 1);
+    h.tailer.checkpoint_now().unwrap();
+    fs::write(h.logs.path().join("other.log"), "ERROR old history\n").unwrap();
+    // Restart with a second input naming other.log: its file is old news.
+    h.extra = format!(
+        "- name: other\n  include: ['{}/other.log']\n",
+        h.logs.path().display()
+    );
+    h.restart();
+    h.append("app.log", "ERROR 2\n");
+    fs::OpenOptions::new()
+        .append(true)
+        .open(h.logs.path().join("other.log"))
+        .unwrap()
+        .write_all(b"ERROR new\n")
+        .unwrap();
+    let records = h.drain();
+    let mut got = bodies(&records);
+    got.sort();
+    assert_eq!(got, ["ERROR 2", "ERROR new"]);
+}
+
+#[test]
 fn read_from_beginning_reads_existing_files() {
     let mut h = Harness::with("  read_from: beginning\n", |dir| {
         fs::write(dir.join("app.log"), "ERROR old\n").unwrap();
