@@ -1,6 +1,8 @@
-//! Binary encodings of the log store: one record (as kept in memory
-//! blocks, without its labels), a write-ahead-log batch (records with their
-//! labels and the counter increments they caused) and a counter snapshot.
+//! Binary encodings of the log store: one record in its stored form
+//! (without its labels, repeated strings through a [`Dict`]), as memory
+//! blocks keep it; a write-ahead-log batch (a dictionary and a label-set
+//! table shared by its records, the records in stored form, and the
+//! counter increments they caused); and a counter snapshot.
 //!
 //! Every WAL payload starts with a payload version byte, so the record
 //! kinds can evolve without a new segment format. Integers are LEB128

@@ -21,8 +21,12 @@
 //!   in-flight records, and is rebuilt from the log on open.
 //! - A WAL segment is deleted only when no retained or in-flight record can
 //!   lie in it and a newer segment starts with a durable counter snapshot.
-//! - Memory is bounded by the size retention: blocks are evicted oldest
-//!   first until the accounted bytes fit.
+//! - Memory and disk are bounded by the size retention: blocks are evicted
+//!   oldest first until both the accounted memory and the blocks' share of
+//!   the log fit (disk exceeds it by at most the segments not yet freed).
+//! - Age retention goes by arrival time (the collector's clock), in steps
+//!   of a block (at most 1/24 of the window); queries filter on the
+//!   records' own time.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::Path;
