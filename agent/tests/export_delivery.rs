@@ -42,6 +42,16 @@ enum Mode {
     RejectSome(i64),
     /// A permanent refusal (gRPC InvalidArgument, HTTP 400).
     Invalid,
+    /// "Slow down" (gRPC ResourceExhausted, HTTP 429) for this many more
+    /// requests, then accept.
+    Throttle(u32),
+}
+
+/// Why the fake refuses a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Invalid,
+    Throttled,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +62,9 @@ enum Received {
 
 struct Fake {
     mode: Mutex<Mode>,
+    /// While true, requests wait before being handled (a collector that
+    /// hangs), so a batch stays in flight.
+    hold: tokio::sync::watch::Sender<bool>,
     received: Mutex<Vec<Received>>,
     unauthorized: Mutex<u64>,
 }
@@ -60,6 +73,7 @@ impl Fake {
     fn new() -> Arc<Fake> {
         Arc::new(Fake {
             mode: Mutex::new(Mode::Accept),
+            hold: tokio::sync::watch::channel(false).0,
             received: Mutex::new(Vec::new()),
             unauthorized: Mutex::new(0),
         })
@@ -85,10 +99,25 @@ impl Fake {
         ok
     }
 
+    /// Waits while requests are held.
+    async fn gate(&self) {
+        let mut rx = self.hold.subscribe();
+        let _ = rx.wait_for(|held| !*held).await;
+    }
+
     /// Records the request unless refused; the partial-success count.
-    fn take(&self, r: Received) -> Result<i64, ()> {
-        match self.mode() {
-            Mode::Invalid => Err(()),
+    fn take(&self, r: Received) -> Result<i64, Refusal> {
+        let mode = self.mode();
+        match mode {
+            Mode::Invalid => Err(Refusal::Invalid),
+            Mode::Throttle(n) => {
+                self.set_mode(if n <= 1 {
+                    Mode::Accept
+                } else {
+                    Mode::Throttle(n - 1)
+                });
+                Err(Refusal::Throttled)
+            }
             Mode::Accept => {
                 self.received.lock().unwrap().push(r);
                 Ok(0)
@@ -114,6 +143,13 @@ mod grpc_server {
     #[derive(Clone)]
     pub struct Svc(pub Arc<Fake>);
 
+    fn status(r: Refusal) -> Status {
+        match r {
+            Refusal::Invalid => Status::invalid_argument("malformed"),
+            Refusal::Throttled => Status::resource_exhausted("slow down"),
+        }
+    }
+
     impl Svc {
         fn check<T>(&self, req: &Request<T>) -> Result<(), Status> {
             let auth = req
@@ -135,10 +171,11 @@ mod grpc_server {
             req: Request<ExportLogsServiceRequest>,
         ) -> Result<Response<ExportLogsServiceResponse>, Status> {
             self.check(&req)?;
+            self.0.gate().await;
             let n = self
                 .0
                 .take(Received::Logs(req.into_inner()))
-                .map_err(|()| Status::invalid_argument("malformed"))?;
+                .map_err(status)?;
             Ok(Response::new(ExportLogsServiceResponse {
                 partial_success: (n > 0).then(|| ExportLogsPartialSuccess {
                     rejected_log_records: n,
@@ -155,10 +192,11 @@ mod grpc_server {
             req: Request<ExportMetricsServiceRequest>,
         ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
             self.check(&req)?;
+            self.0.gate().await;
             let n = self
                 .0
                 .take(Received::Metrics(req.into_inner()))
-                .map_err(|()| Status::invalid_argument("malformed"))?;
+                .map_err(status)?;
             Ok(Response::new(ExportMetricsServiceResponse {
                 partial_success: (n > 0).then(|| ExportMetricsPartialSuccess {
                     rejected_data_points: n,
@@ -222,13 +260,26 @@ mod http_server {
         fake.authorized(auth)
     }
 
+    fn refusal(r: Refusal) -> Response {
+        match r {
+            Refusal::Invalid => (StatusCode::BAD_REQUEST, "malformed").into_response(),
+            Refusal::Throttled => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, "0")],
+                "slow down",
+            )
+                .into_response(),
+        }
+    }
+
     async fn logs(State(fake): State<Arc<Fake>>, headers: HeaderMap, bytes: Bytes) -> Response {
         if !authorized(&fake, &headers) {
             return (StatusCode::UNAUTHORIZED, "bad token").into_response();
         }
+        fake.gate().await;
         let req = ExportLogsServiceRequest::decode(body(&headers, &bytes).as_slice()).unwrap();
         match fake.take(Received::Logs(req)) {
-            Err(()) => (StatusCode::BAD_REQUEST, "malformed").into_response(),
+            Err(r) => refusal(r),
             Ok(n) => ExportLogsServiceResponse {
                 partial_success: (n > 0).then(|| ExportLogsPartialSuccess {
                     rejected_log_records: n,
@@ -244,9 +295,10 @@ mod http_server {
         if !authorized(&fake, &headers) {
             return (StatusCode::UNAUTHORIZED, "bad token").into_response();
         }
+        fake.gate().await;
         let req = ExportMetricsServiceRequest::decode(body(&headers, &bytes).as_slice()).unwrap();
         match fake.take(Received::Metrics(req)) {
-            Err(()) => (StatusCode::BAD_REQUEST, "malformed").into_response(),
+            Err(r) => refusal(r),
             Ok(n) => ExportMetricsServiceResponse {
                 partial_success: (n > 0).then(|| ExportMetricsPartialSuccess {
                     rejected_data_points: n,
@@ -687,8 +739,77 @@ async fn a_full_spool_evicts_metrics_first_and_reports_dropped_logs(protocol: Pr
     agent.shutdown().await;
 }
 
+/// Throttling is retried (after the Retry-After the collector names, or
+/// with backoff), counted, and the batch then acknowledged.
+async fn throttling_is_retried(protocol: Protocol) {
+    let mut collector = Collector::start(protocol).await;
+    collector.fake.set_mode(Mode::Throttle(2));
+    let (_dir, spool) = spool_dir();
+    let mut agent = start_exporter(&collector, &spool, TOKEN, false);
+    agent.exporter.submit_logs(&log_batch(1, 0));
+    let mut acks = Vec::new();
+    wait_until("the batch is acknowledged", || {
+        acks.extend(drain(&mut agent.deliveries));
+        !acks.is_empty()
+    })
+    .await;
+    assert_eq!(acks, vec![Delivery::Acked { batch: 1 }]);
+    let c = agent.exporter.counters();
+    assert_eq!(c.throttled, 2);
+    assert_eq!(c.batches_rejected, 0);
+    assert_eq!(collector.fake.received().len(), 1);
+    agent.shutdown().await;
+    collector.stop().await;
+}
+
+/// Shutdown while a batch is in flight and others wait in memory: all of
+/// them go to the spool, and the next run sends them in order.
+async fn shutdown_spools_what_is_in_flight_and_in_memory(protocol: Protocol) {
+    let hung = Collector::start(protocol).await;
+    hung.fake.hold.send_replace(true);
+    let (_dir, spool) = spool_dir();
+    let agent = start_exporter(&hung, &spool, TOKEN, false);
+    agent.exporter.submit_logs(&log_batch(1, 0));
+    wait_until("the first batch is in flight", || {
+        agent.exporter.pending() == (0, 0)
+    })
+    .await;
+    agent.exporter.submit_logs(&log_batch(2, 20));
+    agent.exporter.submit_metrics(&metrics_at(1_700_000_000));
+    assert_eq!(agent.exporter.pending(), (2, 0));
+    let exporter = agent.exporter.clone();
+    let mut deliveries = agent.shutdown().await;
+    assert_eq!(exporter.pending(), (0, 3));
+    assert!(drain(&mut deliveries).is_empty());
+    // The hung collector is left hanging: its held request never completes.
+
+    let mut collector = Collector::start(protocol).await;
+    let agent = start_exporter(&collector, &spool, TOKEN, false);
+    wait_until("the spooled batches arrive", || {
+        collector.fake.received().len() == 3
+    })
+    .await;
+    let order: Vec<_> = collector.fake.received().iter().map(describe).collect();
+    assert_eq!(
+        order,
+        vec![("logs", 0), ("logs", 20), ("metrics", 1_700_000_000)]
+    );
+    agent.shutdown().await;
+    collector.stop().await;
+}
+
 mod grpc {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn throttling_is_retried() {
+        super::throttling_is_retried(Protocol::Grpc).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_spools_what_is_in_flight_and_in_memory() {
+        super::shutdown_spools_what_is_in_flight_and_in_memory(Protocol::Grpc).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_spool_evicts_metrics_first() {
@@ -718,6 +839,16 @@ mod grpc {
 
 mod http {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn throttling_is_retried() {
+        super::throttling_is_retried(Protocol::Http).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_spools_what_is_in_flight_and_in_memory() {
+        super::shutdown_spools_what_is_in_flight_and_in_memory(Protocol::Http).await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_spool_evicts_metrics_first() {
