@@ -139,33 +139,54 @@ pub fn detect(text: &str) -> Severity {
     }
 }
 
+/// The level fields of a JSON log line; everything else is skipped
+/// without being built.
+#[derive(serde::Deserialize)]
+struct JsonLevels {
+    level: Option<JsonLevel>,
+    severity: Option<JsonLevel>,
+    lvl: Option<JsonLevel>,
+    #[serde(rename = "log.level")]
+    log_level: Option<JsonLevel>,
+    levelname: Option<JsonLevel>,
+    loglevel: Option<JsonLevel>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum JsonLevel {
+    Text(String),
+    Number(u64),
+    Other(serde::de::IgnoredAny),
+}
+
 fn from_json(line: &str) -> Option<Severity> {
     let trimmed = line.trim_start();
     if !trimmed.starts_with('{') {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_str(trimmed).ok()?;
-    let object = value.as_object()?;
-    for key in [
-        "level",
-        "severity",
-        "lvl",
-        "log.level",
-        "levelname",
-        "loglevel",
-    ] {
-        match object.get(key) {
-            Some(serde_json::Value::String(s)) => {
+    let levels: JsonLevels = serde_json::from_str(trimmed).ok()?;
+    let fields = [
+        levels.level,
+        levels.severity,
+        levels.lvl,
+        levels.log_level,
+        levels.levelname,
+        levels.loglevel,
+    ];
+    for field in fields.into_iter().flatten() {
+        match field {
+            JsonLevel::Text(s) => {
                 if let Some(number) = word_number(s.trim()) {
                     return Some(Severity {
                         number,
-                        text: Some(s.clone()),
+                        text: Some(s),
                     });
                 }
             }
             // bunyan / pino numeric levels.
-            Some(serde_json::Value::Number(n)) => {
-                let number = match n.as_u64()? {
+            JsonLevel::Number(n) => {
+                let number = match n {
                     0..=10 => 1,
                     11..=20 => 5,
                     21..=30 => 9,
@@ -178,7 +199,7 @@ fn from_json(line: &str) -> Option<Severity> {
                     text: Some(n.to_string()),
                 });
             }
-            _ => {}
+            JsonLevel::Other(_) => {}
         }
     }
     None
@@ -328,6 +349,9 @@ mod tests {
             detect(r#"{"levelname":"CRITICAL"}"#).text.as_deref(),
             Some("CRITICAL")
         );
+        assert_eq!(number(r#"{"log.level":"warn","level":{"x":1}}"#), 13);
+        // Not JSON after all: the keywords decide.
+        assert_eq!(number(r#"{broken ERROR"#), 17);
     }
 
     #[test]
