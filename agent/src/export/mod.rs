@@ -185,6 +185,16 @@ pub fn exporter(
     Ok((Exporter { shared }, task, rx))
 }
 
+/// Runs spool I/O (reads, appends with fsync) so that it does not stall
+/// the other tasks of a multi-threaded runtime; elsewhere (a
+/// current-thread runtime, no runtime) it simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the queue half
@@ -261,7 +271,9 @@ impl Exporter {
         self.submit(Signal::Metrics, payload, None);
     }
 
-    /// Queues an encoded request; returns its batch id.
+    /// Queues an encoded request; returns its batch id. While the spool
+    /// holds batches (or memory is full) this writes to the spool, with an
+    /// fsync under the default policy, before returning.
     pub fn submit(&self, signal: Signal, payload: Vec<u8>, origin: Option<Origin>) -> u64 {
         let shared = &self.shared;
         let mut st = shared.lock();
@@ -276,8 +288,10 @@ impl Exporter {
         };
         if !st.spool.is_empty() || st.memory.len() >= shared.memory_batches {
             // Behind whatever waits already, so order is kept.
-            shared.spill(&mut st);
-            shared.to_spool(&mut st, batch);
+            blocking(|| {
+                shared.spill(&mut st);
+                shared.to_spool(&mut st, batch);
+            });
         } else {
             st.memory.push_back(batch);
         }
@@ -325,23 +339,35 @@ impl ExporterTask {
             let notified = shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let next = self.next_batch();
-            let Some((batch, from_spool)) = next else {
-                tokio::select! {
-                    () = &mut notified => continue,
-                    () = shutdown.cancelled() => break,
+            let next = blocking(|| self.next_batch());
+            let (batch, from_spool) = match next {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    tokio::select! {
+                        () = &mut notified => continue,
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+                Err(()) => {
+                    // The spool could not be read (logged): try again later
+                    // rather than spinning on the error.
+                    let delay = self.backoff.next_delay();
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => continue,
+                        () = shutdown.cancelled() => break,
+                    }
                 }
             };
             let result = tokio::select! {
                 r = self.transport.send(batch.signal, &batch.payload) => r,
                 () = shutdown.cancelled() => {
                     if !from_spool {
-                        shared.to_spool(&mut shared.lock(), batch);
+                        blocking(|| shared.to_spool(&mut shared.lock(), batch));
                     }
                     break;
                 }
             };
-            let delay = self.settle(batch, from_spool, result);
+            let delay = blocking(|| self.settle(batch, from_spool, result));
             if let Some(delay) = delay {
                 tokio::select! {
                     () = tokio::time::sleep(delay) => {}
@@ -349,29 +375,32 @@ impl ExporterTask {
                 }
             }
         }
-        let mut st = shared.lock();
-        shared.spill(&mut st);
+        let spooled = blocking(|| {
+            let mut st = shared.lock();
+            shared.spill(&mut st);
+            st.spool.len()
+        });
         tracing::info!(
-            spooled = st.spool.len(),
+            spooled,
             "exporter stopped; undelivered batches are in the spool"
         );
     }
 
     /// The oldest batch: the spool's front when it holds anything (after
     /// moving the memory queue behind it), else the memory queue's front.
-    fn next_batch(&mut self) -> Option<(SpoolBatch, bool)> {
+    fn next_batch(&mut self) -> Result<Option<(SpoolBatch, bool)>, ()> {
         let shared = &self.shared;
         let mut st = shared.lock();
         if st.spool.is_empty() {
-            return st.memory.pop_front().map(|b| (b, false));
+            return Ok(st.memory.pop_front().map(|b| (b, false)));
         }
         shared.spill(&mut st);
         match st.spool.front() {
-            Ok(b) => b.map(|b| (b, true)),
+            Ok(b) => Ok(b.map(|b| (b, true))),
             Err(e) => {
                 st.counters.spool_errors += 1;
                 tracing::error!(error = %e, "cannot read the spool");
-                None
+                Err(())
             }
         }
     }

@@ -272,7 +272,11 @@ impl Transport {
                 // agent uses ring everywhere, like the collector. Installing
                 // fails only when one is installed already, which is fine.
                 let _ = rustls::crypto::ring::default_provider().install_default();
+                // A redirect would turn the POST into a GET elsewhere: an
+                // OTLP endpoint that redirects is misconfigured, and the
+                // 3xx is reported as a permanent error naming it.
                 let mut builder = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
                     .timeout(config.timeout)
                     .connect_timeout(config.timeout);
                 if let Some(tls) = &config.tls {
