@@ -16,6 +16,43 @@
 //! `max_concurrent_queries` at once, and answers within its timeout (503
 //! `timeout`); a timed-out or abandoned query stops at its next read of
 //! the store. Request bodies are bounded.
+//!
+//! Wiring it up (what the binary does):
+//!
+//! ```no_run
+//! # async fn serve(
+//! #     store: std::sync::Arc<tocsin_collector::store::SeriesStore>,
+//! #     api: tocsin_collector::api::ApiConfig,
+//! #     ruler: tocsin_collector::ruler::RulerConfig,
+//! # ) -> anyhow::Result<()> {
+//! use std::path::Path;
+//! use std::sync::Arc;
+//! use tocsin_collector::{api, ruler};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! let shutdown = CancellationToken::new();
+//! let settings = api.validate("api", Path::new("/etc/tocsin")).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+//! let addr: std::net::SocketAddr = "127.0.0.1:9466".parse()?;
+//! settings.auth.check_bind(addr).map_err(anyhow::Error::msg)?;
+//! let rules = ruler
+//!     .validate("ruler", Path::new("/etc/tocsin"), Path::new("/var/lib/tocsin"))
+//!     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+//! let (handle, _ruler_task, _initial) = ruler::start(
+//!     rules,
+//!     store.clone(),
+//!     ruler::RulerOptions { reload_on_sighup: true, ..Default::default() },
+//!     shutdown.clone(),
+//! )
+//! .await?;
+//! let state = api::ApiState::new(store, Some(handle), settings);
+//! state.readiness.set_ready(true);
+//! let listener = tokio::net::TcpListener::bind(addr).await?;
+//! axum::serve(listener, api::router(Arc::new(state)))
+//!     .with_graceful_shutdown(async move { shutdown.cancelled().await })
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod auth;
 pub mod config;

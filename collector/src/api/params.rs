@@ -15,8 +15,9 @@ use tocsin_rules::validate::parse_duration as parse_prom_duration;
 
 use super::response::ApiError;
 
-/// Prometheus' `MinTime` and `MaxTime` as milliseconds: the default `start`
-/// and `end` of metadata queries.
+/// The far past and far future used as the default `start` and `end` of
+/// metadata queries (the numbers of Prometheus' `MinTime` and `MaxTime`;
+/// any timestamp a store holds lies between them).
 pub const MIN_TIME_MS: i64 = -9_223_309_901_257_974;
 pub const MAX_TIME_MS: i64 = 9_223_309_901_257_974;
 

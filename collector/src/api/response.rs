@@ -15,7 +15,6 @@ pub enum ErrorType {
     BadData,
     Execution,
     Timeout,
-    Canceled,
     Internal,
     Unavailable,
     NotFound,
@@ -31,7 +30,6 @@ impl ErrorType {
             ErrorType::BadData => "bad_data",
             ErrorType::Execution => "execution",
             ErrorType::Timeout => "timeout",
-            ErrorType::Canceled => "canceled",
             ErrorType::Internal => "internal",
             ErrorType::Unavailable => "unavailable",
             ErrorType::NotFound => "not_found",
@@ -45,9 +43,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorType::Timeout | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::Unauthorized => StatusCode::UNAUTHORIZED,
