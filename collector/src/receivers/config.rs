@@ -63,7 +63,8 @@ pub struct OtlpReceiversConfig {
     /// Samples and records stamped further ahead of arrival are refused
     /// (Prometheus duration, default `10m`).
     pub max_future: String,
-    /// Longest label value; longer points are refused (default 2048).
+    /// Longest label name or value; longer points are refused (default
+    /// 2048).
     pub max_label_value_bytes: usize,
     /// Most labels per series, name included (default 64).
     pub max_labels_per_series: usize,

@@ -57,7 +57,7 @@ const FLAG_NO_RECORDED_VALUE: u32 = 1;
 pub struct MetricsOptions {
     /// Points stamped further than this ahead of their arrival are refused.
     pub max_future_ms: i64,
-    /// Points with a label value longer than this are refused.
+    /// Points with a label name or value longer than this are refused.
     pub max_label_value_bytes: usize,
     /// Points whose series would have more labels (name included) are refused.
     pub max_labels: usize,
@@ -243,9 +243,7 @@ impl MetricsTranslator {
         };
         out.dropped_attributes += dropped;
         if base.len() + 1 > self.opts.max_labels
-            || base
-                .values()
-                .any(|v| v.len() > self.opts.max_label_value_bytes)
+            || exceeds_label_bytes(&base, self.opts.max_label_value_bytes)
         {
             out.target_info_dropped += 1;
             return;
@@ -421,6 +419,12 @@ fn labels_with(
     Labels::from_vec(v)
 }
 
+/// Whether a label name or value is longer than `max`: a huge attribute
+/// key would make as huge a label name as a huge value.
+fn exceeds_label_bytes(labels: &BTreeMap<String, String>, max: usize) -> bool {
+    labels.iter().any(|(n, v)| n.len() > max || v.len() > max)
+}
+
 fn value_of(v: f64, flags: u32) -> f64 {
     if flags & FLAG_NO_RECORDED_VALUE != 0 {
         stale_nan()
@@ -548,9 +552,7 @@ impl PointContext<'_> {
         let (base, dropped) = self.resource.labels_for(attrs);
         self.out.dropped_attributes += dropped;
         if base.len() + 1 + extra_labels > self.opts.max_labels
-            || base
-                .values()
-                .any(|v| v.len() > self.opts.max_label_value_bytes)
+            || exceeds_label_bytes(&base, self.opts.max_label_value_bytes)
         {
             self.out.refused.label_limits += 1;
             return None;

@@ -514,7 +514,8 @@ fn no_recorded_value_is_a_staleness_marker_and_nan_is_plain() {
 #[test]
 fn label_limits_refuse_the_point() {
     let tr = MetricsTranslator::new(MetricsOptions {
-        max_label_value_bytes: 8,
+        // The longest name under the test resource is service_name (12).
+        max_label_value_bytes: 12,
         ..MetricsOptions::default()
     });
     let b = run(
@@ -526,13 +527,14 @@ fn label_limits_refuse_the_point() {
                 data_points: vec![
                     point(NOW_NS, 1.0, vec![kv("k", "short")]),
                     point(NOW_NS, 1.0, vec![kv("k", "much too long")]),
+                    point(NOW_NS, 1.0, vec![kv("much.too.long", "v")]),
                 ],
             }),
         )]),
         NOW_MS,
     );
     assert_eq!(b.samples.len(), 1);
-    assert_eq!(b.refused.label_limits, 1);
+    assert_eq!(b.refused.label_limits, 2);
 }
 
 #[test]
