@@ -503,69 +503,69 @@ impl LogStore {
     ) -> Result<(LogStore, LogOpenReport), LogStoreError> {
         // The store cuts segments itself (it must know which segment each
         // batch lies in), so the log never cuts on its own.
-        let (wal, replay) = Wal::open(
+        let mut report = LogOpenReport::default();
+        let mut st = State::default();
+        let cutoff = now_ms.saturating_sub(opts.max_age_ms);
+        // Records are visited as they are read: replay holds one record at
+        // a time, not the whole log.
+        let (wal, truncated_tail_bytes) = Wal::open_with(
             dir,
             WalOptions {
                 segment_bytes: u64::MAX,
             },
-        )?;
-        let mut report = LogOpenReport {
-            wal_records: replay.records.len(),
-            truncated_tail_bytes: replay.truncated_tail_bytes,
-            ..LogOpenReport::default()
-        };
-        let mut st = State::default();
-        let cutoff = now_ms.saturating_sub(opts.max_age_ms);
-        for rec in replay.records {
-            match rec.kind {
-                KIND_LOG_BATCH => match decode_batch(&rec.payload) {
-                    Ok(Batch {
-                        tag,
-                        at_ms,
-                        records,
-                        deltas,
-                    }) => {
-                        let share = rec.payload.len() as u64 / records.len().max(1) as u64;
-                        for r in &records {
-                            if r.received_ms < cutoff {
-                                report.records_expired += 1;
-                                continue;
+            |rec| {
+                report.wal_records += 1;
+                match rec.kind {
+                    KIND_LOG_BATCH => match decode_batch(&rec.payload) {
+                        Ok(Batch {
+                            tag,
+                            at_ms,
+                            records,
+                            deltas,
+                        }) => {
+                            let share = rec.payload.len() as u64 / records.len().max(1) as u64;
+                            for r in &records {
+                                if r.received_ms < cutoff {
+                                    report.records_expired += 1;
+                                    continue;
+                                }
+                                // Duplicates are never logged, so a claimed
+                                // origin here means a retry that was logged
+                                // twice after a failed write: keep one.
+                                if let Some(o) = &r.origin
+                                    && !st.claim(&o.agent_id, &o.file_id, o.offset)
+                                {
+                                    continue;
+                                }
+                                st.insert(r, tag, share, &opts);
+                                report.records_restored += 1;
                             }
-                            // Duplicates are never logged, so a claimed
-                            // origin here means a retry that was logged
-                            // twice after a failed write: keep one.
-                            if let Some(o) = &r.origin
-                                && !st.claim(&o.agent_id, &o.file_id, o.offset)
-                            {
-                                continue;
-                            }
-                            st.insert(r, tag, share, &opts);
-                            report.records_restored += 1;
+                            st.counters.replay(&deltas, at_ms);
+                            // Evicting as the live store did keeps replay's
+                            // memory bounded and its de-duplication equal to
+                            // what the live store decided.
+                            st.evict(now_ms, &opts);
                         }
-                        st.counters.replay(&deltas, at_ms);
-                        // Evicting as the live store did keeps replay's
-                        // memory bounded and its de-duplication equal to
-                        // what the live store decided.
-                        st.evict(now_ms, &opts);
-                    }
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable batch skipped");
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable batch skipped");
+                            report.undecodable_records += 1;
+                        }
+                    },
+                    KIND_COUNTER_SNAPSHOT => match decode_snapshot(&rec.payload) {
+                        Ok(s) => st.counters.restore(s),
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable counter snapshot skipped");
+                            report.undecodable_records += 1;
+                        }
+                    },
+                    kind => {
+                        tracing::warn!(dir = %dir.display(), kind, "log WAL: record of unknown kind skipped");
                         report.undecodable_records += 1;
                     }
-                },
-                KIND_COUNTER_SNAPSHOT => match decode_snapshot(&rec.payload) {
-                    Ok(s) => st.counters.restore(s),
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "log WAL: undecodable counter snapshot skipped");
-                        report.undecodable_records += 1;
-                    }
-                },
-                kind => {
-                    tracing::warn!(dir = %dir.display(), kind, "log WAL: record of unknown kind skipped");
-                    report.undecodable_records += 1;
                 }
-            }
-        }
+            },
+        )?;
+        report.truncated_tail_bytes = truncated_tail_bytes;
         st.evict(now_ms, &opts);
         report.counter_series = st.counters.len();
         let log = GroupCommit::new(wal);

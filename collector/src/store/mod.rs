@@ -74,14 +74,10 @@ impl SeriesStore {
         head_opts: HeadOptions,
         wal_opts: WalOptions,
     ) -> Result<(SeriesStore, OpenReport), StoreError> {
-        let (wal, replay) = Wal::open(dir, wal_opts)?;
         let head = Head::new(head_opts);
-        let mut report = OpenReport {
-            wal_records: replay.records.len(),
-            truncated_tail_bytes: replay.truncated_tail_bytes,
-            ..OpenReport::default()
-        };
-        for rec in &replay.records {
+        let mut report = OpenReport::default();
+        let (wal, truncated_tail_bytes) = Wal::open_with(dir, wal_opts, |rec| {
+            report.wal_records += 1;
             match rec.kind {
                 KIND_SERIES => match decode_series(&rec.payload) {
                     Ok(series) => {
@@ -104,7 +100,8 @@ impl SeriesStore {
                 // directory's format version but are not ours to replay.
                 _ => {}
             }
-        }
+        })?;
+        report.truncated_tail_bytes = truncated_tail_bytes;
         report.series = head.stats().series;
         Ok((
             SeriesStore {

@@ -144,9 +144,13 @@ fn write_header(file: &mut File, path: &Path) -> Result<(), WalError> {
     file.sync_data().map_err(io_err(path))
 }
 
-/// Reads one segment's records. Returns the records and the offset of the
-/// end of the last good record, or where the tail went bad.
-fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), WalError> {
+/// Reads one segment's records, handing each to `visit`. Returns the offset
+/// of the end of the last good record and the bytes of bad tail after it.
+fn read_segment(
+    path: &Path,
+    is_last: bool,
+    visit: &mut dyn FnMut(Record),
+) -> Result<(u64, u64), WalError> {
     let file = File::open(path).map_err(io_err(path))?;
     let total = file.metadata().map_err(io_err(path))?.len();
     let mut r = BufReader::new(file);
@@ -154,7 +158,7 @@ fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), W
     if total < HEADER_LEN {
         if is_last {
             // Crashed while creating the segment: nothing in it.
-            return Ok((Vec::new(), 0, total));
+            return Ok((0, total));
         }
         return Err(WalError::BadMagic {
             path: path.to_path_buf(),
@@ -173,13 +177,12 @@ fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), W
             found: version,
         });
     }
-    let mut records = Vec::new();
     let mut offset = HEADER_LEN;
     loop {
         if offset == total {
-            return Ok((records, offset, 0));
+            return Ok((offset, 0));
         }
-        let bad = |reason: &'static str| -> Result<(Vec<Record>, u64, u64), WalError> {
+        let bad = |reason: &'static str| -> Result<(u64, u64), WalError> {
             Err(WalError::Corrupt {
                 path: path.to_path_buf(),
                 offset,
@@ -189,7 +192,7 @@ fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), W
         let mut frame = [0u8; FRAME_LEN];
         if total - offset < FRAME_LEN as u64 {
             if is_last {
-                return Ok((records, offset, total - offset));
+                return Ok((offset, total - offset));
             }
             return bad("truncated frame");
         }
@@ -199,7 +202,7 @@ fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), W
         let kind = frame[8];
         if len > MAX_RECORD_BYTES || (total - offset - FRAME_LEN as u64) < len as u64 {
             if is_last {
-                return Ok((records, offset, total - offset));
+                return Ok((offset, total - offset));
             }
             return bad("record length past the end of the segment");
         }
@@ -210,11 +213,11 @@ fn read_segment(path: &Path, is_last: bool) -> Result<(Vec<Record>, u64, u64), W
         h.update(&payload);
         if h.finalize() != crc {
             if is_last {
-                return Ok((records, offset, total - offset));
+                return Ok((offset, total - offset));
             }
             return bad("checksum mismatch");
         }
-        records.push(Record { kind, payload });
+        visit(Record { kind, payload });
         offset += (FRAME_LEN + len) as u64;
     }
 }
@@ -223,16 +226,34 @@ impl Wal {
     /// Opens (creating if needed) the log in `dir`, replays every record,
     /// cuts off a torn tail, and positions for appending.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, Replay), WalError> {
+        let mut records = Vec::new();
+        let (wal, truncated_tail_bytes) = Wal::open_with(dir, opts, |r| records.push(r))?;
+        Ok((
+            wal,
+            Replay {
+                records,
+                truncated_tail_bytes,
+            },
+        ))
+    }
+
+    /// As [`Wal::open`], but hands each record to `visit` as it is read, so
+    /// replay needs memory for one record at a time, not the whole log.
+    /// Returns the log and the bytes of torn tail cut off.
+    pub fn open_with(
+        dir: &Path,
+        opts: WalOptions,
+        mut visit: impl FnMut(Record),
+    ) -> Result<(Wal, u64), WalError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let segments = list_segments(dir)?;
-        let mut replay = Replay::default();
+        let mut truncated_tail_bytes = 0;
         let mut last_end = 0;
         for (i, &n) in segments.iter().enumerate() {
             let is_last = i + 1 == segments.len();
             let path = segment_path(dir, n);
-            let (records, end, dropped) = read_segment(&path, is_last)?;
-            replay.records.extend(records);
-            replay.truncated_tail_bytes += dropped;
+            let (end, dropped) = read_segment(&path, is_last, &mut visit)?;
+            truncated_tail_bytes += dropped;
             last_end = end;
         }
         let (segment, file, size) = match segments.last() {
@@ -242,7 +263,7 @@ impl Wal {
                     .write(true)
                     .open(&path)
                     .map_err(io_err(&path))?;
-                if replay.truncated_tail_bytes > 0 {
+                if truncated_tail_bytes > 0 {
                     file.set_len(last_end).map_err(io_err(&path))?;
                     file.sync_all().map_err(io_err(&path))?;
                 }
@@ -269,7 +290,7 @@ impl Wal {
                 size,
                 buf: Vec::new(),
             },
-            replay,
+            truncated_tail_bytes,
         ))
     }
 
