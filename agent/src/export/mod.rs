@@ -53,7 +53,7 @@ pub use transport::{
 };
 
 use crate::sources::host::Metric;
-use crate::sources::logtail::Batch;
+use crate::sources::logtail::{Batch, Tailer, TailerError};
 use crate::spool::{Origin, Signal, Spool, SpoolBatch, SpoolCounters, SpoolError, SpoolOptions};
 
 /// Settings of the exporter.
@@ -83,6 +83,26 @@ pub enum Delivery {
     /// The batch was given up (permanent rejection, evicted from a full
     /// spool, or could not be spooled): its lines are skipped.
     Dropped { batch: u64 },
+}
+
+impl Delivery {
+    /// Settles the delivery in the tailer: its records' checkpoints may
+    /// move (acknowledged) or skip them (dropped). A batch the tailer no
+    /// longer knows (settled already: evicted while its send succeeded) is
+    /// not an error.
+    pub fn apply(self, tailer: &mut Tailer) -> Result<(), TailerError> {
+        let result = match self {
+            Delivery::Acked { batch } => tailer.ack(batch),
+            Delivery::Dropped { batch } => tailer.drop_batch(batch),
+        };
+        match result {
+            Err(TailerError::UnknownBatch(batch)) => {
+                tracing::debug!(batch, "delivery for a batch the tailer settled already");
+                Ok(())
+            }
+            other => other,
+        }
+    }
 }
 
 /// Counters since the exporter started.
