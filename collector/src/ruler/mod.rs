@@ -138,7 +138,8 @@ pub struct RulerOptions {
     pub clock: Arc<dyn Clock>,
     /// Reload on SIGHUP (the binary sets this; tests leave it off).
     pub reload_on_sighup: bool,
-    /// The PromQL engine's settings for rule queries.
+    /// The PromQL engine for rule queries (its step for subqueries without
+    /// one is set to the evaluation interval).
     pub engine: Engine,
     /// Keep alert state in this database instead of the settings' file
     /// (tests use an in-memory one).
@@ -242,9 +243,13 @@ pub async fn start(
         }
     };
     let (evaluations, _) = watch::channel(0u64);
+    let mut engine = options.engine;
+    // A subquery without a step uses the global evaluation interval, as in
+    // Prometheus.
+    engine.options.no_step_subquery_interval_ms = settings.evaluation_interval_ms;
     let shared = Arc::new(Shared {
         store,
-        engine: options.engine,
+        engine,
         settings,
         metrics: Arc::new(RulerMetrics::new()),
         state: Some(Mutex::new(db)),

@@ -250,6 +250,25 @@ async fn groups_evaluate_at_their_aligned_slots_and_alerts_go_pending_then_firin
         .unwrap();
     assert_eq!(m.evaluations, 3);
     assert_eq!(m.last_evaluation_ms, Some(slot + 20 * SEC));
+
+    // The instance comes back: the resolution is handed over at once.
+    fx.add(
+        &[("__name__", "up"), ("instance", "h1")],
+        slot + 25 * SEC,
+        1.0,
+    );
+    r.eval_at(&fx.clock, slot + 30 * SEC).await;
+    let sent = r.alerts.try_recv().unwrap();
+    assert!(sent[0].resolved);
+    assert_eq!(sent[0].ends_at_ms, slot + 30 * SEC);
+    assert!(
+        r.group("g").rules[1]
+            .alerting
+            .clone()
+            .unwrap()
+            .alerts
+            .is_empty()
+    );
     r.stop().await;
 }
 
