@@ -687,6 +687,20 @@ mod rules {
         assert_eq!(types, vec!["recording", "recording"]);
         let v = assert_success(&get(&r, "/api/v1/rules?type=alert&exclude_alerts=true").await);
         assert!(v["data"]["groups"][0]["rules"][0].get("alerts").is_none());
+        let v = assert_success(
+            &get(
+                &r,
+                &format!("/api/v1/rules?match[]={}", enc("{severity=\"page\"}")),
+            )
+            .await,
+        );
+        let names: Vec<&str> = v["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, vec!["InstanceDown"]);
         let v = assert_success(&get(&r, "/api/v1/rules?rule_name[]=nothing").await);
         assert_eq!(v["data"]["groups"], json!([]));
         let m = assert_error(&get(&r, "/api/v1/rules?type=both").await, 400, "bad_data");

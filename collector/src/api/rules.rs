@@ -6,7 +6,8 @@
 //! snapshots, never from a group under evaluation.
 //!
 //! Filters as Prometheus: `type=alert|record`, `rule_name[]`,
-//! `rule_group[]`, `file[]`, `exclude_alerts`. A rule's own evaluation
+//! `rule_group[]`, `file[]`, `match[]` (over the rules' labels),
+//! `exclude_alerts`. A rule's own evaluation
 //! time is not reported (the rule engine evaluates a group as a whole);
 //! the group's is.
 
@@ -16,9 +17,11 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tocsin_rules::alert::Alert;
+use tocsin_rules::promql::Labels;
+use tocsin_rules::promql::storage::{Matcher, matches};
 
 use super::ApiState;
-use super::params::{self, Params, invalid_param};
+use super::params::{self, Params, invalid_param, match_params};
 use super::response::{ApiError, format_float_e, format_time, success};
 use crate::ruler::{GroupSnapshot, RuleSnapshot};
 
@@ -87,6 +90,8 @@ fn rule_json(r: &RuleSnapshot, exclude_alerts: bool) -> Value {
 }
 
 struct Filter {
+    /// `match[]`: a rule is kept when its labels satisfy any one set.
+    matchers: Vec<Vec<Matcher>>,
     alerts: bool,
     records: bool,
     names: Vec<String>,
@@ -115,6 +120,7 @@ fn filter(p: &Params) -> Result<Filter, ApiError> {
     };
     let owned = |n: &str| p.all(n).into_iter().map(str::to_string).collect();
     Ok(Filter {
+        matchers: match_params(&p.all("match[]"))?,
         alerts: typ != "record",
         records: typ != "alert",
         names: owned("rule_name[]"),
@@ -139,11 +145,18 @@ fn group_json(g: &GroupSnapshot, f: &Filter) -> Option<Value> {
             } else {
                 f.records
             };
-            kind_ok && (f.names.is_empty() || f.names.contains(&r.name))
+            kind_ok
+                && (f.names.is_empty() || f.names.contains(&r.name))
+                && (f.matchers.is_empty() || {
+                    let labels = Labels::from_pairs(r.labels.iter().cloned());
+                    f.matchers
+                        .iter()
+                        .any(|set| set.iter().all(|m| matches(m, &labels)))
+                })
         })
         .map(|r| rule_json(r, f.exclude_alerts))
         .collect();
-    let filtered = !f.names.is_empty() || !f.alerts || !f.records;
+    let filtered = !f.names.is_empty() || !f.matchers.is_empty() || !f.alerts || !f.records;
     if filtered && rules.is_empty() {
         return None;
     }
