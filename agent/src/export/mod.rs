@@ -33,6 +33,7 @@
 
 pub mod agent_id;
 mod backoff;
+pub mod config;
 mod encode;
 mod transport;
 
