@@ -38,6 +38,7 @@ struct Harness {
     data: tempfile::TempDir,
     clock: Arc<ManualClock>,
     extra: String,
+    options: TailerOptions,
     tailer: Tailer,
 }
 
@@ -65,6 +66,7 @@ impl Harness {
             data,
             clock,
             extra: extra.to_string(),
+            options: options(),
             tailer,
         }
     }
@@ -87,7 +89,7 @@ impl Harness {
             inputs(self.logs.path(), &self.extra),
             self.data.path(),
             self.clock.clone(),
-            options(),
+            self.options.clone(),
         )
         .unwrap();
     }
@@ -788,9 +790,10 @@ impl Model {
         }
         let mut quiet = 0;
         while quiet < 3 {
+            let read_before = self.h.tailer.counters().bytes_read;
             self.h.tailer.reconcile();
             self.h.tailer.poll().unwrap();
-            let mut got = false;
+            let mut got = self.h.tailer.counters().bytes_read != read_before;
             while let Some(b) = self.h.tailer.next_batch(50, 1 << 20) {
                 got = true;
                 self.ack(b);
@@ -802,13 +805,25 @@ impl Model {
 }
 
 fn run_model(multiline: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    run_model_with(multiline, false, ops)
+}
+
+/// `tight`: a queue of 3 records and 64 bytes read per poll, so reading
+/// pauses and resumes mid-file all the time.
+fn run_model_with(multiline: bool, tight: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let extra = if multiline {
         "  min_severity: all\n  multiline: {start_pattern: '^\\S', flush_timeout: 2s}\n"
     } else {
         ""
     };
+    let mut h = Harness::new(extra);
+    if tight {
+        h.options.max_queue_records = 3;
+        h.options.max_read_per_poll = 64;
+        h.restart();
+    }
     let mut m = Model {
-        h: Harness::new(extra),
+        h,
         multiline,
         seq: 0,
         next_rotated: 0,
@@ -864,6 +879,14 @@ proptest! {
     #[test]
     fn every_line_of_multiline_records_is_delivered_exactly_once(ops in prop::collection::vec(op(), 1..60)) {
         run_model(true, ops)?;
+    }
+
+    #[test]
+    fn every_line_is_delivered_exactly_once_with_a_tight_queue(
+        multiline in any::<bool>(),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        run_model_with(multiline, true, ops)?;
     }
 }
 
