@@ -3,9 +3,10 @@
 //! and SIGHUP.
 //!
 //! File events are coalesced: a burst (an editor's write, rename and
-//! chmod) becomes one reload request once the directory has been quiet for
-//! [`DEBOUNCE`], and the manager then reloads only if the matched files'
-//! contents actually changed. Reads (our own included) are not changes.
+//! chmod) becomes one reload request once the directories have been quiet
+//! for [`DEBOUNCE`], and the manager then reloads only if the matched
+//! files' paths or contents actually changed. Reads (our own included)
+//! are not changes.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -61,23 +62,16 @@ pub(super) fn watch(
     patterns: &[String],
     reload: mpsc::Sender<ReloadRequest>,
 ) -> Result<notify::RecommendedWatcher, notify::Error> {
-    let globs: Vec<glob::Pattern> = patterns
-        .iter()
-        .filter_map(|p| glob::Pattern::new(p).ok())
-        .collect();
     // Capacity 1: one pending "something changed" is all the debouncer
     // needs to know.
     let (tx, rx) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Any change in a watched directory counts, not only to paths the
+        // patterns match: a Kubernetes ConfigMap swaps a `..data` symlink
+        // and never touches the matched names. The manager compares
+        // contents, so unrelated changes cost a read, not a reload.
         let relevant = match res {
-            Ok(ev) => {
-                !matches!(ev.kind, EventKind::Access(_))
-                    && (ev.paths.is_empty()
-                        || ev
-                            .paths
-                            .iter()
-                            .any(|p| globs.iter().any(|g| g.matches_path(p))))
-            }
+            Ok(ev) => !matches!(ev.kind, EventKind::Access(_)),
             // Lost events (queue overflow): check the files.
             Err(_) => true,
         };
