@@ -532,3 +532,36 @@ async fn an_invalid_file_at_start_leaves_an_empty_running_ruler() {
     assert_eq!(r.handle.reload().await.unwrap().groups, 1);
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_reads_what_an_earlier_rule_recorded_in_the_same_evaluation() {
+    let fx = Fixture::new();
+    let file = fx.write(
+        "a.yaml",
+        "groups:
+- name: g
+  interval: 10s
+  rules:
+  - record: a
+    expr: vector(1)
+  - record: b
+    expr: a + 1
+  - record: a
+    expr: vector(5)
+",
+    );
+    let r = fx.start(fx.settings(), false).await;
+    let slot = first_slot_of(&file, "g", 10 * SEC, T0);
+    r.eval_at(&fx.clock, slot).await;
+    assert_eq!(fx.samples("b")[0].1, vec![Sample { t: slot, v: 2.0 }]);
+    // The third rule writes `a` again with another value: refused, and
+    // the rule says why, as Prometheus.
+    let g = r.group("g");
+    assert_eq!(g.rules[2].health, RuleHealth::Err);
+    assert_eq!(
+        g.rules[2].last_error.as_deref(),
+        Some("duplicate sample for timestamp")
+    );
+    assert_eq!(fx.samples("a")[0].1, vec![Sample { t: slot, v: 1.0 }]);
+    r.stop().await;
+}
