@@ -424,6 +424,7 @@ fn start_exporter_with(
     .unwrap();
     let options = ExporterOptions {
         memory_batches: 4,
+        memory_bytes: 1 << 20,
         spool: SpoolOptions {
             max_bytes: spool_bytes,
             fsync: false,

@@ -130,6 +130,7 @@ impl Agent {
         .unwrap();
         let options = ExporterOptions {
             memory_batches: 4,
+            memory_bytes: 1 << 20,
             spool: SpoolOptions {
                 max_bytes: 1 << 20,
                 fsync: false,

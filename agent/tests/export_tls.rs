@@ -265,6 +265,7 @@ async fn mutual_tls(protocol: Protocol) {
         .unwrap();
         let options = ExporterOptions {
             memory_batches: 4,
+            memory_bytes: 1 << 20,
             spool: SpoolOptions {
                 max_bytes: 1 << 20,
                 fsync: false,

@@ -314,6 +314,7 @@ pub fn validate(
         },
         options: ExporterOptions {
             memory_batches,
+            memory_bytes: ExporterOptions::default().memory_bytes,
             spool: SpoolOptions {
                 max_bytes,
                 fsync: spool.fsync,

@@ -62,6 +62,9 @@ use crate::spool::{Origin, Signal, Spool, SpoolBatch, SpoolCounters, SpoolError,
 pub struct ExporterOptions {
     /// Batches held in memory before new ones go to the spool.
     pub memory_batches: usize,
+    /// Payload bytes held in memory before new batches go to the spool
+    /// (a single larger batch is still held alone).
+    pub memory_bytes: usize,
     pub spool: SpoolOptions,
     pub backoff: BackoffPolicy,
 }
@@ -70,6 +73,7 @@ impl Default for ExporterOptions {
     fn default() -> Self {
         ExporterOptions {
             memory_batches: 64,
+            memory_bytes: 8 << 20,
             spool: SpoolOptions::default(),
             backoff: BackoffPolicy::default(),
         }
@@ -138,9 +142,19 @@ pub enum ExportError {
 
 struct State {
     memory: VecDeque<SpoolBatch>,
+    /// Payload bytes in `memory`.
+    memory_bytes: usize,
     spool: Spool,
     next_id: u64,
     counters: ExportCounters,
+}
+
+impl State {
+    fn pop_memory(&mut self) -> Option<SpoolBatch> {
+        let b = self.memory.pop_front()?;
+        self.memory_bytes -= b.payload.len();
+        Some(b)
+    }
 }
 
 struct Shared {
@@ -149,6 +163,7 @@ struct Shared {
     deliveries: mpsc::UnboundedSender<Delivery>,
     run_id: u64,
     memory_batches: usize,
+    memory_bytes: usize,
     info: Mutex<Arc<ResourceInfo>>,
 }
 
@@ -188,6 +203,7 @@ pub fn exporter(
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             memory: VecDeque::new(),
+            memory_bytes: 0,
             next_id: spool.next_id(),
             spool,
             counters: ExportCounters::default(),
@@ -196,6 +212,7 @@ pub fn exporter(
         deliveries: tx,
         run_id,
         memory_batches: options.memory_batches.max(1),
+        memory_bytes: options.memory_bytes,
         info: Mutex::new(Arc::new(info)),
     });
     let task = ExporterTask {
@@ -243,7 +260,7 @@ impl Shared {
 
     /// Moves the memory queue into the spool (keeping order by id).
     fn spill(&self, st: &mut State) {
-        while let Some(b) = st.memory.pop_front() {
+        while let Some(b) = st.pop_memory() {
             self.to_spool(st, b);
         }
     }
@@ -307,13 +324,17 @@ impl Exporter {
             origin,
             payload,
         };
-        if !st.spool.is_empty() || st.memory.len() >= shared.memory_batches {
+        let full = st.memory.len() >= shared.memory_batches
+            || (!st.memory.is_empty()
+                && st.memory_bytes + batch.payload.len() > shared.memory_bytes);
+        if !st.spool.is_empty() || full {
             // Behind whatever waits already, so order is kept.
             blocking(|| {
                 shared.spill(&mut st);
                 shared.to_spool(&mut st, batch);
             });
         } else {
+            st.memory_bytes += batch.payload.len();
             st.memory.push_back(batch);
         }
         drop(st);
@@ -413,7 +434,7 @@ impl ExporterTask {
         let shared = &self.shared;
         let mut st = shared.lock();
         if st.spool.is_empty() {
-            return Ok(st.memory.pop_front().map(|b| (b, false)));
+            return Ok(st.pop_memory().map(|b| (b, false)));
         }
         shared.spill(&mut st);
         match st.spool.front() {
@@ -518,5 +539,77 @@ impl ExporterTask {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> ResourceInfo {
+        ResourceInfo {
+            host_name: "h".into(),
+            service_name: "s".into(),
+            environment: None,
+            service_version: None,
+            track: None,
+            agent_id: "a".into(),
+            agent_version: "0".into(),
+            interval_secs: 10,
+        }
+    }
+
+    /// No sender runs here, so what stays in memory and what spills is
+    /// decided by the bounds alone.
+    fn unsent(memory_batches: usize, memory_bytes: usize) -> (tempfile::TempDir, Exporter) {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Transport::new(&TransportConfig {
+            protocol: Protocol::Http,
+            endpoint: "http://127.0.0.1:9".into(),
+            token: None,
+            tls: None,
+            gzip: false,
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let options = ExporterOptions {
+            memory_batches,
+            memory_bytes,
+            spool: SpoolOptions {
+                max_bytes: 1 << 20,
+                fsync: false,
+            },
+            backoff: BackoffPolicy::default(),
+        };
+        let (exporter, _task, _rx) = exporter(dir.path(), options, transport, info()).unwrap();
+        (dir, exporter)
+    }
+
+    #[test]
+    fn a_full_memory_queue_spills_to_the_spool_in_order() {
+        let (_dir, exp) = unsent(2, 1 << 20);
+        for i in 0..5u8 {
+            exp.submit(Signal::Metrics, vec![i; 10], None);
+        }
+        // Two in memory, then the third spills them and itself; from then
+        // on everything queues behind the spool.
+        assert_eq!(exp.pending(), (0, 5));
+        let st = exp.shared.lock();
+        let ids: Vec<u64> = st.spool.ids().iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn the_memory_queue_is_bounded_in_bytes_too() {
+        let (_dir, exp) = unsent(100, 25);
+        exp.submit(Signal::Metrics, vec![0; 20], None);
+        assert_eq!(exp.pending(), (1, 0));
+        exp.submit(Signal::Metrics, vec![0; 20], None);
+        assert_eq!(exp.pending(), (0, 2));
+        // A batch larger than the bound alone is still held in memory when
+        // nothing else is waiting.
+        let (_dir, exp) = unsent(100, 25);
+        exp.submit(Signal::Metrics, vec![0; 100], None);
+        assert_eq!(exp.pending(), (1, 0));
     }
 }
