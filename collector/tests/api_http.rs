@@ -806,6 +806,39 @@ mod access {
     }
 
     #[tokio::test]
+    async fn requests_are_counted_by_handler_and_code() {
+        let env = Env::new();
+        let state = ApiState::new(env.store.clone(), None, with_tokens());
+        let metrics = state.metrics.clone();
+        let r = router(Arc::new(state));
+        send(&r, req(Method::GET, "/api/v1/query?query=up", None)).await;
+        send(
+            &r,
+            req(Method::GET, "/api/v1/query?query=up", Some("read-token")),
+        )
+        .await;
+        send(
+            &r,
+            req(Method::GET, "/api/v1/label/job/values", Some("read-token")),
+        )
+        .await;
+        let count = |handler: &str, code: &str| {
+            metrics
+                .samples()
+                .into_iter()
+                .find(|(l, _)| {
+                    l.metric_name() == "tocsin_api_requests_total"
+                        && l.get("handler") == handler
+                        && l.get("code") == code
+                })
+                .map(|(_, v)| v)
+        };
+        assert_eq!(count("/api/v1/query", "401"), Some(1.0));
+        assert_eq!(count("/api/v1/query", "200"), Some(1.0));
+        assert_eq!(count("/api/v1/label/{name}/values", "200"), Some(1.0));
+    }
+
+    #[tokio::test]
     async fn readiness_follows_the_flag() {
         let env = Env::new();
         let (r, ready) = env.router(ApiSettings::default(), None);

@@ -57,6 +57,7 @@
 pub mod auth;
 pub mod config;
 pub mod metadata;
+pub mod metrics;
 pub mod params;
 pub mod query;
 pub mod response;
@@ -80,6 +81,7 @@ use crate::store::SeriesStore;
 
 pub use auth::{ApiAuth, Principal, Role};
 pub use config::{ApiConfig, ApiSettings, ApiTokenConfig};
+pub use metrics::ApiMetrics;
 pub use response::{ApiError, ErrorType};
 
 /// Whether the collector is ready to serve (its store replayed); shared
@@ -106,6 +108,8 @@ pub struct ApiState {
     /// The default evaluation time of instant queries comes from here.
     pub clock: Arc<dyn Clock>,
     pub readiness: Readiness,
+    /// Request counters (`tocsin_api_*`).
+    pub metrics: ApiMetrics,
     engine: Engine,
     query_slots: Arc<Semaphore>,
 }
@@ -128,6 +132,7 @@ impl ApiState {
             settings,
             clock: Arc::new(SystemClock),
             readiness: Readiness::default(),
+            metrics: ApiMetrics::default(),
             engine,
         }
     }
@@ -177,6 +182,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/-/ready", get(ready).head(ready))
         .merge(protect(read, &auth, Role::Read))
         .merge(protect(admin, &auth, Role::Admin))
+        .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .with_state(state)
 }
 
