@@ -381,8 +381,13 @@ impl Manager {
         };
 
         self.stop_groups().await;
-        let old: Vec<Arc<GroupRunner>> =
-            std::mem::take(&mut *self.groups.write().unwrap_or_else(|e| e.into_inner()));
+        // Readers keep seeing the old groups until the new ones replace
+        // them below.
+        let old: Vec<Arc<GroupRunner>> = self
+            .groups
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let settings = &self.shared.settings;
         let mut new = Vec::new();
         let mut summary = ReloadSummary {
