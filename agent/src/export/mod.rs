@@ -38,6 +38,7 @@ mod encode;
 mod transport;
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -173,10 +174,31 @@ pub struct Exporter {
     shared: Arc<Shared>,
 }
 
+/// Where batches go: the collector over a [`Transport`], or a scripted
+/// peer in tests.
+pub trait OtlpSink: Send + Sync + 'static {
+    /// Sends one encoded request of `signal`.
+    fn send(
+        &self,
+        signal: Signal,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<Accepted, SendError>> + Send;
+}
+
+impl OtlpSink for Transport {
+    fn send(
+        &self,
+        signal: Signal,
+        payload: &[u8],
+    ) -> impl Future<Output = Result<Accepted, SendError>> + Send {
+        Transport::send(self, signal, payload)
+    }
+}
+
 /// The sending side: run it on a task.
-pub struct ExporterTask {
+pub struct ExporterTask<S = Transport> {
     shared: Arc<Shared>,
-    transport: Transport,
+    transport: S,
     backoff: Backoff,
 }
 
@@ -184,12 +206,12 @@ pub struct ExporterTask {
 /// gets one [`Delivery`] per tailer batch; it is unbounded because the
 /// tailer bounds its unacknowledged batches (`max_unacked_records`), and a
 /// lost acknowledgement would stall a file's checkpoint.
-pub fn exporter(
+pub fn exporter<S: OtlpSink>(
     spool_dir: &Path,
     options: ExporterOptions,
-    transport: Transport,
+    transport: S,
     info: ResourceInfo,
-) -> Result<(Exporter, ExporterTask, mpsc::UnboundedReceiver<Delivery>), ExportError> {
+) -> Result<(Exporter, ExporterTask<S>, mpsc::UnboundedReceiver<Delivery>), ExportError> {
     let spool = Spool::open(spool_dir, options.spool.clone())?;
     if !spool.is_empty() {
         tracing::info!(
@@ -372,7 +394,7 @@ impl Exporter {
     }
 }
 
-impl ExporterTask {
+impl<S: OtlpSink> ExporterTask<S> {
     /// Sends until `shutdown` is cancelled, then moves what is still in
     /// memory (and the batch in flight) to the spool and returns.
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -545,6 +567,7 @@ impl ExporterTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn info() -> ResourceInfo {
         ResourceInfo {
@@ -583,6 +606,160 @@ mod tests {
         };
         let (exporter, _task, _rx) = exporter(dir.path(), options, transport, info()).unwrap();
         (dir, exporter)
+    }
+
+    /// What the scripted collector answers to one attempt.
+    #[derive(Debug, Clone, Copy)]
+    enum Answer {
+        Accept,
+        Partial,
+        Unreachable,
+        Unauthorized,
+        Throttled,
+        Refuse,
+    }
+
+    /// A collector that answers attempts from a script (then accepts) and
+    /// records the ids of the batches it took or refused for good.
+    #[derive(Default)]
+    struct Scripted {
+        script: Mutex<VecDeque<Answer>>,
+        accepted: Mutex<Vec<u64>>,
+        refused: Mutex<Vec<u64>>,
+    }
+
+    impl OtlpSink for Arc<Scripted> {
+        fn send(
+            &self,
+            _signal: Signal,
+            payload: &[u8],
+        ) -> impl Future<Output = Result<Accepted, SendError>> + Send {
+            let id = u64::from_le_bytes(payload.try_into().unwrap());
+            let answer = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or(Answer::Accept);
+            let http = |status| SendError::Http {
+                endpoint: "scripted".into(),
+                signal: "logs",
+                status,
+                message: String::new(),
+                retry_after: Some(Duration::ZERO),
+            };
+            let result = match answer {
+                Answer::Accept | Answer::Partial => {
+                    self.accepted.lock().unwrap().push(id);
+                    Ok(Accepted {
+                        rejected: u64::from(matches!(answer, Answer::Partial)),
+                        message: String::new(),
+                    })
+                }
+                Answer::Unreachable => Err(SendError::Unreachable {
+                    endpoint: "scripted".into(),
+                    signal: "logs",
+                    message: "refused".into(),
+                }),
+                Answer::Unauthorized => Err(http(401)),
+                Answer::Throttled => Err(http(429)),
+                Answer::Refuse => {
+                    self.refused.lock().unwrap().push(id);
+                    Err(http(400))
+                }
+            };
+            std::future::ready(result)
+        }
+    }
+
+    fn answer() -> impl Strategy<Value = Answer> {
+        prop_oneof![
+            4 => Just(Answer::Accept),
+            1 => Just(Answer::Partial),
+            3 => Just(Answer::Unreachable),
+            1 => Just(Answer::Unauthorized),
+            1 => Just(Answer::Throttled),
+            1 => Just(Answer::Refuse),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the collector answers and however submissions and sends
+        /// interleave: every batch is taken or refused for good exactly
+        /// once, batches are taken in submission order, and each log batch
+        /// is reported once, as acknowledged exactly when it was taken.
+        #[test]
+        fn delivery_keeps_order_and_reports_each_batch_once(
+            script in proptest::collection::vec(answer(), 0..40),
+            batches in proptest::collection::vec((any::<bool>(), 0usize..4), 1..30),
+            memory_batches in 1usize..4,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let sink = Arc::new(Scripted::default());
+            sink.script.lock().unwrap().extend(script);
+            let options = ExporterOptions {
+                memory_batches,
+                memory_bytes: 1 << 20,
+                spool: SpoolOptions { max_bytes: 1 << 20, fsync: false },
+                // Retries without waiting: the script, not time, decides.
+                backoff: BackoffPolicy { initial: Duration::ZERO, max: Duration::ZERO },
+            };
+            let (exp, task, mut rx) =
+                exporter(dir.path(), options, Arc::clone(&sink), info()).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let n = batches.len() as u64;
+            rt.block_on(async {
+                let stop = CancellationToken::new();
+                let handle = tokio::spawn(task.run(stop.clone()));
+                for (is_log, yields) in &batches {
+                    let id = exp.shared.lock().next_id;
+                    let (signal, origin) = if *is_log {
+                        (Signal::Logs, Some(Origin { run: exp.run_id(), batch: id }))
+                    } else {
+                        (Signal::Metrics, None)
+                    };
+                    exp.submit(signal, id.to_le_bytes().to_vec(), origin);
+                    for _ in 0..*yields {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                let mut rounds = 0;
+                while (sink.accepted.lock().unwrap().len() + sink.refused.lock().unwrap().len()) < batches.len() {
+                    rounds += 1;
+                    assert!(rounds < 100_000, "delivery did not finish");
+                    tokio::task::yield_now().await;
+                }
+                stop.cancel();
+                handle.await.unwrap();
+            });
+            let accepted = sink.accepted.lock().unwrap().clone();
+            let refused = sink.refused.lock().unwrap().clone();
+            prop_assert!(accepted.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", accepted);
+            let mut all: Vec<u64> = accepted.iter().chain(&refused).copied().collect();
+            all.sort_unstable();
+            prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
+            let mut reports = BTreeMap::new();
+            while let Ok(d) = rx.try_recv() {
+                let (batch, acked) = match d {
+                    Delivery::Acked { batch } => (batch, true),
+                    Delivery::Dropped { batch } => (batch, false),
+                };
+                prop_assert!(reports.insert(batch, acked).is_none(), "batch {} reported twice", batch);
+            }
+            for (i, (is_log, _)) in batches.iter().enumerate() {
+                let id = i as u64;
+                let expected = is_log.then(|| accepted.contains(&id));
+                prop_assert_eq!(reports.get(&id).copied(), expected, "batch {}", id);
+            }
+            prop_assert_eq!(exp.pending(), (0, 0));
+        }
     }
 
     #[test]
