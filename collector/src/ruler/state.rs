@@ -271,6 +271,54 @@ mod tests {
         assert_eq!(db.schema_version().unwrap(), 1);
     }
 
+    proptest::proptest! {
+        /// Whatever the alerts hold (infinite values, every timer set or
+        /// not), what is saved is what is loaded.
+        #[test]
+        fn saved_state_loads_back_unchanged(
+            alerts in proptest::collection::vec(
+                (
+                    0usize..3,
+                    proptest::prop_oneof![
+                        proptest::num::f64::NORMAL,
+                        proptest::strategy::Just(f64::INFINITY),
+                        proptest::strategy::Just(f64::NEG_INFINITY),
+                    ],
+                    -1_000_000i64..1_000_000_000_000,
+                    proptest::option::of(0i64..1_000_000_000_000),
+                    proptest::option::of(0i64..1_000_000_000_000),
+                ),
+                0..8,
+            ),
+        ) {
+            use tocsin_rules::alert::{Alert, AlertState};
+            use tocsin_rules::promql::Labels;
+            let states = [AlertState::Inactive, AlertState::Pending, AlertState::Firing];
+            let alerts: Vec<Alert> = alerts
+                .into_iter()
+                .enumerate()
+                .map(|(i, (st, value, active_at, fired, keep))| Alert {
+                    state: states[st],
+                    labels: Labels::from_pairs([("alertname", "A"), ("i", &*i.to_string())]),
+                    annotations: vec![("summary".into(), format!("\"{i}\" é"))],
+                    value,
+                    active_at,
+                    fired_at: fired,
+                    resolved_at: keep.map(|k| k + 1),
+                    last_sent_at: fired,
+                    valid_until: keep,
+                    keep_firing_since: keep,
+                })
+                .collect();
+            let mut st = state("g", 7);
+            st.rules[0].state.alerts = alerts;
+            let db = StateDb::in_memory().unwrap();
+            db.save("f.yaml", &st, 1).unwrap();
+            let got = db.load("f.yaml", "g").unwrap().unwrap();
+            proptest::prop_assert_eq!(got.state, st);
+        }
+    }
+
     #[test]
     fn undecodable_state_names_its_group() {
         let db = StateDb::in_memory().unwrap();
