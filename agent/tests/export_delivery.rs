@@ -782,6 +782,8 @@ async fn shutdown_spools_what_is_in_flight_and_in_memory(protocol: Protocol) {
     let mut deliveries = agent.shutdown().await;
     assert_eq!(exporter.pending(), (0, 3));
     assert!(drain(&mut deliveries).is_empty());
+    // The spool stays locked while any handle of the exporter lives.
+    drop(exporter);
     // The hung collector is left hanging: its held request never completes.
 
     let mut collector = Collector::start(protocol).await;

@@ -23,7 +23,8 @@
 //! survives a power loss; batches are large and few (about one a second), so
 //! this costs little. The `removed` mark is replaced by rename without
 //! fsync: losing its last update only re-sends acknowledged batches, which
-//! the collector deduplicates (at-least-once).
+//! the collector deduplicates (at-least-once). An exclusive lock on the
+//! `lock` file keeps a second process out of the directory.
 
 mod segment;
 
@@ -147,6 +148,10 @@ pub enum SpoolError {
     NotASegment { path: PathBuf },
     #[error("batch {id} of {size} bytes is larger than the whole spool ({max} bytes); dropped")]
     TooLarge { id: u64, size: u64, max: u64 },
+    #[error(
+        "spool {path} is in use by another process (another agent with the same data directory?)"
+    )]
+    Locked { path: PathBuf },
     #[error("batch id {id} is below the spool's removed mark {mark}")]
     StaleId { id: u64, mark: u64 },
 }
@@ -187,14 +192,34 @@ pub struct Spool {
     next_id: u64,
     disk_bytes: u64,
     counters: SpoolCounters,
+    /// Held open with an exclusive lock for the spool's lifetime, so two
+    /// processes never interleave appends and removals in one directory.
+    _lock: fs::File,
 }
 
 const REMOVED_FILE: &str = "removed";
+const LOCK_FILE: &str = "lock";
 
 impl Spool {
     /// Opens (or creates) the spool in `dir`, cutting torn tails.
     pub fn open(dir: &Path, options: SpoolOptions) -> Result<Spool, SpoolError> {
         fs::create_dir_all(dir).map_err(|e| SpoolError::io(dir, e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| SpoolError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked {
+                    path: dir.to_path_buf(),
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(SpoolError::io(&lock_path, e)),
+        }
         let removed_mark = read_mark(&dir.join(REMOVED_FILE))?;
         // Segments much smaller than the bound let eviction free space in
         // small steps; a floor keeps file counts sane for tiny spools.
@@ -211,6 +236,7 @@ impl Spool {
             next_id: removed_mark,
             disk_bytes: 0,
             counters: SpoolCounters::default(),
+            _lock: lock,
         };
         spool.load()?;
         Ok(spool)

@@ -175,6 +175,17 @@ fn another_format_version_is_an_error_naming_the_file() {
 }
 
 #[test]
+fn a_second_process_cannot_open_a_spool_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), options(1 << 20)).unwrap();
+    // A second open file description conflicts like another process would.
+    let err = Spool::open(dir.path(), options(1 << 20)).unwrap_err();
+    assert!(matches!(err, SpoolError::Locked { .. }), "{err}");
+    drop(spool);
+    Spool::open(dir.path(), options(1 << 20)).unwrap();
+}
+
+#[test]
 fn ids_below_the_removed_mark_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::open(dir.path(), options(1 << 20)).unwrap();
