@@ -959,6 +959,36 @@ mod promtool {
             "{instance=\"b\", job=\"db\"} =>\n1 @[1700000060]\n1 @[1700000075]\n1 @[1700000090]\n"
         );
 
+        let (ok, out, err) = run(vec![
+            "query".into(),
+            "series".into(),
+            // promtool's default window is the last minutes before now.
+            "--start=1700000000".into(),
+            "--end=2023-11-14T22:23:20Z".into(),
+            "--match=up".into(),
+            "--match=old_metric".into(),
+            url.clone(),
+        ])
+        .await;
+        assert!(ok, "{err}");
+        assert_eq!(
+            out,
+            "{__name__=\"old_metric\", job=\"api\"}\n{__name__=\"up\", instance=\"a\", job=\"api\"}\n{__name__=\"up\", instance=\"b\", job=\"db\"}\n"
+        );
+
+        let (ok, out, err) = run(vec![
+            "query".into(),
+            "labels".into(),
+            "--start=1700000000".into(),
+            "--end=1700000600".into(),
+            "--match=up".into(),
+            url.clone(),
+            "job".into(),
+        ])
+        .await;
+        assert!(ok, "{err}");
+        assert_eq!(out, "api\ndb\n");
+
         // A query error reaches promtool as Prometheus' would.
         let (ok, _, err) = run(vec![
             "query".into(),
