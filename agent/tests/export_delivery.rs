@@ -328,6 +328,8 @@ mod http_server {
 /// A fake collector that can be stopped and started again on its port.
 struct Collector {
     protocol: Protocol,
+    /// Appended to the endpoint the agent is given (to misconfigure it).
+    path: String,
     fake: Arc<Fake>,
     addr: SocketAddr,
     running: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
@@ -339,6 +341,7 @@ impl Collector {
         let addr = listener.local_addr().unwrap();
         let mut c = Collector {
             protocol,
+            path: String::new(),
             fake: Fake::new(),
             addr,
             running: None,
@@ -370,7 +373,7 @@ impl Collector {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}{}", self.addr, self.path)
     }
 }
 
@@ -842,6 +845,25 @@ mod grpc {
 
 mod http {
     use super::*;
+
+    /// An endpoint that is no OTLP receiver (404) is a configuration
+    /// mistake: the data is kept, the mistake counted and logged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_path_keeps_the_data_spooled() {
+        let mut collector = Collector::start(Protocol::Http).await;
+        collector.path = "/otlp".into();
+        let (_dir, spool) = spool_dir();
+        let mut agent = start_exporter(&collector, &spool, TOKEN, false);
+        agent.exporter.submit_logs(&log_batch(1, 0));
+        wait_until("the batch is spooled after a 404", || {
+            agent.exporter.counters().misrouted >= 1 && agent.exporter.pending() == (0, 1)
+        })
+        .await;
+        assert!(drain(&mut agent.deliveries).is_empty());
+        assert_eq!(agent.exporter.counters().batches_rejected, 0);
+        agent.shutdown().await;
+        collector.stop().await;
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn throttling_is_retried() {

@@ -20,9 +20,10 @@
 //! acknowledged: holding the checkpoint would re-send the accepted records
 //! forever. A batch the collector can never take (a permanent error such as
 //! a malformed request) is dropped, counted and logged, and reported as
-//! [`Delivery::Dropped`]; a refused token or certificate is *not* permanent
-//! for the data: the batch stays spooled and is retried slowly while the
-//! error is logged, until an operator fixes the credentials.
+//! [`Delivery::Dropped`]; a refused token or certificate, or an endpoint
+//! that is no OTLP receiver (404, a redirect, gRPC Unimplemented), is *not*
+//! permanent for the data: the batch stays spooled and is retried slowly
+//! while the error is logged, until an operator fixes the configuration.
 //!
 //! Invariants: batches reach the collector in submission order; the sender
 //! has at most one batch in flight; [`Delivery::Acked`] is reported only
@@ -128,6 +129,8 @@ pub struct ExportCounters {
     pub send_failures: u64,
     /// Of those, refused credentials.
     pub auth_failures: u64,
+    /// Of those, answers saying the endpoint is not an OTLP receiver.
+    pub misrouted: u64,
     /// Of those, throttled by the collector.
     pub throttled: u64,
     /// Spool reads or removals that failed.
@@ -541,6 +544,17 @@ impl<S: OtlpSink> ExporterTask<S> {
                             );
                             delay
                         }
+                        ErrorClass::Misrouted => {
+                            st.counters.misrouted += 1;
+                            let delay = self.backoff.max_delay();
+                            tracing::error!(
+                                %error,
+                                spooled,
+                                retry_in = ?delay,
+                                "the endpoint is not an OTLP receiver (check collector.endpoint and protocol); batches are kept in the spool"
+                            );
+                            delay
+                        }
                         ErrorClass::Throttled(after) => {
                             st.counters.throttled += 1;
                             // A Retry-After is honoured up to five minutes.
@@ -615,6 +629,7 @@ mod tests {
         Partial,
         Unreachable,
         Unauthorized,
+        Misrouted,
         Throttled,
         Refuse,
     }
@@ -662,6 +677,7 @@ mod tests {
                     message: "refused".into(),
                 }),
                 Answer::Unauthorized => Err(http(401)),
+                Answer::Misrouted => Err(http(404)),
                 Answer::Throttled => Err(http(429)),
                 Answer::Refuse => {
                     self.refused.lock().unwrap().push(id);
@@ -678,6 +694,7 @@ mod tests {
             1 => Just(Answer::Partial),
             3 => Just(Answer::Unreachable),
             1 => Just(Answer::Unauthorized),
+            1 => Just(Answer::Misrouted),
             1 => Just(Answer::Throttled),
             1 => Just(Answer::Refuse),
         ]

@@ -104,6 +104,11 @@ pub enum ErrorClass {
     /// The token or certificate was refused: keep the batch (it is fine),
     /// say so loudly, retry slowly; an operator has to fix the credentials.
     Unauthorized,
+    /// The endpoint is not an OTLP receiver for this signal (no such path
+    /// or method, a redirect, an unsupported content type): a
+    /// configuration mistake, not the data's fault. Like `Unauthorized`:
+    /// keep the batch, say so loudly, retry slowly.
+    Misrouted,
     /// The collector will never take this batch: drop it, counted.
     Permanent,
 }
@@ -170,6 +175,7 @@ impl SendError {
                     | Code::Unknown => ErrorClass::Retryable,
                     Code::ResourceExhausted => ErrorClass::Throttled(None),
                     Code::Unauthenticated | Code::PermissionDenied => ErrorClass::Unauthorized,
+                    Code::Unimplemented | Code::NotFound => ErrorClass::Misrouted,
                     _ => ErrorClass::Permanent,
                 }
             }
@@ -184,6 +190,7 @@ impl SendError {
                     None => ErrorClass::Retryable,
                 },
                 401 | 403 => ErrorClass::Unauthorized,
+                300..=399 | 404 | 405 | 415 => ErrorClass::Misrouted,
                 408 | 500 | 502 | 504 => ErrorClass::Retryable,
                 s if *s >= 500 && *s != 501 && *s != 505 => ErrorClass::Retryable,
                 _ => ErrorClass::Permanent,
@@ -274,7 +281,7 @@ impl Transport {
                 let _ = rustls::crypto::ring::default_provider().install_default();
                 // A redirect would turn the POST into a GET elsewhere: an
                 // OTLP endpoint that redirects is misconfigured, and the
-                // 3xx is reported as a permanent error naming it.
+                // 3xx is reported as such (the data is kept).
                 let mut builder = reqwest::Client::builder()
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(config.timeout)
@@ -577,6 +584,12 @@ mod tests {
         assert_eq!(http(401, None).class(), ErrorClass::Unauthorized);
         assert_eq!(http(403, None).class(), ErrorClass::Unauthorized);
         assert_eq!(http(400, None).class(), ErrorClass::Permanent);
+        assert_eq!(http(404, None).class(), ErrorClass::Misrouted);
+        assert_eq!(http(308, None).class(), ErrorClass::Misrouted);
+        assert_eq!(
+            grpc(tonic::Code::Unimplemented).class(),
+            ErrorClass::Misrouted
+        );
         assert_eq!(http(413, None).class(), ErrorClass::Permanent);
         assert_eq!(
             grpc(tonic::Code::Unavailable).class(),
