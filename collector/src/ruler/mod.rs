@@ -208,6 +208,22 @@ impl RulerHandle {
         &self.shared.metrics
     }
 
+    /// The ruler's self-metric series ([`RulerMetrics::samples`]) plus
+    /// `tocsin_rules_alerts_dropped_total`, the alerts the sink refused.
+    pub fn self_metrics(&self) -> Vec<(tocsin_rules::promql::Labels, f64)> {
+        let mut out = self.shared.metrics.samples();
+        if let Some(sink) = &self.shared.sink {
+            out.push((
+                tocsin_rules::promql::Labels::from_pairs([(
+                    "__name__",
+                    "tocsin_rules_alerts_dropped_total",
+                )]),
+                sink.dropped_alerts() as f64,
+            ));
+        }
+        out
+    }
+
     /// A counter bumped after every group evaluation.
     pub fn evaluations(&self) -> watch::Receiver<u64> {
         self.shared.evaluations.subscribe()

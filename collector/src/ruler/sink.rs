@@ -41,6 +41,9 @@ pub struct OutgoingAlert {
 pub trait AlertSink: Send + Sync + 'static {
     /// Takes one group evaluation's alerts; must not block.
     fn send(&self, alerts: Vec<OutgoingAlert>);
+
+    /// Alerts this sink could not take, since start (a self metric).
+    fn dropped_alerts(&self) -> u64;
 }
 
 /// A bounded queue of alert batches.
@@ -48,6 +51,7 @@ pub trait AlertSink: Send + Sync + 'static {
 pub struct ChannelSink {
     tx: mpsc::Sender<Vec<OutgoingAlert>>,
     dropped: Arc<AtomicU64>,
+    dropped_batches: Arc<AtomicU64>,
 }
 
 impl ChannelSink {
@@ -58,6 +62,7 @@ impl ChannelSink {
             ChannelSink {
                 tx,
                 dropped: Arc::new(AtomicU64::new(0)),
+                dropped_batches: Arc::new(AtomicU64::new(0)),
             },
             rx,
         )
@@ -70,22 +75,32 @@ impl ChannelSink {
 }
 
 impl AlertSink for ChannelSink {
+    fn dropped_alerts(&self) -> u64 {
+        self.dropped()
+    }
+
     fn send(&self, alerts: Vec<OutgoingAlert>) {
         if alerts.is_empty() {
             return;
         }
         let n = alerts.len();
         if let Err(e) = self.tx.try_send(alerts) {
-            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "queue full",
-                mpsc::error::TrySendError::Closed(_) => "no consumer",
-            };
-            tracing::warn!(
-                dropped = n,
-                reason,
-                "alerts dropped before the incident manager"
-            );
+            let before = self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            let batches = self.dropped_batches.fetch_add(1, Ordering::Relaxed);
+            // The first drop and every hundredth after: a consumer that
+            // stays away must not flood the log.
+            if batches % 100 == 0 {
+                let reason = match e {
+                    mpsc::error::TrySendError::Full(_) => "queue full",
+                    mpsc::error::TrySendError::Closed(_) => "no consumer",
+                };
+                tracing::warn!(
+                    dropped = n,
+                    dropped_total = before + n as u64,
+                    reason,
+                    "alerts dropped before the incident manager"
+                );
+            }
         }
     }
 }

@@ -220,6 +220,14 @@ async fn groups_evaluate_at_their_aligned_slots_and_alerts_go_pending_then_firin
     assert_eq!(alerting.alerts[0].labels.get("severity"), "page");
     assert_eq!(alerting.alerts[0].annotations[0].1, "h1 is down");
     assert!(r.alerts.try_recv().is_err(), "pending alerts are not sent");
+    let dropped = |r: &Running| {
+        r.handle
+            .self_metrics()
+            .into_iter()
+            .find(|(l, _)| l.metric_name() == "tocsin_rules_alerts_dropped_total")
+            .map(|(_, v)| v)
+    };
+    assert_eq!(dropped(&r), Some(0.0));
 
     r.eval_at(&fx.clock, slot + 10 * SEC).await;
     r.eval_at(&fx.clock, slot + 20 * SEC).await;
