@@ -89,7 +89,7 @@ impl AlertSink for ChannelSink {
             let batches = self.dropped_batches.fetch_add(1, Ordering::Relaxed);
             // The first drop and every hundredth after: a consumer that
             // stays away must not flood the log.
-            if batches % 100 == 0 {
+            if batches.is_multiple_of(100) {
                 let reason = match e {
                     mpsc::error::TrySendError::Full(_) => "queue full",
                     mpsc::error::TrySendError::Closed(_) => "no consumer",
