@@ -7,21 +7,20 @@
 //! the text of a message.
 //!
 //! Invariants: payloads are sent as they were encoded (spooled bytes are
-//! the bytes sent, so timestamps are the original ones); every request has
-//! a timeout; a response body is read up to a bound.
+//! the bytes sent, so timestamps are the original ones; over gRPC too, a
+//! pass-through codec frames them without decoding them again); every
+//! request has a timeout; a response body is read up to a bound.
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use std::marker::PhantomData;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::Bytes;
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::spool::Signal;
@@ -148,11 +147,6 @@ pub enum SendError {
         message: String,
         retry_after: Option<Duration>,
     },
-    #[error("the spooled {signal} batch does not decode ({source}); it cannot be sent")]
-    Corrupt {
-        signal: &'static str,
-        source: prost::DecodeError,
-    },
 }
 
 impl SendError {
@@ -160,7 +154,6 @@ impl SendError {
     pub fn class(&self) -> ErrorClass {
         match self {
             SendError::Unreachable { .. } => ErrorClass::Retryable,
-            SendError::Corrupt { .. } => ErrorClass::Permanent,
             SendError::Grpc { code, .. } => {
                 use tonic::Code;
                 match code {
@@ -351,44 +344,42 @@ impl Transport {
         signal: Signal,
         payload: &[u8],
     ) -> Result<Accepted, SendError> {
-        let corrupt = |source| SendError::Corrupt {
-            signal: signal.name(),
-            source,
-        };
         let status_error = |status: tonic::Status| self.grpc_error(signal, status);
-        fn request<T>(
-            msg: T,
-            auth: Option<&tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
-        ) -> tonic::Request<T> {
-            let mut req = tonic::Request::new(msg);
-            if let Some(auth) = auth {
-                req.metadata_mut().insert("authorization", auth.clone());
-            }
-            req
+        let mut grpc =
+            tonic::client::Grpc::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES);
+        if gzip {
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.map_err(|e| SendError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            signal: signal.name(),
+            message: error_chain(&e),
+        })?;
+        let mut req = tonic::Request::new(Bytes::copy_from_slice(payload));
+        if let Some(auth) = auth {
+            req.metadata_mut().insert("authorization", auth.clone());
         }
         match signal {
             Signal::Logs => {
-                let msg = ExportLogsServiceRequest::decode(payload).map_err(corrupt)?;
-                let mut client = LogsServiceClient::new(channel.clone())
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
-                if gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                let resp = client
-                    .export(request(msg, auth))
+                let path = PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                );
+                let resp = grpc
+                    .unary(req, path, RawCodec::<ExportLogsServiceResponse>::default())
                     .await
                     .map_err(status_error)?;
                 Ok(logs_accepted(resp.into_inner()))
             }
             Signal::Metrics => {
-                let msg = ExportMetricsServiceRequest::decode(payload).map_err(corrupt)?;
-                let mut client = MetricsServiceClient::new(channel.clone())
-                    .max_decoding_message_size(MAX_RESPONSE_BYTES);
-                if gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                let resp = client
-                    .export(request(msg, auth))
+                let path = PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                );
+                let resp = grpc
+                    .unary(
+                        req,
+                        path,
+                        RawCodec::<ExportMetricsServiceResponse>::default(),
+                    )
                     .await
                     .map_err(status_error)?;
                 Ok(metrics_accepted(resp.into_inner()))
@@ -492,6 +483,57 @@ impl Transport {
                 .map(metrics_accepted)
                 .unwrap_or_default(),
         })
+    }
+}
+
+/// A gRPC codec that sends an already encoded request as it is and decodes
+/// the response `R` with prost.
+struct RawCodec<R>(PhantomData<R>);
+
+impl<R> Default for RawCodec<R> {
+    fn default() -> Self {
+        RawCodec(PhantomData)
+    }
+}
+
+struct RawEncoder;
+
+impl Encoder for RawEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+struct ProstResponse<R>(PhantomData<R>);
+
+impl<R: Message + Default> Decoder for ProstResponse<R> {
+    type Item = R;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, tonic::Status> {
+        R::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("undecodable OTLP response: {e}")))
+    }
+}
+
+impl<R: Message + Default + Send + 'static> Codec for RawCodec<R> {
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = RawEncoder;
+    type Decoder = ProstResponse<R>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> ProstResponse<R> {
+        ProstResponse(PhantomData)
     }
 }
 
