@@ -35,6 +35,7 @@ pub async fn instant(State(st): State<Arc<ApiState>>, req: Request) -> Response 
     }
 }
 
+#[tracing::instrument(name = "query", skip_all)]
 async fn instant_inner(st: &Arc<ApiState>, req: Request) -> Result<Response, ApiError> {
     let p = params::read(req, st.settings.max_request_bytes).await?;
     let t = time_param(&p, "time", st.clock.now_ms())?;
@@ -53,6 +54,7 @@ pub async fn range(State(st): State<Arc<ApiState>>, req: Request) -> Response {
     }
 }
 
+#[tracing::instrument(name = "query_range", skip_all)]
 async fn range_inner(st: &Arc<ApiState>, req: Request) -> Result<Response, ApiError> {
     let p = params::read(req, st.settings.max_request_bytes).await?;
     let start = parse_time(p.value("start")).map_err(|e| invalid_param("start", e))?;
@@ -188,7 +190,9 @@ where
     let _cancel_on_drop = CancelOnDrop(cancel.clone());
     let store = st.store.clone();
     let std_deadline = deadline.into_std();
+    let span = tracing::Span::current();
     let task = tokio::task::spawn_blocking(move || {
+        let _span = span.entered();
         let _permit = permit;
         let q = Guarded {
             store: &store,

@@ -211,6 +211,13 @@ impl GroupRunner {
     /// and counts. Blocking (store and database I/O): run it off the async
     /// executor.
     pub fn evaluate(&self, shared: &Shared, t: i64) -> EvalReport {
+        let _span = tracing::info_span!(
+            "rule_group_evaluation",
+            file = %self.key.file,
+            group = %self.key.name,
+            t
+        )
+        .entered();
         let started = Instant::now();
         let mut ev = self.lock();
         let ctx = EvalContext {
