@@ -31,6 +31,56 @@
 //! current run (tailer batch ids restart with the process; a log batch
 //! spooled by an earlier run is re-read by the tailer from its checkpoint,
 //! and the collector drops the duplicate by agent, file id and offset).
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::time::Duration;
+//! use tocsin_agent::export::{
+//!     ExporterOptions, Protocol, ResourceInfo, Transport, TransportConfig, exporter,
+//! };
+//! use tocsin_agent::sources::logtail::Tailer;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! async fn forward(
+//!     mut tailer: Tailer,
+//!     info: ResourceInfo,
+//!     shutdown: CancellationToken,
+//! ) -> Result<(), Box<dyn std::error::Error>> {
+//!     let transport = Transport::new(&TransportConfig {
+//!         protocol: Protocol::Grpc,
+//!         endpoint: "http://collector:4317".into(),
+//!         token: None,
+//!         tls: None,
+//!         gzip: true,
+//!         timeout: Duration::from_secs(10),
+//!     })?;
+//!     let spool = Path::new("/var/lib/tocsin-agent/spool");
+//!     let (exporter, task, mut deliveries) =
+//!         exporter(spool, ExporterOptions::default(), transport, info)?;
+//!     let sender = tokio::spawn(task.run(shutdown.clone()));
+//!     let mut tick = tokio::time::interval(Duration::from_millis(200));
+//!     while !shutdown.is_cancelled() {
+//!         tokio::select! {
+//!             _ = tick.tick() => {}
+//!             () = shutdown.cancelled() => {}
+//!         }
+//!         tailer.poll()?;
+//!         while let Some(batch) = tailer.next_batch(1000, 1 << 20) {
+//!             exporter.submit_logs(&batch);
+//!         }
+//!         // A file's checkpoint moves only here, after the collector's answer.
+//!         while let Ok(delivery) = deliveries.try_recv() {
+//!             delivery.apply(&mut tailer)?;
+//!         }
+//!     }
+//!     sender.await?; // the rest is spooled for the next run
+//!     while let Ok(delivery) = deliveries.try_recv() {
+//!         delivery.apply(&mut tailer)?;
+//!     }
+//!     tailer.checkpoint_now()?;
+//!     Ok(())
+//! }
+//! ```
 
 pub mod agent_id;
 mod backoff;
