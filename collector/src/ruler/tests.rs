@@ -194,7 +194,10 @@ async fn groups_evaluate_at_their_aligned_slots_and_alerts_go_pending_then_firin
     let fx = Fixture::new();
     let file = fx.write("a.yaml", ALERT_RULES);
     fx.add(&[("__name__", "up"), ("instance", "h1")], T0, 0.0);
-    let mut r = fx.start(fx.settings(), false).await;
+    let mut settings = fx.settings();
+    settings.external_labels = Labels::from_pairs([("cluster", "eu1"), ("severity", "ignored")]);
+    settings.external_url = "https://tocsin.example".into();
+    let mut r = fx.start(settings, false).await;
     assert_eq!(
         r.initial.clone().unwrap(),
         ReloadSummary {
@@ -236,6 +239,13 @@ async fn groups_evaluate_at_their_aligned_slots_and_alerts_go_pending_then_firin
     let sent = r.alerts.try_recv().unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].labels.get("alertname"), "Down");
+    // External labels are added under the alert's own.
+    assert_eq!(sent[0].labels.get("cluster"), "eu1");
+    assert_eq!(sent[0].labels.get("severity"), "page");
+    assert_eq!(
+        sent[0].generator_url,
+        "https://tocsin.example/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
+    );
     assert_eq!(sent[0].starts_at_ms, slot + 20 * SEC);
     assert!(!sent[0].resolved);
     let firing: Vec<_> = fx
