@@ -35,12 +35,48 @@ pub fn matches(m: &Matcher, labels: &Labels) -> bool {
     m.is_match(labels.get(&m.name))
 }
 
-/// A simple in-memory series store with a metric-name index.
+/// A small, fast hasher for the store's own keys (label sets and pointer
+/// identities it created): FxHash's multiply-rotate. Not for keys an
+/// adversary picks, which the store never holds.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// An in-memory series store with an inverted label index.
+///
+/// Invariants: `postings[name][value]` lists, ascending, the index of every
+/// series carrying that label; `by_ptr` maps the address of a label set's
+/// shared storage to its series and is only trusted after checking that
+/// the series holds that very allocation.
 #[derive(Debug, Default, Clone)]
 pub struct MemStorage {
     series: Vec<Series>,
-    by_labels: HashMap<Labels, usize>,
-    by_name: BTreeMap<String, Vec<usize>>,
+    by_labels: HashMap<Labels, usize, FxBuild>,
+    by_ptr: HashMap<usize, usize, FxBuild>,
+    postings: HashMap<String, BTreeMap<String, Vec<usize>>, FxBuild>,
 }
 
 impl MemStorage {
@@ -48,10 +84,25 @@ impl MemStorage {
         Self::default()
     }
 
+    /// The index of the series with exactly `labels`, if stored.
+    fn index_of(&self, labels: &Labels) -> Option<usize> {
+        // Callers usually pass the same shared label set again and again
+        // (a loader's series, a rule's output): find it by address first.
+        if let Some(&i) = self.by_ptr.get(&labels.ptr_id())
+            && self
+                .series
+                .get(i)
+                .is_some_and(|s| s.labels.same_storage(labels))
+        {
+            return Some(i);
+        }
+        self.by_labels.get(labels).copied()
+    }
+
     /// Adds one sample; a sample at an existing timestamp replaces it.
     pub fn add(&mut self, labels: &Labels, t: i64, v: f64) {
-        let idx = match self.by_labels.get(labels) {
-            Some(&i) => i,
+        let idx = match self.index_of(labels) {
+            Some(i) => i,
             None => {
                 let i = self.series.len();
                 self.series.push(Series {
@@ -59,13 +110,25 @@ impl MemStorage {
                     samples: Vec::new(),
                 });
                 self.by_labels.insert(labels.clone(), i);
-                self.by_name
-                    .entry(labels.metric_name().to_string())
-                    .or_default()
-                    .push(i);
+                for l in labels.iter() {
+                    self.postings
+                        .entry(l.name.clone())
+                        .or_default()
+                        .entry(l.value.clone())
+                        .or_default()
+                        .push(i);
+                }
                 i
             }
         };
+        // Remember this allocation: the next add with the same label set
+        // skips hashing the labels. Label sets built afresh each time
+        // would grow the map without bound, so it is cleared past a size
+        // proportional to the store.
+        if self.by_ptr.len() > 4 * self.series.len() + 1024 {
+            self.by_ptr.clear();
+        }
+        self.by_ptr.insert(labels.ptr_id(), idx);
         let samples = &mut self.series[idx].samples;
         match samples.last() {
             Some(last) if last.t < t => samples.push(Sample { t, v }),
@@ -79,7 +142,7 @@ impl MemStorage {
 
     /// The value stored for exactly `labels` at exactly `t`, if any.
     pub fn sample_at(&self, labels: &Labels, t: i64) -> Option<f64> {
-        let s = self.series.get(*self.by_labels.get(labels)?)?;
+        let s = self.series.get(self.index_of(labels)?)?;
         let i = s.samples.binary_search_by(|x| x.t.cmp(&t)).ok()?;
         s.samples.get(i).map(|x| x.v)
     }
@@ -107,20 +170,70 @@ impl MemStorage {
             .max()
     }
 
-    fn candidates<'a>(&'a self, matchers: &[Matcher]) -> Box<dyn Iterator<Item = usize> + 'a> {
-        let name_eq = matchers
-            .iter()
-            .find(|m| m.name == super::value::METRIC_NAME && matches!(m.op, MatchOp::Equal));
-        match name_eq {
-            Some(m) => Box::new(
-                self.by_name
-                    .get(&m.value)
-                    .into_iter()
-                    .flat_map(|v| v.iter().copied()),
-            ),
-            None => Box::new(0..self.series.len()),
+    /// Indices, ascending, of the series whose label `m.name` is present
+    /// and accepted by `m`.
+    fn postings_for(&self, m: &Matcher) -> Vec<usize> {
+        let Some(values) = self.postings.get(&m.name) else {
+            return Vec::new();
+        };
+        if let MatchOp::Equal = m.op {
+            return values.get(&m.value).cloned().unwrap_or_default();
+        }
+        let mut lists = values.iter().filter(|(v, _)| m.is_match(v)).map(|(_, l)| l);
+        let Some(first) = lists.next() else {
+            return Vec::new();
+        };
+        let mut out = first.clone();
+        let mut merged = false;
+        for l in lists {
+            out.extend_from_slice(l);
+            merged = true;
+        }
+        if merged {
+            out.sort_unstable();
+        }
+        out
+    }
+
+    /// Indices, ascending, of the series all `matchers` accept. A matcher
+    /// that accepts the empty value also accepts series without the label,
+    /// so it filters instead of selecting through the index.
+    fn matching(&self, matchers: &[Matcher]) -> Vec<usize> {
+        let mut selected: Option<Vec<usize>> = None;
+        for m in matchers.iter().filter(|m| !m.is_match("")) {
+            let list = self.postings_for(m);
+            selected = Some(match selected {
+                None => list,
+                Some(prev) => intersect_sorted(&prev, &list),
+            });
+            if selected.as_ref().is_some_and(Vec::is_empty) {
+                return Vec::new();
+            }
+        }
+        let filters: Vec<&Matcher> = matchers.iter().filter(|m| m.is_match("")).collect();
+        let keep = |i: &usize| filters.iter().all(|m| matches(m, &self.series[*i].labels));
+        match selected {
+            Some(list) => list.into_iter().filter(keep).collect(),
+            None => (0..self.series.len()).filter(keep).collect(),
         }
     }
+}
+
+fn intersect_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out
 }
 
 impl Queryable for MemStorage {
@@ -131,11 +244,8 @@ impl Queryable for MemStorage {
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError> {
         let mut out = Vec::new();
-        for i in self.candidates(matchers) {
+        for i in self.matching(matchers) {
             let s = &self.series[i];
-            if !matchers.iter().all(|m| matches(m, &s.labels)) {
-                continue;
-            }
             let lo = s.samples.partition_point(|x| x.t < mint);
             let hi = s.samples.partition_point(|x| x.t <= maxt);
             if lo >= hi {
@@ -174,6 +284,67 @@ mod tests {
             got[0].samples.iter().map(|s| s.t).collect::<Vec<_>>(),
             vec![2000, 3000, 4000]
         );
+    }
+
+    #[test]
+    fn regex_negative_and_empty_matchers_follow_prometheus() {
+        let mut st = MemStorage::new();
+        let a = Labels::from_pairs([("__name__", "up"), ("job", "api"), ("zone", "eu")]);
+        let b = Labels::from_pairs([("__name__", "up"), ("job", "db")]);
+        let c = Labels::from_pairs([("__name__", "down"), ("job", "api")]);
+        for l in [&a, &b, &c] {
+            st.add(l, 1000, 1.0);
+        }
+        let sel = |ms: Vec<Matcher>| -> Vec<String> {
+            let mut v: Vec<String> = st
+                .select(&ms, 0, 2000)
+                .expect("select")
+                .into_iter()
+                .map(|s| s.labels.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let re = |op: fn(regex::Regex) -> MatchOp, name: &str, v: &str| {
+            Matcher::new(
+                op(regex::Regex::new(&format!("^(?:{v})$")).expect("regex")),
+                name,
+                v,
+            )
+        };
+        // zone="" and zone!~".+" select series without the label.
+        assert_eq!(
+            sel(vec![
+                Matcher::new(MatchOp::Equal, "__name__", "up"),
+                Matcher::new(MatchOp::Equal, "zone", "")
+            ]),
+            vec![b.to_string()]
+        );
+        assert_eq!(
+            sel(vec![
+                re(MatchOp::NotRe, "zone", ".+"),
+                Matcher::new(MatchOp::Equal, "job", "api")
+            ]),
+            vec![c.to_string()]
+        );
+        assert_eq!(sel(vec![re(MatchOp::Re, "job", "a.*|d.*")]).len(), 3);
+        assert_eq!(
+            sel(vec![Matcher::new(MatchOp::NotEqual, "job", "api")]),
+            vec![b.to_string()]
+        );
+        assert!(sel(vec![Matcher::new(MatchOp::Equal, "job", "none")]).is_empty());
+    }
+
+    #[test]
+    fn the_same_label_set_is_found_by_address_or_by_value() {
+        let mut st = MemStorage::new();
+        let a = Labels::from_pairs([("__name__", "x"), ("i", "1")]);
+        let a_copy = Labels::from_pairs([("__name__", "x"), ("i", "1")]);
+        st.add(&a, 1000, 1.0);
+        st.add(&a_copy, 2000, 2.0);
+        st.add(&a, 3000, 3.0);
+        assert_eq!(st.series_count(), 1);
+        assert_eq!(st.sample_at(&a_copy, 3000), Some(3.0));
     }
 
     #[test]

@@ -105,6 +105,18 @@ impl Labels {
             .is_ok()
     }
 
+    /// The address of the shared storage: equal for clones of one label
+    /// set (a cheap identity for caches, confirmed with
+    /// [`Labels::same_storage`]).
+    pub fn ptr_id(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// Whether both are clones of one allocation (hence equal).
+    pub fn same_storage(&self, other: &Labels) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The metric name, or `""`.
     pub fn metric_name(&self) -> &str {
         self.get(METRIC_NAME)
