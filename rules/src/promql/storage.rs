@@ -219,6 +219,26 @@ impl MemStorage {
     }
 }
 
+/// `samples.partition_point(pred)`, searched from the end: windows are
+/// usually near the newest samples (rules evaluate at the present), so a
+/// gallop backwards finds the edge in time proportional to the log of the
+/// window, not of the whole series.
+fn partition_from_end(samples: &[Sample], pred: impl Fn(&Sample) -> bool) -> usize {
+    let n = samples.len();
+    let mut step = 1;
+    let mut hi = n;
+    loop {
+        let probe = n.saturating_sub(step);
+        // Everything from `hi` on fails `pred`; stop once `probe` passes
+        // (the edge is past it) or the start is reached.
+        if probe == 0 || samples.get(probe).is_some_and(&pred) {
+            return probe + samples[probe..hi].partition_point(&pred);
+        }
+        hi = probe;
+        step *= 2;
+    }
+}
+
 fn intersect_sorted(a: &[usize], b: &[usize]) -> Vec<usize> {
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
@@ -246,8 +266,8 @@ impl Queryable for MemStorage {
         let mut out = Vec::new();
         for i in self.matching(matchers) {
             let s = &self.series[i];
-            let lo = s.samples.partition_point(|x| x.t < mint);
-            let hi = s.samples.partition_point(|x| x.t <= maxt);
+            let hi = partition_from_end(&s.samples, |x| x.t <= maxt);
+            let lo = partition_from_end(&s.samples[..hi], |x| x.t < mint);
             if lo >= hi {
                 continue;
             }
@@ -345,6 +365,25 @@ mod tests {
         st.add(&a, 3000, 3.0);
         assert_eq!(st.series_count(), 1);
         assert_eq!(st.sample_at(&a_copy, 3000), Some(3.0));
+    }
+
+    #[test]
+    fn partition_from_end_agrees_with_partition_point() {
+        for n in 0..40usize {
+            let samples: Vec<Sample> = (0..n)
+                .map(|i| Sample {
+                    t: i as i64 * 2,
+                    v: 0.0,
+                })
+                .collect();
+            for cut in -1..(2 * n as i64 + 2) {
+                assert_eq!(
+                    partition_from_end(&samples, |x| x.t < cut),
+                    samples.partition_point(|x| x.t < cut),
+                    "n={n} cut={cut}"
+                );
+            }
+        }
     }
 
     #[test]
