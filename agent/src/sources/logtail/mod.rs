@@ -26,7 +26,7 @@ mod tests;
 pub use checkpoint::{CheckpointError, FORMAT_VERSION as CHECKPOINT_FORMAT_VERSION};
 pub use config::{
     ConfigProblem, LogConfigError, LogInput, LogInputConfig, MinSeverity, MultilineConfig,
-    ReadFrom, RedactionConfig, validate_inputs,
+    ReadFrom, RedactionConfig, parse_duration, validate_inputs,
 };
 pub use redact::Redactor;
 pub use severity::{Severity, detect as detect_severity, severity_word};

@@ -1,0 +1,637 @@
+//! The agent's configuration file (`/etc/tocsin/agent.yaml`): what serde
+//! reads ([`AgentConfig`]) and the validated value the agent runs with
+//! ([`Config`]).
+//!
+//! Invariants: unknown keys are errors; every problem the validation finds
+//! is reported at once, each with the file, line and column of the value it
+//! is about (or of the nearest enclosing key that exists) and its field
+//! path; a [`Config`] cannot hold an invalid setting. Relative paths (the
+//! token file, TLS files, `data_dir`) are resolved against the directory of
+//! the configuration file.
+//!
+//! ```yaml
+//! collector:
+//!   endpoint: http://collector:4318
+//!   protocol: http
+//! resource:
+//!   service.name: api
+//!   tocsin.track: canary
+//! metrics:
+//!   interval: 10s
+//! logs:
+//!   - include: [/var/log/app/*.log]
+//! data_dir: /var/lib/tocsin-agent
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::{Location, Spanned};
+
+use crate::export::config::{CollectorConfig, Export, SpoolConfig, validate as validate_export};
+use crate::sources::host::{HostMetrics, HostMetricsConfig, HostMetricsConfigError};
+use crate::sources::logtail::{ConfigProblem, LogInput, LogInputConfig, parse_duration};
+
+/// Where the agent looks for its configuration without `--config`.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tocsin/agent.yaml";
+/// Where the agent keeps its id, checkpoints and spool without `data_dir`.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/tocsin-agent";
+/// Default metric interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Shortest metric interval accepted.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// `service.name` when the configuration sets none.
+pub const DEFAULT_SERVICE_NAME: &str = "tocsin-agent";
+
+/// The whole file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Where and how to send: endpoint, protocol, TLS, token.
+    pub collector: CollectorConfig,
+    /// Resource attributes every metric and log record carries.
+    #[serde(default)]
+    pub resource: ResourceConfig,
+    /// Host metrics.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Log inputs; none by default.
+    #[serde(default)]
+    pub logs: Vec<LogInputConfig>,
+    /// Agent id, checkpoints and spool (default `/var/lib/tocsin-agent`).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Bounds of the on-disk spool.
+    #[serde(default)]
+    pub spool: SpoolConfig,
+}
+
+/// `resource:`: OpenTelemetry resource attributes, by their names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// `host.name`; detected from the system when absent.
+    #[serde(default, rename = "host.name")]
+    pub host_name: Option<String>,
+    /// `service.name` (default `tocsin-agent`); a log input may set its own.
+    #[serde(default, rename = "service.name")]
+    pub service_name: Option<String>,
+    /// `deployment.environment.name`, such as `production`.
+    #[serde(default, rename = "deployment.environment.name")]
+    pub environment: Option<String>,
+    /// `service.version`.
+    #[serde(default, rename = "service.version")]
+    pub service_version: Option<String>,
+    /// `tocsin.track`: the deployment track, such as `canary` or `baseline`.
+    #[serde(default, rename = "tocsin.track")]
+    pub track: Option<String>,
+}
+
+/// `metrics:`: host metrics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Collect host metrics at all (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Time between collections (default `10s`, at least `1s`).
+    #[serde(default)]
+    pub interval: Option<String>,
+    /// Scrapers, device filters, processes and metric toggles.
+    #[serde(default)]
+    pub host: HostMetricsConfig,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            interval: None,
+            host: HostMetricsConfig::default(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Validated resource attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub host_name: String,
+    pub service_name: String,
+    pub environment: Option<String>,
+    pub service_version: Option<String>,
+    pub track: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (reloads read it again).
+    pub path: PathBuf,
+    pub export: Export,
+    pub resource: Resource,
+    /// `None` when host metrics are off.
+    pub host_metrics: Option<HostMetrics>,
+    pub interval: Duration,
+    pub logs: Vec<LogInput>,
+    pub data_dir: PathBuf,
+}
+
+/// One problem in the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the whole file.
+    pub line: u64,
+    pub column: u64,
+    /// Field path such as `logs[0].include[1]`; empty for syntax errors.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} problem(s) in the configuration:\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<ConfigError>),
+}
+
+impl LoadError {
+    /// Every problem, one per line, for `check-config` and reload logs.
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            LoadError::Read { .. } => vec![self.to_string()],
+            LoadError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Reads and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(path, &text).map_err(LoadError::Invalid)
+}
+
+/// Validates `text`, the contents of the file `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
+    let error_at = |loc: Option<Location>, field: &str, message: String| {
+        let (line, column) = loc.map_or((0, 0), |l| (l.line(), l.column()));
+        ConfigError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: field.to_string(),
+            message,
+        }
+    };
+    // The shape with positions first: it finds syntax errors and later
+    // maps field paths to positions.
+    let tree: Node = match serde_saphyr::from_str(text) {
+        Ok(tree) => tree,
+        Err(e) => return Err(vec![error_at(e.location(), "", yaml_message(&e))]),
+    };
+    let config: AgentConfig = match serde_saphyr::from_str(text) {
+        Ok(config) => config,
+        Err(e) => return Err(vec![error_at(e.location(), "", yaml_message(&e))]),
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    let validated = validate(&config, base, &mut problems);
+    match validated {
+        Some(mut config) if problems.is_empty() => {
+            config.path = path.to_path_buf();
+            Ok(config)
+        }
+        _ => {
+            let mut errors: Vec<ConfigError> = problems
+                .into_iter()
+                .map(|p| error_at(tree.locate(&p.field), &p.field, p.message))
+                .collect();
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(errors)
+        }
+    }
+}
+
+/// The meaning: every problem goes to `problems`.
+fn validate(
+    config: &AgentConfig,
+    base: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<Config> {
+    let export = validate_export(&config.collector, &config.spool, base, problems);
+    let resource = validate_resource(&config.resource, problems);
+    let interval = match &config.metrics.interval {
+        None => DEFAULT_INTERVAL,
+        Some(text) => match parse_duration(text) {
+            Some(d) if d >= MIN_INTERVAL => d,
+            Some(_) => {
+                problems.push(ConfigProblem {
+                    field: "metrics.interval".into(),
+                    message: format!("{text:?} is shorter than the minimum, 1s"),
+                });
+                DEFAULT_INTERVAL
+            }
+            None => {
+                problems.push(ConfigProblem {
+                    field: "metrics.interval".into(),
+                    message: format!(
+                        "invalid duration {text:?}: write a whole number followed by ms, s, m or h, such as 10s"
+                    ),
+                });
+                DEFAULT_INTERVAL
+            }
+        },
+    };
+    let host_metrics = match config.metrics.host.validate() {
+        Ok(host) => Some(host),
+        Err(errors) => {
+            for e in errors {
+                problems.push(host_problem(e));
+            }
+            None
+        }
+    };
+    let logs = match crate::sources::logtail::validate_inputs("logs", &config.logs) {
+        Ok(logs) => Some(logs),
+        Err(e) => {
+            problems.extend(e.0);
+            None
+        }
+    };
+    let data_dir = config
+        .data_dir
+        .as_ref()
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), |d| base.join(d));
+    if config
+        .data_dir
+        .as_ref()
+        .is_some_and(|d| d.as_os_str().is_empty())
+    {
+        problems.push(ConfigProblem {
+            field: "data_dir".into(),
+            message: "empty path; give a directory such as /var/lib/tocsin-agent".into(),
+        });
+    }
+    Some(Config {
+        path: PathBuf::new(),
+        export: export?,
+        resource: resource?,
+        host_metrics: if config.metrics.enabled {
+            Some(host_metrics?)
+        } else {
+            None
+        },
+        interval,
+        logs: logs?,
+        data_dir,
+    })
+}
+
+fn host_problem(e: HostMetricsConfigError) -> ConfigProblem {
+    let field = match &e {
+        HostMetricsConfigError::InvalidGlob { field, .. }
+        | HostMetricsConfigError::Duplicate { field, .. }
+        | HostMetricsConfigError::Empty { field }
+        | HostMetricsConfigError::UnknownMetric { field, .. }
+        | HostMetricsConfigError::OutOfRange { field, .. } => field.clone(),
+    };
+    let full = format!("metrics.host.{field}");
+    // The error's text starts with its (relative) field; the full path is
+    // printed in front instead.
+    let text = e.to_string();
+    let message = text
+        .strip_prefix(&format!("{field}: "))
+        .unwrap_or(&text)
+        .to_string();
+    ConfigProblem {
+        field: full,
+        message,
+    }
+}
+
+fn validate_resource(r: &ResourceConfig, problems: &mut Vec<ConfigProblem>) -> Option<Resource> {
+    let before = problems.len();
+    let mut check = |field: &str, value: &Option<String>| {
+        if value.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            problems.push(ConfigProblem {
+                field: format!("resource.{field}"),
+                message: "empty value; remove the key or give a value".into(),
+            });
+        }
+    };
+    check("host.name", &r.host_name);
+    check("service.name", &r.service_name);
+    check("deployment.environment.name", &r.environment);
+    check("service.version", &r.service_version);
+    check("tocsin.track", &r.track);
+    if problems.len() > before {
+        return None;
+    }
+    Some(Resource {
+        host_name: r.host_name.clone().unwrap_or_else(detect_host_name),
+        service_name: r
+            .service_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_string()),
+        environment: r.environment.clone(),
+        service_version: r.service_version.clone(),
+        track: r.track.clone(),
+    })
+}
+
+/// The system's host name, or `localhost` (with a warning) when it cannot
+/// be read.
+pub fn detect_host_name() -> String {
+    match sysinfo::System::host_name() {
+        Ok(name) if !name.trim().is_empty() => name.trim().to_string(),
+        Ok(_) => {
+            tracing::warn!(
+                "the system's host name is empty; using localhost; set resource.host.name"
+            );
+            "localhost".into()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the host name; using localhost; set resource.host.name");
+            "localhost".into()
+        }
+    }
+}
+
+/// A serde-saphyr message without its location suffix (the position is
+/// printed in front).
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
+    format!("YAML: {}", msg.escape_debug())
+}
+
+// ---------------------------------------------------------------------------
+// Positions of field paths
+
+/// A YAML node with its position; scalars' values are not kept.
+#[derive(Debug)]
+struct Node(Spanned<NodeKind>);
+
+#[derive(Debug)]
+enum NodeKind {
+    Map(Vec<(Spanned<String>, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+impl Node {
+    /// Position of the value at `field` (`logs[0].include[1]`), or of the
+    /// deepest part of the path present in the file.
+    fn locate(&self, field: &str) -> Option<Location> {
+        let mut node = self;
+        let mut at = node.0.referenced;
+        for seg in path_segments(field) {
+            let next = match (&node.0.value, seg) {
+                (NodeKind::Map(entries), Segment::Key(k)) => {
+                    // Keys may contain dots (`service.name`): try the
+                    // longest match of the rest first is overkill; keys
+                    // here are matched whole.
+                    entries
+                        .iter()
+                        .find(|(key, _)| key.value == k)
+                        .map(|(key, v)| {
+                            at = key.referenced;
+                            v
+                        })
+                }
+                (NodeKind::Seq(items), Segment::Index(i)) => items.get(i),
+                _ => None,
+            };
+            match next {
+                Some(n) => {
+                    node = n;
+                    at = n.0.referenced;
+                }
+                None => break,
+            }
+        }
+        Some(at)
+    }
+}
+
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Splits `a.b[2].c` into keys and indexes. Resource attribute names hold
+/// dots, so `resource.` is followed by one key, the rest of the path.
+fn path_segments(field: &str) -> Vec<Segment<'_>> {
+    let mut out = Vec::new();
+    if let Some(rest) = field.strip_prefix("resource.") {
+        out.push(Segment::Key("resource"));
+        out.push(Segment::Key(rest));
+        return out;
+    }
+    for part in field.split('.') {
+        let mut part = part;
+        let key_end = part.find('[').unwrap_or(part.len());
+        if key_end > 0 {
+            out.push(Segment::Key(&part[..key_end]));
+        }
+        part = &part[key_end..];
+        while let Some(rest) = part.strip_prefix('[') {
+            let Some(close) = rest.find(']') else { break };
+            if let Ok(i) = rest[..close].parse() {
+                out.push(Segment::Index(i));
+            }
+            part = &rest[close + 1..];
+        }
+    }
+    out
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Spanned::<NodeKind>::deserialize(d).map(Node)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AnyVisitor;
+        impl<'de> serde::de::Visitor<'de> for AnyVisitor {
+            type Value = NodeKind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_i128<E>(self, _: i128) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_u128<E>(self, _: u128) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_bytes<E>(self, _: &[u8]) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_none<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+                NodeKind::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NodeKind, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = seq.next_element::<Node>()? {
+                    items.push(n);
+                }
+                Ok(NodeKind::Seq(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NodeKind, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    let v = map.next_value::<Node>()?;
+                    entries.push((k, v));
+                }
+                Ok(NodeKind::Map(entries))
+            }
+        }
+        d.deserialize_any(AnyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(Path::new("/etc/tocsin/agent.yaml"), text) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(
+            Path::new("/etc/tocsin/agent.yaml"),
+            "collector:\n  endpoint: http://127.0.0.1:4318\n  protocol: http\n",
+        )
+        .map_err(|e| format!("{e:?}"));
+        let Ok(config) = config else {
+            panic!("{config:?}");
+        };
+        assert_eq!(config.interval, DEFAULT_INTERVAL);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.resource.service_name, DEFAULT_SERVICE_NAME);
+        assert!(!config.resource.host_name.is_empty());
+        assert!(config.host_metrics.is_some());
+        assert!(config.logs.is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_position() {
+        let text = "\
+collector:
+  endpoint: ftp://collector
+resource:
+  tocsin.track: ''
+metrics:
+  interval: 500ms
+logs:
+  - include: []
+  - include: ['relative/*.log']
+    multiline:
+      start_pattern: '('
+";
+        let errors = errors(text);
+        assert!(errors.len() >= 5, "{errors:#?}");
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("agent.yaml:2:13: collector.endpoint:"), "{errors:#?}");
+        assert!(
+            has("agent.yaml:4:17: resource.tocsin.track:"),
+            "{errors:#?}"
+        );
+        assert!(has("agent.yaml:6:13: metrics.interval:"), "{errors:#?}");
+        assert!(has(":8:14: logs[0].include:"), "{errors:#?}");
+        assert!(
+            has(":11:22: logs[1].multiline.start_pattern:"),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_position() {
+        let errors = errors("collector:\n  endpoint: http://c:4317\n  endpont: x\n");
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("agent.yaml:3:"), "{errors:#?}");
+        assert!(errors[0].contains("endpont"), "{errors:#?}");
+    }
+
+    #[test]
+    fn host_metrics_problems_carry_the_full_path() {
+        let errors = errors(
+            "collector:\n  endpoint: http://c:4317\nmetrics:\n  host:\n    metrics:\n      system.nope: {enabled: false}\n",
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert!(errors[0].contains("metrics.host.metrics"), "{errors:#?}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let Ok(config) = parse(
+            Path::new("/etc/tocsin/agent.yaml"),
+            "collector:\n  endpoint: http://c:4317\ndata_dir: state\n",
+        ) else {
+            panic!("config refused");
+        };
+        assert_eq!(config.data_dir, PathBuf::from("/etc/tocsin/state"));
+    }
+}

@@ -1,0 +1,155 @@
+//! `tocsin-agent`: parses the command line, loads the configuration, sets
+//! up logging and signals, and calls the library's run loop.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tocsin_agent::config::{self, DEFAULT_CONFIG_PATH};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Tocsin's agent: host metrics and error logs over OTLP.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "TOCSIN_AGENT_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the configuration: print every problem, or OK.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&cli.config),
+        None => {
+            init_tracing();
+            match run(&cli.config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("tocsin-agent: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(_) => {
+            println!("{}: OK", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for problem in e.problems() {
+                eprintln!("{problem}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            for problem in e.problems() {
+                eprintln!("{problem}");
+            }
+            anyhow::bail!("invalid configuration {}", path.display());
+        }
+    };
+    // One thread: the agent's work is small and a second thread's stack
+    // and allocator arena cost more memory than they save time.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let (reload_tx, reloads) = mpsc::channel(1);
+        let signals = tokio::spawn(watch_signals(
+            path.to_path_buf(),
+            reload_tx,
+            shutdown.clone(),
+        ));
+        let result = tocsin_agent::run::run_with_reload(config, reloads, shutdown.clone()).await;
+        shutdown.cancel();
+        signals.abort();
+        result.context("agent failed")
+    })
+}
+
+/// SIGHUP reloads the configuration (an invalid one is logged and the old
+/// one keeps running); SIGINT and SIGTERM shut down.
+async fn watch_signals(
+    path: PathBuf,
+    reloads: mpsc::Sender<config::Config>,
+    shutdown: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut hup, mut term, mut int) = match (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(h), Ok(t), Ok(i)) => (h, t, i),
+        _ => {
+            tracing::error!("cannot install signal handlers; stopping");
+            shutdown.cancel();
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                shutdown.cancel();
+                return;
+            }
+            _ = int.recv() => {
+                tracing::info!("SIGINT: shutting down");
+                shutdown.cancel();
+                return;
+            }
+            _ = hup.recv() => match config::load(&path) {
+                Ok(config) => {
+                    tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    if reloads.send(config).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let problems = e.problems();
+                    for problem in &problems {
+                        tracing::error!("{problem}");
+                    }
+                    tracing::error!(
+                        problems = problems.len(),
+                        "SIGHUP: the configuration is invalid; keeping the running one"
+                    );
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The agent's run loop: the host collector on its interval and the log
+//! tailer feed the exporter; the exporter's deliveries settle the tailer's
+//! batches, so a file's checkpoint moves only over acknowledged lines.
+//!
+//! [`run`] runs one configuration until `shutdown`; [`run_with_reload`]
+//! also takes new configurations (the binary sends one per valid SIGHUP
+//! reload) and swaps the pipeline: the old one stops as at shutdown
+//! (pending batches spooled, checkpoints written), the new one starts from
+//! the spool and the checkpoints, so a reload loses and repeats nothing.
+//!
+//! Invariants: one pipeline at a time owns the data directory (the spool
+//! holds a lock); shutdown takes at most [`SHUTDOWN_DEADLINE`] for the
+//! sender to hand its queue to the spool, then checkpoints what was
+//! acknowledged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::export::{self, ExportError, ResourceInfo, Transport, TransportError, agent_id};
+use crate::sources::host::HostCollector;
+use crate::sources::logtail::{SystemClock, Tailer, TailerError, TailerOptions};
+
+/// How long shutdown waits for the sender to finish its current request
+/// and spool the rest.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+/// How often the tailer is polled for new lines and settled deliveries.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Records per logs request.
+const BATCH_RECORDS: usize = 1000;
+/// Record bytes per logs request.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Failures that stop the agent.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    AgentId(#[from] agent_id::AgentIdError),
+    #[error("cannot set up the collector connection: {0}")]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("log tailer: {0}")]
+    Tailer(#[from] TailerError),
+}
+
+/// Runs the agent with `config` until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    let (_keep, reloads) = mpsc::channel(1);
+    run_with_reload(config, reloads, shutdown).await
+}
+
+/// Runs the agent, switching to each configuration received on `reloads`.
+/// A configuration whose pipeline cannot start (say its data directory
+/// cannot be created) is logged and the previous one started again.
+pub async fn run_with_reload(
+    config: Config,
+    mut reloads: mpsc::Receiver<Config>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let mut current = config;
+    let mut first = true;
+    loop {
+        let stop = shutdown.child_token();
+        let pipeline = Pipeline::start(&current).await;
+        let pipeline = match pipeline {
+            Ok(p) => p,
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "the reloaded configuration cannot start; exiting");
+                return Err(e);
+            }
+        };
+        first = false;
+        tracing::info!(
+            config = %current.path.display(),
+            endpoint = %current.export.transport.endpoint,
+            inputs = current.logs.len(),
+            interval_secs = current.interval.as_secs(),
+            "agent running"
+        );
+        let next = pipeline.run(stop, &mut reloads).await?;
+        match next {
+            Some(config) => {
+                tracing::info!(config = %config.path.display(), "configuration reloaded");
+                current = config;
+            }
+            None => {
+                tracing::info!("agent stopped");
+                return Ok(());
+            }
+        }
+    }
+}
+
+struct Pipeline {
+    exporter: export::Exporter,
+    sender: tokio::task::JoinHandle<()>,
+    sender_stop: CancellationToken,
+    deliveries: mpsc::UnboundedReceiver<export::Delivery>,
+    tailer: Option<Tailer>,
+    host: Option<HostCollector>,
+    interval: Duration,
+}
+
+impl Pipeline {
+    async fn start(config: &Config) -> Result<Pipeline, RunError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let agent_id = agent_id::load_or_create(&config.data_dir)?;
+        let r = &config.resource;
+        let info = ResourceInfo {
+            host_name: r.host_name.clone(),
+            service_name: r.service_name.clone(),
+            environment: r.environment.clone(),
+            service_version: r.service_version.clone(),
+            track: r.track.clone(),
+            agent_id,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            interval_secs: config.interval.as_secs(),
+        };
+        let transport = Transport::new(&config.export.transport)?;
+        let (exporter, task, deliveries) = export::exporter(
+            &config.data_dir.join("spool"),
+            config.export.options.clone(),
+            transport,
+            info,
+        )?;
+        let sender_stop = CancellationToken::new();
+        let sender = tokio::spawn(task.run(sender_stop.clone()));
+        let tailer = if config.logs.is_empty() {
+            None
+        } else {
+            match Tailer::new(
+                config.logs.clone(),
+                &config.data_dir.join("logs"),
+                Arc::new(SystemClock),
+                TailerOptions::default(),
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    sender_stop.cancel();
+                    let _ = sender.await;
+                    return Err(e.into());
+                }
+            }
+        };
+        let host = config.host_metrics.clone().map(HostCollector::new);
+        Ok(Pipeline {
+            exporter,
+            sender,
+            sender_stop,
+            deliveries,
+            tailer,
+            host,
+            interval: config.interval,
+        })
+    }
+
+    /// Runs until `stop` (returns `None`) or a new configuration arrives
+    /// (returns it); either way the pipeline is shut down cleanly first.
+    async fn run(
+        mut self,
+        stop: CancellationToken,
+        reloads: &mut mpsc::Receiver<Config>,
+    ) -> Result<Option<Config>, RunError> {
+        let mut metrics_tick = tokio::time::interval(self.interval);
+        metrics_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut poll_tick = tokio::time::interval(POLL_INTERVAL);
+        poll_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut reloads_open = true;
+        let next = loop {
+            tokio::select! {
+                () = stop.cancelled() => break None,
+                config = reloads.recv(), if reloads_open => match config {
+                    Some(config) => break Some(config),
+                    None => reloads_open = false,
+                },
+                _ = metrics_tick.tick(), if self.host.is_some() => self.collect_metrics(),
+                _ = poll_tick.tick(), if self.tailer.is_some() => self.poll_logs(),
+                Some(delivery) = self.deliveries.recv() => self.settle(delivery),
+            }
+        };
+        self.shutdown().await;
+        Ok(next)
+    }
+
+    fn collect_metrics(&mut self) {
+        let Some(host) = self.host.as_mut() else {
+            return;
+        };
+        let collection = host.collect();
+        for error in &collection.errors {
+            tracing::warn!(%error, "host metrics: a family could not be read");
+        }
+        self.exporter.submit_metrics(&collection.metrics);
+    }
+
+    fn poll_logs(&mut self) {
+        let Some(tailer) = self.tailer.as_mut() else {
+            return;
+        };
+        if let Err(error) = tailer.poll() {
+            tracing::error!(%error, "log tailer");
+        }
+        while let Some(batch) = tailer.next_batch(BATCH_RECORDS, BATCH_BYTES) {
+            self.exporter.submit_logs(&batch);
+        }
+    }
+
+    fn settle(&mut self, delivery: export::Delivery) {
+        if let Some(tailer) = self.tailer.as_mut()
+            && let Err(error) = delivery.apply(tailer)
+        {
+            tracing::error!(%error, "log tailer: cannot settle a delivery");
+        }
+    }
+
+    /// Hands what the tailer read to the exporter, lets the sender spool
+    /// its queue (within the deadline), settles what was acknowledged and
+    /// writes the checkpoints.
+    async fn shutdown(mut self) {
+        if let Some(tailer) = self.tailer.as_mut() {
+            while let Some(batch) = tailer.next_batch(BATCH_RECORDS, BATCH_BYTES) {
+                self.exporter.submit_logs(&batch);
+            }
+        }
+        self.sender_stop.cancel();
+        let abort = self.sender.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut self.sender).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "exporter task failed"),
+            Err(_) => {
+                tracing::warn!(
+                    deadline_secs = SHUTDOWN_DEADLINE.as_secs(),
+                    "exporter did not stop within the deadline; unsent logs are re-read from the checkpoints"
+                );
+                abort.abort();
+            }
+        }
+        while let Ok(delivery) = self.deliveries.try_recv() {
+            self.settle(delivery);
+        }
+        if let Some(tailer) = self.tailer.as_mut()
+            && let Err(error) = tailer.checkpoint_now()
+        {
+            tracing::error!(%error, "cannot write log checkpoints at shutdown");
+        }
+        let counters = self.exporter.counters();
+        tracing::info!(
+            batches_sent = counters.batches_sent,
+            batches_spooled = counters.batches_spooled,
+            "pipeline stopped"
+        );
+    }
+}
