@@ -1,6 +1,11 @@
 //! `tocsin-agent check-config`: the packaged example passes, and an invalid
 //! file is refused with every problem and its position.
 
+#![allow(
+    clippy::panic,
+    reason = "test fixtures outside #[test] functions fail the test loudly"
+)]
+
 use std::path::Path;
 use std::process::Command;
 
