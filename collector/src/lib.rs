@@ -1,10 +1,12 @@
 //! Tocsin's collector.
 
 pub mod api;
+pub mod config;
 pub mod ctl;
 pub mod logs;
 pub mod patterns;
 pub mod receivers;
 pub mod ruler;
+pub mod run;
 pub mod store;
 pub mod translate;

@@ -1056,7 +1056,7 @@ impl LogStore {
 
 /// The store's own series (DESIGN.md, "The collector's own series"); the
 /// `_total` ones count since the process started.
-fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
+pub fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
     let one = |name: &str, v: u64| (Labels::from_pairs([("__name__", name)]), now_ms, v as f64);
     let mut out = vec![
         one("tocsin_logs_stored_records", s.records),

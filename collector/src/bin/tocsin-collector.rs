@@ -1,0 +1,132 @@
+//! `tocsin-collector`: parses the command line, loads collector.yaml, sets
+//! up logging and hands over to `tocsin_collector::run`. `check-config`
+//! validates the configuration and prints every problem.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tocsin_collector::config::{self, DEFAULT_CONFIG_FILE};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tocsin-collector",
+    version,
+    about = "Tocsin's collector: OTLP ingest, store, rules and the HTTP API"
+)]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE)]
+    config: PathBuf,
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "TOCSIN_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
+    /// Which log lines to write (tracing `EnvFilter` syntax; `RUST_LOG`
+    /// wins when set).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration: prints every problem with
+    /// file:line:col and exits 1, or prints OK.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig) => check_config(&cli),
+        None => match serve(&cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("tocsin-collector: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn check_config(cli: &Cli) -> ExitCode {
+    match config::load(&cli.config) {
+        Ok(_) => {
+            println!("OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            for p in e.problems() {
+                println!("{p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log_level))
+        .context("--log-level")?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+fn serve(cli: &Cli) -> anyhow::Result<()> {
+    init_tracing(cli)?;
+    let settings = config::load(&cli.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_signal(shutdown.clone()));
+        tocsin_collector::run::run(settings, shutdown)
+            .await
+            .context("collector")
+    })
+}
+
+/// Cancels `shutdown` at SIGINT or SIGTERM.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut int, mut term) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = int.recv() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,553 @@
+//! collector.yaml: what serde reads ([`CollectorConfig`]) and its
+//! validation into [`CollectorSettings`], a value that cannot hold an
+//! invalid state.
+//!
+//! ```yaml
+//! data_dir: /var/lib/tocsin        # series/, logs/ and ruler.sqlite live here
+//! retention: 24h                   # series older than this leave the head
+//! receivers: { otlp: { grpc: { listen: "0.0.0.0:4317" } } }
+//! ruler: { rule_files: ["rules/*.yaml"] }
+//! api: { listen: "127.0.0.1:9466" }
+//! logs: { retention: 24h }
+//! ```
+//!
+//! Every problem is reported at once with `file:line:col` and the field it
+//! concerns: a YAML or schema error (unknown key, wrong type) stops the
+//! read there, as serde does; validation problems of the sections are all
+//! collected, each positioned at the key it names (or the nearest key the
+//! file has, when the field was left at its default).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use tocsin_rules::validate::parse_duration;
+
+use crate::api::{ApiConfig, ApiSettings, ApiTokenConfig};
+use crate::logs::{LogStoreOptions, LogsConfig};
+use crate::receivers::{OtlpSettings, ReceiversConfig};
+use crate::ruler::{RulerConfig, RulerSettings};
+
+/// Where the configuration is read from unless `--config` says otherwise.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/tocsin/collector.yaml";
+
+/// collector.yaml.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// The directory holding the series store (`series/`), the log store
+    /// (`logs/`) and the ruler's state; relative to the configuration
+    /// file's directory (default `/var/lib/tocsin`).
+    pub data_dir: PathBuf,
+    /// Series samples older than this leave the in-memory head (Prometheus
+    /// duration, default `24h`, at least `1h`).
+    pub retention: String,
+    /// The OTLP receivers.
+    pub receivers: ReceiversConfig,
+    /// Rule files and their evaluation.
+    pub ruler: RulerConfig,
+    /// The HTTP API, web page and `/metrics`.
+    pub api: ApiSectionConfig,
+    /// The log store.
+    pub logs: LogsConfig,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            data_dir: PathBuf::from("/var/lib/tocsin"),
+            retention: "24h".into(),
+            receivers: ReceiversConfig::default(),
+            ruler: RulerConfig::default(),
+            api: ApiSectionConfig::default(),
+            logs: LogsConfig::default(),
+        }
+    }
+}
+
+/// `api:`: the listener and the API's own settings ([`ApiConfig`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSectionConfig {
+    /// `host:port` of the HTTP API (default `127.0.0.1:9466`). Without
+    /// tokens it must be a loopback address.
+    pub listen: String,
+    /// Bearer tokens with their roles (`read`, `ack`, `admin`), each with
+    /// `token` or `token_file`.
+    pub tokens: Vec<ApiTokenConfig>,
+    /// Longest a query may run (default `2m`).
+    pub query_timeout: String,
+    /// Queries evaluated at once (default 20).
+    pub max_concurrent_queries: usize,
+    /// Most samples one query may hold in memory (default 50000000).
+    pub max_samples: usize,
+    /// How far back an instant selector looks for a sample (default `5m`).
+    pub lookback_delta: String,
+    /// Largest form body of a POST request (default 4 MiB).
+    pub max_request_bytes: usize,
+}
+
+impl Default for ApiSectionConfig {
+    fn default() -> Self {
+        let a = ApiConfig::default();
+        ApiSectionConfig {
+            listen: "127.0.0.1:9466".into(),
+            tokens: a.tokens,
+            query_timeout: a.query_timeout,
+            max_concurrent_queries: a.max_concurrent_queries,
+            max_samples: a.max_samples,
+            lookback_delta: a.lookback_delta,
+            max_request_bytes: a.max_request_bytes,
+        }
+    }
+}
+
+impl ApiSectionConfig {
+    fn api_config(&self) -> ApiConfig {
+        ApiConfig {
+            tokens: self.tokens.clone(),
+            query_timeout: self.query_timeout.clone(),
+            max_concurrent_queries: self.max_concurrent_queries,
+            max_samples: self.max_samples,
+            lookback_delta: self.lookback_delta.clone(),
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct CollectorSettings {
+    /// The file it was read from.
+    pub source: PathBuf,
+    pub data_dir: PathBuf,
+    pub retention_ms: i64,
+    pub receivers: OtlpSettings,
+    pub ruler: RulerSettings,
+    pub api_listen: SocketAddr,
+    pub api: ApiSettings,
+    pub logs: LogStoreOptions,
+}
+
+impl CollectorSettings {
+    pub fn series_dir(&self) -> PathBuf {
+        self.data_dir.join("series")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
+
+/// One problem of a configuration file, where it is and what it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    /// The field path (`api.tokens[0].role`); empty for YAML syntax errors.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a configuration could not be used: every problem found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    #[error("{}", join(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn join(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ConfigError {
+    /// The individual problems (a read failure is one).
+    pub fn problems(&self) -> Vec<String> {
+        match self {
+            ConfigError::Read { .. } => vec![self.to_string()],
+            ConfigError::Invalid(p) => p.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// Reads and validates `path`.
+pub fn load(path: &Path) -> Result<CollectorSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates `text`, read from `path` (relative paths in it are taken from
+/// `path`'s directory).
+pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> {
+    let problem = |line: u64, column: u64, field: String, message: String| ConfigProblem {
+        file: path.to_path_buf(),
+        line,
+        column,
+        field,
+        message,
+    };
+    // An empty file is a configuration of defaults.
+    let config: CollectorConfig = if text.trim().is_empty() {
+        CollectorConfig::default()
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid(vec![problem(line, column, String::new(), yaml_message(&e))])
+        })?
+    };
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tree: Option<Node> = serde_saphyr::from_str(text).ok();
+    let locate = |field: &str| tree.as_ref().map(|t| t.locate(field)).unwrap_or((1, 1));
+    match config.validate(base) {
+        Ok(s) => Ok(CollectorSettings {
+            source: path.to_path_buf(),
+            ..s
+        }),
+        Err(errors) => {
+            let mut problems: Vec<ConfigProblem> = errors
+                .into_iter()
+                .map(|(field, message)| {
+                    let (line, column) = locate(&field);
+                    problem(line, column, field, message)
+                })
+                .collect();
+            // File order reads best; stable, so one key's problems keep
+            // the order they were found in.
+            problems.sort_by_key(|p| (p.line, p.column));
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
+    format!("YAML: {msg}")
+}
+
+impl CollectorConfig {
+    /// Validates every section, relative paths against `base`; returns
+    /// every problem as (field, message).
+    pub fn validate(&self, base: &Path) -> Result<CollectorSettings, Vec<(String, String)>> {
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let data_dir = if self.data_dir.is_absolute() {
+            self.data_dir.clone()
+        } else {
+            base.join(&self.data_dir)
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            errors.push(("data_dir".into(), "must not be empty".into()));
+        }
+        let retention_ms = match parse_duration(&self.retention) {
+            Ok(d) if d.as_secs() >= 3600 => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Ok(_) => {
+                errors.push((
+                    "retention".into(),
+                    format!("{:?} is shorter than the minimum of 1h", self.retention),
+                ));
+                0
+            }
+            Err(e) => {
+                errors.push((
+                    "retention".into(),
+                    format!("{:?} is not a duration ({e}; e.g. 24h, 7d)", self.retention),
+                ));
+                0
+            }
+        };
+        let receivers = self
+            .receivers
+            .otlp
+            .validate("receivers.otlp", base)
+            .map_err(|es| {
+                errors.extend(es.into_iter().map(|e| (e.field, e.message)));
+            })
+            .ok();
+        let ruler = self
+            .ruler
+            .validate("ruler", base, &data_dir)
+            .map_err(|es| errors.extend(es.into_iter().map(|e| (e.field, e.message))))
+            .ok();
+        let api = self
+            .api
+            .api_config()
+            .validate("api", base)
+            .map_err(|es| errors.extend(es.into_iter().map(|e| (e.field, e.message))))
+            .ok();
+        let api_listen = match self.api.listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                errors.push((
+                    "api.listen".into(),
+                    format!(
+                        "{:?} is not an address (want host:port such as 127.0.0.1:9466)",
+                        self.api.listen
+                    ),
+                ));
+                None
+            }
+        };
+        if let (Some(api), Some(addr)) = (&api, api_listen)
+            && let Err(e) = api.auth.check_bind(addr)
+        {
+            errors.push(("api.listen".into(), e));
+        }
+        let logs = self
+            .logs
+            .validate()
+            .map_err(|es| {
+                errors.extend(
+                    es.into_iter()
+                        .map(|e| (format!("logs.{}", e.field), e.message)),
+                )
+            })
+            .ok();
+        match (receivers, ruler, api, api_listen, logs) {
+            (Some(receivers), Some(ruler), Some(api), Some(api_listen), Some(logs))
+                if errors.is_empty() =>
+            {
+                Ok(CollectorSettings {
+                    source: PathBuf::new(),
+                    data_dir,
+                    retention_ms,
+                    receivers,
+                    ruler,
+                    api_listen,
+                    api,
+                    logs,
+                })
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Positions of fields
+
+/// A YAML node with the position of its value, to find where a field path
+/// points.
+#[derive(Debug)]
+struct Node {
+    line: u64,
+    column: u64,
+    kind: NodeKind,
+}
+
+#[derive(Debug)]
+enum NodeKind {
+    /// Entries with their key's position.
+    Map(Vec<(String, u64, u64, Node)>),
+    Seq(Vec<Node>),
+    Scalar,
+}
+
+impl Node {
+    /// The position of `field` (`a.b[2].c`), or of the deepest part of it
+    /// the file has.
+    fn locate(&self, field: &str) -> (u64, u64) {
+        let mut at = self;
+        let mut pos = (1, 1);
+        for part in field.split('.') {
+            let (key, indexes) = match part.find('[') {
+                Some(i) => (&part[..i], &part[i..]),
+                None => (part, ""),
+            };
+            let NodeKind::Map(entries) = &at.kind else {
+                return pos;
+            };
+            let Some((_, l, c, child)) = entries.iter().find(|(k, ..)| k == key) else {
+                return pos;
+            };
+            pos = (*l, *c);
+            at = child;
+            for idx in indexes
+                .split(['[', ']'])
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| s.parse::<usize>().ok())
+            {
+                let NodeKind::Seq(items) = &at.kind else {
+                    return pos;
+                };
+                let Some(item) = items.get(idx) else {
+                    return pos;
+                };
+                pos = (item.line, item.column);
+                at = item;
+            }
+        }
+        pos
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<NodeKind>::deserialize(d)?;
+        Ok(Node {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+            kind: s.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AnyVisitor;
+        impl<'de> serde::de::Visitor<'de> for AnyVisitor {
+            type Value = NodeKind;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_unit<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_none<E>(self) -> Result<NodeKind, E> {
+                Ok(NodeKind::Scalar)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+                NodeKind::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<NodeKind, A::Error> {
+                let mut items = Vec::new();
+                while let Some(n) = seq.next_element::<Node>()? {
+                    items.push(n);
+                }
+                Ok(NodeKind::Seq(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NodeKind, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    let v = map.next_value::<Node>()?;
+                    entries.push((k.value, k.referenced.line(), k.referenced.column(), v));
+                }
+                Ok(NodeKind::Map(entries))
+            }
+        }
+        d.deserialize_any(AnyVisitor)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("collector.yaml");
+        match parse(&path, text) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .problems()
+                .into_iter()
+                .map(|p| p.replace(&path.display().to_string(), "F"))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = parse(&dir.path().join("c.yaml"), "").unwrap();
+        assert_eq!(s.api_listen, "127.0.0.1:9466".parse().unwrap());
+        assert_eq!(s.data_dir, PathBuf::from("/var/lib/tocsin"));
+        assert_eq!(s.retention_ms, 24 * 3600 * 1000);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_position() {
+        let p = problems("data_dir: /tmp/x\napi:\n  listne: 127.0.0.1:1\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("F:3:3: "), "{p:?}");
+        assert!(p[0].contains("listne"), "{p:?}");
+    }
+
+    #[test]
+    fn every_validation_problem_is_reported_at_its_key() {
+        let p = problems(concat!(
+            "retention: 5m\n",
+            "api:\n",
+            "  listen: nowhere\n",
+            "  query_timeout: soon\n",
+            "logs:\n",
+            "  retention: forever\n",
+            "ruler:\n",
+            "  evaluation_interval: 0s\n",
+        ));
+        let has = |prefix: &str| p.iter().any(|x| x.starts_with(prefix));
+        assert!(has("F:1:1: retention: "), "{p:?}");
+        assert!(has("F:4:3: api.query_timeout: "), "{p:?}");
+        assert!(has("F:3:3: api.listen: "), "{p:?}");
+        assert!(has("F:6:3: logs.retention: "), "{p:?}");
+        assert!(has("F:8:3: ruler.evaluation_interval: "), "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
+    }
+
+    #[test]
+    fn an_open_api_must_listen_on_loopback() {
+        let p = problems("api:\n  listen: 0.0.0.0:9466\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("F:2:3: api.listen: "), "{p:?}");
+        assert!(p[0].contains("loopback"), "{p:?}");
+    }
+
+    #[test]
+    fn list_items_are_located() {
+        let p = problems(
+            "api:\n  tokens:\n    - {name: a, role: read, token: x}\n    - {name: b, role: boss, token: y}\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("F:4:"), "{p:?}");
+        assert!(p[0].contains("api.tokens[1].role"), "{p:?}");
+    }
+}

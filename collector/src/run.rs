@@ -1,0 +1,487 @@
+//! The serving collector: opens the series and log stores under the data
+//! directory (replaying their write-ahead logs), starts the OTLP
+//! receivers with them as sinks, the ruler over the series store with its
+//! log metrics fed to the log store, and the HTTP API with `/metrics`;
+//! runs the periodic work (log retention, counter flush, self metrics into
+//! the store, head retention) every evaluation interval; and shuts it all
+//! down when the token is cancelled.
+//!
+//! Invariants: nothing is acknowledged before both stores replayed (the
+//! receivers start after); `/-/ready` turns true only once every part
+//! runs; shutdown stops the listeners first, then writes a last counter
+//! flush, within [`SHUTDOWN_DEADLINE`]. Every sample and record was
+//! already fsync'd before it was acknowledged, so a shutdown that misses
+//! its deadline (or a `kill -9`) loses nothing acknowledged.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tocsin_rules::promql::Labels;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState, Readiness, Role};
+use crate::config::CollectorSettings;
+use crate::logs::store::self_series;
+use crate::logs::{LogStore, LogStoreError};
+use crate::receivers::{Ingest, OtlpReceivers, ReceiverError, ingest::system_clock};
+use crate::ruler::{self, ChannelSink, ReloadError, RulerError, RulerHandle, RulerOptions};
+use crate::store::head::HeadOptions;
+use crate::store::wal::WalOptions;
+use crate::store::{SeriesStore, StoreError};
+
+/// How long shutdown may take before the remaining tasks are abandoned.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Firing alerts waiting for their consumer.
+const ALERT_QUEUE: usize = 1024;
+
+/// Why the collector could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("series store: {0}")]
+    Series(#[from] StoreError),
+    #[error(transparent)]
+    Logs(#[from] LogStoreError),
+    #[error(transparent)]
+    Receivers(#[from] ReceiverError),
+    #[error(transparent)]
+    Ruler(#[from] RulerError),
+    #[error("rule files: {0}")]
+    Rules(ReloadError),
+    #[error("api.listen: {0}")]
+    ApiBind(String),
+    #[error("cannot listen on {addr} (api): {source}")]
+    ApiListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("a start-up task failed: {0}")]
+    Task(String),
+}
+
+/// Where the running collector listens (ports resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub api: SocketAddr,
+    pub otlp_grpc: Option<SocketAddr>,
+    pub otlp_http: Option<SocketAddr>,
+}
+
+/// Everything `/metrics` and the periodic flush read.
+struct Parts {
+    store: Arc<SeriesStore>,
+    logs: Arc<LogStore>,
+    ingest: Arc<Ingest>,
+    ruler: RulerHandle,
+    api: Arc<ApiState>,
+}
+
+fn now_ms() -> i64 {
+    (system_clock())()
+}
+
+/// Runs the collector until `shutdown` is cancelled.
+pub async fn run(settings: CollectorSettings, shutdown: CancellationToken) -> Result<(), RunError> {
+    run_with(settings, shutdown, None).await
+}
+
+/// [`run`], telling `bound` where it listens once it is ready.
+pub async fn run_with(
+    settings: CollectorSettings,
+    shutdown: CancellationToken,
+    bound: Option<oneshot::Sender<Bound>>,
+) -> Result<(), RunError> {
+    let readiness = Readiness::default();
+    for dir in [settings.series_dir(), settings.logs_dir()] {
+        std::fs::create_dir_all(&dir).map_err(|source| RunError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+
+    let (series_dir, logs_dir, log_opts) = (
+        settings.series_dir(),
+        settings.logs_dir(),
+        settings.logs.clone(),
+    );
+    let (store, logs) = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let (store, report) =
+            SeriesStore::open(&series_dir, HeadOptions::default(), WalOptions::default())?;
+        tracing::info!(
+            dir = %series_dir.display(),
+            wal_records = report.wal_records,
+            series = report.series,
+            samples = report.samples_applied,
+            refused = report.samples_refused,
+            truncated_tail_bytes = report.truncated_tail_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "series store opened"
+        );
+        let (logs, report) = LogStore::open(&logs_dir, log_opts, now_ms())?;
+        tracing::info!(
+            dir = %logs_dir.display(),
+            wal_records = report.wal_records,
+            records = report.records_restored,
+            expired = report.records_expired,
+            truncated_tail_bytes = report.truncated_tail_bytes,
+            "log store opened"
+        );
+        Ok::<_, RunError>((Arc::new(store), Arc::new(logs)))
+    })
+    .await
+    .map_err(|e| RunError::Task(e.to_string()))??;
+
+    // The ruler first: its log metrics must be counted from the first
+    // record the receivers accept.
+    let (sink, mut alerts) = ChannelSink::new(ALERT_QUEUE);
+    let (ruler, ruler_task, initial) = ruler::start(
+        settings.ruler.clone(),
+        store.clone(),
+        RulerOptions {
+            sink: Some(Arc::new(sink)),
+            reload_on_sighup: true,
+            ..RulerOptions::default()
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    match initial {
+        Ok(s) => tracing::info!(
+            files = s.files,
+            groups = s.groups,
+            rules = s.rules,
+            "rules loaded"
+        ),
+        Err(e) => {
+            shutdown.cancel();
+            let _ = ruler_task.await;
+            return Err(RunError::Rules(e));
+        }
+    }
+    let mut log_metrics = ruler.log_metrics();
+    let current = log_metrics.borrow_and_update().clone();
+    logs.set_log_metrics(&current)?;
+    let lm_logs = logs.clone();
+    let lm_shutdown = shutdown.clone();
+    let lm_task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = lm_shutdown.cancelled() => break,
+                changed = log_metrics.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let m = log_metrics.borrow_and_update().clone();
+                    if let Err(e) = lm_logs.set_log_metrics(&m) {
+                        tracing::error!(error = %e, "log metrics of the reloaded rules not applied");
+                    }
+                }
+            }
+        }
+    });
+    // The incident manager will consume these; until then they are logged
+    // and visible at /api/v1/alerts.
+    let alert_task = tokio::spawn(async move {
+        while let Some(batch) = alerts.recv().await {
+            for a in batch {
+                tracing::debug!(alert = %a.labels, resolved = a.resolved, "alert");
+            }
+        }
+    });
+
+    let ingest = Arc::new(Ingest::new(
+        settings.receivers.ingest.clone(),
+        store.clone(),
+        logs.clone(),
+        system_clock(),
+    ));
+    let receivers = OtlpReceivers::start(&settings.receivers, ingest.clone(), shutdown.clone())
+        .await
+        .inspect_err(|_| shutdown.cancel())?;
+
+    settings
+        .api
+        .auth
+        .check_bind(settings.api_listen)
+        .map_err(RunError::ApiBind)?;
+    let api_state = Arc::new(
+        ApiState::new(store.clone(), Some(ruler.clone()), settings.api.clone())
+            .with_readiness(readiness.clone()),
+    );
+    let parts = Arc::new(Parts {
+        store: store.clone(),
+        logs: logs.clone(),
+        ingest,
+        ruler: ruler.clone(),
+        api: api_state.clone(),
+    });
+    let metrics_route = api::protect(
+        Router::new()
+            .route("/metrics", get(metrics_handler))
+            .with_state(parts.clone()),
+        &settings.api.auth,
+        Role::Read,
+    );
+    let app = api::router(api_state).merge(metrics_route);
+    let listener = tokio::net::TcpListener::bind(settings.api_listen)
+        .await
+        .map_err(|source| {
+            shutdown.cancel();
+            RunError::ApiListen {
+                addr: settings.api_listen,
+                source,
+            }
+        })?;
+    let api_addr = listener
+        .local_addr()
+        .map_err(|source| RunError::ApiListen {
+            addr: settings.api_listen,
+            source,
+        })?;
+    let api_shutdown = shutdown.clone();
+    let api_task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+
+    let interval_ms = settings.ruler.evaluation_interval_ms.max(1000);
+    let periodic = tokio::spawn(periodic(
+        parts.clone(),
+        Duration::from_millis(u64::try_from(interval_ms).unwrap_or(60_000)),
+        settings.retention_ms,
+        shutdown.clone(),
+    ));
+
+    readiness.set_ready(true);
+    tracing::info!(
+        api = %api_addr,
+        otlp_grpc = ?receivers.grpc_addr,
+        otlp_http = ?receivers.http_addr,
+        data_dir = %settings.data_dir.display(),
+        "collector ready"
+    );
+    if let Some(tx) = bound {
+        let _ = tx.send(Bound {
+            api: api_addr,
+            otlp_grpc: receivers.grpc_addr,
+            otlp_http: receivers.http_addr,
+        });
+    }
+
+    shutdown.cancelled().await;
+    readiness.set_ready(false);
+    tracing::info!("shutting down");
+    let stop = async {
+        receivers.wait().await;
+        let _ = api_task.await;
+        let _ = periodic.await;
+        let _ = ruler_task.await;
+        let _ = lm_task.await;
+        alert_task.abort();
+        let store = parts.store.clone();
+        let logs = parts.logs.clone();
+        tokio::task::spawn_blocking(move || logs.flush_counters(now_ms(), &store)).await
+    };
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, stop).await {
+        Ok(Ok(Ok(_))) => tracing::info!("stopped"),
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "last counter flush failed"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "last counter flush failed"),
+        Err(_) => tracing::warn!(
+            deadline_s = SHUTDOWN_DEADLINE.as_secs(),
+            "shutdown deadline passed; stopping anyway (everything acknowledged is in the WAL)"
+        ),
+    }
+    Ok(())
+}
+
+/// Every evaluation interval: log retention, the log counters and the
+/// collector's own series into the store, head retention.
+async fn periodic(
+    parts: Arc<Parts>,
+    every: Duration,
+    retention_ms: i64,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let p = parts.clone();
+        let done = tokio::task::spawn_blocking(move || housekeeping(&p, retention_ms)).await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "periodic task failed");
+        }
+    }
+}
+
+fn housekeeping(p: &Parts, retention_ms: i64) {
+    let now = now_ms();
+    if let Err(e) = p.logs.enforce_retention(now) {
+        tracing::error!(error = %e, "log retention failed");
+    }
+    // The log store writes its own series along with its counters.
+    if let Err(e) = p.logs.flush_counters(now, &p.store) {
+        tracing::error!(error = %e, "log counters not written to the series store");
+    }
+    let own: Vec<(Labels, i64, f64)> = own_series(p)
+        .into_iter()
+        .map(|(l, v)| (l, now, v))
+        .collect();
+    if let Err(e) = p.store.append(&own) {
+        tracing::error!(error = %e, "self metrics not written to the series store");
+    }
+    let dropped = p
+        .store
+        .head()
+        .truncate_before(now.saturating_sub(retention_ms));
+    if dropped > 0 {
+        tracing::debug!(
+            dropped,
+            "series samples past retention dropped from the head"
+        );
+    }
+}
+
+fn named(name: &str, pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(std::iter::once(("__name__", name)).chain(pairs.iter().copied()))
+}
+
+/// The collector's own series except the log store's (which it writes
+/// itself), valued now.
+fn own_series(p: &Parts) -> Vec<(Labels, f64)> {
+    let mut out = Vec::new();
+    for (name, labels, v) in p.ingest.counters().snapshot() {
+        out.push((named(name, &labels), v as f64));
+    }
+    for (name, v) in p.ingest.table_metrics() {
+        out.push((named(name, &[]), v));
+    }
+    out.extend(p.ruler.self_metrics());
+    out.extend(p.api.metrics.samples());
+    let h = p.store.head().stats();
+    out.push((named("tocsin_store_head_series", &[]), h.series as f64));
+    out.push((
+        named("tocsin_store_head_chunk_bytes", &[]),
+        h.chunk_bytes as f64,
+    ));
+    out.push((
+        named("tocsin_store_head_out_of_order_samples", &[]),
+        h.out_of_order_samples as f64,
+    ));
+    out
+}
+
+async fn metrics_handler(State(p): State<Arc<Parts>>) -> impl IntoResponse {
+    let mut series = own_series(&p);
+    series.extend(
+        self_series(&p.logs.stats(), 0)
+            .into_iter()
+            .map(|(l, _, v)| (l, v)),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        exposition(series),
+    )
+}
+
+/// Prometheus text exposition of `series`, grouped by metric name.
+pub fn exposition(mut series: Vec<(Labels, f64)>) -> String {
+    series.sort_by(|a, b| {
+        a.0.metric_name()
+            .cmp(b.0.metric_name())
+            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
+    });
+    let mut out = String::new();
+    let mut last = String::new();
+    for (labels, v) in &series {
+        let name = labels.metric_name();
+        if name != last {
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            last = name.to_string();
+        }
+        out.push_str(name);
+        let mut first = true;
+        for l in labels.iter().filter(|l| l.name != "__name__") {
+            out.push(if first { '{' } else { ',' });
+            first = false;
+            let _ = write!(out, "{}=\"", l.name);
+            for c in l.value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        if !first {
+            out.push('}');
+        }
+        out.push(' ');
+        if v.is_nan() {
+            out.push_str("NaN");
+        } else if v.is_infinite() {
+            out.push_str(if *v > 0.0 { "+Inf" } else { "-Inf" });
+        } else {
+            let _ = write!(out, "{v}");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_groups_by_name_and_escapes_values() {
+        let text = exposition(vec![
+            (named("b_total", &[("x", "a\"b\\c\nd")]), 2.0),
+            (named("a_bytes", &[]), f64::INFINITY),
+            (named("b_total", &[("x", "plain")]), 1.5),
+        ]);
+        assert_eq!(
+            text,
+            concat!(
+                "# TYPE a_bytes gauge\n",
+                "a_bytes +Inf\n",
+                "# TYPE b_total counter\n",
+                "b_total{x=\"a\\\"b\\\\c\\nd\"} 2\n",
+                "b_total{x=\"plain\"} 1.5\n",
+            )
+        );
+    }
+}
