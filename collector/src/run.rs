@@ -1,7 +1,8 @@
 //! The serving collector: opens the series and log stores under the data
 //! directory (replaying their write-ahead logs), starts the OTLP
 //! receivers with them as sinks, the ruler over the series store with its
-//! log metrics fed to the log store, and the HTTP API with `/metrics`;
+//! log metrics fed to the log store, and the HTTP API with `/metrics` and
+//! `/api/v1/logs`;
 //! runs the periodic work (log retention, counter flush, self metrics into
 //! the store, head retention) every evaluation interval; and shuts it all
 //! down when the token is cancelled.
@@ -19,18 +20,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tocsin_rules::promql::Labels;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, ApiState, Readiness, Role};
+use crate::api::params::{invalid_param, time_param};
+use crate::api::response::{format_time, success};
+use crate::api::{self, ApiError, ApiState, Readiness, Role};
 use crate::config::CollectorSettings;
 use crate::logs::store::self_series;
-use crate::logs::{LogStore, LogStoreError};
+use crate::logs::{LogQuery, LogStore, LogStoreError};
 use crate::receivers::{Ingest, OtlpReceivers, ReceiverError, ingest::system_clock};
 use crate::ruler::{self, ChannelSink, ReloadError, RulerError, RulerHandle, RulerOptions};
 use crate::store::head::HeadOptions;
@@ -234,6 +237,7 @@ pub async fn run_with(
     let metrics_route = api::protect(
         Router::new()
             .route("/metrics", get(metrics_handler))
+            .route("/api/v1/logs", get(logs_handler).post(logs_handler))
             .with_state(parts.clone()),
         &settings.api.auth,
         Role::Read,
@@ -381,6 +385,15 @@ fn own_series(p: &Parts) -> Vec<(Labels, f64)> {
     }
     out.extend(p.ruler.self_metrics());
     out.extend(p.api.metrics.samples());
+    for a in p.ingest.clock_skew().snapshot() {
+        out.push((
+            named(
+                "tocsin_agent_clock_skew_seconds",
+                &[("agent_id", &a.agent_id)],
+            ),
+            a.skew_seconds,
+        ));
+    }
     let h = p.store.head().stats();
     out.push((named("tocsin_store_head_series", &[]), h.series as f64));
     out.push((
@@ -408,6 +421,75 @@ async fn metrics_handler(State(p): State<Arc<Parts>>) -> impl IntoResponse {
         )],
         exposition(series),
     )
+}
+
+/// `/api/v1/logs`: stored log records by `query` (a series selector over
+/// the record labels), `severity` (the minimum), `start`/`end`, `contains`
+/// or `regex` over the body, and `limit`; newest first.
+async fn logs_handler(State(p): State<Arc<Parts>>, req: Request) -> Response {
+    match logs_query(&p, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn logs_query(p: &Parts, req: Request) -> Result<Response, ApiError> {
+    let params = api::params::read(req, p.api.settings.max_request_bytes).await?;
+    let start = time_param(&params, "start", i64::MIN)?;
+    let end = time_param(&params, "end", i64::MAX)?;
+    let limit = match params.get("limit") {
+        None | Some("") => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|e| invalid_param("limit", e))?),
+    };
+    let nonempty = |name: &str| params.get(name).filter(|v| !v.is_empty());
+    let q = LogQuery::from_params(
+        nonempty("query"),
+        nonempty("severity"),
+        Some(start),
+        Some(end),
+        nonempty("contains"),
+        nonempty("regex"),
+        limit,
+    )
+    .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let logs = p.logs.clone();
+    let result = tokio::task::spawn_blocking(move || logs.query(&q))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let records: Vec<serde_json::Value> = result
+        .records
+        .iter()
+        .map(|r| {
+            let labels: serde_json::Map<String, serde_json::Value> = r
+                .labels
+                .iter()
+                .map(|l| (l.name.clone(), l.value.clone().into()))
+                .collect();
+            let attributes: serde_json::Map<String, serde_json::Value> = r
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
+            serde_json::json!({
+                "time": format_time(Some(r.time_ms)),
+                "time_ms": r.time_ms,
+                "received_ms": r.received_ms,
+                "severity": r.severity.as_str(),
+                "severity_text": r.severity_text,
+                "labels": labels,
+                "body": r.body,
+                "attributes": attributes,
+                "trace_id": r.trace_id,
+                "span_id": r.span_id,
+            })
+        })
+        .collect();
+    let data = serde_json::json!({
+        "records": records,
+        "truncated": result.truncated,
+        "scanned": result.scanned,
+    });
+    Ok(success(&data.to_string(), &[], &[]))
 }
 
 /// Prometheus text exposition of `series`, grouped by metric name.

@@ -1,8 +1,9 @@
 //! End to end: the real `tocsin-collector` binary on free ports of
-//! 127.0.0.1 takes OTLP metrics over HTTP, answers them through
-//! `/api/v1/query`, evaluates a recording rule over them, reports itself
-//! on `/-/ready` and `/metrics`, and after `kill -9` and a restart still
-//! has every acknowledged sample; SIGTERM stops it cleanly.
+//! 127.0.0.1 takes OTLP metrics and logs over HTTP, answers them through
+//! `/api/v1/query` and `/api/v1/logs`, evaluates a recording rule over
+//! them, reports itself on `/-/ready` and `/metrics`, and after `kill -9`
+//! and a restart still has every acknowledged sample and record; SIGTERM
+//! stops it cleanly.
 
 #![expect(
     clippy::unwrap_used,
@@ -14,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
@@ -113,6 +116,48 @@ fn gauge_request(points: &[(u64, f64)]) -> ExportMetricsServiceRequest {
             ..ResourceMetrics::default()
         }],
     }
+}
+
+fn log_request(t_ns: u64, body: &str) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "e2e"), kv("host.name", "host-1")],
+                ..Resource::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: t_ns,
+                    severity_number: 17,
+                    severity_text: "ERROR".into(),
+                    body: Some(AnyValue {
+                        value: Some(Value::StringValue(body.into())),
+                    }),
+                    ..LogRecord::default()
+                }],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+/// The bodies `/api/v1/logs` returns for `params`.
+async fn log_bodies(http: &reqwest::Client, api: SocketAddr, params: &str) -> Vec<String> {
+    let r = http
+        .get(format!("http://{api}/api/v1/logs?{params}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "logs {params}: {}", r.status());
+    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["status"], "success", "{body}");
+    body["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["body"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Polls `check` until it returns `Some`, at most [`WAIT`].
@@ -218,6 +263,21 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
         .unwrap();
     assert!(r.status().is_success(), "export: {}", r.status());
 
+    let r = http
+        .post(format!("http://{otlp}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(log_request(now_ms * 1_000_000, "disk /dev/sda1 failed: I/O error").encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "export logs: {}", r.status());
+    let logs_params = "query=%7Bservice_name%3D%22e2e%22%7D&severity=error&contains=I%2FO";
+    assert_eq!(
+        log_bodies(&http, api, logs_params).await,
+        vec!["disk /dev/sda1 failed: I/O error".to_string()]
+    );
+    assert!(log_bodies(&http, api, "severity=fatal").await.is_empty());
+
     // The newest point, as Prometheus would return it.
     let newest_s = (now_ms - 1000) as f64 / 1000.0;
     let got = query(&http, api, "e2e_temperature", newest_s).await;
@@ -263,6 +323,7 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
         "{text}"
     );
     assert!(text.contains("tocsin_store_head_series "), "{text}");
+    assert!(text.contains("tocsin_logs_stored_records 1"), "{text}");
     assert!(
         text.contains("tocsin_rules_last_reload_successful"),
         "{text}"
@@ -297,6 +358,13 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
             c.log()
         );
     }
+
+    assert_eq!(
+        log_bodies(&http, api, logs_params).await,
+        vec!["disk /dev/sda1 failed: I/O error".to_string()],
+        "after restart; log:\n{}",
+        c.log()
+    );
 
     // SIGTERM: a graceful stop within the shutdown deadline, exit 0.
     let mut c = c;
