@@ -219,7 +219,35 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     };
     let config: AgentConfig = match serde_saphyr::from_str(text) {
         Ok(config) => config,
-        Err(e) => return Err(vec![error_at(e.location(), "", yaml_message(&e))]),
+        Err(e) => {
+            // serde stops at the first problem: read each section on its
+            // own so that problems in different sections are all reported.
+            let with_field = |e: serde_saphyr::Error| {
+                let field = e
+                    .location()
+                    .and_then(|l| tree.path_at(l))
+                    .unwrap_or_default();
+                error_at(e.location(), &field, yaml_message(&e))
+            };
+            let mut errors: Vec<ConfigError> =
+                section_errors(text).into_iter().map(with_field).collect();
+            errors.extend(tree.unknown_top_level_keys().into_iter().map(|(loc, key)| {
+                error_at(
+                    Some(loc),
+                    &key,
+                    format!(
+                        "unknown field `{key}`, expected one of {}",
+                        TOP_LEVEL_KEYS.join(", ")
+                    ),
+                )
+            }));
+            if errors.is_empty() {
+                errors.push(error_at(e.location(), "", yaml_message(&e)));
+            }
+            errors.sort_by_key(|e| (e.line, e.column));
+            errors.dedup();
+            return Err(errors);
+        }
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
@@ -385,6 +413,47 @@ pub fn detect_host_name() -> String {
     }
 }
 
+/// The top-level keys of [`AgentConfig`].
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "collector",
+    "resource",
+    "metrics",
+    "logs",
+    "data_dir",
+    "spool",
+];
+
+/// The top level with each section either read as its type or skipped.
+#[derive(Deserialize)]
+#[allow(dead_code, reason = "only the errors of reading it are used")]
+struct Sections<A, B, C, D, E, F> {
+    collector: Option<A>,
+    resource: Option<B>,
+    metrics: Option<C>,
+    logs: Option<D>,
+    data_dir: Option<E>,
+    spool: Option<F>,
+}
+
+/// The first serde problem of each top-level section.
+fn section_errors(text: &str) -> Vec<serde_saphyr::Error> {
+    use serde::de::IgnoredAny as I;
+    fn first<T: serde::de::DeserializeOwned>(text: &str) -> Option<serde_saphyr::Error> {
+        serde_saphyr::from_str::<T>(text).err()
+    }
+    [
+        first::<Sections<CollectorConfig, I, I, I, I, I>>(text),
+        first::<Sections<I, ResourceConfig, I, I, I, I>>(text),
+        first::<Sections<I, I, MetricsConfig, I, I, I>>(text),
+        first::<Sections<I, I, I, Vec<LogInputConfig>, I, I>>(text),
+        first::<Sections<I, I, I, I, PathBuf, I>>(text),
+        first::<Sections<I, I, I, I, I, SpoolConfig>>(text),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// A serde-saphyr message without its location suffix (the position is
 /// printed in front).
 fn yaml_message(e: &serde_saphyr::Error) -> String {
@@ -440,6 +509,52 @@ impl Node {
         }
         Some(at)
     }
+}
+
+impl Node {
+    /// The field path of the key or value at `loc`, if one is there.
+    fn path_at(&self, loc: Location) -> Option<String> {
+        fn walk(node: &Node, path: &str, loc: Location) -> Option<String> {
+            match &node.0.value {
+                NodeKind::Map(entries) => entries.iter().find_map(|(k, v)| {
+                    let here = if path.is_empty() {
+                        k.value.clone()
+                    } else {
+                        format!("{path}.{}", k.value)
+                    };
+                    if same_place(k.referenced, loc) {
+                        return Some(here);
+                    }
+                    walk(v, &here, loc)
+                }),
+                NodeKind::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, n)| walk(n, &format!("{path}[{i}]"), loc)),
+                NodeKind::Scalar => None,
+            }
+            .or_else(|| {
+                (same_place(node.0.referenced, loc) && !path.is_empty()).then(|| path.to_string())
+            })
+        }
+        walk(self, "", loc)
+    }
+
+    /// Top-level keys [`AgentConfig`] does not know, with their positions.
+    fn unknown_top_level_keys(&self) -> Vec<(Location, String)> {
+        match &self.0.value {
+            NodeKind::Map(entries) => entries
+                .iter()
+                .filter(|(k, _)| !TOP_LEVEL_KEYS.contains(&k.value.as_str()))
+                .map(|(k, _)| (k.referenced, k.value.clone()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn same_place(a: Location, b: Location) -> bool {
+    a.line() == b.line() && a.column() == b.column()
 }
 
 enum Segment<'a> {
@@ -613,6 +728,33 @@ logs:
         assert_eq!(errors.len(), 1, "{errors:#?}");
         assert!(errors[0].contains("agent.yaml:3:"), "{errors:#?}");
         assert!(errors[0].contains("endpont"), "{errors:#?}");
+    }
+
+    #[test]
+    fn problems_of_reading_different_sections_are_all_reported() {
+        let text = "\
+collector:
+  endpoint: http://c:4317
+  protocol: carrier-pigeon
+metrics:
+  intervall: 10s
+logs:
+  - include: /var/log/*.log
+spool:
+  max_mib: lots
+extra: 1
+";
+        let errors = errors(text);
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("agent.yaml:3:13: collector.protocol:"), "{errors:#?}");
+        assert!(has("agent.yaml:5:3: metrics.intervall:"), "{errors:#?}");
+        assert!(has("agent.yaml:7:14: logs[0].include:"), "{errors:#?}");
+        assert!(has("agent.yaml:9:12: spool.max_mib:"), "{errors:#?}");
+        assert!(
+            has("agent.yaml:10:1: extra: unknown field `extra`"),
+            "{errors:#?}"
+        );
+        assert_eq!(errors.len(), 5, "{errors:#?}");
     }
 
     #[test]
