@@ -294,6 +294,35 @@ async fn agent_ships_error_lines_and_host_metrics_and_survives_a_bad_reload() {
     })
     .await;
 
+    // SIGHUP with a valid file: the new resource attributes apply, and the
+    // pipeline restarts from its checkpoints (no line sent twice).
+    std::fs::write(
+        &config,
+        config_text(&endpoint, dir.path())
+            .replace("service.name: e2e", "service.name: e2e-reloaded"),
+    )
+    .unwrap();
+    agent.signal("HUP");
+    wait_until("the reload", &agent, || {
+        agent.stderr().contains("configuration reloaded")
+    })
+    .await;
+    let reloaded = "2026-01-01T00:00:03Z ERROR after a good reload";
+    append(&log, &format!("{reloaded}\n"));
+    wait_until("a record after the good reload", &agent, || {
+        records(&received).iter().any(|r| r.0 == reloaded)
+    })
+    .await;
+    {
+        let rx = received.lock().unwrap();
+        let last = rx.logs.last().unwrap();
+        let resource = last.resource_logs[0].resource.as_ref().unwrap();
+        assert_eq!(
+            string_attr(&resource.attributes, "service.name").as_deref(),
+            Some("e2e-reloaded")
+        );
+    }
+
     // SIGTERM: a clean exit within the deadline.
     agent.signal("TERM");
     let start = Instant::now();
@@ -305,9 +334,28 @@ async fn agent_ships_error_lines_and_host_metrics_and_survives_a_bad_reload() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit {status}: {}", agent.stderr());
-    // Each line was shipped once.
+    // A restart resumes from the checkpoints: earlier lines are not sent
+    // again, a new one is.
+    let mut agent = Agent::start(&config, dir.path().join("agent2.stderr"));
+    let restarted = "2026-01-01T00:00:04Z ERROR after a restart";
+    wait_until("the agent to restart", &agent, || {
+        agent.stderr().contains("agent running")
+    })
+    .await;
+    append(&log, &format!("{restarted}\n"));
+    wait_until("a record after the restart", &agent, || {
+        records(&received).iter().any(|r| r.0 == restarted)
+    })
+    .await;
     let recs = records(&received);
-    assert_eq!(recs.iter().filter(|r| r.0 == error).count(), 1, "{recs:?}");
+    for line in [error, after, reloaded, restarted] {
+        assert_eq!(
+            recs.iter().filter(|r| r.0 == line).count(),
+            1,
+            "{line} not received exactly once: {recs:?}"
+        );
+    }
+    assert!(agent.is_running());
 }
 
 #[test]
