@@ -27,8 +27,10 @@ use tocsin_rules::validate::parse_duration;
 
 use crate::api::{ApiConfig, ApiSettings, ApiTokenConfig};
 use crate::logs::{LogStoreOptions, LogsConfig};
+use crate::patterns::MinerConfig;
 use crate::receivers::{OtlpSettings, ReceiversConfig};
 use crate::ruler::{RulerConfig, RulerSettings};
+use crate::server::error_groups::NewGroupPolicy;
 
 /// Where the configuration is read from unless `--config` says otherwise.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/tocsin/collector.yaml";
@@ -52,6 +54,32 @@ pub struct CollectorConfig {
     pub api: ApiSectionConfig,
     /// The log store.
     pub logs: LogsConfig,
+    /// Error groups mined from log records from warn up.
+    pub error_groups: ErrorGroupsConfig,
+}
+
+/// `error_groups:`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ErrorGroupsConfig {
+    /// `tocsin_error_group_new` is 1 this long after a group first appears
+    /// (Prometheus duration, default `1h`).
+    pub new_for: String,
+    /// Groups first seen this soon after start are not new (default `10m`).
+    pub warm_up: String,
+    /// Most groups kept; lines of further templates are counted in the
+    /// overflow group (default 10000).
+    pub max_groups: usize,
+}
+
+impl Default for ErrorGroupsConfig {
+    fn default() -> Self {
+        ErrorGroupsConfig {
+            new_for: "1h".into(),
+            warm_up: "10m".into(),
+            max_groups: MinerConfig::default().max_groups,
+        }
+    }
 }
 
 impl Default for CollectorConfig {
@@ -63,6 +91,7 @@ impl Default for CollectorConfig {
             ruler: RulerConfig::default(),
             api: ApiSectionConfig::default(),
             logs: LogsConfig::default(),
+            error_groups: ErrorGroupsConfig::default(),
         }
     }
 }
@@ -129,6 +158,8 @@ pub struct CollectorSettings {
     pub api_listen: SocketAddr,
     pub api: ApiSettings,
     pub logs: LogStoreOptions,
+    pub error_groups: MinerConfig,
+    pub new_groups: NewGroupPolicy,
 }
 
 impl CollectorSettings {
@@ -283,6 +314,26 @@ impl CollectorConfig {
                 0
             }
         };
+        let mut ms = |key: &str, v: &str| match parse_duration(v) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => {
+                errors.push((
+                    format!("error_groups.{key}"),
+                    format!("{v:?} is not a duration ({e}; e.g. 10m, 1h)"),
+                ));
+                0
+            }
+        };
+        let new_groups = NewGroupPolicy {
+            new_for_ms: ms("new_for", &self.error_groups.new_for),
+            warm_up_ms: ms("warm_up", &self.error_groups.warm_up),
+        };
+        if self.error_groups.max_groups == 0 {
+            errors.push((
+                "error_groups.max_groups".into(),
+                "must be at least 1".into(),
+            ));
+        }
         let receivers = self
             .receivers
             .otlp
@@ -343,6 +394,11 @@ impl CollectorConfig {
                     api_listen,
                     api,
                     logs,
+                    error_groups: MinerConfig {
+                        max_groups: self.error_groups.max_groups,
+                        ..MinerConfig::default()
+                    },
+                    new_groups,
                 })
             }
             _ => Err(errors),

@@ -8,5 +8,6 @@ pub mod patterns;
 pub mod receivers;
 pub mod ruler;
 pub mod run;
+pub mod server;
 pub mod store;
 pub mod translate;

@@ -2,7 +2,7 @@
 //! directory (replaying their write-ahead logs), starts the OTLP
 //! receivers with them as sinks, the ruler over the series store with its
 //! log metrics fed to the log store, and the HTTP API with `/metrics` and
-//! `/api/v1/logs`;
+//! `/api/v1/logs` and `/api/v1/error-groups`;
 //! runs the periodic work (log retention, counter flush, self metrics into
 //! the store, head retention) every evaluation interval; and shuts it all
 //! down when the token is cancelled.
@@ -36,6 +36,7 @@ use crate::logs::store::self_series;
 use crate::logs::{LogQuery, LogStore, LogStoreError};
 use crate::receivers::{Ingest, OtlpReceivers, ReceiverError, ingest::system_clock};
 use crate::ruler::{self, ChannelSink, ReloadError, RulerError, RulerHandle, RulerOptions};
+use crate::server::error_groups::ErrorGroups;
 use crate::store::head::HeadOptions;
 use crate::store::wal::WalOptions;
 use crate::store::{SeriesStore, StoreError};
@@ -92,6 +93,7 @@ struct Parts {
     ingest: Arc<Ingest>,
     ruler: RulerHandle,
     api: Arc<ApiState>,
+    error_groups: Arc<ErrorGroups>,
 }
 
 fn now_ms() -> i64 {
@@ -208,6 +210,13 @@ pub async fn run_with(
         }
     });
 
+    let error_groups = Arc::new(ErrorGroups::new(
+        settings.error_groups.clone(),
+        settings.new_groups,
+        now_ms(),
+    ));
+    logs.set_observer(error_groups.clone());
+
     let ingest = Arc::new(Ingest::new(
         settings.receivers.ingest.clone(),
         store.clone(),
@@ -233,11 +242,13 @@ pub async fn run_with(
         ingest,
         ruler: ruler.clone(),
         api: api_state.clone(),
+        error_groups,
     });
     let metrics_route = api::protect(
         Router::new()
             .route("/metrics", get(metrics_handler))
             .route("/api/v1/logs", get(logs_handler).post(logs_handler))
+            .route("/api/v1/error-groups", get(error_groups_handler))
             .with_state(parts.clone()),
         &settings.api.auth,
         Role::Read,
@@ -385,6 +396,7 @@ fn own_series(p: &Parts) -> Vec<(Labels, f64)> {
     }
     out.extend(p.ruler.self_metrics());
     out.extend(p.api.metrics.samples());
+    out.extend(p.error_groups.series(now_ms()));
     for a in p.ingest.clock_skew().snapshot() {
         out.push((
             named(
@@ -490,6 +502,27 @@ async fn logs_query(p: &Parts, req: Request) -> Result<Response, ApiError> {
         "scanned": result.scanned,
     });
     Ok(success(&data.to_string(), &[], &[]))
+}
+
+/// `/api/v1/error-groups`: every error group, most recently seen first.
+async fn error_groups_handler(State(p): State<Arc<Parts>>) -> Response {
+    let groups: Vec<serde_json::Value> = p
+        .error_groups
+        .groups()
+        .into_iter()
+        .map(|g| {
+            serde_json::json!({
+                "id": g.id,
+                "template": g.template,
+                "count": g.count,
+                "first_seen": format_time(Some(g.first_seen_ms)),
+                "last_seen": format_time(Some(g.last_seen_ms)),
+                "hosts": g.hosts,
+                "samples": g.samples,
+            })
+        })
+        .collect();
+    success(&serde_json::Value::from(groups).to_string(), &[], &[])
 }
 
 /// Prometheus text exposition of `series`, grouped by metric name.

@@ -277,6 +277,19 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
         vec!["disk /dev/sda1 failed: I/O error".to_string()]
     );
     assert!(log_bodies(&http, api, "severity=fatal").await.is_empty());
+    let groups: serde_json::Value = serde_json::from_slice(
+        &http
+            .get(format!("http://{api}/api/v1/error-groups"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(groups["data"][0]["count"], 1, "{groups}");
+    assert_eq!(groups["data"][0]["hosts"][0], "host-1", "{groups}");
 
     // The newest point, as Prometheus would return it.
     let newest_s = (now_ms - 1000) as f64 / 1000.0;
