@@ -68,19 +68,24 @@ pub async fn run_with_reload(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let mut current = config;
-    let mut first = true;
+    // The configuration that last started, to fall back on when a
+    // reloaded one cannot start.
+    let mut previous: Option<Config> = None;
     loop {
-        let stop = shutdown.child_token();
-        let pipeline = Pipeline::start(&current).await;
-        let pipeline = match pipeline {
+        let pipeline = match Pipeline::start(&current).await {
             Ok(p) => p,
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, "the reloaded configuration cannot start; exiting");
-                return Err(e);
-            }
+            Err(e) => match previous.take() {
+                None => return Err(e),
+                Some(old) => {
+                    tracing::error!(
+                        error = %e,
+                        "the reloaded configuration cannot start; keeping the running one"
+                    );
+                    current = old;
+                    continue;
+                }
+            },
         };
-        first = false;
         tracing::info!(
             config = %current.path.display(),
             endpoint = %current.export.transport.endpoint,
@@ -88,11 +93,10 @@ pub async fn run_with_reload(
             interval_secs = current.interval.as_secs(),
             "agent running"
         );
-        let next = pipeline.run(stop, &mut reloads).await?;
-        match next {
+        match pipeline.run(shutdown.child_token(), &mut reloads).await? {
             Some(config) => {
                 tracing::info!(config = %config.path.display(), "configuration reloaded");
-                current = config;
+                previous = Some(std::mem::replace(&mut current, config));
             }
             None => {
                 tracing::info!("agent stopped");
@@ -247,6 +251,9 @@ impl Pipeline {
                     "exporter did not stop within the deadline; unsent logs are re-read from the checkpoints"
                 );
                 abort.abort();
+                // The task holds the spool's lock until it is dropped,
+                // which its next poll does after the abort.
+                let _ = (&mut self.sender).await;
             }
         }
         while let Ok(delivery) = self.deliveries.try_recv() {
