@@ -30,6 +30,8 @@ use crate::sources::logtail::{SystemClock, Tailer, TailerError, TailerOptions};
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// How often the tailer is polled for new lines and settled deliveries.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the agent logs its counters.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(60);
 /// Records per logs request.
 const BATCH_RECORDS: usize = 1000;
 /// Record bytes per logs request.
@@ -183,6 +185,9 @@ impl Pipeline {
         metrics_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut poll_tick = tokio::time::interval(POLL_INTERVAL);
         poll_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stats_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + STATS_INTERVAL, STATS_INTERVAL);
+        stats_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut reloads_open = true;
         let next = loop {
             tokio::select! {
@@ -194,6 +199,7 @@ impl Pipeline {
                 _ = metrics_tick.tick(), if self.host.is_some() => self.collect_metrics(),
                 _ = poll_tick.tick(), if self.tailer.is_some() => self.poll_logs(),
                 Some(delivery) = self.deliveries.recv() => self.settle(delivery),
+                _ = stats_tick.tick() => self.log_stats("agent counters"),
             }
         };
         self.shutdown().await;
@@ -221,6 +227,37 @@ impl Pipeline {
         while let Some(batch) = tailer.next_batch(BATCH_RECORDS, BATCH_BYTES) {
             self.exporter.submit_logs(&batch);
         }
+    }
+
+    /// One line with the counters an operator checks first: what was
+    /// read, shipped, spooled and given up.
+    fn log_stats(&self, message: &str) {
+        let e = self.exporter.counters();
+        let (memory_batches, spool_batches) = self.exporter.pending();
+        let spool = self.exporter.spool_counters();
+        let t = self
+            .tailer
+            .as_ref()
+            .map(|t| t.counters().clone())
+            .unwrap_or_default();
+        tracing::info!(
+            batches_sent = e.batches_sent,
+            batches_spooled = e.batches_spooled,
+            batches_rejected = e.batches_rejected,
+            batches_unspoolable = e.batches_unspoolable,
+            send_failures = e.send_failures,
+            memory_batches,
+            spool_batches,
+            spool_evicted_metrics = spool.evicted_metrics,
+            spool_evicted_logs = spool.evicted_logs,
+            records_read = t.records_read,
+            records_filtered = t.records_filtered,
+            records_acked = t.records_acked,
+            records_dropped = t.records_dropped,
+            read_errors = t.read_errors,
+            checkpoint_errors = t.checkpoint_errors,
+            "{message}"
+        );
     }
 
     fn settle(&mut self, delivery: export::Delivery) {
@@ -264,11 +301,6 @@ impl Pipeline {
         {
             tracing::error!(%error, "cannot write log checkpoints at shutdown");
         }
-        let counters = self.exporter.counters();
-        tracing::info!(
-            batches_sent = counters.batches_sent,
-            batches_spooled = counters.batches_spooled,
-            "pipeline stopped"
-        );
+        self.log_stats("pipeline stopped");
     }
 }
