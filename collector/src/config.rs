@@ -28,6 +28,8 @@ use tocsin_rules::validate::parse_duration;
 use crate::api::{ApiConfig, ApiSettings, ApiTokenConfig};
 use crate::logs::{LogStoreOptions, LogsConfig};
 use crate::patterns::MinerConfig;
+use crate::receivers::config::{ListenerConfig, OtlpReceiversConfig, TlsConfig};
+use crate::receivers::tls::TlsSettings;
 use crate::receivers::{OtlpSettings, ReceiversConfig};
 use crate::ruler::{RulerConfig, RulerSettings};
 use crate::server::error_groups::NewGroupPolicy;
@@ -103,6 +105,9 @@ pub struct ApiSectionConfig {
     /// `host:port` of the HTTP API (default `127.0.0.1:9466`). Without
     /// tokens it must be a loopback address.
     pub listen: String,
+    /// Serve HTTPS with this certificate (`cert_file`, `key_file`, and
+    /// `client_ca_file` to require client certificates).
+    pub tls: Option<TlsConfig>,
     /// Bearer tokens with their roles (`read`, `ack`, `admin`), each with
     /// `token` or `token_file`.
     pub tokens: Vec<ApiTokenConfig>,
@@ -123,6 +128,7 @@ impl Default for ApiSectionConfig {
         let a = ApiConfig::default();
         ApiSectionConfig {
             listen: "127.0.0.1:9466".into(),
+            tls: None,
             tokens: a.tokens,
             query_timeout: a.query_timeout,
             max_concurrent_queries: a.max_concurrent_queries,
@@ -156,6 +162,7 @@ pub struct CollectorSettings {
     pub receivers: OtlpSettings,
     pub ruler: RulerSettings,
     pub api_listen: SocketAddr,
+    pub api_tls: Option<TlsSettings>,
     pub api: ApiSettings,
     pub logs: LogStoreOptions,
     pub error_groups: MinerConfig,
@@ -353,19 +360,27 @@ impl CollectorConfig {
             .validate("api", base)
             .map_err(|es| errors.extend(es.into_iter().map(|e| (e.field, e.message))))
             .ok();
-        let api_listen = match self.api.listen.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                errors.push((
-                    "api.listen".into(),
-                    format!(
-                        "{:?} is not an address (want host:port such as 127.0.0.1:9466)",
-                        self.api.listen
-                    ),
-                ));
-                None
-            }
-        };
+        // The API's listener is validated as a receiver's is (address,
+        // certificate files), with the field names of `api:`.
+        let listener = OtlpReceiversConfig {
+            grpc: None,
+            http: Some(ListenerConfig {
+                listen: self.api.listen.clone(),
+                tls: self.api.tls.clone(),
+            }),
+            ..OtlpReceiversConfig::default()
+        }
+        .validate("api", base)
+        .map_err(|es| {
+            errors.extend(
+                es.into_iter()
+                    .map(|e| (e.field.replacen("api.http.", "api.", 1), e.message)),
+            )
+        })
+        .ok()
+        .and_then(|s| s.http);
+        let api_listen = listener.as_ref().map(|l| l.addr);
+        let api_tls = listener.and_then(|l| l.tls);
         if let (Some(api), Some(addr)) = (&api, api_listen)
             && let Err(e) = api.auth.check_bind(addr)
         {
@@ -392,6 +407,7 @@ impl CollectorConfig {
                     receivers,
                     ruler,
                     api_listen,
+                    api_tls,
                     api,
                     logs,
                     error_groups: MinerConfig {
@@ -595,6 +611,16 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("F:2:3: api.listen: "), "{p:?}");
         assert!(p[0].contains("loopback"), "{p:?}");
+    }
+
+    #[test]
+    fn api_tls_files_are_checked_under_api() {
+        let p = problems(
+            "api:\n  listen: 127.0.0.1:9466\n  tls:\n    cert_file: missing.pem\n    key_file: missing.key\n",
+        );
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("F:4:5: api.tls.cert_file: "), "{p:?}");
+        assert!(p[1].starts_with("F:5:5: api.tls.key_file: "), "{p:?}");
     }
 
     #[test]

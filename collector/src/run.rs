@@ -270,13 +270,9 @@ pub async fn run_with(
             source,
         })?;
     let api_shutdown = shutdown.clone();
+    let api_tls = settings.api_tls.clone();
     let api_task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "API server failed");
-        }
+        crate::server::http::serve("api", listener, api_tls.as_ref(), app, api_shutdown).await;
     });
 
     let interval_ms = settings.ruler.evaluation_interval_ms.max(1000);
