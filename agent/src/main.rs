@@ -17,8 +17,18 @@ struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "TOCSIN_AGENT_CONFIG")]
     config: PathBuf,
+    /// Format of the agent's own log lines on stderr (level from RUST_LOG,
+    /// default info).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,7 +42,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         None => {
-            init_tracing();
+            init_tracing(cli.log_format);
             match run(&cli.config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -60,13 +70,16 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
