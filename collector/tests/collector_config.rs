@@ -70,3 +70,31 @@ fn an_unknown_key_is_an_error() {
         "{stdout}"
     );
 }
+
+#[test]
+fn invalid_rule_files_fail_check_config_with_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(
+        dir.path().join("rules/bad.yaml"),
+        "groups:\n  - name: x\n    rules:\n      - record: a\n        expr: sum(\n",
+    )
+    .unwrap();
+    let file = dir.path().join("collector.yaml");
+    std::fs::write(&file, "ruler:\n  rule_files: [\"rules/*.yaml\"]\n").unwrap();
+    let out = check_config(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bad.yaml:5:15: "), "{stdout}");
+    std::fs::write(
+        dir.path().join("rules/bad.yaml"),
+        "groups:\n  - name: x\n    rules:\n      - record: a\n        expr: sum(up)\n",
+    )
+    .unwrap();
+    let out = check_config(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

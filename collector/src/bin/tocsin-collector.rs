@@ -46,8 +46,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate the configuration: prints every problem with
-    /// file:line:col and exits 1, or prints OK.
+    /// Validate the configuration and the rule files it names: prints
+    /// every problem with file:line:col and exits 1, or prints OK.
     CheckConfig,
 }
 
@@ -68,10 +68,20 @@ fn main() -> ExitCode {
 
 fn check_config(cli: &Cli) -> ExitCode {
     match config::load(&cli.config) {
-        Ok(_) => {
-            println!("OK");
-            ExitCode::SUCCESS
-        }
+        // The rule files are part of the configuration: the collector
+        // would refuse to start with an invalid one.
+        Ok(settings) => match tocsin_collector::ruler::loader::load(&settings.ruler.rule_files) {
+            Ok(_) => {
+                println!("OK");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                for p in &e.errors {
+                    println!("{p}");
+                }
+                ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             for p in e.problems() {
                 println!("{p}");
