@@ -113,6 +113,18 @@ fn run(path: &Path) -> anyhow::Result<()> {
     })
 }
 
+/// The first SIGINT or SIGTERM starts a graceful shutdown; a second one
+/// exits at once (the spool and checkpoints are crash-safe, so an impatient
+/// operator loses nothing but a re-send).
+fn stop(signal: &str, shutdown: &CancellationToken) {
+    if shutdown.is_cancelled() {
+        tracing::warn!("{signal} again: exiting without waiting for the shutdown");
+        std::process::exit(1);
+    }
+    tracing::info!("{signal}: shutting down");
+    shutdown.cancel();
+}
+
 /// SIGHUP reloads the configuration (an invalid one is logged and the old
 /// one keeps running); SIGINT and SIGTERM shut down.
 async fn watch_signals(
@@ -135,16 +147,8 @@ async fn watch_signals(
     };
     loop {
         tokio::select! {
-            _ = term.recv() => {
-                tracing::info!("SIGTERM: shutting down");
-                shutdown.cancel();
-                return;
-            }
-            _ = int.recv() => {
-                tracing::info!("SIGINT: shutting down");
-                shutdown.cancel();
-                return;
-            }
+            _ = term.recv() => stop("SIGTERM", &shutdown),
+            _ = int.recv() => stop("SIGINT", &shutdown),
             _ = hup.recv() => match config::load(&path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
