@@ -48,6 +48,10 @@ pub struct CollectorConfig {
     /// Series samples older than this leave the in-memory head (Prometheus
     /// duration, default `24h`, at least `1h`).
     pub retention: String,
+    /// Samples up to this far behind a series' newest sample are still
+    /// accepted (spooled agents catching up); older ones are refused and
+    /// counted (Prometheus duration, default `1h`).
+    pub out_of_order_window: String,
     /// The OTLP receivers.
     pub receivers: ReceiversConfig,
     /// Rule files and their evaluation.
@@ -89,6 +93,7 @@ impl Default for CollectorConfig {
         CollectorConfig {
             data_dir: PathBuf::from("/var/lib/tocsin"),
             retention: "24h".into(),
+            out_of_order_window: "1h".into(),
             receivers: ReceiversConfig::default(),
             ruler: RulerConfig::default(),
             api: ApiSectionConfig::default(),
@@ -159,6 +164,7 @@ pub struct CollectorSettings {
     pub source: PathBuf,
     pub data_dir: PathBuf,
     pub retention_ms: i64,
+    pub out_of_order_window_ms: i64,
     pub receivers: OtlpSettings,
     pub ruler: RulerSettings,
     pub api_listen: SocketAddr,
@@ -325,15 +331,16 @@ impl CollectorConfig {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => {
                 errors.push((
-                    format!("error_groups.{key}"),
+                    key.to_string(),
                     format!("{v:?} is not a duration ({e}; e.g. 10m, 1h)"),
                 ));
                 0
             }
         };
+        let out_of_order_window_ms = ms("out_of_order_window", &self.out_of_order_window);
         let new_groups = NewGroupPolicy {
-            new_for_ms: ms("new_for", &self.error_groups.new_for),
-            warm_up_ms: ms("warm_up", &self.error_groups.warm_up),
+            new_for_ms: ms("error_groups.new_for", &self.error_groups.new_for),
+            warm_up_ms: ms("error_groups.warm_up", &self.error_groups.warm_up),
         };
         if self.error_groups.max_groups == 0 {
             errors.push((
@@ -404,6 +411,7 @@ impl CollectorConfig {
                     source: PathBuf::new(),
                     data_dir,
                     retention_ms,
+                    out_of_order_window_ms,
                     receivers,
                     ruler,
                     api_listen,

@@ -124,10 +124,13 @@ pub async fn run_with(
         settings.logs_dir(),
         settings.logs.clone(),
     );
+    let head_opts = HeadOptions {
+        out_of_order_window_ms: settings.out_of_order_window_ms,
+        ..HeadOptions::default()
+    };
     let (store, logs) = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let (store, report) =
-            SeriesStore::open(&series_dir, HeadOptions::default(), WalOptions::default())?;
+        let (store, report) = SeriesStore::open(&series_dir, head_opts, WalOptions::default())?;
         tracing::info!(
             dir = %series_dir.display(),
             wal_records = report.wal_records,
