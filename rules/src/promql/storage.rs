@@ -7,6 +7,7 @@
 //! to the requested inclusive window.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use promql_parser::label::{MatchOp, Matcher};
 
@@ -71,12 +72,16 @@ type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 /// series carrying that label; `by_ptr` maps the address of a label set's
 /// shared storage to its series and is only trusted after checking that
 /// the series holds that very allocation.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct MemStorage {
     series: Vec<Series>,
     by_labels: HashMap<Labels, usize, FxBuild>,
     by_ptr: HashMap<usize, usize, FxBuild>,
     postings: HashMap<String, BTreeMap<String, Vec<usize>>, FxBuild>,
+    visible_until: Option<i64>,
+    /// Per series, where the last selected window started and ended: the
+    /// next search starts there. Only a speed-up: any value is correct.
+    hints: Vec<[AtomicU32; 2]>,
 }
 
 impl MemStorage {
@@ -99,28 +104,52 @@ impl MemStorage {
         self.by_labels.get(labels).copied()
     }
 
+    /// Adds a series' samples in one go; an empty series takes the vector
+    /// as it is when it is in strictly increasing time order.
+    pub fn add_series(&mut self, labels: &Labels, samples: Vec<Sample>) {
+        let idx = self.index_or_insert(labels);
+        let sorted = samples.windows(2).all(|w| w[0].t < w[1].t);
+        if self.series[idx].samples.is_empty() && sorted {
+            self.series[idx].samples = samples;
+        } else {
+            for s in samples {
+                self.add(labels, s.t, s.v);
+            }
+        }
+    }
+
+    /// Hides samples after `t` from queries (`None` shows everything): a
+    /// store loaded with a whole test's input answers as if it held only
+    /// what was written up to the evaluation time.
+    pub fn set_visible_until(&mut self, t: Option<i64>) {
+        self.visible_until = t;
+    }
+
+    fn index_or_insert(&mut self, labels: &Labels) -> usize {
+        if let Some(i) = self.index_of(labels) {
+            return i;
+        }
+        let i = self.series.len();
+        self.series.push(Series {
+            labels: labels.clone(),
+            samples: Vec::new(),
+        });
+        self.hints.push([AtomicU32::new(0), AtomicU32::new(0)]);
+        self.by_labels.insert(labels.clone(), i);
+        for l in labels.iter() {
+            self.postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(i);
+        }
+        i
+    }
+
     /// Adds one sample; a sample at an existing timestamp replaces it.
     pub fn add(&mut self, labels: &Labels, t: i64, v: f64) {
-        let idx = match self.index_of(labels) {
-            Some(i) => i,
-            None => {
-                let i = self.series.len();
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    samples: Vec::new(),
-                });
-                self.by_labels.insert(labels.clone(), i);
-                for l in labels.iter() {
-                    self.postings
-                        .entry(l.name.clone())
-                        .or_default()
-                        .entry(l.value.clone())
-                        .or_default()
-                        .push(i);
-                }
-                i
-            }
-        };
+        let idx = self.index_or_insert(labels);
         // Remember this allocation: the next add with the same label set
         // skips hashing the labels. Label sets built afresh each time
         // would grow the map without bound, so it is cleared past a size
@@ -219,20 +248,39 @@ impl MemStorage {
     }
 }
 
-/// `samples.partition_point(pred)`, searched from the end: windows are
-/// usually near the newest samples (rules evaluate at the present), so a
-/// gallop backwards finds the edge in time proportional to the log of the
-/// window, not of the whole series.
-fn partition_from_end(samples: &[Sample], pred: impl Fn(&Sample) -> bool) -> usize {
+/// `samples.partition_point(pred)`, found by galloping from `hint` (where
+/// the edge was last time) in whichever direction it lies: a rule
+/// evaluated step after step moves each window edge by a sample or two,
+/// so this costs the log of the distance moved, not of the series.
+fn partition_near(samples: &[Sample], hint: usize, pred: impl Fn(&Sample) -> bool) -> usize {
     let n = samples.len();
+    let h = hint.min(n);
+    if h < n && pred(&samples[h]) {
+        // The edge is after `h`.
+        let mut lo = h + 1;
+        let mut step = 1;
+        loop {
+            let probe = h.saturating_add(step);
+            if probe >= n {
+                return lo + samples[lo..].partition_point(&pred);
+            }
+            if !pred(&samples[probe]) {
+                return lo + samples[lo..probe].partition_point(&pred);
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
+    }
+    // The edge is at or before `h`.
+    let mut hi = h;
     let mut step = 1;
-    let mut hi = n;
     loop {
-        let probe = n.saturating_sub(step);
-        // Everything from `hi` on fails `pred`; stop once `probe` passes
-        // (the edge is past it) or the start is reached.
-        if probe == 0 || samples.get(probe).is_some_and(&pred) {
-            return probe + samples[probe..hi].partition_point(&pred);
+        if step > h {
+            return samples[..hi].partition_point(&pred);
+        }
+        let probe = h - step;
+        if pred(&samples[probe]) {
+            return probe + 1 + samples[probe + 1..hi].partition_point(&pred);
         }
         hi = probe;
         step *= 2;
@@ -263,11 +311,22 @@ impl Queryable for MemStorage {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<Series>, StorageError> {
+        let maxt = self.visible_until.map_or(maxt, |v| maxt.min(v));
         let mut out = Vec::new();
+        if maxt < mint {
+            return Ok(out);
+        }
         for i in self.matching(matchers) {
             let s = &self.series[i];
-            let hi = partition_from_end(&s.samples, |x| x.t <= maxt);
-            let lo = partition_from_end(&s.samples[..hi], |x| x.t < mint);
+            let hints = self.hints.get(i);
+            let hint =
+                |k: usize| hints.map_or(s.samples.len(), |h| h[k].load(Ordering::Relaxed) as usize);
+            let hi = partition_near(&s.samples, hint(1), |x| x.t <= maxt);
+            let lo = partition_near(&s.samples[..hi], hint(0).min(hi), |x| x.t < mint);
+            if let Some(h) = hints {
+                h[0].store(u32::try_from(lo).unwrap_or(u32::MAX), Ordering::Relaxed);
+                h[1].store(u32::try_from(hi).unwrap_or(u32::MAX), Ordering::Relaxed);
+            }
             if lo >= hi {
                 continue;
             }
@@ -368,8 +427,8 @@ mod tests {
     }
 
     #[test]
-    fn partition_from_end_agrees_with_partition_point() {
-        for n in 0..40usize {
+    fn partition_near_agrees_with_partition_point_from_any_hint() {
+        for n in 0..24usize {
             let samples: Vec<Sample> = (0..n)
                 .map(|i| Sample {
                     t: i as i64 * 2,
@@ -377,13 +436,40 @@ mod tests {
                 })
                 .collect();
             for cut in -1..(2 * n as i64 + 2) {
-                assert_eq!(
-                    partition_from_end(&samples, |x| x.t < cut),
-                    samples.partition_point(|x| x.t < cut),
-                    "n={n} cut={cut}"
-                );
+                for hint in 0..n + 3 {
+                    assert_eq!(
+                        partition_near(&samples, hint, |x| x.t < cut),
+                        samples.partition_point(|x| x.t < cut),
+                        "n={n} cut={cut} hint={hint}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn samples_after_the_visibility_bound_are_hidden() {
+        let mut st = MemStorage::new();
+        let a = Labels::from_pairs([("__name__", "x")]);
+        st.add_series(
+            &a,
+            (0..10)
+                .map(|i| Sample {
+                    t: i * 1000,
+                    v: i as f64,
+                })
+                .collect(),
+        );
+        st.set_visible_until(Some(4500));
+        let m = [Matcher::new(MatchOp::Equal, "__name__", "x")];
+        let got = st.select(&m, 0, 100_000).expect("select");
+        assert_eq!(got[0].samples.last().map(|s| s.t), Some(4000));
+        assert!(st.select(&m, 5000, 6000).expect("select").is_empty());
+        st.set_visible_until(None);
+        assert_eq!(
+            st.select(&m, 0, 100_000).expect("select")[0].samples.len(),
+            10
+        );
     }
 
     #[test]

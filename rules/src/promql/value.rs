@@ -34,14 +34,80 @@ pub struct Label {
     pub value: String,
 }
 
-/// A sorted, de-duplicated set of labels. Cloning is cheap (shared).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Labels(Arc<[Label]>);
+/// A sorted, de-duplicated set of labels. Cloning is cheap (shared), and
+/// the set's hash is computed once when it is built: label sets are hashed
+/// and compared far more often than they are made (matching, grouping,
+/// de-duplication at every evaluation step).
+#[derive(Clone)]
+pub struct Labels {
+    hash: u64,
+    labels: Arc<[Label]>,
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.labels, &other.labels) || self.labels == other.labels)
+    }
+}
+
+impl Eq for Labels {}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Labels) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    fn cmp(&self, other: &Labels) -> std::cmp::Ordering {
+        self.labels.cmp(&other.labels)
+    }
+}
+
+impl std::hash::Hash for Labels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl Default for Labels {
+    fn default() -> Self {
+        Labels::empty()
+    }
+}
+
+/// FxHash-style mixing over the names and values, with separators so that
+/// `{a="bc"}` and `{ab="c"}` differ.
+fn hash_labels(labels: &[Label]) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut h: u64 = 0;
+    let mut mix = |bytes: &[u8]| {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        h = (h.rotate_left(5) ^ 0xff).wrapping_mul(K);
+    };
+    for l in labels {
+        mix(l.name.as_bytes());
+        mix(l.value.as_bytes());
+    }
+    h
+}
 
 impl Labels {
+    fn from_sorted(labels: Arc<[Label]>) -> Labels {
+        Labels {
+            hash: hash_labels(&labels),
+            labels,
+        }
+    }
+
     /// The empty label set.
     pub fn empty() -> Self {
-        Labels(Arc::from(Vec::new()))
+        Labels::from_sorted(Arc::from(Vec::new()))
     }
 
     /// Builds a label set from pairs; sorts, drops empty values, and keeps
@@ -72,35 +138,35 @@ impl Labels {
             }
         }
         out.retain(|l| !l.value.is_empty());
-        Labels(Arc::from(out))
+        Labels::from_sorted(Arc::from(out))
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.labels.iter()
     }
 
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        &self.labels
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.labels.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.labels.is_empty()
     }
 
     /// The value of `name`, or `""` when absent (Prometheus' convention).
     pub fn get(&self, name: &str) -> &str {
-        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
-            Ok(i) => &self.0[i].value,
+        match self.labels.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) => &self.labels[i].value,
             Err(_) => "",
         }
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.0
+        self.labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .is_ok()
     }
@@ -109,12 +175,12 @@ impl Labels {
     /// set (a cheap identity for caches, confirmed with
     /// [`Labels::same_storage`]).
     pub fn ptr_id(&self) -> usize {
-        self.0.as_ptr() as usize
+        self.labels.as_ptr() as usize
     }
 
     /// Whether both are clones of one allocation (hence equal).
     pub fn same_storage(&self, other: &Labels) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.labels, &other.labels)
     }
 
     /// The metric name, or `""`.
@@ -124,7 +190,12 @@ impl Labels {
 
     /// A copy with `name` set to `value` (removed when `value` is empty).
     pub fn with(&self, name: &str, value: &str) -> Labels {
-        let mut v: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        let mut v: Vec<Label> = self
+            .labels
+            .iter()
+            .filter(|l| l.name != name)
+            .cloned()
+            .collect();
         if !value.is_empty() {
             let pos = v.partition_point(|l| l.name.as_str() < name);
             v.insert(
@@ -135,16 +206,16 @@ impl Labels {
                 },
             );
         }
-        Labels(Arc::from(v))
+        Labels::from_sorted(Arc::from(v))
     }
 
     /// A copy without the labels named in `names`.
     pub fn without(&self, names: &[&str]) -> Labels {
-        if !self.0.iter().any(|l| names.contains(&l.name.as_str())) {
+        if !self.labels.iter().any(|l| names.contains(&l.name.as_str())) {
             return self.clone();
         }
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| !names.contains(&l.name.as_str()))
                 .cloned()
@@ -154,8 +225,8 @@ impl Labels {
 
     /// A copy with only the labels named in `names`.
     pub fn keep_only(&self, names: &[&str]) -> Labels {
-        Labels(
-            self.0
+        Labels::from_sorted(
+            self.labels
                 .iter()
                 .filter(|l| names.contains(&l.name.as_str()))
                 .cloned()
@@ -189,7 +260,7 @@ impl fmt::Display for Labels {
             write!(f, "{name:?}")?;
             first = false;
         }
-        for l in self.0.iter().filter(|l| l.name != METRIC_NAME) {
+        for l in self.labels.iter().filter(|l| l.name != METRIC_NAME) {
             if !first {
                 f.write_str(", ")?;
             }
@@ -359,6 +430,21 @@ mod tests {
         assert_eq!(l.with("a", "").to_string(), r#"{c="3"}"#);
         assert_eq!(l.without(&["a"]).to_string(), r#"{c="3"}"#);
         assert_eq!(l.keep_only(&["a"]).to_string(), r#"{a="1"}"#);
+    }
+
+    #[test]
+    fn equal_sets_hash_alike_and_boundaries_matter() {
+        use std::hash::{BuildHasher, RandomState};
+        let rs = RandomState::new();
+        let a = Labels::from_pairs([("a", "bc"), ("x", "1")]);
+        let a2 = Labels::from_pairs([("x", "1"), ("a", "bc")]);
+        let b = Labels::from_pairs([("ab", "c"), ("x", "1")]);
+        assert_eq!(a, a2);
+        assert_eq!(rs.hash_one(&a), rs.hash_one(&a2));
+        assert_ne!(a, b);
+        assert_ne!(a.hash, b.hash);
+        assert_eq!(a.with("y", "2").without(&["y"]), a);
+        assert_eq!(Labels::empty(), Labels::default());
     }
 
     #[test]

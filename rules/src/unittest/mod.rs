@@ -25,7 +25,7 @@ use regex::Regex;
 
 use crate::file::{LoadOptions, RuleFile, RuleFileErrors, load_file};
 use crate::group::{EvalContext, GroupEvaluator, query_vector};
-use crate::promql::{Engine, EngineOptions, Labels, MemStorage};
+use crate::promql::{Engine, EngineOptions, Labels, MemStorage, Sample};
 use format::{TestGroupConfig, UnitTestFileConfig, format_go_duration, format_prom_duration};
 use report::{AlertSet, go_quote, samples_string};
 
@@ -150,12 +150,14 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
             return outcome.abort(format!("open {}: {}", path.display(), io_message(&e)));
         }
     };
-    let file: UnitTestFileConfig = match serde_saphyr::from_str(&text) {
+    let mut file: UnitTestFileConfig = match serde_saphyr::from_str(&text) {
         Ok(f) => f,
         Err(e) => {
             return outcome.abort(format!("{}: {e}", path.display()));
         }
     };
+    // Large test files are mostly input series: keep one copy, not two.
+    drop(text);
     let base = path.parent().unwrap_or(Path::new(""));
     let mut rule_paths = Vec::new();
     for rf in &file.rule_files {
@@ -195,10 +197,10 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
         fuzzy: file.fuzzy_compare,
         diff: opts.diff,
     };
-    for (i, tg) in file.tests.iter().enumerate() {
-        let name = tg.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
+    for (i, tg) in file.tests.iter_mut().enumerate() {
+        let name = tg.name.as_ref().map(|n| n.0.clone()).unwrap_or_default();
         if let Some(re) = run
-            && !re.is_match(name)
+            && !re.is_match(&name)
         {
             continue;
         }
@@ -208,7 +210,7 @@ pub fn run_file(path: &Path, opts: &RunOptions, run: Option<&Regex>) -> FileOutc
             name: if name.is_empty() {
                 format!("unnamed#{i}")
             } else {
-                name.to_string()
+                name
             },
             failures,
         });
@@ -258,37 +260,11 @@ struct Suite<'a> {
     diff: bool,
 }
 
-/// One input series: its samples, oldest first, and how many of them were
-/// appended already.
-struct PendingSeries {
-    labels: Labels,
-    samples: Vec<(i64, f64)>,
-    next: usize,
-}
-
-/// Appends input samples as evaluation time advances, as promtool's lazy
-/// loader does.
-struct LazyLoader {
-    pending: Vec<PendingSeries>,
-}
-
-impl LazyLoader {
-    fn append_till(&mut self, store: &mut MemStorage, t: i64) {
-        for p in &mut self.pending {
-            let rest = p.samples.get(p.next..).unwrap_or(&[]);
-            // Usually zero or one sample per step: a linear scan beats a
-            // binary search here.
-            let n = rest.iter().take_while(|(st, _)| *st <= t).count();
-            for &(st, v) in &rest[..n] {
-                store.add(&p.labels, st, v);
-            }
-            p.next += n;
-        }
-    }
-}
-
 impl Suite<'_> {
-    fn run_group(&self, tg: &TestGroupConfig) -> Vec<String> {
+    /// Runs one test group. Its input series are taken out of `tg` and
+    /// dropped as they are expanded, so a large file's text is not held
+    /// beside its samples.
+    fn run_group(&self, tg: &mut TestGroupConfig) -> Vec<String> {
         let group_name = tg.name.as_ref().map(|n| n.0.clone()).unwrap_or_default();
         let interval = tg
             .interval
@@ -299,33 +275,25 @@ impl Suite<'_> {
 
         // Input series, as promtool's `load` command: the last definition
         // of a label set wins.
-        let mut defs: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
-        for is in &tg.input_series {
+        let mut defs: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
+        for is in std::mem::take(&mut tg.input_series) {
             let line = format!("{} {}", is.series.0, is.values.0);
+            drop(is);
             let desc = match series::parse_series_desc(&line) {
                 Ok(d) => d,
                 Err(e) => return vec![e.to_string()],
             };
-            let mut samples = Vec::new();
+            drop(line);
+            let mut samples = Vec::with_capacity(desc.values.len());
             let mut t = start;
             for v in desc.values {
                 if let Some(v) = v {
-                    samples.push((t, v));
+                    samples.push(Sample { t, v });
                 }
                 t = t.saturating_add(interval);
             }
             defs.insert(desc.labels, samples);
         }
-        let mut loader = LazyLoader {
-            pending: defs
-                .into_iter()
-                .map(|(labels, samples)| PendingSeries {
-                    labels,
-                    samples,
-                    next: 0,
-                })
-                .collect(),
-        };
 
         // Rule groups, in `group_eval_order`. As in promtool, a group not
         // named there ranks with the first one named; ties keep file order
@@ -393,12 +361,19 @@ impl Suite<'_> {
             external_url: &external_url,
             default_query_offset_ms: 0,
         };
+        // Every input sample goes in at once, hidden beyond the current
+        // evaluation time: what promtool's lazy loader shows, without a
+        // second copy of the samples.
         let mut store = MemStorage::new();
+        store.set_visible_until(Some(mint));
+        for (labels, samples) in defs {
+            store.add_series(&labels, samples);
+        }
         let mut errs: Vec<String> = Vec::new();
         let mut curr = 0usize;
         let mut ts = mint;
         while ts <= maxt {
-            loader.append_till(&mut store, ts);
+            store.set_visible_until(Some(ts));
             let mut eval_errs = Vec::new();
             for g in &mut groups {
                 for (i, e) in g.eval(&mut store, ts, &ctx) {
