@@ -12,10 +12,11 @@
 //! ```
 //!
 //! Every problem is reported at once with `file:line:col` and the field it
-//! concerns: a YAML or schema error (unknown key, wrong type) stops the
-//! read there, as serde does; validation problems of the sections are all
-//! collected, each positioned at the key it names (or the nearest key the
-//! file has, when the field was left at its default).
+//! concerns: schema errors (unknown key, wrong type) one per top-level
+//! section (serde stops at the first error of what it reads, so each
+//! section is read alone too); validation problems of the sections all,
+//! each positioned at the key it names (or the nearest key the file has,
+//! when the field was left at its default).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -257,11 +258,22 @@ pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> 
         CollectorConfig::default()
     } else {
         serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            ConfigError::Invalid(vec![problem(line, column, String::new(), yaml_message(&e))])
+            let located = |field: &str, e: &serde_saphyr::Error| {
+                let (line, column) = e
+                    .location()
+                    .map(|l| (l.line(), l.column()))
+                    .unwrap_or((1, 1));
+                problem(line, column, field.to_string(), yaml_message(e))
+            };
+            let mut problems: Vec<ConfigProblem> = section_errors(text)
+                .iter()
+                .map(|(field, e)| located(field, e))
+                .collect();
+            if problems.is_empty() {
+                problems.push(located("", &e));
+            }
+            problems.dedup();
+            ConfigError::Invalid(problems)
         })?
     };
     let base = path
@@ -289,6 +301,44 @@ pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> 
             Err(ConfigError::Invalid(problems))
         }
     }
+}
+
+/// Serde stops at a file's first schema error; to report one per
+/// top-level section, each section is read again alone, the other lines
+/// blanked so that positions stay those of the file. Empty when the file
+/// is no block mapping (a syntax error, or flow style).
+fn section_errors(text: &str) -> Vec<(String, serde_saphyr::Error)> {
+    let Ok(Node {
+        kind: NodeKind::Map(entries),
+        ..
+    }) = serde_saphyr::from_str::<Node>(text)
+    else {
+        return Vec::new();
+    };
+    let mut starts: Vec<(u64, &str)> = entries
+        .iter()
+        .map(|(key, line, ..)| (*line, key.as_str()))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup_by_key(|(line, _)| *line);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut errors = Vec::new();
+    for (i, &(start, key)) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).map_or(u64::MAX, |(line, _)| *line);
+        let alone: String = lines
+            .iter()
+            .enumerate()
+            .map(|(n, l)| {
+                let n = n as u64 + 1;
+                if n >= start && n < end { *l } else { "" }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Err(e) = serde_saphyr::from_str::<CollectorConfig>(&alone) {
+            errors.push((key.to_string(), e));
+        }
+    }
+    errors
 }
 
 fn yaml_message(e: &serde_saphyr::Error) -> String {
@@ -590,6 +640,31 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("F:3:3: "), "{p:?}");
         assert!(p[0].contains("listne"), "{p:?}");
+    }
+
+    #[test]
+    fn schema_errors_of_every_section_are_reported() {
+        let p = problems(concat!(
+            "# collector\n",
+            "api:\n",
+            "  listne: 127.0.0.1:1\n",
+            "logs:\n",
+            "  max_bytes: lots\n",
+            "ruler:\n",
+            "  rule_files: [a.yaml]\n",
+            "retention: 24h\n",
+            "bogus: 1\n",
+        ));
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(
+            p[0].starts_with("F:3:3: api: ") && p[0].contains("listne"),
+            "{p:?}"
+        );
+        assert!(p[1].starts_with("F:5:14: logs: "), "{p:?}");
+        assert!(
+            p[2].starts_with("F:9:1: bogus: ") && p[2].contains("unknown field"),
+            "{p:?}"
+        );
     }
 
     #[test]
