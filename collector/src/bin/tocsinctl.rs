@@ -10,6 +10,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tocsin_collector::ctl::{self, rules};
 use tocsin_rules::unittest::RunOptions;
 
+/// Rule evaluation builds and drops many small label sets; mimalloc
+/// handles that churn far better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tocsinctl", version, about = "Tocsin's operator CLI")]
 struct Cli {
