@@ -29,6 +29,24 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Logs: offline error-group mining.
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogsCommand {
+    /// Mine a log file's templates as the collector's error grouping does:
+    /// prints `COUNT<TAB>ID<TAB>TEMPLATE` per group, most frequent first.
+    Patterns {
+        /// The log file, one record per line.
+        file: PathBuf,
+        /// Print each input line's group id instead, one per line.
+        #[arg(long)]
+        assign: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +156,12 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 };
                 let junit_out = junit_file.as_mut().map(|f| f as &mut dyn Write);
                 rules::test(&files, &opts, junit_out, &mut out, &mut err)?
+            }
+        },
+        Command::Logs { command } => match command {
+            LogsCommand::Patterns { file, assign } => {
+                tocsin_collector::patterns::run_patterns_cli(&file, assign, &mut out)?;
+                0
             }
         },
     };

@@ -25,14 +25,14 @@ pub use miner::{Group, GroupId, Miner, MinerConfig, MinerStats};
 #[derive(Debug, thiserror::Error)]
 pub enum PatternsError {
     /// The input file could not be opened.
-    #[error("cannot open {path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// Reading the input failed part way.
-    #[error("cannot read {path} at line {line}: {source}")]
+    #[error("cannot read {path} at line {line}")]
     Read {
         path: PathBuf,
         line: u64,
@@ -40,7 +40,7 @@ pub enum PatternsError {
         source: std::io::Error,
     },
     /// Writing the result failed.
-    #[error("cannot write the result: {0}")]
+    #[error("cannot write the result")]
     Write(#[source] std::io::Error),
     /// A stored group id is not 16 hex digits (nor `overflow`).
     #[error("invalid error-group id {0:?}: expected 16 hex digits")]
