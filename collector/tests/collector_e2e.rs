@@ -240,6 +240,10 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
         ),
     )
     .unwrap();
+    // In a workspace build reqwest is compiled with the agent's
+    // `rustls-no-provider` feature, which requires a process-wide crypto
+    // provider even for plain HTTP clients.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
