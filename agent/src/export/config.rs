@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{BackoffPolicy, ClientTls, ExporterOptions, Protocol, TransportConfig};
-use crate::sources::logtail::ConfigProblem;
+use crate::sources::logtail::{ConfigProblem, parse_duration};
 use crate::spool::{DEFAULT_MAX_BYTES, SpoolOptions};
 
 /// Smallest spool accepted: room for a few segments.
@@ -118,23 +118,6 @@ fn default_true() -> bool {
 pub struct Export {
     pub transport: TransportConfig,
     pub options: ExporterOptions,
-}
-
-/// Parses `<digits><unit>` with unit `ms`, `s`, `m` or `h`, as the log
-/// inputs' durations are written.
-fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().ok()?;
-    let millis = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => None,
-    }?;
-    Some(Duration::from_millis(millis))
 }
 
 /// Validates `collector` (at field path `field`) and `spool`, appending
