@@ -52,7 +52,7 @@ impl std::hash::Hasher for FxHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        self.0 = super::value::fx_mix(self.0, n);
     }
 
     fn write_usize(&mut self, n: usize) {

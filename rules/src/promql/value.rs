@@ -77,18 +77,23 @@ impl Default for Labels {
     }
 }
 
+/// One step of FxHash's multiply-rotate mixing (shared with the store's
+/// hasher).
+pub(crate) fn fx_mix(h: u64, word: u64) -> u64 {
+    (h.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
 /// FxHash-style mixing over the names and values, with separators so that
 /// `{a="bc"}` and `{ab="c"}` differ.
 fn hash_labels(labels: &[Label]) -> u64 {
-    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
     let mut h: u64 = 0;
     let mut mix = |bytes: &[u8]| {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+            h = fx_mix(h, u64::from_le_bytes(word));
         }
-        h = (h.rotate_left(5) ^ 0xff).wrapping_mul(K);
+        h = fx_mix(h, 0xff);
     };
     for l in labels {
         mix(l.name.as_bytes());
