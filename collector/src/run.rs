@@ -3,16 +3,17 @@
 //! receivers with them as sinks, the ruler over the series store with its
 //! log metrics fed to the log store, and the HTTP API with `/metrics` and
 //! `/api/v1/logs` and `/api/v1/error-groups`;
-//! runs the periodic work (log retention, counter flush, self metrics into
-//! the store, head retention) every evaluation interval; and shuts it all
-//! down when the token is cancelled.
+//! runs the periodic work (error groups to their database, log retention,
+//! counter flush, self metrics into the store, head retention) every
+//! evaluation interval; and shuts it all down when the token is cancelled.
 //!
 //! Invariants: nothing is acknowledged before both stores replayed (the
 //! receivers start after); `/-/ready` turns true only once every part
-//! runs; shutdown stops the listeners first, then writes a last counter
-//! flush, within [`SHUTDOWN_DEADLINE`]. Every sample and record was
-//! already fsync'd before it was acknowledged, so a shutdown that misses
-//! its deadline (or a `kill -9`) loses nothing acknowledged.
+//! runs; shutdown stops the listeners first, then writes the error groups
+//! and a last counter flush, within [`SHUTDOWN_DEADLINE`]. Every sample
+//! and record was already fsync'd before it was acknowledged, so a
+//! shutdown that misses its deadline (or a `kill -9`) loses nothing
+//! acknowledged.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -36,7 +37,7 @@ use crate::logs::store::self_series;
 use crate::logs::{LogQuery, LogStore, LogStoreError};
 use crate::receivers::{Ingest, OtlpReceivers, ReceiverError, ingest::system_clock};
 use crate::ruler::{self, ChannelSink, ReloadError, RulerError, RulerHandle, RulerOptions};
-use crate::server::error_groups::ErrorGroups;
+use crate::server::error_groups::{ErrorGroupDbError, ErrorGroups};
 use crate::store::head::HeadOptions;
 use crate::store::wal::WalOptions;
 use crate::store::{SeriesStore, StoreError};
@@ -46,6 +47,9 @@ pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Firing alerts waiting for their consumer.
 const ALERT_QUEUE: usize = 1024;
+
+/// The error groups' database, in the data directory.
+pub const ERROR_GROUPS_FILE: &str = "error_groups.sqlite";
 
 /// Why the collector could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,8 @@ pub enum RunError {
     Receivers(#[from] ReceiverError),
     #[error(transparent)]
     Ruler(#[from] RulerError),
+    #[error(transparent)]
+    ErrorGroups(#[from] ErrorGroupDbError),
     #[error("rule files: {0}")]
     Rules(ReloadError),
     #[error("api.listen: {0}")]
@@ -213,11 +219,39 @@ pub async fn run_with(
         }
     });
 
-    let error_groups = Arc::new(ErrorGroups::new(
+    let (eg_config, eg_policy, eg_path) = (
         settings.error_groups.clone(),
         settings.new_groups,
-        now_ms(),
-    ));
+        settings.data_dir.join(ERROR_GROUPS_FILE),
+    );
+    let opened = tokio::task::spawn_blocking(move || {
+        ErrorGroups::open(eg_config, eg_policy, now_ms(), &eg_path)
+            .map(|(g, report)| (g, report, eg_path))
+    })
+    .await
+    .map_err(|e| RunError::Task(e.to_string()))?;
+    let (error_groups, report, eg_path) = match opened {
+        Ok(v) => v,
+        Err(e) => {
+            shutdown.cancel();
+            let _ = ruler_task.await;
+            return Err(e.into());
+        }
+    };
+    tracing::info!(
+        file = %eg_path.display(),
+        restored = report.restored,
+        skipped = report.skipped,
+        "error groups loaded"
+    );
+    if let Some(reason) = &report.first_skip_reason {
+        tracing::warn!(
+            skipped = report.skipped,
+            first = %reason,
+            "stored error groups not restored (they stay in the database)"
+        );
+    }
+    let error_groups = Arc::new(error_groups);
     logs.set_observer(error_groups.clone());
 
     let ingest = Arc::new(Ingest::new(
@@ -314,7 +348,12 @@ pub async fn run_with(
         alert_task.abort();
         let store = parts.store.clone();
         let logs = parts.logs.clone();
-        tokio::task::spawn_blocking(move || logs.flush_counters(now_ms(), &store)).await
+        let groups = parts.error_groups.clone();
+        tokio::task::spawn_blocking(move || {
+            persist_error_groups(&groups);
+            logs.flush_counters(now_ms(), &store)
+        })
+        .await
     };
     match tokio::time::timeout(SHUTDOWN_DEADLINE, stop).await {
         Ok(Ok(Ok(_))) => tracing::info!("stopped"),
@@ -351,8 +390,17 @@ async fn periodic(
     }
 }
 
+fn persist_error_groups(groups: &ErrorGroups) {
+    match groups.persist() {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(groups = n, "error groups written"),
+        Err(e) => tracing::error!(error = %e, "error groups not written (retried next time)"),
+    }
+}
+
 fn housekeeping(p: &Parts, retention_ms: i64) {
     let now = now_ms();
+    persist_error_groups(&p.error_groups);
     if let Err(e) = p.logs.enforce_retention(now) {
         tracing::error!(error = %e, "log retention failed");
     }

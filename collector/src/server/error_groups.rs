@@ -8,10 +8,23 @@
 //! Invariants: bounded everywhere: the miner caps the groups (further
 //! lines go to the counted overflow group), each group keeps at most
 //! [`MAX_HOSTS`] hosts and [`MAX_SAMPLES`] lines of at most
-//! [`MAX_SAMPLE_BYTES`]. The groups live in memory: a restart starts them
-//! afresh (the warm-up covers that).
+//! [`MAX_SAMPLE_BYTES`].
+//!
+//! Persistence: with a database ([`ErrorGroupDb`], `error_groups.sqlite`
+//! in the data directory) the groups are loaded at start, re-seeding the
+//! miner with their templates in founding order so that the same lines
+//! land in the same group ids, and counts and first-seen times continue;
+//! [`ErrorGroups::persist`] writes the groups changed since its last call
+//! in one transaction (the collector calls it every evaluation interval
+//! and at shutdown). Whether a group is announced as new is decided once,
+//! when it is founded (after the warm-up or not), and stored with it: a
+//! group known before a restart is never announced again, and one still
+//! inside its `new_for` window stays announced without a gap.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+mod db;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::Path;
 use std::sync::Mutex;
 
 use tocsin_rules::promql::Labels;
@@ -19,6 +32,8 @@ use tocsin_rules::promql::Labels;
 use crate::logs::counters::cut;
 use crate::logs::{LogRecord, RecordObserver, Severity};
 use crate::patterns::{GroupId, Miner, MinerConfig};
+
+pub use db::{ErrorGroupDb, ErrorGroupDbError, SCHEMA_VERSION, StoredGroup};
 
 /// Hosts remembered per group.
 pub const MAX_HOSTS: usize = 16;
@@ -44,12 +59,29 @@ struct Meta {
     last_seen_ms: i64,
     hosts: BTreeSet<String>,
     samples: VecDeque<String>,
+    /// Founded after the warm-up (decided once, kept across restarts).
+    announce: bool,
 }
 
 #[derive(Debug)]
 struct Inner {
     miner: Miner,
     meta: HashMap<GroupId, Meta>,
+    /// Groups changed since the last [`ErrorGroups::persist`]; at most
+    /// one entry per group, so bounded by the group cap.
+    dirty: HashSet<GroupId>,
+}
+
+/// What [`ErrorGroups::open`] brought back from the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Groups restored.
+    pub restored: usize,
+    /// Stored groups the miner refused (a lowered `max_groups`, say);
+    /// they stay in the database.
+    pub skipped: usize,
+    /// Why the first skipped group was refused.
+    pub first_skip_reason: Option<String>,
 }
 
 /// One group as the API shows it.
@@ -69,20 +101,82 @@ pub struct ErrorGroupView {
 #[derive(Debug)]
 pub struct ErrorGroups {
     inner: Mutex<Inner>,
+    /// Where [`ErrorGroups::persist`] writes; locked before `inner` when
+    /// both are needed, so batches are written in the order they were taken.
+    db: Option<Mutex<ErrorGroupDb>>,
     policy: NewGroupPolicy,
     started_ms: i64,
 }
 
 impl ErrorGroups {
+    /// Groups kept in memory only.
     pub fn new(config: MinerConfig, policy: NewGroupPolicy, started_ms: i64) -> Self {
         ErrorGroups {
             inner: Mutex::new(Inner {
                 miner: Miner::new(config),
                 meta: HashMap::new(),
+                dirty: HashSet::new(),
             }),
+            db: None,
             policy,
             started_ms,
         }
+    }
+
+    /// Groups kept in the database at `path` (created if missing): the
+    /// stored ones are restored before anything is observed.
+    pub fn open(
+        config: MinerConfig,
+        policy: NewGroupPolicy,
+        started_ms: i64,
+        path: &Path,
+    ) -> Result<(Self, RestoreReport), ErrorGroupDbError> {
+        Self::with_db(config, policy, started_ms, ErrorGroupDb::open(path)?)
+    }
+
+    /// [`ErrorGroups::open`] over an open database.
+    pub fn with_db(
+        config: MinerConfig,
+        policy: NewGroupPolicy,
+        started_ms: i64,
+        db: ErrorGroupDb,
+    ) -> Result<(Self, RestoreReport), ErrorGroupDbError> {
+        let stored = db.load()?;
+        let mut groups = Self::new(config, policy, started_ms);
+        let report = groups.restore(stored);
+        groups.db = Some(Mutex::new(db));
+        Ok((groups, report))
+    }
+
+    fn restore(&self, stored: Vec<StoredGroup>) -> RestoreReport {
+        let mut report = RestoreReport::default();
+        let mut inner = self.lock();
+        for g in stored {
+            if let Err(e) = inner.miner.restore_group(g.id, &g.template, g.count) {
+                report.skipped += 1;
+                report
+                    .first_skip_reason
+                    .get_or_insert_with(|| format!("group {}: {e}", g.id));
+                continue;
+            }
+            report.restored += 1;
+            inner.meta.insert(
+                g.id,
+                Meta {
+                    first_seen_ms: g.first_seen_ms,
+                    last_seen_ms: g.last_seen_ms,
+                    hosts: g.hosts.into_iter().take(MAX_HOSTS).collect(),
+                    samples: g
+                        .samples
+                        .into_iter()
+                        .take(MAX_SAMPLES)
+                        .map(|s| cut(&s, MAX_SAMPLE_BYTES).to_string())
+                        .collect(),
+                    announce: g.announce,
+                },
+            );
+        }
+        report
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -90,16 +184,70 @@ impl ErrorGroups {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Writes the groups changed since the last call to the database, in
+    /// one transaction; returns how many. Without a database, does
+    /// nothing. On failure the groups stay marked, so the next call
+    /// writes them.
+    pub fn persist(&self) -> Result<usize, ErrorGroupDbError> {
+        let Some(db) = &self.db else {
+            return Ok(0);
+        };
+        let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+        let rows: Vec<StoredGroup> = {
+            let mut inner = self.lock();
+            if inner.dirty.is_empty() {
+                return Ok(0);
+            }
+            let inner = &mut *inner;
+            let rows = inner
+                .miner
+                .groups()
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| inner.dirty.contains(&g.id()))
+                .filter_map(|(seq, g)| {
+                    let m = inner.meta.get(&g.id())?;
+                    Some(StoredGroup {
+                        id: g.id(),
+                        seq: seq as u64,
+                        template: g.template(),
+                        count: g.count(),
+                        first_seen_ms: m.first_seen_ms,
+                        last_seen_ms: m.last_seen_ms,
+                        hosts: m.hosts.iter().cloned().collect(),
+                        samples: m.samples.iter().cloned().collect(),
+                        announce: m.announce,
+                    })
+                })
+                .collect();
+            inner.dirty.clear();
+            rows
+        };
+        match db.save(&rows) {
+            Ok(()) => Ok(rows.len()),
+            Err(e) => {
+                self.lock().dirty.extend(rows.iter().map(|r| r.id));
+                Err(e)
+            }
+        }
+    }
+
     /// Mines one record (from warn up; others are ignored).
     pub fn observe(&self, rec: &LogRecord) {
         if rec.severity < Severity::Warn {
             return;
         }
+        let warm = self.started_ms.saturating_add(self.policy.warm_up_ms);
         let mut inner = self.lock();
+        let inner = &mut *inner;
         let id = inner.miner.observe(&rec.body);
+        if id != GroupId::OVERFLOW && self.db.is_some() {
+            inner.dirty.insert(id);
+        }
         let at = rec.received_ms;
         let m = inner.meta.entry(id).or_insert_with(|| Meta {
             first_seen_ms: at,
+            announce: at >= warm,
             ..Meta::default()
         });
         m.last_seen_ms = m.last_seen_ms.max(at);
@@ -146,7 +294,6 @@ impl ErrorGroups {
     /// new ones, the number of groups and the overflow count.
     pub fn series(&self, now_ms: i64) -> Vec<(Labels, f64)> {
         let inner = self.lock();
-        let warm = self.started_ms.saturating_add(self.policy.warm_up_ms);
         let mut out = Vec::new();
         for g in inner.miner.groups() {
             if g.id() == GroupId::OVERFLOW {
@@ -155,9 +302,7 @@ impl ErrorGroups {
             let Some(m) = inner.meta.get(&g.id()) else {
                 continue;
             };
-            if m.first_seen_ms >= warm
-                && now_ms.saturating_sub(m.first_seen_ms) < self.policy.new_for_ms
-            {
+            if m.announce && now_ms.saturating_sub(m.first_seen_ms) < self.policy.new_for_ms {
                 let template = g.template();
                 out.push((
                     Labels::from_pairs([
@@ -195,6 +340,7 @@ impl RecordObserver for ErrorGroups {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "tests fail loudly")]
 mod tests {
     use super::*;
 
@@ -252,5 +398,128 @@ mod tests {
         };
         assert_eq!(new_at(4_000), vec![groups[0].template.clone()]);
         assert!(new_at(13_000).is_empty());
+    }
+
+    fn restart_policy() -> NewGroupPolicy {
+        NewGroupPolicy {
+            warm_up_ms: 1_000,
+            new_for_ms: 10_000,
+        }
+    }
+
+    fn new_templates(g: &ErrorGroups, now: i64) -> Vec<String> {
+        g.series(now)
+            .into_iter()
+            .filter(|(l, _)| l.metric_name() == "tocsin_error_group_new")
+            .map(|(l, _)| l.get("template").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn groups_continue_after_a_restart_with_their_ids_counts_and_first_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("error_groups.sqlite");
+        let (first, report) =
+            ErrorGroups::open(MinerConfig::default(), restart_policy(), 0, &path).unwrap();
+        assert_eq!(report, RestoreReport::default());
+        // In the warm-up: never announced.
+        first.observe(&rec("user alice logged out", "a", Severity::Error, 500));
+        // After it: announced until 13_000.
+        first.observe(&rec("disk full on /var", "b", Severity::Error, 3_000));
+        // Generalises the first group's template to `user <*> logged out`.
+        first.observe(&rec("user bob logged out", "b", Severity::Warn, 4_000));
+        assert_eq!(first.persist().unwrap(), 2);
+        assert_eq!(first.persist().unwrap(), 0, "nothing changed since");
+        let before = first.groups();
+        let disk = before
+            .iter()
+            .find(|g| g.samples == ["disk full on /var"])
+            .unwrap()
+            .template
+            .clone();
+        assert_eq!(new_templates(&first, 5_000), vec![disk.clone()]);
+        drop(first);
+
+        // Restarted inside the disk group's `new_for` and inside the new
+        // run's warm-up: it stays announced, the other one still is not.
+        let (second, report) =
+            ErrorGroups::open(MinerConfig::default(), restart_policy(), 6_000, &path).unwrap();
+        assert_eq!(report.restored, 2);
+        assert_eq!(second.groups(), before);
+        assert_eq!(new_templates(&second, 6_500), vec![disk]);
+        drop(second);
+
+        // Restarted long after: nothing known is new again; the same kind
+        // of line joins the same group (its id was fixed by its founding
+        // line, which a fresh miner would not know) and the count goes on.
+        let (third, _) =
+            ErrorGroups::open(MinerConfig::default(), restart_policy(), 100_000, &path).unwrap();
+        assert!(new_templates(&third, 100_500).is_empty());
+        third.observe(&rec("user carol logged out", "c", Severity::Error, 100_200));
+        third.observe(&rec("fan 3 stopped", "c", Severity::Error, 200_000));
+        let after = third.groups();
+        let users = after
+            .iter()
+            .find(|g| g.template == "user <*> logged out")
+            .unwrap();
+        let users_before = before
+            .iter()
+            .find(|g| g.template == "user <*> logged out")
+            .unwrap();
+        assert_eq!(users.id, users_before.id);
+        assert_eq!(users.count, 3);
+        assert_eq!(users.first_seen_ms, 500);
+        assert_eq!(users.last_seen_ms, 100_200);
+        assert_eq!(users.hosts, vec!["a", "b", "c"]);
+        assert_eq!(
+            users.samples,
+            vec![
+                "user carol logged out",
+                "user bob logged out",
+                "user alice logged out"
+            ]
+        );
+        assert_eq!(after.len(), 3);
+        // A kind first seen after this run's warm-up is new.
+        assert_eq!(new_templates(&third, 200_001), vec!["fan <*> stopped"]);
+        assert_eq!(third.persist().unwrap(), 2);
+        drop(third);
+        let (fourth, _) =
+            ErrorGroups::open(MinerConfig::default(), restart_policy(), 300_000, &path).unwrap();
+        assert_eq!(fourth.groups(), after);
+    }
+
+    #[test]
+    fn stored_groups_over_a_lowered_cap_are_skipped_and_reported() {
+        let mut db = ErrorGroupDb::in_memory().unwrap();
+        let stored = |id: &str, seq: u64, template: &str| StoredGroup {
+            id: id.parse().unwrap(),
+            seq,
+            template: template.into(),
+            count: 4,
+            first_seen_ms: 1,
+            last_seen_ms: 2,
+            hosts: Vec::new(),
+            samples: Vec::new(),
+            announce: false,
+        };
+        db.save(&[
+            stored("00000000000000a1", 0, "disk <*> failed"),
+            stored("00000000000000a2", 1, "fan <*> stopped"),
+        ])
+        .unwrap();
+        let config = MinerConfig {
+            max_groups: 1,
+            ..MinerConfig::default()
+        };
+        let (g, report) = ErrorGroups::with_db(config, restart_policy(), 0, db).unwrap();
+        assert_eq!(report.restored, 1);
+        assert_eq!(report.skipped, 1);
+        let reason = report.first_skip_reason.unwrap_or_default();
+        assert!(reason.contains("00000000000000a2"), "{reason}");
+        let groups = g.groups();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].id, "00000000000000a1");
+        assert_eq!(groups[0].count, 4);
     }
 }
