@@ -1,0 +1,377 @@
+//! Self telemetry against a real OTLP receiver on 127.0.0.1: a tonic
+//! server with opentelemetry-proto's metrics and trace services for gRPC,
+//! an axum endpoint decoding the protobuf bodies for HTTP. Telemetry is
+//! built with the real SDK and exporters, a metric and a span are
+//! recorded, shutdown flushes, and the receiver must hold both with the
+//! resource attributes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+use prost::Message as _;
+use tocsin_telemetry::config::{OtlpConfig, TelemetryConfig};
+use tocsin_telemetry::{LogOverrides, Protocol, Service, Telemetry};
+
+/// What the receiver got.
+#[derive(Default)]
+struct Received {
+    metrics: Vec<ExportMetricsServiceRequest>,
+    traces: Vec<ExportTraceServiceRequest>,
+    /// `authorization` and `x-tenant` of every request.
+    headers: Vec<(Option<String>, Option<String>)>,
+}
+
+type Shared = Arc<Mutex<Received>>;
+
+#[derive(Clone)]
+struct Grpc(Shared);
+
+fn header(map: &tonic::metadata::MetadataMap, name: &str) -> Option<String> {
+    map.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
+}
+
+#[tonic::async_trait]
+impl MetricsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        let mut r = self.0.lock().unwrap();
+        let md = request.metadata();
+        r.headers
+            .push((header(md, "authorization"), header(md, "x-tenant")));
+        r.metrics.push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut r = self.0.lock().unwrap();
+        let md = request.metadata();
+        r.headers
+            .push((header(md, "authorization"), header(md, "x-tenant")));
+        r.traces.push(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+async fn grpc_receiver(shared: Shared) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(Grpc(shared.clone())))
+            .add_service(TraceServiceServer::new(Grpc(shared)))
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+async fn http_receiver(shared: Shared) -> SocketAddr {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::routing::post;
+
+    fn h(map: &HeaderMap, name: &str) -> Option<String> {
+        map.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    }
+    async fn metrics(
+        State(s): State<Shared>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+        let Ok(req) = ExportMetricsServiceRequest::decode(body) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain")],
+                vec![],
+            );
+        };
+        let mut r = s.lock().unwrap();
+        r.headers
+            .push((h(&headers, "authorization"), h(&headers, "x-tenant")));
+        r.metrics.push(req);
+        let body = ExportMetricsServiceResponse::default().encode_to_vec();
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            body,
+        )
+    }
+    async fn traces(
+        State(s): State<Shared>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, [(header::HeaderName, &'static str); 1], Vec<u8>) {
+        let Ok(req) = ExportTraceServiceRequest::decode(body) else {
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "text/plain")],
+                vec![],
+            );
+        };
+        let mut r = s.lock().unwrap();
+        r.headers
+            .push((h(&headers, "authorization"), h(&headers, "x-tenant")));
+        r.traces.push(req);
+        let body = ExportTraceServiceResponse::default().encode_to_vec();
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            body,
+        )
+    }
+    let app = axum::Router::new()
+        .route("/v1/metrics", post(metrics))
+        .route("/v1/traces", post(traces))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+fn service() -> Service {
+    Service {
+        name: "tocsin-test",
+        version: "9.8.7",
+        host_name: "test-host".into(),
+    }
+}
+
+fn string(v: &Option<AnyValue>) -> Option<String> {
+    match v.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    kvs.iter()
+        .filter_map(|kv| Some((kv.key.clone(), string(&kv.value)?)))
+        .collect()
+}
+
+fn assert_resource(kvs: &[KeyValue]) {
+    let a = attrs(kvs);
+    assert_eq!(
+        a.get("service.name").map(String::as_str),
+        Some("tocsin-test"),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.get("service.version").map(String::as_str),
+        Some("9.8.7"),
+        "{a:?}"
+    );
+    assert_eq!(
+        a.get("host.name").map(String::as_str),
+        Some("test-host"),
+        "{a:?}"
+    );
+}
+
+/// Builds telemetry for `endpoint`, records a counter, a gauge, a
+/// histogram and spans, shuts down, and checks what `received` holds.
+async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("otlp.token"), "s3cret\n").unwrap();
+    let config = TelemetryConfig {
+        otlp: Some(OtlpConfig {
+            endpoint,
+            protocol,
+            headers: BTreeMap::from([("x-tenant".to_string(), "ops".to_string())]),
+            token_file: Some("otlp.token".into()),
+            // Longer than the test: the one export is the one at shutdown.
+            interval: Some("1h".into()),
+            ..OtlpConfig::default()
+        }),
+        ..TelemetryConfig::default()
+    };
+    let settings = config.validate(dir.path()).unwrap();
+    let (telemetry, dispatch) =
+        Telemetry::build(&settings, &LogOverrides::default(), &service()).unwrap();
+    assert!(telemetry.is_exporting());
+    let metrics = telemetry.metrics();
+    metrics.counter(
+        "tocsin_test_things_total",
+        "Things counted by the test.",
+        |o| {
+            o.observe(40, &[("kind", "a")]);
+            o.observe(2, &[("kind", "b")]);
+        },
+    );
+    metrics.gauge("tocsin_test_level", "A level.", "By", |o| {
+        o.observe(1.5, &[])
+    });
+    let h = metrics.histogram("tocsin_test_wait_seconds", "Waits.", "s", &[0.01, 0.1, 1.0]);
+    h.record(0.05);
+    h.record(0.5);
+    tracing::dispatcher::with_default(&dispatch, || {
+        let outer = tracing::info_span!(target: "tocsin_test", "test_operation", answer = 42);
+        let _outer = outer.enter();
+        tracing::info_span!(target: "tocsin_test", "inner_step").in_scope(|| {
+            tracing::info!(target: "tocsin_test", "inside");
+        });
+        // Not Tocsin's: never exported (the transports' own spans must not
+        // feed the exporter).
+        tracing::info_span!(target: "h2::proto", "foreign").in_scope(|| {});
+    });
+    telemetry.shutdown(Duration::from_secs(20)).await;
+
+    let r = received.lock().unwrap();
+    assert!(!r.metrics.is_empty(), "no metrics arrived");
+    assert!(!r.traces.is_empty(), "no spans arrived");
+    for (auth, tenant) in &r.headers {
+        assert_eq!(auth.as_deref(), Some("Bearer s3cret"));
+        assert_eq!(tenant.as_deref(), Some("ops"));
+    }
+
+    let mut seen = BTreeMap::new();
+    for req in &r.metrics {
+        for rm in &req.resource_metrics {
+            assert_resource(&rm.resource.as_ref().unwrap().attributes);
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    match m.data.as_ref().unwrap() {
+                        Data::Sum(s) => {
+                            assert!(s.is_monotonic, "{}", m.name);
+                            for p in &s.data_points {
+                                let Some(Value::AsInt(v)) = p.value else {
+                                    panic!("{}: {p:?}", m.name)
+                                };
+                                let kind = attrs(&p.attributes).remove("kind").unwrap();
+                                seen.insert(format!("{}{{{kind}}}", m.name), v as f64);
+                            }
+                        }
+                        Data::Gauge(g) => {
+                            assert_eq!(m.unit, "By");
+                            let Some(Value::AsDouble(v)) = g.data_points[0].value else {
+                                panic!("{m:?}")
+                            };
+                            seen.insert(m.name.clone(), v);
+                        }
+                        Data::Histogram(h) => {
+                            let p = &h.data_points[0];
+                            assert_eq!(p.explicit_bounds, vec![0.01, 0.1, 1.0]);
+                            assert_eq!(p.bucket_counts, vec![0, 1, 1, 0]);
+                            seen.insert(m.name.clone(), p.count as f64);
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        BTreeMap::from([
+            ("tocsin_test_level".to_string(), 1.5),
+            ("tocsin_test_things_total{a}".to_string(), 40.0),
+            ("tocsin_test_things_total{b}".to_string(), 2.0),
+            ("tocsin_test_wait_seconds".to_string(), 2.0),
+        ])
+    );
+
+    let mut spans = BTreeMap::new();
+    for req in &r.traces {
+        for rs in &req.resource_spans {
+            assert_resource(&rs.resource.as_ref().unwrap().attributes);
+            for ss in &rs.scope_spans {
+                for s in &ss.spans {
+                    spans.insert(s.name.clone(), s.clone());
+                }
+            }
+        }
+    }
+    assert_eq!(
+        spans.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["inner_step", "test_operation"]
+    );
+    let outer = &spans["test_operation"];
+    let inner = &spans["inner_step"];
+    assert_eq!(
+        attrs(&outer.attributes).get("answer").map(String::as_str),
+        Some("42")
+    );
+    assert_eq!(inner.trace_id, outer.trace_id);
+    assert_eq!(inner.parent_span_id, outer.span_id);
+    assert!(
+        inner.events.iter().any(|e| e.name == "inside"),
+        "{:?}",
+        inner.events
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_arrive_over_grpc_with_the_resource() {
+    let received = Shared::default();
+    let addr = grpc_receiver(received.clone()).await;
+    export_and_check(format!("http://{addr}"), Protocol::Grpc, received).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_arrive_over_http_with_the_resource() {
+    let received = Shared::default();
+    let addr = http_receiver(received.clone()).await;
+    export_and_check(format!("http://{addr}/"), Protocol::Http, received).await;
+}
+
+/// A current-thread runtime, as the agent runs: the export at shutdown
+/// must not wait for the thread that is blocked waiting for it.
+#[test]
+fn shutdown_flushes_on_a_current_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let received = Shared::default();
+        let addr = grpc_receiver(received.clone()).await;
+        export_and_check(format!("http://{addr}"), Protocol::Grpc, received).await;
+    });
+}
+
+#[tokio::test]
+async fn without_otlp_nothing_is_exported() {
+    let settings = TelemetryConfig::default()
+        .validate(std::path::Path::new("."))
+        .unwrap();
+    let (telemetry, _dispatch) =
+        Telemetry::build(&settings, &LogOverrides::default(), &service()).unwrap();
+    assert!(!telemetry.is_exporting());
+    assert!(!telemetry.metrics().is_enabled());
+    assert!(!tocsin_telemetry::SelfMetrics::global().is_enabled());
+    telemetry.shutdown(Duration::from_secs(1)).await;
+}
