@@ -263,7 +263,7 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
 /// A child process with its stderr in a file; SIGKILLed and reaped when
 /// dropped, whichever way the test ends.
 pub struct Proc {
-    child: Child,
+    child: Mutex<Child>,
     name: String,
     log: PathBuf,
 }
@@ -279,14 +279,18 @@ impl Proc {
             name,
         );
         Proc {
-            child,
+            child: Mutex::new(child),
             name: name.to_string(),
             log,
         }
     }
 
+    fn child(&self) -> MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child().id()
     }
 
     /// Everything the process wrote to stderr so far.
@@ -297,7 +301,7 @@ impl Proc {
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
+            .arg(self.pid().to_string())
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
@@ -305,21 +309,22 @@ impl Proc {
         }
     }
 
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+    pub fn is_running(&self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
     }
 
     /// kill -9 and reap.
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill9(self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// Waits for the process to exit, at most `deadline`.
-    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+    pub fn wait_exit(&self, deadline: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child().try_wait() {
                 return status;
             }
             if start.elapsed() > deadline {
@@ -336,8 +341,9 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -420,7 +426,7 @@ impl Collector {
 
     /// SIGTERM and wait for the clean exit.
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
+        if let Some(p) = self.proc.take() {
             p.signal("TERM");
             let status = p.wait_exit(Duration::from_secs(60));
             assert!(status.success(), "collector exit {status}: {}", p.log());
@@ -742,7 +748,7 @@ impl Agent {
         assert!(self.proc.is_none(), "agent already running");
         self.starts += 1;
         let log = self.dir.join(format!("agent.{}.log", self.starts));
-        let mut proc = Proc::spawn("tocsin-agent", self.command(), log);
+        let proc = Proc::spawn("tocsin-agent", self.command(), log);
         let start = Instant::now();
         while !proc.log().contains("agent running") {
             if !proc.is_running() {
@@ -764,7 +770,7 @@ impl Agent {
 
     /// SIGTERM and wait for the clean exit.
     pub fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
+        if let Some(p) = self.proc.take() {
             p.signal("TERM");
             let status = p.wait_exit(Duration::from_secs(60));
             assert!(status.success(), "agent exit {status}: {}", p.log());
@@ -778,8 +784,8 @@ impl Agent {
         }
     }
 
-    pub fn is_running(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::is_running)
+    pub fn is_running(&self) -> bool {
+        self.proc.as_ref().is_some_and(Proc::is_running)
     }
 
     /// The current run's log.
