@@ -129,7 +129,8 @@ impl Chunk {
         self.bits.bytes.len()
     }
 
-    /// The encoded bytes (for snapshots); [`Chunk::from_bytes`] reads them.
+    /// The encoded bytes (for snapshots); [`Chunk::from_bytes`] and
+    /// [`Chunk::sealed`] read them.
     pub fn bytes(&self) -> &[u8] {
         &self.bits.bytes
     }
@@ -223,14 +224,61 @@ impl Chunk {
     }
 
     /// Rebuilds a chunk from [`Chunk::bytes`] and its sample count, e.g. from
-    /// a snapshot. Returns `None` when the bytes do not decode to `count`
-    /// samples.
+    /// a snapshot, decoding it once to recover the appender's state (the
+    /// bytes are kept as they are, not re-encoded). Returns `None` when the
+    /// bytes do not decode to exactly `count` increasing samples.
     pub fn from_bytes(bytes: &[u8], count: usize) -> Option<Chunk> {
-        let mut c = Chunk::new();
-        for s in ChunkIter::new(bytes, count) {
-            c.append(s.t, s.v).ok()?;
+        if count == 0 {
+            return bytes.is_empty().then(Chunk::new);
         }
-        (c.count == count && c.bits.bytes == bytes).then_some(c)
+        if count > MAX_SAMPLES {
+            return None;
+        }
+        let mut it = ChunkIter::new(bytes, count);
+        let mut min_t = 0;
+        let mut prev: Option<i64> = None;
+        for i in 0..count {
+            let s = it.next_sample()?;
+            if prev.is_some_and(|p| s.t <= p) {
+                return None;
+            }
+            if i == 0 {
+                min_t = s.t;
+            }
+            prev = Some(s.t);
+        }
+        // The writer pads only the last byte: every byte must have been read.
+        if it.r.pos.div_ceil(8) != bytes.len() {
+            return None;
+        }
+        Some(Chunk {
+            bits: BitWriter {
+                bytes: bytes.to_vec(),
+                used: (it.r.pos % 8) as u8,
+            },
+            count,
+            min_t,
+            last_t: it.t,
+            last_delta: it.delta,
+            last_v: it.v,
+            leading: it.leading,
+            trailing: it.trailing,
+        })
+    }
+
+    /// Rebuilds a full chunk from its bytes and time range without decoding
+    /// it: a full chunk is never appended to, so its appender state is not
+    /// needed. Snapshots checksum the bytes; this is what makes loading
+    /// them cost a copy rather than a decode. Returns `None` unless `count`
+    /// is [`MAX_SAMPLES`] and the range is ordered.
+    pub fn sealed(bytes: Vec<u8>, count: usize, min_t: i64, max_t: i64) -> Option<Chunk> {
+        (count == MAX_SAMPLES && min_t < max_t && !bytes.is_empty()).then(|| Chunk {
+            bits: BitWriter { bytes, used: 0 },
+            count,
+            min_t,
+            last_t: max_t,
+            ..Chunk::default()
+        })
     }
 
     /// The samples, oldest first.
@@ -352,8 +400,20 @@ mod tests {
         let got: Vec<(i64, u64)> = c.iter().map(|s| (s.t, s.v.to_bits())).collect();
         let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         assert_eq!(got, want);
-        let rebuilt = Chunk::from_bytes(c.bytes(), c.len()).unwrap();
+        let mut rebuilt = Chunk::from_bytes(c.bytes(), c.len()).unwrap();
         assert_eq!(rebuilt.iter().count(), samples.len());
+        assert_eq!(
+            (rebuilt.min_time(), rebuilt.max_time()),
+            (c.min_time(), c.max_time())
+        );
+        // The appender state is recovered: appending to the rebuilt chunk
+        // writes the same bits as appending to the original.
+        if !c.is_full() {
+            let next = c.max_time() + 7_000;
+            c.append(next, 3.25).unwrap();
+            rebuilt.append(next, 3.25).unwrap();
+            assert_eq!(rebuilt.bytes(), c.bytes());
+        }
     }
 
     #[test]
@@ -400,6 +460,20 @@ mod tests {
             }
         }
         roundtrip(&samples);
+    }
+
+    #[test]
+    fn bytes_that_do_not_decode_to_the_count_are_refused() {
+        let mut c = Chunk::new();
+        for i in 0..10 {
+            c.append(i * 1000, i as f64).unwrap();
+        }
+        // One more sample can hide in the last byte's padding (the count,
+        // checksummed, is what rules it out), a byte's worth cannot.
+        assert!(Chunk::from_bytes(c.bytes(), 18).is_none());
+        assert!(Chunk::from_bytes(c.bytes(), 5).is_none());
+        assert!(Chunk::from_bytes(&c.bytes()[..c.byte_len() - 1], 10).is_none());
+        assert!(Chunk::sealed(c.bytes().to_vec(), 10, 0, 9000).is_none());
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! fsync'd; a failed write fails exactly the callers whose records were in
 //! it; records reach the log in the order `enqueue` was called.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::wal::{Wal, WalError};
 
@@ -29,6 +30,17 @@ struct State {
 }
 
 const FAILED_RANGES_KEPT: usize = 64;
+
+/// Told how long each group write (write and fsync) took and how many
+/// bytes it wrote: the collector's self metrics. Process-wide, set once.
+type WriteObserver = Box<dyn Fn(Duration, usize) + Send + Sync>;
+static WRITE_OBSERVER: OnceLock<WriteObserver> = OnceLock::new();
+
+/// Installs the process's write observer; false when one is installed
+/// already (the first one stays).
+pub fn observe_writes(f: impl Fn(Duration, usize) + Send + Sync + 'static) -> bool {
+    WRITE_OBSERVER.set(Box::new(f)).is_ok()
+}
 
 /// A ticket for one enqueued batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +105,11 @@ impl GroupCommit {
                 let batch = std::mem::take(&mut st.pending);
                 let (from, to) = (st.settled + 1, st.enqueued);
                 drop(st);
+                let started = Instant::now();
                 let result = lock(&self.wal).write_frames(&batch);
+                if let Some(observe) = WRITE_OBSERVER.get() {
+                    observe(started.elapsed(), batch.len());
+                }
                 st = lock(&self.state);
                 st.writing = false;
                 st.settled = to;

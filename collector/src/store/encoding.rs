@@ -24,7 +24,7 @@ pub struct DecodeError {
     pub offset: usize,
 }
 
-fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -32,30 +32,34 @@ fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_varint(out: &mut Vec<u8>, v: i64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_uvarint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
     what: &'static str,
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self) -> DecodeError {
+    pub(super) fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    pub(super) fn err(&self) -> DecodeError {
         DecodeError {
             what: self.what,
             offset: self.pos,
         }
     }
 
-    fn uvarint(&mut self) -> Result<u64, DecodeError> {
+    pub(super) fn uvarint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or_else(|| self.err())?;
@@ -68,14 +72,14 @@ impl<'a> Reader<'a> {
         Err(self.err())
     }
 
-    fn varint(&mut self) -> Result<i64, DecodeError> {
+    pub(super) fn varint(&mut self) -> Result<i64, DecodeError> {
         let u = self.uvarint()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
     /// A count of items each at least `min_bytes` long, checked against
     /// what remains so a corrupt count cannot cause a huge allocation.
-    fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
+    pub(super) fn count(&mut self, min_bytes: usize) -> Result<usize, DecodeError> {
         let n = self.uvarint()?;
         let remaining = (self.buf.len() - self.pos) as u64;
         if n.saturating_mul(min_bytes as u64) > remaining {
@@ -84,32 +88,56 @@ impl<'a> Reader<'a> {
         Ok(n as usize)
     }
 
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.err())?;
         let b = self.buf.get(self.pos..end).ok_or_else(|| self.err())?;
         self.pos = end;
         Ok(b)
     }
 
-    fn string(&mut self) -> Result<String, DecodeError> {
+    pub(super) fn string(&mut self) -> Result<String, DecodeError> {
         let n = self.count(1)?;
         let b = self.bytes(n)?;
         String::from_utf8(b.to_vec()).map_err(|_| self.err())
     }
 
-    fn f64(&mut self) -> Result<f64, DecodeError> {
+    pub(super) fn f64(&mut self) -> Result<f64, DecodeError> {
         let b = self.bytes(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(f64::from_bits(u64::from_le_bytes(a)))
     }
 
-    fn done(&self) -> Result<(), DecodeError> {
+    pub(super) fn labels(&mut self) -> Result<Labels, DecodeError> {
+        let nl = self.count(2)?;
+        let mut labels = Vec::with_capacity(nl);
+        for _ in 0..nl {
+            let name = self.string()?;
+            let value = self.string()?;
+            labels.push(Label { name, value });
+        }
+        Ok(Labels::from_vec(labels))
+    }
+
+    pub(super) fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
+    pub(super) fn done(&self) -> Result<(), DecodeError> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
             Err(self.err())
         }
+    }
+}
+
+/// A label set as a count and length-prefixed names and values.
+pub(super) fn put_labels(out: &mut Vec<u8>, labels: &Labels) {
+    put_uvarint(out, labels.len() as u64);
+    for l in labels.iter() {
+        put_str(out, &l.name);
+        put_str(out, &l.value);
     }
 }
 

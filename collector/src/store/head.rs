@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
+use std::time::Duration;
 
 use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable, StorageError};
 use tocsin_rules::promql::value::{Labels, Sample, Series};
@@ -26,6 +27,13 @@ pub struct HeadOptions {
     /// Out-of-order samples buffered per series before they are merged into
     /// the series' chunks.
     pub out_of_order_merge_at: usize,
+    /// How often the store writes a snapshot of the head so that a restart
+    /// replays only the log written since (zero: only when asked, e.g. at
+    /// shutdown). Prometheus snapshots its head chunks at shutdown
+    /// (`EnableMemorySnapshotOnShutdown`) and checkpoints its WAL every
+    /// head compaction (about 2h); Tocsin keeps no blocks, so a shorter
+    /// period bounds both the log on disk and the replay after a crash.
+    pub snapshot_interval: Duration,
 }
 
 impl Default for HeadOptions {
@@ -33,6 +41,7 @@ impl Default for HeadOptions {
         HeadOptions {
             out_of_order_window_ms: 60 * 60 * 1000,
             out_of_order_merge_at: 120,
+            snapshot_interval: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -243,6 +252,26 @@ impl Inner {
         r
     }
 
+    /// Adds a series under a ref given by the log or a snapshot. Returns
+    /// the ref that holds `labels` afterwards: `r`, or the ref an identical
+    /// label set already has.
+    fn insert_with_ref(&mut self, r: SeriesRef, labels: &Labels) -> SeriesRef {
+        if let Some(&existing) = self.by_labels.get(labels) {
+            self.next_ref = self.next_ref.max(r.saturating_add(1));
+            return existing;
+        }
+        if self.series.contains_key(&r) {
+            // A ref names one label set for ever; a second set under it is
+            // not ours to guess at.
+            return r;
+        }
+        let saved = self.next_ref;
+        self.next_ref = r;
+        self.get_or_create(labels);
+        self.next_ref = saved.max(r.saturating_add(1));
+        r
+    }
+
     fn remove(&mut self, r: SeriesRef) {
         let Some(s) = self.series.remove(&r) else {
             return;
@@ -346,6 +375,18 @@ pub struct LoggedBatch {
     pub results: Vec<Result<Appended, Refusal>>,
     pub new_series: Vec<(SeriesRef, Labels)>,
     pub to_log: Vec<RefSample>,
+}
+
+/// One series as a snapshot holds it: its chunks' bytes as they are (the
+/// closed ones, then the head chunk) and its out-of-order buffer.
+#[derive(Debug, Clone)]
+pub struct SeriesData {
+    pub sref: SeriesRef,
+    pub labels: Labels,
+    /// Oldest first; none empty.
+    pub chunks: Vec<Chunk>,
+    /// Sorted by time.
+    pub out_of_order: Vec<(i64, f64)>,
 }
 
 /// What replaying logged samples did.
@@ -477,15 +518,82 @@ impl Head {
     }
 
     /// Re-creates a series with the ref the write-ahead log gave it.
-    pub fn replay_series(&self, r: SeriesRef, labels: Labels) {
-        let mut inner = self.write();
-        if inner.series.contains_key(&r) || inner.by_labels.contains_key(&labels) {
-            return;
+    /// Returns the ref that holds the labels now: a different one when the
+    /// label set is already present under an older ref (the series was
+    /// dropped by retention and created again, or a snapshot holds it), in
+    /// which case the caller maps `r`'s samples to it.
+    pub fn replay_series(&self, r: SeriesRef, labels: Labels) -> SeriesRef {
+        self.write().insert_with_ref(r, &labels)
+    }
+
+    /// Every series' ref, ascending, and the next ref to be assigned (above
+    /// all of them): what a snapshot walks.
+    pub fn refs(&self) -> (Vec<SeriesRef>, SeriesRef) {
+        let inner = self.read();
+        let mut refs: Vec<SeriesRef> = inner.series.keys().copied().collect();
+        refs.sort_unstable();
+        (refs, inner.next_ref)
+    }
+
+    /// Copies the named series (those still present) under one read lock:
+    /// appends wait for one short copy, not for a whole snapshot.
+    pub fn copy_series(&self, refs: &[SeriesRef]) -> Vec<SeriesData> {
+        let inner = self.read();
+        refs.iter()
+            .filter_map(|&r| {
+                let s = inner.series.get(&r)?;
+                let mut chunks = s.closed.clone();
+                if !s.head.is_empty() {
+                    chunks.push(s.head.clone());
+                }
+                Some(SeriesData {
+                    sref: r,
+                    labels: s.labels.clone(),
+                    chunks,
+                    out_of_order: s.ooo.iter().map(|(&t, &v)| (t, v)).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts back a series copied by [`Head::copy_series`] (from a
+    /// snapshot). Refused, with the reason, when its chunks overlap or are
+    /// out of order, or its ref or labels are already taken.
+    pub fn restore_series(&self, data: SeriesData) -> Result<(), &'static str> {
+        let ordered = data.chunks.iter().all(|c| !c.is_empty())
+            && data
+                .chunks
+                .windows(2)
+                .all(|w| w[0].max_time() < w[1].min_time());
+        if !ordered {
+            return Err("chunks overlap or are out of time order");
         }
-        let saved = inner.next_ref;
-        inner.next_ref = r;
-        inner.get_or_create(&labels);
-        inner.next_ref = saved.max(r + 1);
+        if !data.out_of_order.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("out-of-order samples are not sorted by time");
+        }
+        if data.chunks.is_empty() && data.out_of_order.is_empty() {
+            return Err("series without samples");
+        }
+        let mut inner = self.write();
+        if inner.series.contains_key(&data.sref) || inner.by_labels.contains_key(&data.labels) {
+            return Err("series ref or label set appears twice");
+        }
+        inner.insert_with_ref(data.sref, &data.labels);
+        let Some(s) = inner.series.get_mut(&data.sref) else {
+            return Err("series ref or label set appears twice");
+        };
+        let mut chunks = data.chunks;
+        s.head = chunks.pop().unwrap_or_default();
+        s.closed = chunks;
+        s.ooo = data.out_of_order.into_iter().collect();
+        Ok(())
+    }
+
+    /// Makes sure refs below `next` are never assigned again (a snapshot's
+    /// series may have had refs above the largest it still holds).
+    pub fn reserve_refs_below(&self, next: SeriesRef) {
+        let mut inner = self.write();
+        inner.next_ref = inner.next_ref.max(next);
     }
 
     /// Re-applies logged samples; samples of unknown series are counted,
@@ -631,6 +739,7 @@ mod tests {
         let head = Head::new(HeadOptions {
             out_of_order_window_ms: 10_000,
             out_of_order_merge_at: 3,
+            ..HeadOptions::default()
         });
         let s = l(&[("__name__", "x")]);
         head.append(&s, 20_000, 20.0).unwrap();
@@ -680,7 +789,7 @@ mod tests {
                 x ^= x << 13; x ^= x >> 7; x ^= x << 17;
                 ts.swap(i, (x % (i as u64 + 1)) as usize);
             }
-            let head = Head::new(HeadOptions { out_of_order_window_ms: 10_000, out_of_order_merge_at: 50 });
+            let head = Head::new(HeadOptions { out_of_order_window_ms: 10_000, out_of_order_merge_at: 50, ..HeadOptions::default() });
             let s = l(&[("__name__", "p")]);
             for &t in &ts {
                 head.append(&s, t, t as f64).unwrap();

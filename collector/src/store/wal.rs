@@ -9,6 +9,14 @@
 //! cut at a size limit; [`Wal::truncate_before`] deletes whole segments
 //! once a snapshot covers them.
 //!
+//! Versions: 1 is the same framing, from builds that never deleted a
+//! segment a snapshot covers; 2 marks a directory whose older segments may
+//! have been deleted because a snapshot holds their contents. Version 1
+//! segments are read as they are (and go away once a snapshot covers
+//! them); a build that knows only version 1 refuses version 2 segments
+//! instead of replaying a log whose beginning lives in a snapshot it
+//! cannot read.
+//!
 //! Invariants: records are replayed in the order they were appended; a torn
 //! or corrupt tail (a crash mid-write) ends replay of the newest segment and
 //! is truncated away before new appends; corruption in an older segment is
@@ -21,7 +29,9 @@ use std::path::{Path, PathBuf};
 /// Magic bytes at the start of every segment.
 pub const MAGIC: &[u8; 8] = b"TOCSINWL";
 /// The on-disk format version written by this code.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code still reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: u64 = 16;
 const FRAME_LEN: usize = 9;
 /// Largest record accepted (a bound on what one request can write and on
@@ -55,7 +65,7 @@ pub enum WalError {
     #[error("{path}: not a Tocsin WAL segment (bad magic)")]
     BadMagic { path: PathBuf },
     #[error(
-        "{path}: WAL format version {found} is not supported (this build reads version {FORMAT_VERSION})"
+        "{path}: WAL format version {found} is not supported (this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION})"
     )]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{path}: corrupt record at byte {offset} in a closed segment: {reason}")]
@@ -106,6 +116,20 @@ pub struct Replay {
     pub truncated_tail_bytes: u64,
 }
 
+/// What [`Wal::open_from`] found on disk.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// Bytes of torn or corrupt tail dropped from the newest segment.
+    pub truncated_tail_bytes: u64,
+    /// Segments below the first one asked for, not read.
+    pub skipped_segments: usize,
+    /// The oldest segment replayed.
+    pub first_replayed: Option<u64>,
+    /// Numbers missing between replayed segments (deleted by hand, or
+    /// lost): their records are not in the replay.
+    pub missing_segments: u64,
+}
+
 /// An open write-ahead log. Not shared: the owner serialises appends (the
 /// group-commit task), which is what makes one fsync cover many requests.
 #[derive(Debug)]
@@ -123,7 +147,7 @@ fn segment_path(dir: &Path, n: u64) -> PathBuf {
 }
 
 /// Segment numbers present in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
+pub fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
@@ -171,7 +195,7 @@ fn read_segment(
         });
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != FORMAT_VERSION {
+    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(WalError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
@@ -243,17 +267,40 @@ impl Wal {
     pub fn open_with(
         dir: &Path,
         opts: WalOptions,
-        mut visit: impl FnMut(Record),
+        visit: impl FnMut(Record),
     ) -> Result<(Wal, u64), WalError> {
+        let (wal, opened) = Wal::open_from(dir, opts, 0, visit)?;
+        Ok((wal, opened.truncated_tail_bytes))
+    }
+
+    /// As [`Wal::open_with`], but replays only the segments numbered
+    /// `first` and up (the older ones are covered by a snapshot and are
+    /// left for [`Wal::truncate_before`]). Appends continue in the newest
+    /// segment, or in segment `first` when none that new exists, so a
+    /// record written after this is never numbered below `first`.
+    pub fn open_from(
+        dir: &Path,
+        opts: WalOptions,
+        first: u64,
+        mut visit: impl FnMut(Record),
+    ) -> Result<(Wal, Opened), WalError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let segments = list_segments(dir)?;
-        let mut truncated_tail_bytes = 0;
+        let all = list_segments(dir)?;
+        let segments: Vec<u64> = all.iter().copied().filter(|&n| n >= first).collect();
+        let mut opened = Opened {
+            skipped_segments: all.len() - segments.len(),
+            first_replayed: segments.first().copied(),
+            ..Opened::default()
+        };
         let mut last_end = 0;
         for (i, &n) in segments.iter().enumerate() {
+            if i > 0 && n != segments[i - 1] + 1 {
+                opened.missing_segments += n - segments[i - 1] - 1;
+            }
             let is_last = i + 1 == segments.len();
             let path = segment_path(dir, n);
             let (end, dropped) = read_segment(&path, is_last, &mut visit)?;
-            truncated_tail_bytes += dropped;
+            opened.truncated_tail_bytes += dropped;
             last_end = end;
         }
         let (segment, file, size) = match segments.last() {
@@ -263,7 +310,7 @@ impl Wal {
                     .write(true)
                     .open(&path)
                     .map_err(io_err(&path))?;
-                if truncated_tail_bytes > 0 {
+                if opened.truncated_tail_bytes > 0 {
                     file.set_len(last_end).map_err(io_err(&path))?;
                     file.sync_all().map_err(io_err(&path))?;
                 }
@@ -273,7 +320,7 @@ impl Wal {
             }
             last => {
                 // No segment yet, or the newest one lost even its header.
-                let n = last.copied().unwrap_or(1);
+                let n = last.copied().unwrap_or(first.max(1));
                 let path = segment_path(dir, n);
                 let mut file = File::create(&path).map_err(io_err(&path))?;
                 write_header(&mut file, &path)?;
@@ -290,8 +337,18 @@ impl Wal {
                 size,
                 buf: Vec::new(),
             },
-            truncated_tail_bytes,
+            opened,
         ))
+    }
+
+    /// The segment appends go to.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Whether the current segment holds no record yet.
+    pub fn segment_is_empty(&self) -> bool {
+        self.size <= HEADER_LEN
     }
 
     /// Buffers one record; it reaches the disk with the next [`Wal::commit`].
@@ -493,6 +550,62 @@ mod tests {
         fs::write(&path, h).unwrap();
         let err = Wal::open(dir.path(), WalOptions::default()).unwrap_err();
         assert!(err.to_string().contains("version 7"), "{err}");
+    }
+
+    #[test]
+    fn version_1_segments_are_still_read_and_new_ones_are_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v1 = vec![0u8; HEADER_LEN as usize];
+        v1[..8].copy_from_slice(MAGIC);
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        frame(1, b"from v1", &mut v1).unwrap();
+        fs::write(segment_path(dir.path(), 1), &v1).unwrap();
+        {
+            let (mut wal, replay) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+            assert_eq!(replay.records, vec![rec(1, "from v1")]);
+            wal.append(1, b"appended").unwrap();
+            assert_eq!(wal.start_new_segment().unwrap(), 2);
+        }
+        let header = fs::read(segment_path(dir.path(), 2)).unwrap();
+        assert_eq!(header[8..12], FORMAT_VERSION.to_le_bytes());
+        let (_, replay) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+        assert_eq!(replay.records, vec![rec(1, "from v1"), rec(1, "appended")]);
+    }
+
+    #[test]
+    fn open_from_skips_covered_segments_and_never_numbers_below_them() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (mut wal, _) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+            for i in 0..3 {
+                wal.append(1, format!("s{i}").as_bytes()).unwrap();
+                wal.start_new_segment().unwrap();
+            }
+        }
+        let mut seen = Vec::new();
+        let (wal, opened) =
+            Wal::open_from(dir.path(), WalOptions::default(), 2, |r| seen.push(r)).unwrap();
+        assert_eq!(seen, vec![rec(1, "s1"), rec(1, "s2")]);
+        assert_eq!(opened.skipped_segments, 1);
+        assert_eq!(opened.first_replayed, Some(2));
+        assert_eq!(opened.missing_segments, 0);
+        assert_eq!(wal.segment(), 4);
+        drop(wal);
+        // Covered beyond what exists (the newer segments were lost): the
+        // log continues at the covered number, not below it.
+        let (mut wal, opened) =
+            Wal::open_from(dir.path(), WalOptions::default(), 10, |_| {}).unwrap();
+        assert_eq!(opened.skipped_segments, 4);
+        assert_eq!(wal.segment(), 10);
+        wal.append(1, b"after").unwrap();
+        wal.commit().unwrap();
+        drop(wal);
+        fs::remove_file(segment_path(dir.path(), 3)).unwrap();
+        let mut seen = Vec::new();
+        let (_, opened) =
+            Wal::open_from(dir.path(), WalOptions::default(), 2, |r| seen.push(r)).unwrap();
+        assert_eq!(opened.missing_segments, 6);
+        assert_eq!(seen, vec![rec(1, "s1"), rec(1, "after")]);
     }
 
     #[test]
