@@ -1,5 +1,6 @@
 //! Tocsin's collector.
 
+pub mod agents;
 pub mod api;
 pub mod config;
 pub mod ctl;

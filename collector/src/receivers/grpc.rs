@@ -68,9 +68,10 @@ impl Codec for RawCodec {
     }
 }
 
-/// The authenticated sender, passed from the service to the handler.
+/// The authenticated sender and its peer address, passed from the
+/// service to the handler.
 #[derive(Debug, Clone)]
-struct Sender(String);
+struct Sender(String, Option<SocketAddr>);
 
 /// One signal's gRPC service.
 struct OtlpService<S> {
@@ -148,7 +149,7 @@ impl<S: Signal> tower::Service<axum::http::Request<tonic::body::Body>> for OtlpS
                 );
             };
             let mut req = req;
-            req.extensions_mut().insert(Sender(sender));
+            req.extensions_mut().insert(Sender(sender, peer));
             let mut grpc = tonic::server::Grpc::new(RawCodec)
                 .apply_compression_config(
                     enabled_encodings(),
@@ -206,7 +207,7 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
         let shared = self.shared.clone();
         Box::pin(async move {
             let counters = shared.ingest.counters().clone();
-            let Some(Sender(sender)) = request.extensions().get::<Sender>().cloned() else {
+            let Some(Sender(sender, peer)) = request.extensions().get::<Sender>().cloned() else {
                 tracing::error!("OTLP/gRPC handler reached without an authenticated sender");
                 return Err(Status::internal("request not authenticated"));
             };
@@ -217,7 +218,7 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
             let who = sender.clone();
             let result = tokio::task::spawn_blocking(move || {
                 <S::Request as prost::Message>::decode(body)
-                    .map(|msg| S::export(&ingest, &sender, msg))
+                    .map(|msg| S::export(&ingest, &sender, peer, msg))
             })
             .await;
             match result {

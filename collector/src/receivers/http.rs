@@ -273,7 +273,7 @@ async fn export<S: Signal>(
             }
         };
         match decoded {
-            Ok(msg) => Prepared::Exported(S::export(&ingest, &sender, msg)),
+            Ok(msg) => Prepared::Exported(S::export(&ingest, &sender, Some(peer), msg)),
             Err(message) => Prepared::Malformed(message),
         }
     });

@@ -7,6 +7,7 @@
 //! the transports call it on tokio's blocking pool. The arrival time comes
 //! from an injectable clock.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -19,6 +20,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use super::counters::ReceiverCounters as C;
 use super::limits::SeriesLimiter;
 use super::{LogSink, MetricsSink, ReceiverCounters, SinkError};
+use crate::agents::{AgentRegistry, AgentReport};
+use crate::translate::attributes::AgentResource;
 use crate::translate::logs::{LogsOptions, translate_logs};
 use crate::translate::metrics::{MetricsOptions, MetricsTranslator};
 use crate::translate::skew::ClockSkew;
@@ -67,6 +70,7 @@ pub struct Ingest {
     log_sink: Arc<dyn LogSink>,
     series: SeriesLimiter,
     skew: Arc<ClockSkew>,
+    agents: Arc<AgentRegistry>,
     counters: Arc<ReceiverCounters>,
     clock: Clock,
 }
@@ -98,9 +102,40 @@ impl Ingest {
                 opts.series_idle_ms,
             ),
             skew: Arc::new(ClockSkew::new(opts.max_agents)),
+            agents: Arc::new(AgentRegistry::default()),
             counters: Arc::new(ReceiverCounters::default()),
             clock,
         }
+    }
+
+    /// Reports the agents of accepted requests to `agents` (by default an
+    /// in-memory registry of its own).
+    pub fn with_agents(mut self, agents: Arc<AgentRegistry>) -> Ingest {
+        self.agents = agents;
+        self
+    }
+
+    /// The agent inventory this ingest path reports to.
+    pub fn agents(&self) -> &Arc<AgentRegistry> {
+        &self.agents
+    }
+
+    /// Tells the inventory about the agents of an accepted request, with
+    /// the skew estimates just updated.
+    fn report_agents(&self, agents: &[AgentResource], peer: Option<SocketAddr>, received_ms: i64) {
+        if agents.is_empty() {
+            return;
+        }
+        let reports: Vec<AgentReport<'_>> = agents
+            .iter()
+            .map(|a| AgentReport {
+                agent: a,
+                address: peer.map(|p| p.ip()),
+                received_ms,
+                clock_skew_seconds: self.skew.get(&a.id).map(|s| s.skew_seconds),
+            })
+            .collect();
+        self.agents.observe(&reports);
     }
 
     pub fn counters(&self) -> &Arc<ReceiverCounters> {
@@ -127,10 +162,13 @@ impl Ingest {
     }
 
     /// Translates and stores a metrics request from `sender` (the token's
-    /// name or the peer address); Ok once the accepted samples are durable.
+    /// name or the peer address) that came from `peer`; Ok once the
+    /// accepted samples are durable.
+    #[tracing::instrument(name = "otlp_export_metrics", skip_all, fields(sender = %sender))]
     pub fn export_metrics(
         &self,
         sender: &str,
+        peer: Option<SocketAddr>,
         req: ExportMetricsServiceRequest,
     ) -> Result<ExportMetricsServiceResponse, SinkError> {
         let received_ms = (self.clock)();
@@ -170,6 +208,7 @@ impl Ingest {
                 }
             }
         };
+        self.report_agents(&batch.agents, peer, received_ms);
         C::add(&self.counters.samples_stored, outcome.stored);
         C::add(&self.counters.samples_duplicate, outcome.duplicates);
         C::add(&self.counters.refused_too_old, outcome.refused_too_old);
@@ -225,9 +264,11 @@ impl Ingest {
 
     /// Translates and stores a logs request; Ok once the accepted records
     /// are durable.
+    #[tracing::instrument(name = "otlp_export_logs", skip_all, fields(sender = %sender))]
     pub fn export_logs(
         &self,
         sender: &str,
+        peer: Option<SocketAddr>,
         req: ExportLogsServiceRequest,
     ) -> Result<ExportLogsServiceResponse, SinkError> {
         let received_ms = (self.clock)();
@@ -261,6 +302,7 @@ impl Ingest {
                 }
             }
         };
+        self.report_agents(&batch.agents, peer, received_ms);
         C::add(&self.counters.log_records_stored, outcome.stored);
         C::add(&self.counters.log_records_duplicate, outcome.duplicates);
         C::add(&self.counters.log_records_refused_by_store, outcome.refused);

@@ -2,6 +2,8 @@
 //! HTTP transports are written once for both: the wire paths, the message
 //! types and which [`Ingest`] method handles them.
 
+use std::net::SocketAddr;
+
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -23,9 +25,11 @@ pub trait Signal: Send + Sync + 'static {
     type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
     type Response: prost::Message + serde::Serialize + Send + 'static;
 
+    /// Handles a request from `sender` that came from `peer`.
     fn export(
         ingest: &Ingest,
         sender: &str,
+        peer: Option<SocketAddr>,
         req: Self::Request,
     ) -> Result<Self::Response, SinkError>;
 }
@@ -49,9 +53,10 @@ impl Signal for Metrics {
     fn export(
         ingest: &Ingest,
         sender: &str,
+        peer: Option<SocketAddr>,
         req: Self::Request,
     ) -> Result<Self::Response, SinkError> {
-        ingest.export_metrics(sender, req)
+        ingest.export_metrics(sender, peer, req)
     }
 }
 
@@ -65,8 +70,9 @@ impl Signal for Logs {
     fn export(
         ingest: &Ingest,
         sender: &str,
+        peer: Option<SocketAddr>,
         req: Self::Request,
     ) -> Result<Self::Response, SinkError> {
-        ingest.export_logs(sender, req)
+        ingest.export_logs(sender, peer, req)
     }
 }

@@ -8,7 +8,7 @@
 //! any data-point attribute of the same name while promoted attributes
 //! yield to one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -26,6 +26,85 @@ pub const PROMOTED_RESOURCE_ATTRIBUTES: [&str; 5] = [
 
 /// The resource attribute that identifies a Tocsin agent.
 pub const AGENT_ID_ATTRIBUTE: &str = "tocsin.agent.id";
+/// The agent's own version.
+pub const AGENT_VERSION_ATTRIBUTE: &str = "tocsin.agent.version";
+/// How often the agent reports, in seconds.
+pub const AGENT_INTERVAL_ATTRIBUTE: &str = "tocsin.agent.interval";
+/// The report interval assumed when an agent does not give a valid one.
+pub const DEFAULT_AGENT_INTERVAL_MS: i64 = 10_000;
+/// The longest report interval an agent may declare (one day).
+pub const MAX_AGENT_INTERVAL_MS: i64 = 86_400_000;
+
+/// What a Tocsin agent says about itself in its resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentResource {
+    /// `tocsin.agent.id`, never empty.
+    pub id: String,
+    /// `tocsin.agent.version`; empty when absent.
+    pub version: String,
+    /// `tocsin.agent.interval` in ms; [`DEFAULT_AGENT_INTERVAL_MS`] when
+    /// absent or invalid.
+    pub interval_ms: i64,
+    /// Why the declared interval was not used, when it was invalid.
+    pub interval_error: Option<String>,
+    /// `host.name`; empty when absent.
+    pub host_name: String,
+    /// `service.name`; empty when absent.
+    pub service_name: String,
+}
+
+/// Reads `tocsin.agent.interval`: seconds as an int, a double or a
+/// numeric string, greater than 0 and at most a day. `Ok(None)` when
+/// absent; the error says what was found and what is valid.
+pub fn agent_interval_ms(v: Option<&AnyValue>) -> Result<Option<i64>, String> {
+    let Some(value) = v.and_then(|v| v.value.as_ref()) else {
+        return Ok(None);
+    };
+    let seconds = match value {
+        Value::IntValue(i) => Some(*i as f64),
+        Value::DoubleValue(d) => Some(*d),
+        Value::StringValue(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let max_s = MAX_AGENT_INTERVAL_MS / 1000;
+    match seconds {
+        Some(s) if s.is_finite() && s > 0.0 && s <= max_s as f64 => {
+            // At least 1 ms, so that a tiny interval still means something.
+            Ok(Some(((s * 1000.0).round() as i64).max(1)))
+        }
+        _ => Err(format!(
+            "{AGENT_INTERVAL_ATTRIBUTE} = {} is not valid: want a number of seconds greater than 0 and at most {max_s} (an int, a double or a numeric string)",
+            json_value(Some(value))
+        )),
+    }
+}
+
+impl AgentResource {
+    /// The agent a resource describes; `None` without a non-empty
+    /// `tocsin.agent.id`. An invalid interval falls back to the default
+    /// and says why in `interval_error`.
+    pub fn from_attributes(attrs: &[KeyValue]) -> Option<AgentResource> {
+        let text = |key: &str| find(attrs, key).map_or_else(String::new, |v| value_text(Some(v)));
+        let id = text(AGENT_ID_ATTRIBUTE);
+        if id.is_empty() {
+            return None;
+        }
+        let (interval_ms, interval_error) =
+            match agent_interval_ms(find(attrs, AGENT_INTERVAL_ATTRIBUTE)) {
+                Ok(Some(ms)) => (ms, None),
+                Ok(None) => (DEFAULT_AGENT_INTERVAL_MS, None),
+                Err(e) => (DEFAULT_AGENT_INTERVAL_MS, Some(e)),
+            };
+        Some(AgentResource {
+            id,
+            version: text(AGENT_VERSION_ATTRIBUTE),
+            interval_ms,
+            interval_error,
+            host_name: text("host.name"),
+            service_name: text("service.name"),
+        })
+    }
+}
 
 /// An attribute value as Prometheus' OTLP receiver renders it in a label
 /// (pdata's `Value.AsString`): strings as they are, scalars in their
@@ -115,6 +194,43 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The agents seen in one request: one entry per agent id, in order of
+/// first appearance; a later resource's non-empty fields win (an agent
+/// sends several resources, one per log input, that agree on its id).
+#[derive(Debug, Default)]
+pub struct AgentsSeen {
+    index: HashMap<String, usize>,
+    list: Vec<AgentResource>,
+}
+
+impl AgentsSeen {
+    pub fn note(&mut self, a: &AgentResource) {
+        let Some(&i) = self.index.get(&a.id) else {
+            self.index.insert(a.id.clone(), self.list.len());
+            self.list.push(a.clone());
+            return;
+        };
+        let e = &mut self.list[i];
+        for (to, from) in [
+            (&mut e.version, &a.version),
+            (&mut e.host_name, &a.host_name),
+            (&mut e.service_name, &a.service_name),
+        ] {
+            if !from.is_empty() {
+                to.clone_from(from);
+            }
+        }
+        if a.interval_error.is_none() {
+            e.interval_ms = a.interval_ms;
+        }
+        e.interval_error.clone_from(&a.interval_error);
+    }
+
+    pub fn into_vec(self) -> Vec<AgentResource> {
+        self.list
+    }
+}
+
 /// Finds an attribute by key.
 pub fn find<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs.iter().find(|kv| kv.key == key)?.value.as_ref()
@@ -128,8 +244,9 @@ pub struct ResourceLabels {
     pub promoted: Vec<(String, String)>,
     /// `job` and `instance`; override everything but the metric name.
     pub identity: Vec<(String, String)>,
-    /// `tocsin.agent.id`, when the sender is a Tocsin agent.
-    pub agent_id: Option<String>,
+    /// The Tocsin agent that sent the resource (`tocsin.agent.id` and the
+    /// rest of its identity), when it is one.
+    pub agent: Option<AgentResource>,
 }
 
 impl ResourceLabels {
@@ -154,8 +271,13 @@ impl ResourceLabels {
         if let Some(instance) = text("service.instance.id").filter(|s| !s.is_empty()) {
             out.identity.push(("instance".to_string(), instance));
         }
-        out.agent_id = text(AGENT_ID_ATTRIBUTE).filter(|s| !s.is_empty());
+        out.agent = AgentResource::from_attributes(attrs);
         out
+    }
+
+    /// `tocsin.agent.id`, when the sender is a Tocsin agent.
+    pub fn agent_id(&self) -> Option<&str> {
+        self.agent.as_ref().map(|a| a.id.as_str())
     }
 
     /// The labels for data-point attributes under this resource, without
@@ -226,7 +348,7 @@ pub fn target_info_labels(
     let identity_only = ResourceLabels {
         promoted: Vec::new(),
         identity: rl.identity.clone(),
-        agent_id: None,
+        agent: None,
     };
     Some(identity_only.labels_for(&attrs))
 }
@@ -297,7 +419,7 @@ mod tests {
             ..Resource::default()
         };
         let rl = ResourceLabels::from_resource(Some(&r));
-        assert_eq!(rl.agent_id.as_deref(), Some("agent-7"));
+        assert_eq!(rl.agent_id(), Some("agent-7"));
         let (labels, dropped) = rl.labels_for(&[kv("cpu", s("0"))]);
         assert_eq!(dropped, 0);
         let got: Vec<(&str, &str)> = labels
@@ -382,6 +504,94 @@ mod tests {
         };
         let rl = ResourceLabels::from_resource(Some(&anonymous));
         assert!(target_info_labels(Some(&anonymous), &rl).is_none());
+    }
+
+    #[test]
+    fn agent_identity_and_interval() {
+        let interval = |v: Value| agent_interval_ms(Some(&AnyValue { value: Some(v) }));
+        assert_eq!(interval(Value::IntValue(10)), Ok(Some(10_000)));
+        assert_eq!(interval(Value::DoubleValue(2.5)), Ok(Some(2_500)));
+        assert_eq!(interval(s(" 15 ")), Ok(Some(15_000)));
+        assert_eq!(interval(Value::DoubleValue(0.0001)), Ok(Some(1)));
+        assert_eq!(interval(Value::IntValue(86_400)), Ok(Some(86_400_000)));
+        assert_eq!(agent_interval_ms(None), Ok(None));
+        for bad in [
+            Value::IntValue(0),
+            Value::IntValue(-5),
+            Value::IntValue(86_401),
+            Value::DoubleValue(f64::NAN),
+            s("10s"),
+            s("inf"),
+            Value::BoolValue(true),
+        ] {
+            let e = interval(bad.clone()).unwrap_err();
+            assert!(
+                e.contains("tocsin.agent.interval") && e.contains("at most 86400"),
+                "{bad:?}: {e}"
+            );
+        }
+
+        let r = |attrs: Vec<KeyValue>| {
+            ResourceLabels::from_resource(Some(&Resource {
+                attributes: attrs,
+                ..Resource::default()
+            }))
+            .agent
+        };
+        let a = r(vec![
+            kv("tocsin.agent.id", s("agent-7")),
+            kv("tocsin.agent.version", s("0.3.1")),
+            kv("tocsin.agent.interval", Value::IntValue(30)),
+            kv("host.name", s("web-1")),
+            kv("service.name", s("host")),
+        ])
+        .unwrap();
+        assert_eq!(
+            a,
+            AgentResource {
+                id: "agent-7".into(),
+                version: "0.3.1".into(),
+                interval_ms: 30_000,
+                interval_error: None,
+                host_name: "web-1".into(),
+                service_name: "host".into(),
+            }
+        );
+        // Absent interval: the default; invalid: the default and why.
+        let a = r(vec![kv("tocsin.agent.id", s("a"))]).unwrap();
+        assert_eq!(
+            (a.interval_ms, a.interval_error),
+            (DEFAULT_AGENT_INTERVAL_MS, None)
+        );
+        let a = r(vec![
+            kv("tocsin.agent.id", s("a")),
+            kv("tocsin.agent.interval", s("soon")),
+        ])
+        .unwrap();
+        assert_eq!(a.interval_ms, DEFAULT_AGENT_INTERVAL_MS);
+        assert!(a.interval_error.unwrap().contains("\"soon\""));
+        // No id (or an empty one): not an agent.
+        assert!(r(vec![kv("host.name", s("web-1"))]).is_none());
+        assert!(r(vec![kv("tocsin.agent.id", s(""))]).is_none());
+
+        // One entry per agent in a request; later non-empty fields win.
+        let mut seen = AgentsSeen::default();
+        let mut first = r(vec![kv("tocsin.agent.id", s("a")), kv("host.name", s("h"))]).unwrap();
+        seen.note(&first);
+        let logs = r(vec![
+            kv("tocsin.agent.id", s("a")),
+            kv("tocsin.agent.interval", Value::IntValue(5)),
+            kv("service.name", s("nginx")),
+        ])
+        .unwrap();
+        seen.note(&logs);
+        seen.note(&r(vec![kv("tocsin.agent.id", s("b"))]).unwrap());
+        let got = seen.into_vec();
+        first.interval_ms = 5_000;
+        first.service_name = "nginx".into();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], first);
+        assert_eq!(got[1].id, "b");
     }
 
     #[test]

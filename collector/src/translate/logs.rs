@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use tocsin_rules::promql::value::{Label, Labels};
 
-use super::attributes::{ResourceLabels, find, json_value, value_text};
+use super::attributes::{AgentResource, AgentsSeen, ResourceLabels, find, json_value, value_text};
 use crate::logs::record::{LogRecord, RecordOrigin, Severity};
 
 /// Record attribute: the agent's file incarnation id.
@@ -53,6 +53,9 @@ pub struct LogsBatch {
     pub refused_label_limits: usize,
     /// For each Tocsin agent in the request, its newest record time (ms).
     pub newest_by_agent: Vec<(String, i64)>,
+    /// Every Tocsin agent whose resource is in the request, records or
+    /// not (liveness and the agent inventory).
+    pub agents: Vec<AgentResource>,
 }
 
 fn ns_to_ms(ns: u64) -> i64 {
@@ -74,8 +77,12 @@ pub fn translate_logs(
 ) -> LogsBatch {
     let mut out = LogsBatch::default();
     let mut newest: HashMap<String, i64> = HashMap::new();
+    let mut agents = AgentsSeen::default();
     for rl in req.resource_logs {
         let resource = ResourceLabels::from_resource(rl.resource.as_ref());
+        if let Some(a) = &resource.agent {
+            agents.note(a);
+        }
         let (base, _) = resource.labels_for(&[]);
         let oversize = base.values().any(|v| v.len() > opts.max_label_value_bytes);
         for sl in rl.scope_logs {
@@ -88,8 +95,8 @@ pub fn translate_logs(
                 } else {
                     received_ms
                 };
-                if let Some(agent) = &resource.agent_id {
-                    let e = newest.entry(agent.clone()).or_insert(i64::MIN);
+                if let Some(agent) = resource.agent_id() {
+                    let e = newest.entry(agent.to_string()).or_insert(i64::MIN);
                     *e = (*e).max(time_ms);
                 }
                 if time_ms > received_ms.saturating_add(opts.max_future_ms) {
@@ -113,7 +120,7 @@ pub fn translate_logs(
                     value: severity.as_str().to_string(),
                 });
                 let origin = match (
-                    &resource.agent_id,
+                    resource.agent_id(),
                     find(&r.attributes, FILE_ID_ATTRIBUTE).map(|v| value_text(Some(v))),
                     find(&r.attributes, FILE_OFFSET_ATTRIBUTE).and_then(|v| match &v.value {
                         Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
@@ -123,7 +130,7 @@ pub fn translate_logs(
                 ) {
                     (Some(agent_id), Some(file_id), Some(offset)) if !file_id.is_empty() => {
                         Some(RecordOrigin {
-                            agent_id: agent_id.clone(),
+                            agent_id: agent_id.to_string(),
                             file_id,
                             offset,
                         })
@@ -158,6 +165,7 @@ pub fn translate_logs(
     }
     out.newest_by_agent = newest.into_iter().collect();
     out.newest_by_agent.sort();
+    out.agents = agents.into_vec();
     out
 }
 

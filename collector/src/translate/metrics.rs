@@ -36,7 +36,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use tocsin_rules::promql::value::{Label, Labels, METRIC_NAME, stale_nan};
 
-use super::attributes::{ResourceLabels, float_text, target_info_labels};
+use super::attributes::{
+    AgentResource, AgentsSeen, ResourceLabels, float_text, target_info_labels,
+};
 use super::names::{MetricKind, metric_name};
 
 /// One sample as the store takes it: labels, milliseconds, value.
@@ -161,6 +163,9 @@ pub struct MetricsBatch {
     /// For each Tocsin agent in the request (`tocsin.agent.id`), its newest
     /// point's timestamp in ms, refused points included (clock skew).
     pub newest_by_agent: Vec<(String, i64)>,
+    /// Every Tocsin agent whose resource is in the request, data points
+    /// or not (liveness and the agent inventory).
+    pub agents: Vec<AgentResource>,
 }
 
 /// Translates OTLP metrics, keeping the delta-to-cumulative state.
@@ -191,8 +196,12 @@ impl MetricsTranslator {
     pub fn translate(&self, req: &ExportMetricsServiceRequest, received_ms: i64) -> MetricsBatch {
         let mut out = MetricsBatch::default();
         let mut newest: HashMap<String, i64> = HashMap::new();
+        let mut agents = AgentsSeen::default();
         for rm in &req.resource_metrics {
             let resource = ResourceLabels::from_resource(rm.resource.as_ref());
+            if let Some(a) = &resource.agent {
+                agents.note(a);
+            }
             let first_sample = out.samples.len();
             let mut cx = PointContext {
                 opts: &self.opts,
@@ -207,16 +216,17 @@ impl MetricsTranslator {
                     cx.metric(&metric.name, &metric.unit, metric.data.as_ref());
                 }
             }
-            if let Some(agent) = resource.agent_id.clone()
+            if let Some(agent) = resource.agent_id()
                 && cx.newest > 0
             {
-                let e = newest.entry(agent).or_insert(i64::MIN);
+                let e = newest.entry(agent.to_string()).or_insert(i64::MIN);
                 *e = (*e).max(cx.newest);
             }
             self.target_info(rm.resource.as_ref(), &resource, first_sample, &mut out);
         }
         out.newest_by_agent = newest.into_iter().collect();
         out.newest_by_agent.sort();
+        out.agents = agents.into_vec();
         out
     }
 }

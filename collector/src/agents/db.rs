@@ -1,0 +1,350 @@
+//! The agent inventory's database: one row per known agent (id, host and
+//! service name, version, interval, address, first and last seen, last
+//! clock-skew estimate), in SQLite under the data directory
+//! (`agents.sqlite`), so that a restarted collector still knows which
+//! agents should be reporting.
+//!
+//! The schema is versioned as the ruler's state is: a `schema_version`
+//! table holds the version, [`MIGRATIONS`] brings an older file up to date
+//! in one transaction, and a file written by a newer Tocsin is refused
+//! rather than misread. Writes use the WAL journal with
+//! `synchronous=NORMAL`: a committed row survives a killed process.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Statements that bring the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &["CREATE TABLE agent (
+        id TEXT PRIMARY KEY NOT NULL,
+        host_name TEXT NOT NULL,
+        service_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        interval_ms INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        first_seen_ms INTEGER NOT NULL,
+        last_seen_ms INTEGER NOT NULL,
+        clock_skew_seconds REAL
+    )"];
+
+/// Why the agent database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentDbError {
+    #[error("agent database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "agent database {path} has schema version {found}, newer than this Tocsin's {SCHEMA_VERSION}"
+    )]
+    TooNew { path: String, found: i64 },
+    #[error("agent database {path}: {source}")]
+    Sql {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("agent database {path}: agent {id:?}: {what}")]
+    Row {
+        path: String,
+        id: String,
+        what: String,
+    },
+}
+
+/// One agent as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAgent {
+    pub id: String,
+    /// Empty when the agent did not say.
+    pub host_name: String,
+    pub service_name: String,
+    pub version: String,
+    pub interval_ms: i64,
+    /// The IP address its last accepted request came from; empty when
+    /// unknown.
+    pub address: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Positive: the agent's clock is ahead.
+    pub clock_skew_seconds: Option<f64>,
+}
+
+/// The agent database.
+#[derive(Debug)]
+pub struct AgentDb {
+    conn: Connection,
+    path: String,
+}
+
+impl AgentDb {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<AgentDb, AgentDbError> {
+        let shown = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| AgentDbError::Open {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::init(conn, shown)
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> Result<AgentDb, AgentDbError> {
+        let conn = Connection::open_in_memory().map_err(|source| AgentDbError::Open {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Self::init(conn, ":memory:".into())
+    }
+
+    fn init(mut conn: Connection, path: String) -> Result<AgentDb, AgentDbError> {
+        let open_err = |source| AgentDbError::Open {
+            path: path.clone(),
+            source,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        // `journal_mode` answers with the mode in effect: read it as a row.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL")
+            .map_err(open_err)?;
+        migrate(&mut conn, &path)?;
+        Ok(AgentDb { conn, path })
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> AgentDbError + '_ {
+        |source| AgentDbError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The file it was opened from (`:memory:` for tests).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, AgentDbError> {
+        self.conn
+            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+            .map_err(self.sql())
+    }
+
+    /// Every stored agent, most recently seen first. A row that cannot be
+    /// used (an interval out of range) is an error naming it.
+    pub fn load(&self) -> Result<Vec<StoredAgent>, AgentDbError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, host_name, service_name, version, interval_ms, address,
+                        first_seen_ms, last_seen_ms, clock_skew_seconds
+                 FROM agent ORDER BY last_seen_ms DESC, id",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredAgent {
+                    id: r.get(0)?,
+                    host_name: r.get(1)?,
+                    service_name: r.get(2)?,
+                    version: r.get(3)?,
+                    interval_ms: r.get(4)?,
+                    address: r.get(5)?,
+                    first_seen_ms: r.get(6)?,
+                    last_seen_ms: r.get(7)?,
+                    clock_skew_seconds: r.get(8)?,
+                })
+            })
+            .map_err(self.sql())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let a = row.map_err(self.sql())?;
+            if a.interval_ms <= 0 {
+                return Err(AgentDbError::Row {
+                    path: self.path.clone(),
+                    id: a.id,
+                    what: format!(
+                        "interval_ms {} is not valid (want a positive number)",
+                        a.interval_ms
+                    ),
+                });
+            }
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces `upsert` and deletes the agents `delete`, in one
+    /// transaction.
+    pub fn save(&mut self, upsert: &[StoredAgent], delete: &[String]) -> Result<(), AgentDbError> {
+        if upsert.is_empty() && delete.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sql = |source| AgentDbError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO agent (id, host_name, service_name, version, interval_ms, address,
+                                        first_seen_ms, last_seen_ms, clock_skew_seconds)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET
+                        host_name = excluded.host_name,
+                        service_name = excluded.service_name,
+                        version = excluded.version,
+                        interval_ms = excluded.interval_ms,
+                        address = excluded.address,
+                        first_seen_ms = excluded.first_seen_ms,
+                        last_seen_ms = excluded.last_seen_ms,
+                        clock_skew_seconds = excluded.clock_skew_seconds",
+                )
+                .map_err(sql)?;
+            for a in upsert {
+                put.execute(params![
+                    a.id,
+                    a.host_name,
+                    a.service_name,
+                    a.version,
+                    a.interval_ms,
+                    a.address,
+                    a.first_seen_ms,
+                    a.last_seen_ms,
+                    a.clock_skew_seconds,
+                ])
+                .map_err(sql)?;
+            }
+            let mut del = tx
+                .prepare_cached("DELETE FROM agent WHERE id = ?1")
+                .map_err(sql)?;
+            for id in delete {
+                del.execute(params![id]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Deletes one agent; whether it was stored.
+    pub fn delete(&mut self, id: &str) -> Result<bool, AgentDbError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM agent WHERE id = ?1", params![id])
+            .map_err(self.sql())?;
+        Ok(n > 0)
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &str) -> Result<(), AgentDbError> {
+    let sql = |source| AgentDbError::Sql {
+        path: path.to_string(),
+        source,
+    };
+    let tx = conn.transaction().map_err(sql)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(sql)?;
+    let current: Option<i64> = tx
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    let current = match current {
+        Some(v) => v,
+        None => {
+            tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])
+                .map_err(sql)?;
+            0
+        }
+    };
+    if current > SCHEMA_VERSION {
+        return Err(AgentDbError::TooNew {
+            path: path.to_string(),
+            found: current,
+        });
+    }
+    for (i, stmt) in MIGRATIONS.iter().enumerate() {
+        let to = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
+        if to > current {
+            tx.execute_batch(stmt).map_err(sql)?;
+        }
+    }
+    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
+        .map_err(sql)?;
+    tx.commit().map_err(sql)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn agent(id: &str, last: i64) -> StoredAgent {
+        StoredAgent {
+            id: id.into(),
+            host_name: format!("host-{id}"),
+            service_name: "host".into(),
+            version: "0.1.0".into(),
+            interval_ms: 10_000,
+            address: "10.0.0.1".into(),
+            first_seen_ms: 5,
+            last_seen_ms: last,
+            clock_skew_seconds: Some(-0.25),
+        }
+    }
+
+    #[test]
+    fn rows_survive_reopen_and_are_replaced_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents.sqlite");
+        {
+            let mut db = AgentDb::open(&path).unwrap();
+            db.save(&[agent("a", 10), agent("b", 20)], &[]).unwrap();
+            let mut a = agent("a", 30);
+            a.clock_skew_seconds = None;
+            a.version = "0.2.0".into();
+            db.save(&[a, agent("c", 1)], &["b".to_string()]).unwrap();
+        }
+        let mut db = AgentDb::open(&path).unwrap();
+        assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
+        let got = db.load().unwrap();
+        let ids: Vec<&str> = got.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(got[0].version, "0.2.0");
+        assert_eq!(got[0].clock_skew_seconds, None);
+        assert_eq!(got[1], agent("c", 1));
+        assert!(db.delete("c").unwrap());
+        assert!(!db.delete("c").unwrap());
+        assert_eq!(db.load().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_a_bad_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agents.sqlite");
+        let mut db = AgentDb::open(&path).unwrap();
+        let mut bad = agent("broken", 1);
+        bad.interval_ms = 0;
+        db.save(&[bad], &[]).unwrap();
+        let e = db.load().unwrap_err().to_string();
+        assert!(
+            e.contains("\"broken\"") && e.contains("interval_ms 0"),
+            "{e}"
+        );
+        drop(db);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+        drop(conn);
+        let e = AgentDb::open(&path).unwrap_err();
+        assert!(matches!(e, AgentDbError::TooNew { found: 99, .. }), "{e}");
+    }
+}
