@@ -289,6 +289,17 @@ impl Ingest {
                 "log records stamped too far in the future refused"
             );
         }
+        C::add(
+            &self.counters.log_records_refused_label_limits,
+            batch.refused_label_limits,
+        );
+        if batch.refused_label_limits > 0 {
+            tracing::warn!(
+                sender,
+                refused = batch.refused_label_limits,
+                "log records with a promoted resource attribute over the label limits refused"
+            );
+        }
         let outcome = if batch.records.is_empty() {
             super::LogAppendOutcome::default()
         } else {
