@@ -29,6 +29,7 @@ use tocsin_rules::promql::Labels;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use crate::agents::{self, AgentDbError, AgentRegistry, AgentRegistryOptions};
 use crate::api::params::{invalid_param, time_param};
 use crate::api::response::{format_time, success};
 use crate::api::{self, ApiError, ApiState, Readiness, Role};
@@ -51,6 +52,9 @@ const ALERT_QUEUE: usize = 1024;
 /// The error groups' database, in the data directory.
 pub const ERROR_GROUPS_FILE: &str = "error_groups.sqlite";
 
+/// The agent inventory's database, in the data directory.
+pub const AGENTS_FILE: &str = "agents.sqlite";
+
 /// Why the collector could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -70,6 +74,8 @@ pub enum RunError {
     Ruler(#[from] RulerError),
     #[error(transparent)]
     ErrorGroups(#[from] ErrorGroupDbError),
+    #[error(transparent)]
+    Agents(#[from] AgentDbError),
     #[error("rule files: {0}")]
     Rules(ReloadError),
     #[error("api.listen: {0}")]
@@ -100,6 +106,7 @@ struct Parts {
     ruler: RulerHandle,
     api: Arc<ApiState>,
     error_groups: Arc<ErrorGroups>,
+    agents: Arc<AgentRegistry>,
 }
 
 fn now_ms() -> i64 {
@@ -254,12 +261,34 @@ pub async fn run_with(
     let error_groups = Arc::new(error_groups);
     logs.set_observer(error_groups.clone());
 
-    let ingest = Arc::new(Ingest::new(
-        settings.receivers.ingest.clone(),
-        store.clone(),
-        logs.clone(),
-        system_clock(),
-    ));
+    let agents_path = settings.data_dir.join(AGENTS_FILE);
+    let opened = tokio::task::spawn_blocking(move || {
+        AgentRegistry::open(&agents_path, AgentRegistryOptions::default())
+            .map(|(a, report)| (a, report, agents_path))
+    })
+    .await
+    .map_err(|e| RunError::Task(e.to_string()))?;
+    let agents = match opened {
+        Ok((a, report, path)) => {
+            tracing::info!(file = %path.display(), restored = report.restored, evicted = report.evicted, "agent inventory loaded");
+            Arc::new(a)
+        }
+        Err(e) => {
+            shutdown.cancel();
+            let _ = ruler_task.await;
+            return Err(e.into());
+        }
+    };
+
+    let ingest = Arc::new(
+        Ingest::new(
+            settings.receivers.ingest.clone(),
+            store.clone(),
+            logs.clone(),
+            system_clock(),
+        )
+        .with_agents(agents.clone()),
+    );
     let receivers = OtlpReceivers::start(&settings.receivers, ingest.clone(), shutdown.clone())
         .await
         .inspect_err(|_| shutdown.cancel())?;
@@ -280,6 +309,7 @@ pub async fn run_with(
         ruler: ruler.clone(),
         api: api_state.clone(),
         error_groups,
+        agents: agents.clone(),
     });
     let metrics_route = api::protect(
         Router::new()
@@ -290,7 +320,9 @@ pub async fn run_with(
         &settings.api.auth,
         Role::Read,
     );
-    let app = api::router(api_state).merge(metrics_route);
+    let app = api::router(api_state)
+        .merge(metrics_route)
+        .merge(agents::routes(agents, system_clock(), &settings.api.auth));
     let listener = tokio::net::TcpListener::bind(settings.api_listen)
         .await
         .map_err(|source| {
@@ -349,8 +381,10 @@ pub async fn run_with(
         let store = parts.store.clone();
         let logs = parts.logs.clone();
         let groups = parts.error_groups.clone();
+        let agents = parts.agents.clone();
         tokio::task::spawn_blocking(move || {
             persist_error_groups(&groups);
+            maintain_agents(&agents, now_ms());
             let flushed = logs.flush_counters(now_ms(), &store);
             if let Err(e) = store.snapshot() {
                 tracing::warn!(
@@ -405,8 +439,15 @@ fn persist_error_groups(groups: &ErrorGroups) {
     }
 }
 
+fn maintain_agents(agents: &AgentRegistry, now: i64) {
+    if let Err(e) = agents.maintain(now) {
+        tracing::error!(error = %e, "agent inventory not written (retried next time)");
+    }
+}
+
 fn housekeeping(p: &Parts, retention_ms: i64) {
     let now = now_ms();
+    maintain_agents(&p.agents, now);
     persist_error_groups(&p.error_groups);
     if let Err(e) = p.logs.enforce_retention(now) {
         tracing::error!(error = %e, "log retention failed");
@@ -415,10 +456,17 @@ fn housekeeping(p: &Parts, retention_ms: i64) {
     if let Err(e) = p.logs.flush_counters(now, &p.store) {
         tracing::error!(error = %e, "log counters not written to the series store");
     }
-    let own: Vec<(Labels, i64, f64)> = own_series(p)
+    let mut own: Vec<(Labels, i64, f64)> = own_series(p)
         .into_iter()
         .map(|(l, v)| (l, now, v))
         .collect();
+    // Agents gone or renamed: their series end now, not after the lookback.
+    own.extend(
+        p.agents
+            .take_retired()
+            .into_iter()
+            .map(|l| (l, now, tocsin_rules::promql::value::stale_nan())),
+    );
     if let Err(e) = p.store.append(&own) {
         tracing::error!(error = %e, "self metrics not written to the series store");
     }
@@ -454,15 +502,8 @@ fn own_series(p: &Parts) -> Vec<(Labels, f64)> {
     out.extend(p.ruler.self_metrics());
     out.extend(p.api.metrics.samples());
     out.extend(p.error_groups.series(now_ms()));
-    for a in p.ingest.clock_skew().snapshot() {
-        out.push((
-            named(
-                "tocsin_agent_clock_skew_seconds",
-                &[("agent_id", &a.agent_id)],
-            ),
-            a.skew_seconds,
-        ));
-    }
+    // tocsin_agent_up and tocsin_agent_clock_skew_seconds.
+    out.extend(p.agents.series(now_ms()));
     let h = p.store.head().stats();
     out.push((named("tocsin_store_head_series", &[]), h.series as f64));
     out.push((
