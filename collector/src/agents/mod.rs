@@ -179,7 +179,9 @@ struct Inner {
 
 impl Inner {
     fn retire(&mut self, e: &Entry) {
-        for l in [up_labels(&e.stored), skew_labels(&e.stored)] {
+        // The skew series was only written when there was an estimate.
+        let skew = e.stored.clock_skew_seconds.map(|_| skew_labels(&e.stored));
+        for l in std::iter::once(up_labels(&e.stored)).chain(skew) {
             if self.retired.len() < MAX_RETIRED {
                 self.retired.push(l);
             } else {
