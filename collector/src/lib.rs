@@ -4,6 +4,7 @@ pub mod agents;
 pub mod api;
 pub mod config;
 pub mod ctl;
+pub mod demo;
 pub mod logs;
 pub mod patterns;
 pub mod receivers;

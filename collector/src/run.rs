@@ -26,7 +26,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tocsin_rules::promql::Labels;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::agents::{self, AgentDbError, AgentRegistry, AgentRegistryOptions};
@@ -37,7 +37,9 @@ use crate::config::CollectorSettings;
 use crate::logs::store::self_series;
 use crate::logs::{LogQuery, LogStore, LogStoreError};
 use crate::receivers::{Ingest, OtlpReceivers, ReceiverError, ingest::system_clock};
-use crate::ruler::{self, ChannelSink, ReloadError, RulerError, RulerHandle, RulerOptions};
+use crate::ruler::{
+    self, ChannelSink, OutgoingAlert, ReloadError, RulerError, RulerHandle, RulerOptions,
+};
 use crate::server::error_groups::{ErrorGroupDbError, ErrorGroups};
 use crate::store::head::HeadOptions;
 use crate::store::wal::WalOptions;
@@ -123,6 +125,20 @@ pub async fn run_with(
     settings: CollectorSettings,
     shutdown: CancellationToken,
     bound: Option<oneshot::Sender<Bound>>,
+) -> Result<(), RunError> {
+    run_with_alerts(settings, shutdown, bound, None).await
+}
+
+/// [`run_with`], also handing every batch of alerts the ruler sends
+/// (newly firing, re-sent, resolved) to `alerts_out` (the demo prints
+/// them).
+/// A slow receiver holds the batches up in the ruler's bounded queue,
+/// where they are dropped and counted when it is full.
+pub async fn run_with_alerts(
+    settings: CollectorSettings,
+    shutdown: CancellationToken,
+    bound: Option<oneshot::Sender<Bound>>,
+    alerts_out: Option<mpsc::Sender<Vec<OutgoingAlert>>>,
 ) -> Result<(), RunError> {
     let readiness = Readiness::default();
     for dir in [settings.series_dir(), settings.logs_dir()] {
@@ -220,8 +236,12 @@ pub async fn run_with(
     // and visible at /api/v1/alerts.
     let alert_task = tokio::spawn(async move {
         while let Some(batch) = alerts.recv().await {
-            for a in batch {
+            for a in &batch {
                 tracing::debug!(alert = %a.labels, resolved = a.resolved, "alert");
+            }
+            if let Some(out) = &alerts_out {
+                // A receiver that went away only loses its copy.
+                let _ = out.send(batch).await;
             }
         }
     });

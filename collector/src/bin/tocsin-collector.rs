@@ -2,12 +2,14 @@
 //! up logging and hands over to `tocsin_collector::run`. `check-config`
 //! validates the configuration and prints every problem.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tocsin_collector::config::{self, DEFAULT_CONFIG_FILE};
+use tocsin_collector::demo;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -49,12 +51,42 @@ enum Command {
     /// Validate the configuration and the rule files it names: prints
     /// every problem with file:line:col and exits 1, or prints OK.
     CheckConfig,
+    /// Run Tocsin on this host in one process: the collector with its
+    /// defaults on 127.0.0.1 (data in a local folder), an agent sending
+    /// this host's metrics and a demo log file, and the example rules.
+    /// Prints where everything is and every alert that fires or resolves.
+    /// Ignores --config.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    /// The folder for the demo's data, configurations and log file
+    /// (created if missing; kept between runs).
+    #[arg(long, default_value = demo::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The HTTP API's address.
+    #[arg(long, default_value = demo::DEFAULT_API_LISTEN)]
+    api_listen: SocketAddr,
+    /// The OTLP/gRPC receiver's address (the demo's agent sends here).
+    #[arg(long, default_value = demo::DEFAULT_OTLP_GRPC_LISTEN)]
+    otlp_grpc_listen: SocketAddr,
+    /// The OTLP/HTTP receiver's address.
+    #[arg(long, default_value = demo::DEFAULT_OTLP_HTTP_LISTEN)]
+    otlp_http_listen: SocketAddr,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli),
+        Some(Command::Demo(ref args)) => match run_demo(&cli, args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tocsin-collector demo: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         None => match serve(&cli) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -119,6 +151,40 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
             .await
             .context("collector")
     })
+}
+
+fn run_demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
+    init_tracing(cli)?;
+    let options = demo::DemoOptions {
+        data_dir: args.data_dir.clone(),
+        api_listen: args.api_listen,
+        otlp_grpc_listen: args.otlp_grpc_listen,
+        otlp_http_listen: args.otlp_http_listen,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let first = shutdown.clone();
+        tokio::spawn(async move {
+            on_signal(first.clone()).await;
+            if !first.is_cancelled() {
+                return;
+            }
+            eprintln!("Stopping the demo (Ctrl-C again to exit at once)...");
+            // A second signal: the WAL, spool and checkpoints are
+            // crash-safe, so an impatient user loses nothing.
+            let again = CancellationToken::new();
+            on_signal(again.clone()).await;
+            if again.is_cancelled() {
+                std::process::exit(130);
+            }
+        });
+        demo::run(options, shutdown, Box::new(std::io::stdout())).await
+    })?;
+    Ok(())
 }
 
 /// Cancels `shutdown` at SIGINT or SIGTERM.
