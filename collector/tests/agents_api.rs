@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
@@ -96,15 +97,15 @@ fn now_ms() -> u64 {
     .unwrap()
 }
 
-/// One report of the agent: a heartbeat gauge under its resource.
-fn report(interval: Value) -> Vec<u8> {
+/// One report of an agent: a heartbeat gauge under its resource.
+fn report(id: &str, host: &str, interval: Value) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
                 attributes: vec![
                     kv("service.name", Value::StringValue("host".into())),
-                    kv("host.name", Value::StringValue("host-e2e".into())),
-                    kv("tocsin.agent.id", Value::StringValue(AGENT.into())),
+                    kv("host.name", Value::StringValue(host.into())),
+                    kv("tocsin.agent.id", Value::StringValue(id.into())),
                     kv("tocsin.agent.version", Value::StringValue("9.8.7".into())),
                     kv("tocsin.agent.interval", interval),
                 ],
@@ -127,14 +128,13 @@ fn report(interval: Value) -> Vec<u8> {
             ..ResourceMetrics::default()
         }],
     }
-    .encode_to_vec()
 }
 
 async fn send(http: &reqwest::Client, otlp: SocketAddr, interval: Value) {
     let r = http
         .post(format!("http://{otlp}/v1/metrics"))
         .header("content-type", "application/x-protobuf")
-        .body(report(interval))
+        .body(report(AGENT, "host-e2e", interval).encode_to_vec())
         .send()
         .await
         .unwrap();
@@ -271,12 +271,12 @@ fn stored_interval_ms(db: &Path) -> Option<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
     let dir = tempfile::tempdir().unwrap();
-    let (otlp, api) = (free_port(), free_port());
+    let (otlp, grpc, api) = (free_port(), free_port(), free_port());
     let config = dir.path().join("collector.yaml");
     std::fs::write(
         &config,
         format!(
-            "data_dir: data\nreceivers:\n  otlp:\n    grpc: null\n    http: {{ listen: \"{otlp}\" }}\nruler:\n  evaluation_interval: 1s\napi:\n  listen: \"{api}\"\n"
+            "data_dir: data\nreceivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{otlp}\" }}\nruler:\n  evaluation_interval: 1s\napi:\n  listen: \"{api}\"\n"
         ),
     )
     .unwrap();
@@ -325,6 +325,29 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
         "{a}"
     );
     chrono::DateTime::parse_from_rfc3339(a["last_seen"].as_str().unwrap()).unwrap();
+
+    // Over gRPC too, with the peer address; listed by host name first.
+    let mut client = MetricsServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    client
+        .export(report("agent-grpc", "a-host", Value::DoubleValue(2.5)))
+        .await
+        .unwrap();
+    let list = agents(&http, api).await;
+    let ids: Vec<&str> = list.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["agent-grpc", AGENT], "{list:?}");
+    assert_eq!(list[0]["address"], "127.0.0.1", "{list:?}");
+    assert_eq!(list[0]["interval_seconds"], 2.5, "{list:?}");
+    let (status, body) = json(
+        http.delete(format!("http://{api}/api/v1/agents/agent-grpc"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_success(), "{status}: {body}");
+    assert_eq!(agents(&http, api).await.len(), 1);
 
     // Silent for more than three intervals: down, in the store and the API.
     reporter.stop().await;
