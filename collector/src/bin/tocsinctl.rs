@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
-use tocsin_collector::ctl::{self, rules};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tocsin_collector::ctl::client::{Client, ClientOptions, DEFAULT_URL};
+use tocsin_collector::ctl::{self, Output, agents, error_groups, logs, query, rules};
 use tocsin_rules::unittest::RunOptions;
 
 /// Rule evaluation builds and drops many small label sets; mimalloc
@@ -18,8 +19,57 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(name = "tocsinctl", version, about = "Tocsin's operator CLI")]
 struct Cli {
+    #[command(flatten)]
+    remote: RemoteArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How the commands that talk to a running collector reach it.
+#[derive(Args)]
+struct RemoteArgs {
+    /// The collector's HTTP API.
+    #[arg(long, global = true, env = "TOCSIN_URL", default_value = DEFAULT_URL)]
+    url: String,
+    /// Bearer token for the API (a token of role read; admin for
+    /// `agents forget`).
+    #[arg(long, global = true, env = "TOCSIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA certificate that signed the collector's certificate (https).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    fn client(&self) -> Result<Client, ctl::client::CtlError> {
+        Client::new(&ClientOptions {
+            url: self.url.clone(),
+            token: self.token.clone(),
+            ca_file: self.ca_file.clone(),
+        })
+    }
+}
+
+#[derive(Args, Clone, Copy)]
+struct OutputArgs {
+    /// `table` for people, `json` for the API's answer unchanged.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    output: OutputArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputArg {
+    Table,
+    Json,
+}
+
+impl From<OutputArgs> for Output {
+    fn from(o: OutputArgs) -> Output {
+        match o.output {
+            OutputArg::Table => Output::Table,
+            OutputArg::Json => Output::Json,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -29,10 +79,89 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Logs: offline error-group mining.
+    /// Logs: stored records of a running collector, and offline
+    /// error-group mining.
     Logs {
         #[command(subcommand)]
         command: LogsCommand,
+    },
+    /// PromQL against a running collector: `query EXPR` (instant, as
+    /// `promtool query instant`) or `query range EXPR`.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Query {
+        #[command(subcommand)]
+        command: Option<QueryCommand>,
+        /// The PromQL expression.
+        #[arg(required = true)]
+        expr: Option<String>,
+        /// Evaluation time, RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        time: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// The agents a running collector knows.
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
+    /// The error groups of a running collector.
+    ErrorGroups {
+        #[command(subcommand)]
+        command: ErrorGroupsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueryCommand {
+    /// An instant query (the same as `query EXPR`).
+    Instant {
+        expr: String,
+        /// Evaluation time, RFC 3339 or Unix seconds (default: now).
+        #[arg(long)]
+        time: Option<String>,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// A range query.
+    Range {
+        expr: String,
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        start: String,
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        end: String,
+        /// Resolution: a duration (15s) or seconds.
+        #[arg(long)]
+        step: String,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Every known agent: host, version, interval, address, last seen,
+    /// whether it is up, clock skew.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Forget an agent (needs an admin token); it comes back as new with
+    /// its next report.
+    Forget {
+        /// The agent's id (`tocsinctl agents list` shows it).
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ErrorGroupsCommand {
+    /// Every error group, most recently seen first.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -46,6 +175,34 @@ enum LogsCommand {
         /// Print each input line's group id instead, one per line.
         #[arg(long)]
         assign: bool,
+    },
+    /// Stored log records of a running collector, newest first.
+    Query {
+        /// A selector over the record labels, e.g. '{service_name="api"}'.
+        selector: Option<String>,
+        /// The minimum severity: trace, debug, info, warn, error or fatal.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Records of the last this long (30m, 1h, 2d).
+        #[arg(long, conflicts_with = "start")]
+        since: Option<String>,
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        start: Option<String>,
+        /// RFC 3339 or Unix seconds.
+        #[arg(long)]
+        end: Option<String>,
+        /// Records whose body contains this text.
+        #[arg(long, conflicts_with = "regex")]
+        contains: Option<String>,
+        /// Records whose body matches this regular expression.
+        #[arg(long)]
+        regex: Option<String>,
+        /// At most this many records.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -110,6 +267,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let (mut out, mut err) = (stdout.lock(), stderr.lock());
+    let remote = &cli.remote;
     let code = match cli.command {
         Command::Rules { command } => match command {
             RulesCommand::Check {
@@ -162,6 +320,75 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             LogsCommand::Patterns { file, assign } => {
                 tocsin_collector::patterns::run_patterns_cli(&file, assign, &mut out)?;
                 0
+            }
+            LogsCommand::Query {
+                selector,
+                severity,
+                since,
+                start,
+                end,
+                contains,
+                regex,
+                limit,
+                output,
+            } => {
+                let q = logs::LogsQuery {
+                    selector,
+                    severity,
+                    since,
+                    start,
+                    end,
+                    contains,
+                    regex,
+                    limit,
+                };
+                logs::query(&remote.client()?, &q, output.into(), &mut out, &mut err)?
+            }
+        },
+        Command::Query {
+            command,
+            expr,
+            time,
+            output,
+        } => {
+            let (expr, time, output) = match (command, expr) {
+                (
+                    Some(QueryCommand::Range {
+                        expr,
+                        start,
+                        end,
+                        step,
+                        output,
+                    }),
+                    _,
+                ) => {
+                    let q = query::RangeQuery {
+                        expr,
+                        start,
+                        end,
+                        step,
+                    };
+                    let code =
+                        query::range(&remote.client()?, &q, output.into(), &mut out, &mut err)?;
+                    out.flush().context("writing output")?;
+                    return Ok(code);
+                }
+                (Some(QueryCommand::Instant { expr, time, output }), _) => (expr, time, output),
+                (None, Some(expr)) => (expr, time, output),
+                (None, None) => anyhow::bail!("query: give an expression (tocsinctl query EXPR)"),
+            };
+            let q = query::InstantQuery { expr, time };
+            query::instant(&remote.client()?, &q, output.into(), &mut out, &mut err)?
+        }
+        Command::Agents { command } => match command {
+            AgentsCommand::List { output } => {
+                agents::list(&remote.client()?, output.into(), &mut out, &mut err)?
+            }
+            AgentsCommand::Forget { id } => agents::forget(&remote.client()?, &id, &mut out)?,
+        },
+        Command::ErrorGroups { command } => match command {
+            ErrorGroupsCommand::List { output } => {
+                error_groups::list(&remote.client()?, output.into(), &mut out, &mut err)?
             }
         },
     };

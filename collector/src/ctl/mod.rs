@@ -3,10 +3,22 @@
 //! the process exit code, so tests run it in-process and the binary stays a
 //! thin argument parser.
 //!
+//! The commands that talk to a running collector ([`query`], [`logs`],
+//! [`agents`], [`error_groups`]) go through one [`client::Client`]
+//! (`--url`, `--token` or `TOCSIN_TOKEN`, `--ca-file`) and fail with a
+//! [`client::CtlError`] that says what to do.
+//!
 //! Exit codes are promtool's: 0 success, 1 failure, 3 lint problems with
 //! `--lint-fatal`.
 
+pub mod agents;
+pub mod client;
+pub mod error_groups;
+pub mod logs;
+pub mod query;
 pub mod rules;
+
+use std::io::Write;
 
 /// The exit code of a command.
 pub type ExitCode = u8;
@@ -17,3 +29,52 @@ pub const SUCCESS: ExitCode = 0;
 pub const FAILURE: ExitCode = 1;
 /// Only lint problems were found, and `--lint-fatal` was given.
 pub const LINT_FAILURE: ExitCode = 3;
+
+/// How the commands that talk to a collector print their answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Readable lines or an aligned table.
+    #[default]
+    Table,
+    /// The API's JSON answer, unchanged.
+    Json,
+}
+
+/// The API's warnings, one `warning: …` line each.
+fn print_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<()> {
+    for w in warnings {
+        writeln!(err, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+/// Rows as columns separated by two spaces, each as wide as its widest
+/// cell (the last column unpadded).
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut s = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[c].saturating_sub(cell.chars().count()) + 2;
+                line.push_str(cell);
+                line.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}

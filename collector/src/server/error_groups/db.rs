@@ -296,7 +296,7 @@ mod tests {
             last_seen_ms: 20 + count as i64,
             hosts: vec!["a".into(), "b \"q\"".into()],
             samples: vec!["disk 3 failed".into(), "disk 2 failed é".into()],
-            announce: seq % 2 == 0,
+            announce: seq.is_multiple_of(2),
         }
     }
 

@@ -1,0 +1,561 @@
+//! `tocsinctl` against the real `tocsin-collector` binary, on free ports
+//! of 127.0.0.1, with API tokens of role read and admin: samples and log
+//! records sent over OTLP/HTTP are found by `tocsinctl query` and
+//! `tocsinctl logs query` given `--url` and `--token` or `TOCSIN_TOKEN`;
+//! a missing or wrong token, a token without the role, an unreachable
+//! collector and an API error each give a clear message and a non-zero
+//! exit; `agents list` and `agents forget` work over `/api/v1/agents`;
+//! `error-groups list` shows the mined groups, and after a restart the
+//! same group (id, first seen) continues its count.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a helper that cannot start the collector or read its answers must fail the test"
+)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+/// Longest any one wait of this test may take.
+const WAIT: Duration = Duration::from_secs(60);
+const READ_TOKEN: &str = "read-secret-1";
+const ADMIN_TOKEN: &str = "admin-secret-2";
+const AGENT_ID: &str = "ctl-agent-7";
+
+/// The collector process; killed when dropped, whatever path the test takes.
+struct Collector {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Collector {
+    fn start(config: &Path, log: PathBuf) -> Collector {
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
+            .arg("--config")
+            .arg(config)
+            .args(["--log-level", "info"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Collector { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait for a clean exit (the error groups are written).
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}; log:\n{}", self.log());
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn kv(key: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(v.into())),
+        }),
+        ..KeyValue::default()
+    }
+}
+
+fn resource() -> Resource {
+    Resource {
+        attributes: vec![
+            kv("service.name", "ctl"),
+            kv("host.name", "host-ctl"),
+            kv("tocsin.agent.id", AGENT_ID),
+            kv("tocsin.agent.version", "0.1.0"),
+            kv("tocsin.agent.interval", "10"),
+        ],
+        ..Resource::default()
+    }
+}
+
+fn gauge_request(points: &[(u64, f64)]) -> Vec<u8> {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource()),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "ctl_temperature".into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: points
+                            .iter()
+                            .map(|&(t_ns, v)| NumberDataPoint {
+                                time_unix_nano: t_ns,
+                                value: Some(number_data_point::Value::AsDouble(v)),
+                                ..NumberDataPoint::default()
+                            })
+                            .collect(),
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn log_request(t_ns: u64, bodies: &[&str]) -> Vec<u8> {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource()),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .iter()
+                    .map(|body| LogRecord {
+                        time_unix_nano: t_ns,
+                        severity_number: 17,
+                        severity_text: "ERROR".into(),
+                        body: Some(AnyValue {
+                            value: Some(Value::StringValue((*body).into())),
+                        }),
+                        ..LogRecord::default()
+                    })
+                    .collect(),
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// `tocsinctl ARGS` with `TOCSIN_TOKEN` set to `env_token` (or unset).
+fn ctl(args: &[&str], env_token: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsinctl"));
+    cmd.args(args)
+        .env_remove("TOCSIN_TOKEN")
+        .env_remove("TOCSIN_URL")
+        .stdin(Stdio::null());
+    if let Some(t) = env_token {
+        cmd.env("TOCSIN_TOKEN", t);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `tocsinctl ARGS` until its standard output satisfies `check`
+/// (data sent is stored before it is acknowledged, but the self series
+/// and agent inventory are written by the periodic work).
+fn ctl_until(
+    args: &[&str],
+    env_token: Option<&str>,
+    c: &Collector,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let o = ctl(args, env_token);
+        let out = stdout(&o);
+        if o.status.success() && check(&out) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tocsinctl {args:?}: {}\nstdout:\n{out}\nstderr:\n{}\ncollector log:\n{}",
+            o.status,
+            stderr(&o),
+            c.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Asserts a failed run: non-zero exit, and `needle` in its message.
+fn assert_fails(o: &Output, needle: &str) {
+    assert!(
+        !o.status.success(),
+        "expected failure; stdout:\n{}",
+        stdout(o)
+    );
+    let err = stderr(o);
+    assert!(err.contains(needle), "want {needle:?} in:\n{err}");
+}
+
+async fn post(http: &reqwest::Client, url: String, body: Vec<u8>) {
+    let r = http
+        .post(&url)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+}
+
+fn write_config(dir: &Path, otlp: SocketAddr, api: SocketAddr) -> PathBuf {
+    let config = dir.join("collector.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir: data\n\
+             receivers:\n  otlp:\n    grpc: null\n    http: {{ listen: \"{otlp}\" }}\n\
+             ruler:\n  evaluation_interval: 1s\n\
+             api:\n  listen: \"{api}\"\n  tokens:\n\
+             \x20   - {{ name: grafana, role: read, token: \"{READ_TOKEN}\" }}\n\
+             \x20   - {{ name: ops, role: admin, token: \"{ADMIN_TOKEN}\" }}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+async fn wait_ready(http: &reqwest::Client, api: SocketAddr, c: &Collector) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(r) = http.get(format!("http://{api}/-/ready")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready:\n{}", c.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tocsinctl_queries_a_collector_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (otlp, api) = (free_port(), free_port());
+    let config = write_config(dir.path(), otlp, api);
+    // reqwest is built without a default crypto provider.
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let c = Collector::start(&config, dir.path().join("first.log"));
+    wait_ready(&http, api, &c).await;
+    let url = format!("http://{api}");
+
+    let now = now_ms();
+    let points: Vec<(u64, f64)> = (0..3)
+        .map(|i| ((now - 3000 + i * 1000) * 1_000_000, 20.0 + i as f64))
+        .collect();
+    post(
+        &http,
+        format!("http://{otlp}/v1/metrics"),
+        gauge_request(&points),
+    )
+    .await;
+    post(
+        &http,
+        format!("http://{otlp}/v1/logs"),
+        log_request(
+            now * 1_000_000,
+            &[
+                "disk /dev/sda1 failed: I/O error",
+                "disk /dev/sdb2 failed: I/O error",
+            ],
+        ),
+    )
+    .await;
+
+    // query with --url and --token: promtool's format.
+    let o = ctl(
+        &[
+            "query",
+            "ctl_temperature",
+            "--url",
+            &url,
+            "--token",
+            READ_TOKEN,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("ctl_temperature{")
+            && out.contains("host_name=\"host-ctl\"")
+            && out.contains("} => 22 @["),
+        "{out}"
+    );
+    // The token from the environment, the URL after the subcommand's
+    // arguments, -o json: the API's answer.
+    let o = ctl(
+        &["query", "ctl_temperature * 2", "-o", "json", "--url", &url],
+        Some(READ_TOKEN),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["data"]["result"][0]["value"][1], "44", "{body}");
+    // A range query over the three points.
+    let (start, end) = ((now - 3000) as f64 / 1000.0, (now - 1000) as f64 / 1000.0);
+    let o = ctl(
+        &[
+            "--url",
+            &url,
+            "query",
+            "range",
+            "ctl_temperature",
+            "--start",
+            &start.to_string(),
+            "--end",
+            &end.to_string(),
+            "--step",
+            "1s",
+        ],
+        Some(READ_TOKEN),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(" =>\n20 @[") && out.contains("\n22 @["),
+        "{out}"
+    );
+
+    // logs query: selector, severity, text, limit.
+    let o = ctl(
+        &[
+            "logs",
+            "query",
+            "{service_name=\"ctl\"}",
+            "--severity",
+            "error",
+            "--contains",
+            "sdb2",
+            "--since",
+            "1h",
+            "--url",
+            &url,
+        ],
+        Some(READ_TOKEN),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains(" ERROR ") && out.ends_with("disk /dev/sdb2 failed: I/O error\n"),
+        "{out}"
+    );
+    let o = ctl(
+        &[
+            "logs", "query", "--regex", "sd[ab]", "--limit", "1", "-o", "json", "--url", &url,
+            "--token", READ_TOKEN,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let body: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        body["data"]["records"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+    assert_eq!(body["data"]["truncated"], true, "{body}");
+
+    // Refusals: each says what is wrong and exits non-zero.
+    assert_fails(
+        &ctl(&["query", "up", "--url", &url], None),
+        "pass --token or set TOCSIN_TOKEN",
+    );
+    assert_fails(
+        &ctl(&["query", "up", "--url", &url, "--token", "wrong"], None),
+        "did not accept the token",
+    );
+    assert_fails(
+        &ctl(&["logs", "query", "--url", &url], Some("wrong")),
+        "did not accept the token",
+    );
+    assert_fails(
+        &ctl(
+            &["agents", "forget", AGENT_ID, "--url", &url],
+            Some(READ_TOKEN),
+        ),
+        "role may not",
+    );
+    assert_fails(
+        &ctl(&["query", "sum(", "--url", &url], Some(READ_TOKEN)),
+        "bad_data",
+    );
+    assert_fails(
+        &ctl(
+            &["logs", "query", "--severity", "loud", "--url", &url],
+            Some(READ_TOKEN),
+        ),
+        "loud",
+    );
+    let nowhere = format!("http://{}", free_port());
+    assert_fails(
+        &ctl(&["query", "up", "--url", &nowhere], Some(READ_TOKEN)),
+        &format!("cannot reach the collector at {nowhere}/api/v1/query"),
+    );
+    assert_fails(
+        &ctl(&["query", "up", "--url", "localhost:9466"], None),
+        "want http://HOST:PORT",
+    );
+
+    // The agent inventory (another part of the collector): the contract is
+    // GET /api/v1/agents and DELETE /api/v1/agents/{id}.
+    let probe = http
+        .get(format!("{url}/api/v1/agents"))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        probe.status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "this collector build does not serve GET /api/v1/agents, which `tocsinctl agents` needs"
+    );
+    let out = ctl_until(
+        &["agents", "list", "--url", &url],
+        Some(READ_TOKEN),
+        &c,
+        |out| out.contains(AGENT_ID),
+    );
+    assert!(out.starts_with("ID "), "{out}");
+    let row = out.lines().find(|l| l.starts_with(AGENT_ID)).unwrap();
+    assert!(
+        row.contains("host-ctl") && row.contains("0.1.0") && row.contains("10s"),
+        "{out}"
+    );
+    let o = ctl(
+        &[
+            "agents",
+            "forget",
+            AGENT_ID,
+            "--url",
+            &url,
+            "--token",
+            ADMIN_TOKEN,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("forgotten: {AGENT_ID}\n"));
+    let o = ctl(
+        &["agents", "list", "-o", "json", "--url", &url],
+        Some(READ_TOKEN),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains(AGENT_ID), "{}", stdout(&o));
+    // Forgetting it again: the API's 404 and its message.
+    assert_fails(
+        &ctl(
+            &["agents", "forget", AGENT_ID, "--url", &url],
+            Some(ADMIN_TOKEN),
+        ),
+        "not_found",
+    );
+
+    // Error groups: both lines in one group; after a restart the same
+    // group goes on counting.
+    let out = ctl_until(
+        &["error-groups", "list", "--url", &url],
+        Some(READ_TOKEN),
+        &c,
+        |out| out.lines().any(|l| l.starts_with("2 ")),
+    );
+    let row = out.lines().nth(1).unwrap().to_string();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    let (id, first_seen) = (fields[1].to_string(), fields[2].to_string());
+    assert!(
+        row.contains("host-ctl") && row.contains("failed: I/O error"),
+        "{out}"
+    );
+    c.stop();
+
+    let c = Collector::start(&config, dir.path().join("second.log"));
+    wait_ready(&http, api, &c).await;
+    let out = ctl(&["error-groups", "list", "--url", &url], Some(READ_TOKEN));
+    assert!(
+        stdout(&out).contains(&row),
+        "after restart:\n{}\nbefore: {row}",
+        stdout(&out)
+    );
+    post(
+        &http,
+        format!("http://{otlp}/v1/logs"),
+        log_request(now_ms() * 1_000_000, &["disk /dev/sdc3 failed: I/O error"]),
+    )
+    .await;
+    let out = ctl(
+        &["error-groups", "list", "-o", "json", "--url", &url],
+        Some(READ_TOKEN),
+    );
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let groups = body["data"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{body}");
+    assert_eq!(groups[0]["id"], id.as_str(), "{body}");
+    assert_eq!(groups[0]["count"], 3, "{body}");
+    assert_eq!(groups[0]["first_seen"], first_seen.as_str(), "{body}");
+    assert_eq!(
+        groups[0]["samples"][0], "disk /dev/sdc3 failed: I/O error",
+        "{body}"
+    );
+    c.stop();
+}
