@@ -21,6 +21,8 @@
 //! logs:
 //!   - include: [/var/log/app/*.log]
 //! data_dir: /var/lib/tocsin-agent
+//! telemetry:
+//!   log: { format: json }
 //! ```
 
 use std::fmt;
@@ -29,6 +31,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
+use tocsin_telemetry::{TelemetryConfig, TelemetrySettings};
 
 use crate::export::config::{CollectorConfig, Export, SpoolConfig, validate as validate_export};
 use crate::sources::host::{HostMetrics, HostMetricsConfig, HostMetricsConfigError};
@@ -66,6 +69,9 @@ pub struct AgentConfig {
     /// Bounds of the on-disk spool.
     #[serde(default)]
     pub spool: SpoolConfig,
+    /// The agent's own log lines, and its metrics and traces over OTLP.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 /// `resource:`: OpenTelemetry resource attributes, by their names.
@@ -140,6 +146,8 @@ pub struct Config {
     pub interval: Duration,
     pub logs: Vec<LogInput>,
     pub data_dir: PathBuf,
+    /// Read at start only: a reload keeps the running telemetry.
+    pub telemetry: TelemetrySettings,
 }
 
 /// One problem in the configuration file.
@@ -328,6 +336,16 @@ fn validate(
             message: "empty path; give a directory such as /var/lib/tocsin-agent".into(),
         });
     }
+    let telemetry = match config.telemetry.validate(base) {
+        Ok(t) => Some(t),
+        Err(errors) => {
+            problems.extend(errors.into_iter().map(|e| ConfigProblem {
+                field: format!("telemetry.{}", e.field),
+                message: e.message,
+            }));
+            None
+        }
+    };
     Some(Config {
         path: PathBuf::new(),
         export: export?,
@@ -340,6 +358,7 @@ fn validate(
         interval,
         logs: logs?,
         data_dir,
+        telemetry: telemetry?,
     })
 }
 
@@ -414,25 +433,27 @@ pub fn detect_host_name() -> String {
 }
 
 /// The top-level keys of [`AgentConfig`].
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "collector",
     "resource",
     "metrics",
     "logs",
     "data_dir",
     "spool",
+    "telemetry",
 ];
 
 /// The top level with each section either read as its type or skipped.
 #[derive(Deserialize)]
 #[allow(dead_code, reason = "only the errors of reading it are used")]
-struct Sections<A, B, C, D, E, F> {
+struct Sections<A, B, C, D, E, F, G> {
     collector: Option<A>,
     resource: Option<B>,
     metrics: Option<C>,
     logs: Option<D>,
     data_dir: Option<E>,
     spool: Option<F>,
+    telemetry: Option<G>,
 }
 
 /// The first serde problem of each top-level section.
@@ -442,12 +463,13 @@ fn section_errors(text: &str) -> Vec<serde_saphyr::Error> {
         serde_saphyr::from_str::<T>(text).err()
     }
     [
-        first::<Sections<CollectorConfig, I, I, I, I, I>>(text),
-        first::<Sections<I, ResourceConfig, I, I, I, I>>(text),
-        first::<Sections<I, I, MetricsConfig, I, I, I>>(text),
-        first::<Sections<I, I, I, Vec<LogInputConfig>, I, I>>(text),
-        first::<Sections<I, I, I, I, PathBuf, I>>(text),
-        first::<Sections<I, I, I, I, I, SpoolConfig>>(text),
+        first::<Sections<CollectorConfig, I, I, I, I, I, I>>(text),
+        first::<Sections<I, ResourceConfig, I, I, I, I, I>>(text),
+        first::<Sections<I, I, MetricsConfig, I, I, I, I>>(text),
+        first::<Sections<I, I, I, Vec<LogInputConfig>, I, I, I>>(text),
+        first::<Sections<I, I, I, I, PathBuf, I, I>>(text),
+        first::<Sections<I, I, I, I, I, SpoolConfig, I>>(text),
+        first::<Sections<I, I, I, I, I, I, TelemetryConfig>>(text),
     ]
     .into_iter()
     .flatten()

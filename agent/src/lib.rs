@@ -4,5 +4,6 @@
 pub mod config;
 pub mod export;
 pub mod run;
+pub mod self_metrics;
 pub mod sources;
 pub mod spool;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tocsin_agent::config::{self, DEFAULT_CONFIG_PATH};
+use tocsin_telemetry::{LogOverrides, Service, TelemetrySettings};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -17,10 +18,11 @@ struct Cli {
     /// Configuration file.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_PATH, env = "TOCSIN_AGENT_CONFIG")]
     config: PathBuf,
-    /// Format of the agent's own log lines on stderr (level from RUST_LOG,
-    /// default info).
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    log_format: LogFormat,
+    /// Format of the agent's own log lines on stderr (wins over
+    /// `telemetry.log.format`; default text). The level comes from
+    /// `telemetry.log.level`, and RUST_LOG wins over it.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -42,8 +44,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
         None => {
-            init_tracing(cli.log_format);
-            match run(&cli.config) {
+            match run(&cli.config, cli.log_format) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -70,19 +71,11 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
+/// How long the last export of the agent's own metrics and traces may
+/// take at shutdown.
+const TELEMETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
-fn run(path: &Path) -> anyhow::Result<()> {
+fn run(path: &Path, log_format: Option<LogFormat>) -> anyhow::Result<()> {
     let config = match config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -99,16 +92,32 @@ fn run(path: &Path) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // In the runtime: the OTLP exporters' connections run on it.
+        let overrides = LogOverrides {
+            format: log_format.map(|f| match f {
+                LogFormat::Text => tocsin_telemetry::LogFormat::Text,
+                LogFormat::Json => tocsin_telemetry::LogFormat::Json,
+            }),
+            level: None,
+        };
+        let service = Service {
+            name: "tocsin-agent",
+            version: env!("CARGO_PKG_VERSION"),
+            host_name: config.resource.host_name.clone(),
+        };
+        let telemetry = tocsin_telemetry::init(&config.telemetry, &overrides, &service)?;
         let shutdown = CancellationToken::new();
         let (reload_tx, reloads) = mpsc::channel(1);
         let signals = tokio::spawn(watch_signals(
             path.to_path_buf(),
+            config.telemetry.clone(),
             reload_tx,
             shutdown.clone(),
         ));
         let result = tocsin_agent::run::run_with_reload(config, reloads, shutdown.clone()).await;
         shutdown.cancel();
         signals.abort();
+        telemetry.shutdown(TELEMETRY_DEADLINE).await;
         result.context("agent failed")
     })
 }
@@ -126,9 +135,11 @@ fn stop(signal: &str, shutdown: &CancellationToken) {
 }
 
 /// SIGHUP reloads the configuration (an invalid one is logged and the old
-/// one keeps running); SIGINT and SIGTERM shut down.
+/// one keeps running; `telemetry:` applies at the next start only);
+/// SIGINT and SIGTERM shut down.
 async fn watch_signals(
     path: PathBuf,
+    telemetry: TelemetrySettings,
     reloads: mpsc::Sender<config::Config>,
     shutdown: CancellationToken,
 ) {
@@ -152,6 +163,9 @@ async fn watch_signals(
             _ = hup.recv() => match config::load(&path) {
                 Ok(config) => {
                     tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+                    if config.telemetry != telemetry {
+                        tracing::warn!("SIGHUP: the telemetry section changed; it applies when the agent restarts");
+                    }
                     if reloads.send(config).await.is_err() {
                         return;
                     }

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::export::{self, ExportError, ResourceInfo, Transport, TransportError, agent_id};
+use crate::self_metrics::{AgentMetrics, Published};
 use crate::sources::host::HostCollector;
 use crate::sources::logtail::{SystemClock, Tailer, TailerError, TailerOptions};
 
@@ -73,8 +74,11 @@ pub async fn run_with_reload(
     // The configuration that last started, to fall back on when a
     // reloaded one cannot start.
     let mut previous: Option<Config> = None;
+    // Exported only with telemetry.otlp (the global registry is disabled
+    // otherwise); one set of instruments for every pipeline.
+    let metrics = AgentMetrics::register(&tocsin_telemetry::SelfMetrics::global());
     loop {
-        let pipeline = match Pipeline::start(&current).await {
+        let pipeline = match Pipeline::start(&current, metrics.clone()).await {
             Ok(p) => p,
             Err(e) => match previous.take() {
                 None => return Err(e),
@@ -116,10 +120,11 @@ struct Pipeline {
     tailer: Option<Tailer>,
     host: Option<HostCollector>,
     interval: Duration,
+    metrics: AgentMetrics,
 }
 
 impl Pipeline {
-    async fn start(config: &Config) -> Result<Pipeline, RunError> {
+    async fn start(config: &Config, metrics: AgentMetrics) -> Result<Pipeline, RunError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| RunError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -171,6 +176,7 @@ impl Pipeline {
             tailer,
             host,
             interval: config.interval,
+            metrics,
         })
     }
 
@@ -215,6 +221,7 @@ impl Pipeline {
             tracing::warn!(%error, "host metrics: a family could not be read");
         }
         self.exporter.submit_metrics(&collection.metrics);
+        self.publish();
     }
 
     fn poll_logs(&mut self) {
@@ -227,6 +234,26 @@ impl Pipeline {
         while let Some(batch) = tailer.next_batch(BATCH_RECORDS, BATCH_BYTES) {
             self.exporter.submit_logs(&batch);
         }
+        self.publish();
+    }
+
+    /// Hands the counters to the self metrics (when exported).
+    fn publish(&self) {
+        if !self.metrics.is_enabled() {
+            return;
+        }
+        let (memory_batches, spool_batches) = self.exporter.pending();
+        self.metrics.publish(Published {
+            export: self.exporter.counters(),
+            spool: self.exporter.spool_counters(),
+            tailer: self
+                .tailer
+                .as_ref()
+                .map(|t| t.counters().clone())
+                .unwrap_or_default(),
+            memory_batches,
+            spool_batches,
+        });
     }
 
     /// One line with the counters an operator checks first: what was
@@ -266,6 +293,7 @@ impl Pipeline {
         {
             tracing::error!(%error, "log tailer: cannot settle a delivery");
         }
+        self.publish();
     }
 
     /// Hands what the tailer read to the exporter, lets the sender spool
@@ -302,5 +330,7 @@ impl Pipeline {
             tracing::error!(%error, "cannot write log checkpoints at shutdown");
         }
         self.log_stats("pipeline stopped");
+        self.publish();
+        self.metrics.retire();
     }
 }

@@ -319,6 +319,7 @@ impl Transport {
     }
 
     /// Sends one encoded request of `signal`.
+    #[tracing::instrument(name = "otlp_export", skip_all, fields(signal = ?signal, bytes = payload.len()))]
     pub async fn send(&self, signal: Signal, payload: &[u8]) -> Result<Accepted, SendError> {
         match &self.inner {
             Inner::Grpc {
