@@ -627,16 +627,16 @@ impl AgentRegistry {
             );
             inner.retired_dropped = 0;
         }
-        let live: HashSet<Labels> = inner
-            .agents
-            .values()
-            .flat_map(|e| [up_labels(&e.stored), skew_labels(&e.stored)])
-            .collect();
-        let mut out: Vec<Labels> = inner
-            .retired
-            .drain(..)
-            .filter(|l| !live.contains(l))
-            .collect();
+        let agents = &inner.agents;
+        // A series is live again when its agent is known under the same
+        // labels (it came back before this write).
+        let live = |l: &Labels| {
+            agents.get(l.get("tocsin_agent_id")).is_some_and(|e| {
+                *l == up_labels(&e.stored)
+                    || (e.stored.clock_skew_seconds.is_some() && *l == skew_labels(&e.stored))
+            })
+        };
+        let mut out: Vec<Labels> = inner.retired.drain(..).filter(|l| !live(l)).collect();
         out.sort();
         out.dedup();
         out
