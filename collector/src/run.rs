@@ -1,16 +1,19 @@
 //! The serving collector: opens the series and log stores under the data
 //! directory (replaying their write-ahead logs), starts the OTLP
 //! receivers with them as sinks, the ruler over the series store with its
-//! log metrics fed to the log store, and the HTTP API with `/metrics` and
-//! `/api/v1/logs` and `/api/v1/error-groups`;
-//! runs the periodic work (error groups to their database, log retention,
-//! counter flush, self metrics into the store, head retention) every
-//! evaluation interval; and shuts it all down when the token is cancelled.
+//! log metrics fed to the log store, the agent inventory (`agents.sqlite`)
+//! that the receivers report to, and the HTTP API with `/metrics`,
+//! `/api/v1/logs`, `/api/v1/error-groups` and `/api/v1/agents`;
+//! runs the periodic work (agent expiry and the inventory's batched write,
+//! error groups to their database, log retention, counter flush, self
+//! metrics into the store, head retention) every evaluation interval; and
+//! shuts it all down when the token is cancelled.
 //!
 //! Invariants: nothing is acknowledged before both stores replayed (the
 //! receivers start after); `/-/ready` turns true only once every part
-//! runs; shutdown stops the listeners first, then writes the error groups
-//! and a last counter flush, within [`SHUTDOWN_DEADLINE`]. Every sample
+//! runs; shutdown stops the listeners first, then writes the error groups,
+//! the agent inventory and a last counter flush, within
+//! [`SHUTDOWN_DEADLINE`]. Every sample
 //! and record was already fsync'd before it was acknowledged, so a
 //! shutdown that misses its deadline (or a `kill -9`) loses nothing
 //! acknowledged.
