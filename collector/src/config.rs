@@ -9,6 +9,7 @@
 //! ruler: { rule_files: ["rules/*.yaml"] }
 //! api: { listen: "127.0.0.1:9466" }
 //! logs: { retention: 24h }
+//! telemetry: { log: { format: json }, otlp: { endpoint: "http://otel:4317" } }
 //! ```
 //!
 //! Every problem is reported at once with `file:line:col` and the field it
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use tocsin_rules::validate::parse_duration;
+use tocsin_telemetry::{TelemetryConfig, TelemetrySettings};
 
 use crate::api::{ApiConfig, ApiSettings, ApiTokenConfig};
 use crate::logs::{LogStoreOptions, LogsConfig};
@@ -63,6 +65,8 @@ pub struct CollectorConfig {
     pub logs: LogsConfig,
     /// Error groups mined from log records from warn up.
     pub error_groups: ErrorGroupsConfig,
+    /// The collector's own log lines, and its metrics and traces over OTLP.
+    pub telemetry: TelemetryConfig,
 }
 
 /// `error_groups:`
@@ -100,6 +104,7 @@ impl Default for CollectorConfig {
             api: ApiSectionConfig::default(),
             logs: LogsConfig::default(),
             error_groups: ErrorGroupsConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -174,6 +179,7 @@ pub struct CollectorSettings {
     pub logs: LogStoreOptions,
     pub error_groups: MinerConfig,
     pub new_groups: NewGroupPolicy,
+    pub telemetry: TelemetrySettings,
 }
 
 impl CollectorSettings {
@@ -453,28 +459,42 @@ impl CollectorConfig {
                 )
             })
             .ok();
-        match (receivers, ruler, api, api_listen, logs) {
-            (Some(receivers), Some(ruler), Some(api), Some(api_listen), Some(logs))
-                if errors.is_empty() =>
-            {
-                Ok(CollectorSettings {
-                    source: PathBuf::new(),
-                    data_dir,
-                    retention_ms,
-                    out_of_order_window_ms,
-                    receivers,
-                    ruler,
-                    api_listen,
-                    api_tls,
-                    api,
-                    logs,
-                    error_groups: MinerConfig {
-                        max_groups: self.error_groups.max_groups,
-                        ..MinerConfig::default()
-                    },
-                    new_groups,
-                })
-            }
+        let telemetry = self
+            .telemetry
+            .validate(base)
+            .map_err(|es| {
+                errors.extend(
+                    es.into_iter()
+                        .map(|e| (format!("telemetry.{}", e.field), e.message)),
+                )
+            })
+            .ok();
+        match (receivers, ruler, api, api_listen, logs, telemetry) {
+            (
+                Some(receivers),
+                Some(ruler),
+                Some(api),
+                Some(api_listen),
+                Some(logs),
+                Some(telemetry),
+            ) if errors.is_empty() => Ok(CollectorSettings {
+                source: PathBuf::new(),
+                data_dir,
+                retention_ms,
+                out_of_order_window_ms,
+                receivers,
+                ruler,
+                api_listen,
+                api_tls,
+                api,
+                logs,
+                error_groups: MinerConfig {
+                    max_groups: self.error_groups.max_groups,
+                    ..MinerConfig::default()
+                },
+                new_groups,
+                telemetry,
+            }),
             _ => Err(errors),
         }
     }

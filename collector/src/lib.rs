@@ -10,6 +10,7 @@ pub mod patterns;
 pub mod receivers;
 pub mod ruler;
 pub mod run;
+pub mod self_metrics;
 pub mod server;
 pub mod store;
 pub mod translate;

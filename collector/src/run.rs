@@ -334,6 +334,14 @@ pub async fn run_with_alerts(
         error_groups,
         agents: agents.clone(),
     });
+    // Exported only with telemetry.otlp (the global registry is disabled
+    // otherwise).
+    crate::self_metrics::register(
+        &tocsin_telemetry::SelfMetrics::global(),
+        &parts.ingest,
+        &parts.ruler,
+        &parts.logs,
+    );
     let metrics_route = api::protect(
         Router::new()
             .route("/metrics", get(metrics_handler))

@@ -10,8 +10,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tocsin_collector::config::{self, DEFAULT_CONFIG_FILE};
 use tocsin_collector::demo;
+use tocsin_telemetry::{LogOverrides, Service, TelemetrySettings};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
+
+/// How long the last export of the collector's own metrics and traces may
+/// take at shutdown.
+const TELEMETRY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(
@@ -23,19 +27,13 @@ struct Cli {
     /// The configuration file.
     #[arg(long, global = true, default_value = DEFAULT_CONFIG_FILE)]
     config: PathBuf,
-    /// Log line format.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value = "text",
-        env = "TOCSIN_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
-    /// Which log lines to write (tracing `EnvFilter` syntax; `RUST_LOG`
-    /// wins when set).
-    #[arg(long, global = true, default_value = "info")]
-    log_level: String,
+    /// Log line format (wins over `telemetry.log.format`; default text).
+    #[arg(long, global = true, value_enum, env = "TOCSIN_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Which log lines to write (tracing `EnvFilter` syntax; wins over
+    /// `telemetry.log.level`, default info; `RUST_LOG` wins when set).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -123,33 +121,51 @@ fn check_config(cli: &Cli) -> ExitCode {
     }
 }
 
+fn log_overrides(cli: &Cli) -> LogOverrides {
+    LogOverrides {
+        format: cli.log_format.map(|f| match f {
+            LogFormat::Text => tocsin_telemetry::LogFormat::Text,
+            LogFormat::Json => tocsin_telemetry::LogFormat::Json,
+        }),
+        level: cli.log_level.clone(),
+    }
+}
+
+fn service() -> Service {
+    Service {
+        name: "tocsin-collector",
+        version: env!("CARGO_PKG_VERSION"),
+        host_name: tocsin_telemetry::host_name(),
+    }
+}
+
+/// Log lines only, as the command line says.
 fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cli.log_level))
-        .context("--log-level")?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match cli.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    installed.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+    tocsin_telemetry::init(
+        &TelemetrySettings::default(),
+        &log_overrides(cli),
+        &service(),
+    )?;
+    Ok(())
 }
 
 fn serve(cli: &Cli) -> anyhow::Result<()> {
-    init_tracing(cli)?;
     let settings = config::load(&cli.config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
+        // In the runtime: the OTLP exporters' connections run on it.
+        let telemetry =
+            tocsin_telemetry::init(&settings.telemetry, &log_overrides(cli), &service())?;
         let shutdown = CancellationToken::new();
         tokio::spawn(on_signal(shutdown.clone()));
-        tocsin_collector::run::run(settings, shutdown)
+        let result = tocsin_collector::run::run(settings, shutdown)
             .await
-            .context("collector")
+            .context("collector");
+        telemetry.shutdown(TELEMETRY_DEADLINE).await;
+        result
     })
 }
 
