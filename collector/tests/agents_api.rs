@@ -19,9 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
@@ -334,19 +336,56 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
         .export(report("agent-grpc", "a-host", Value::DoubleValue(2.5)))
         .await
         .unwrap();
+    // An agent that only sends logs is an agent too.
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("host.name", Value::StringValue("b-host".into())),
+                    kv("tocsin.agent.id", Value::StringValue("agent-logs".into())),
+                ],
+                ..Resource::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![LogRecord {
+                    time_unix_nano: now_ms() * 1_000_000,
+                    severity_number: 9,
+                    body: Some(AnyValue {
+                        value: Some(Value::StringValue("started".into())),
+                    }),
+                    ..LogRecord::default()
+                }],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    };
+    let r = http
+        .post(format!("http://{otlp}/v1/logs"))
+        .header("content-type", "application/x-protobuf")
+        .body(logs.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "export logs: {}", r.status());
     let list = agents(&http, api).await;
     let ids: Vec<&str> = list.iter().map(|a| a["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["agent-grpc", AGENT], "{list:?}");
+    assert_eq!(ids, ["agent-grpc", "agent-logs", AGENT], "{list:?}");
     assert_eq!(list[0]["address"], "127.0.0.1", "{list:?}");
     assert_eq!(list[0]["interval_seconds"], 2.5, "{list:?}");
-    let (status, body) = json(
-        http.delete(format!("http://{api}/api/v1/agents/agent-grpc"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(status.is_success(), "{status}: {body}");
+    // No interval given: the default 10 s; no version: empty.
+    assert_eq!(list[1]["interval_seconds"], 10, "{list:?}");
+    assert_eq!(list[1]["version"], "", "{list:?}");
+    for id in ["agent-grpc", "agent-logs"] {
+        let (status, body) = json(
+            http.delete(format!("http://{api}/api/v1/agents/{id}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert!(status.is_success(), "{status}: {body}");
+    }
     assert_eq!(agents(&http, api).await.len(), 1);
 
     // Silent for more than three intervals: down, in the store and the API.

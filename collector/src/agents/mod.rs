@@ -2,7 +2,8 @@
 //! accepted a request from (resource attribute `tocsin.agent.id`), with
 //! its host and service name, version, report interval
 //! (`tocsin.agent.interval`, 10 s when absent or invalid), the IP address
-//! its last accepted request came from, first and last seen (arrival
+//! its last accepted request came from (a forwarding proxy's, when the
+//! agent sends through one), first and last seen (arrival
 //! times), and its clock skew (the receivers' estimate, see
 //! [`crate::translate::skew`]).
 //!
