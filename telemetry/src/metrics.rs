@@ -11,6 +11,7 @@
 //! registering stores nothing, callbacks are never called, recording does
 //! nothing.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -68,7 +69,7 @@ impl SelfMetrics {
     /// A monotonic counter (an OTLP cumulative sum). `read` reports the
     /// current totals, one per attribute set, when the reader collects.
     /// Names follow `tocsin_<component>_<thing>_total`, as on `/metrics`.
-    pub fn counter<F>(&self, name: &'static str, description: &'static str, read: F)
+    pub fn counter<F>(&self, name: impl Into<Cow<'static, str>>, description: &'static str, read: F)
     where
         F: Fn(&mut Observer<'_, u64>) + Send + Sync + 'static,
     {
@@ -84,7 +85,7 @@ impl SelfMetrics {
     /// A gauge; `unit` is a UCUM unit such as `By` or `s`, or empty.
     pub fn gauge<F>(
         &self,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         description: &'static str,
         unit: &'static str,
         read: F,
@@ -107,7 +108,7 @@ impl SelfMetrics {
     /// ascending), recorded with [`Histogram::record`].
     pub fn histogram(
         &self,
-        name: &'static str,
+        name: impl Into<Cow<'static, str>>,
         description: &'static str,
         unit: &'static str,
         boundaries: &[f64],
@@ -132,10 +133,10 @@ pub struct Observer<'a, T> {
 
 impl<T> Observer<'_, T> {
     /// Reports `value` for the attribute set `attributes`.
-    pub fn observe(&mut self, value: T, attributes: &[(&'static str, &str)]) {
+    pub fn observe(&mut self, value: T, attributes: &[(&str, &str)]) {
         let attrs: Vec<KeyValue> = attributes
             .iter()
-            .map(|(k, v)| KeyValue::new(*k, v.to_string()))
+            .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string()))
             .collect();
         self.inner.observe(value, &attrs);
     }
