@@ -43,16 +43,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig) => check_config(&cli.config),
-        None => {
-            match run(&cli.config, cli.log_format) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("tocsin-agent: {e:#}");
-                    ExitCode::FAILURE
-                }
+        None => match run(&cli.config, cli.log_format) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                eprintln!("tocsin-agent: {e:#}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
