@@ -66,7 +66,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tocsin_rules::promql::Labels;
 
-use crate::translate::attributes::AgentResource;
+use crate::translate::attributes::{AgentResource, DEFAULT_AGENT_INTERVAL_MS};
 
 pub use api::routes;
 pub use db::{AgentDb, AgentDbError, SCHEMA_VERSION, StoredAgent};
@@ -427,7 +427,7 @@ impl AgentRegistry {
                     host_name: String::new(),
                     service_name: String::new(),
                     version: String::new(),
-                    interval_ms: r.agent.interval_ms,
+                    interval_ms: DEFAULT_AGENT_INTERVAL_MS,
                     address: String::new(),
                     first_seen_ms: r.received_ms,
                     last_seen_ms: r.received_ms,
@@ -667,7 +667,7 @@ fn apply(e: &mut Entry, r: &AgentReport<'_>) {
             *to = cut(from);
         }
     }
-    s.interval_ms = a.interval_ms;
+    s.interval_ms = a.interval_ms.unwrap_or(DEFAULT_AGENT_INTERVAL_MS);
     if let Some(ip) = r.address {
         s.address = ip.to_string();
     }
@@ -678,7 +678,7 @@ fn apply(e: &mut Entry, r: &AgentReport<'_>) {
     e.reported = true;
     if a.interval_error != e.interval_error {
         if let Some(why) = &a.interval_error {
-            tracing::warn!(agent = %a.id, "{why}; using the default {}s", crate::translate::attributes::DEFAULT_AGENT_INTERVAL_MS / 1000);
+            tracing::warn!(agent = %a.id, "{why}; using the default {}s", DEFAULT_AGENT_INTERVAL_MS / 1000);
         }
         e.interval_error.clone_from(&a.interval_error);
     }

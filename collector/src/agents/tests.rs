@@ -10,7 +10,7 @@ fn agent(id: &str, host: &str, interval_ms: i64) -> AgentResource {
     AgentResource {
         id: id.into(),
         version: "0.1.0".into(),
-        interval_ms,
+        interval_ms: Some(interval_ms),
         interval_error: None,
         host_name: host.into(),
         service_name: "host".into(),
@@ -215,11 +215,14 @@ fn overlong_ids_are_refused_and_invalid_intervals_counted() {
     assert!(reg.is_empty());
     assert_eq!(counter(&reg, "tocsin_agents_refused_total"), 1.0);
     let mut a = agent("a", &"h".repeat(MAX_FIELD_BYTES + 10), 10 * SEC);
+    a.interval_ms = None;
     a.interval_error = Some("tocsin.agent.interval = \"soon\" is not valid".into());
     report(&reg, &a, 0);
     report(&reg, &a, 1);
     assert_eq!(counter(&reg, "tocsin_agents_invalid_interval_total"), 2.0);
-    assert_eq!(reg.list(0)[0].host_name.len(), MAX_FIELD_BYTES);
+    let v = &reg.list(0)[0];
+    assert_eq!(v.host_name.len(), MAX_FIELD_BYTES);
+    assert_eq!(v.interval_ms, DEFAULT_AGENT_INTERVAL_MS);
 }
 
 #[test]

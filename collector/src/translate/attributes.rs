@@ -42,9 +42,9 @@ pub struct AgentResource {
     pub id: String,
     /// `tocsin.agent.version`; empty when absent.
     pub version: String,
-    /// `tocsin.agent.interval` in ms; [`DEFAULT_AGENT_INTERVAL_MS`] when
-    /// absent or invalid.
-    pub interval_ms: i64,
+    /// `tocsin.agent.interval` in ms, when given and valid (users of it
+    /// assume [`DEFAULT_AGENT_INTERVAL_MS`] otherwise).
+    pub interval_ms: Option<i64>,
     /// Why the declared interval was not used, when it was invalid.
     pub interval_error: Option<String>,
     /// `host.name`; empty when absent.
@@ -91,9 +91,8 @@ impl AgentResource {
         }
         let (interval_ms, interval_error) =
             match agent_interval_ms(find(attrs, AGENT_INTERVAL_ATTRIBUTE)) {
-                Ok(Some(ms)) => (ms, None),
-                Ok(None) => (DEFAULT_AGENT_INTERVAL_MS, None),
-                Err(e) => (DEFAULT_AGENT_INTERVAL_MS, Some(e)),
+                Ok(ms) => (ms, None),
+                Err(e) => (None, Some(e)),
             };
         Some(AgentResource {
             id,
@@ -220,10 +219,14 @@ impl AgentsSeen {
                 to.clone_from(from);
             }
         }
-        if a.interval_error.is_none() {
+        // A valid interval wins over none; an invalid one is reported
+        // only when no resource of the agent gave a valid one.
+        if a.interval_ms.is_some() {
             e.interval_ms = a.interval_ms;
+            e.interval_error = None;
+        } else if e.interval_ms.is_none() && a.interval_error.is_some() {
+            e.interval_error.clone_from(&a.interval_error);
         }
-        e.interval_error.clone_from(&a.interval_error);
     }
 
     pub fn into_vec(self) -> Vec<AgentResource> {
@@ -551,24 +554,21 @@ mod tests {
             AgentResource {
                 id: "agent-7".into(),
                 version: "0.3.1".into(),
-                interval_ms: 30_000,
+                interval_ms: Some(30_000),
                 interval_error: None,
                 host_name: "web-1".into(),
                 service_name: "host".into(),
             }
         );
-        // Absent interval: the default; invalid: the default and why.
+        // Absent interval: none; invalid: none and why.
         let a = r(vec![kv("tocsin.agent.id", s("a"))]).unwrap();
-        assert_eq!(
-            (a.interval_ms, a.interval_error),
-            (DEFAULT_AGENT_INTERVAL_MS, None)
-        );
+        assert_eq!((a.interval_ms, a.interval_error), (None, None));
         let a = r(vec![
             kv("tocsin.agent.id", s("a")),
             kv("tocsin.agent.interval", s("soon")),
         ])
         .unwrap();
-        assert_eq!(a.interval_ms, DEFAULT_AGENT_INTERVAL_MS);
+        assert_eq!(a.interval_ms, None);
         assert!(a.interval_error.unwrap().contains("\"soon\""));
         // No id (or an empty one): not an agent.
         assert!(r(vec![kv("host.name", s("web-1"))]).is_none());
@@ -586,12 +586,30 @@ mod tests {
         .unwrap();
         seen.note(&logs);
         seen.note(&r(vec![kv("tocsin.agent.id", s("b"))]).unwrap());
+        // A later invalid interval does not undo a valid one.
+        let bad = r(vec![
+            kv("tocsin.agent.id", s("a")),
+            kv("tocsin.agent.interval", Value::IntValue(-1)),
+        ])
+        .unwrap();
+        seen.note(&bad);
+        // An agent whose only interval is invalid keeps the reason.
+        seen.note(&r(vec![kv("tocsin.agent.id", s("c"))]).unwrap());
+        seen.note(
+            &r(vec![
+                kv("tocsin.agent.id", s("c")),
+                kv("tocsin.agent.interval", s("x")),
+            ])
+            .unwrap(),
+        );
         let got = seen.into_vec();
-        first.interval_ms = 5_000;
+        first.interval_ms = Some(5_000);
         first.service_name = "nginx".into();
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(got[0], first);
         assert_eq!(got[1].id, "b");
+        assert_eq!(got[2].interval_ms, None);
+        assert!(got[2].interval_error.as_deref().unwrap().contains("\"x\""));
     }
 
     #[test]
