@@ -29,7 +29,13 @@ struct Cli {
 #[derive(Args)]
 struct RemoteArgs {
     /// The collector's HTTP API.
-    #[arg(long, global = true, env = "TOCSIN_URL", default_value = DEFAULT_URL)]
+    #[arg(
+        long,
+        global = true,
+        env = "TOCSIN_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_URL
+    )]
     url: String,
     /// Bearer token for the API (a token of role read; admin for
     /// `agents forget`).

@@ -41,6 +41,10 @@ pub enum CtlError {
         "cannot reach the collector at {url}: {reason} (is it running there? --url sets the address)"
     )]
     Connect { url: String, reason: String },
+    #[error(
+        "TLS with the collector at {url} failed: {reason} (a collector certificate signed by a private CA needs --ca-file)"
+    )]
+    Tls { url: String, reason: String },
     #[error("request to {url} failed: {reason}")]
     Request { url: String, reason: String },
     #[error(
@@ -148,7 +152,9 @@ impl Client {
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &opts.ca_file {
-            builder = builder.add_root_certificate(read_ca(path)?);
+            for cert in read_ca(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder.build().map_err(|e| CtlError::Setup(chain(&e)))?;
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -198,11 +204,13 @@ impl Client {
         mut url: Url,
         params: &[(&str, String)],
     ) -> Result<Answer, CtlError> {
+        // Messages name the URL without the query: it may be long, and the
+        // parameters are the user's own.
+        let shown = url.to_string();
         if !params.is_empty() {
             url.query_pairs_mut()
                 .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let shown = url.to_string();
         let mut req = self.http.request(method, url);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -242,20 +250,45 @@ async fn read_body(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, Ct
     Ok(body)
 }
 
-fn read_ca(path: &Path) -> Result<reqwest::Certificate, CtlError> {
+/// The CA certificates of a PEM file (one or a bundle).
+fn read_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, CtlError> {
     let bad = |reason: String| CtlError::CaFile {
         path: path.to_owned(),
         reason,
     };
     let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let mut certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(chain(&e)))?;
-    if certs.len() != 1 {
-        return Err(bad(format!(
-            "holds {} certificates; want exactly one PEM CA certificate",
-            certs.len()
-        )));
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(chain(&e)))?;
+    if certs.is_empty() {
+        return Err(bad(
+            "holds no certificate (want the PEM CA certificate, -----BEGIN CERTIFICATE-----)"
+                .into(),
+        ));
     }
-    certs.pop().ok_or_else(|| bad("no certificate".into()))
+    Ok(certs)
+}
+
+/// The TLS error somewhere in `e`'s causes, if any. An I/O error hides
+/// its inner error from `source()` (and hyper wraps I/O errors in I/O
+/// errors), so those are opened with `get_ref` too.
+fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut todo: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    // Bounded: a cause chain is short, but never trust it to end.
+    for _ in 0..32 {
+        let err = todo.pop()?;
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            todo.push(inner);
+        }
+        if let Some(next) = err.source() {
+            todo.push(next);
+        }
+    }
+    None
 }
 
 /// An error and its causes, `: `-separated (reqwest's own message alone
@@ -280,7 +313,12 @@ fn send_error(url: &str, e: &reqwest::Error) -> CtlError {
     while let Some(s) = inner.source() {
         inner = s;
     }
-    if e.is_connect() {
+    if let Some(t) = tls_cause(e) {
+        CtlError::Tls {
+            url: url.to_string(),
+            reason: t.to_string(),
+        }
+    } else if e.is_connect() {
         CtlError::Connect {
             url: url.to_string(),
             reason: inner.to_string(),
