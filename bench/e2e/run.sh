@@ -16,7 +16,8 @@
 #
 # Each test prints one `e2e-figures ...` line (lines written, on disk,
 # received, duplicates, missing, duration); they are collected in
-# bench/e2e/results.txt and printed at the end.
+# $TOCSIN_E2E_RESULTS (default $CARGO_TARGET_DIR/e2e-results.txt) and printed
+# at the end.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -49,8 +50,8 @@ trap 'rm -rf "$bins"' EXIT
 cp "$CARGO_TARGET_DIR/release/tocsin-agent" "$CARGO_TARGET_DIR/release/tocsin-collector" "$bins/"
 export TOCSIN_E2E_BIN_DIR=$bins
 
-results=bench/e2e/results.txt
-export TOCSIN_E2E_REPORT=$root/$results
+results=${TOCSIN_E2E_RESULTS:-$CARGO_TARGET_DIR/e2e-results.txt}
+export TOCSIN_E2E_REPORT=$results
 {
   echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) rate=$TOCSIN_E2E_RATE renames=$TOCSIN_E2E_ROTATIONS copytruncates=$TOCSIN_E2E_COPYTRUNCATES kills=$TOCSIN_E2E_KILLS outage_s=$TOCSIN_E2E_OUTAGE_SECS interval_ms=$TOCSIN_E2E_INTERVAL_MS nproc=$(nproc)"
 } >>"$results"
