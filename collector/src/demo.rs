@@ -50,6 +50,8 @@ pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "127.0.0.1:4318";
 
 /// Alert batches waiting to be printed.
 const ALERT_PRINT_QUEUE: usize = 64;
+/// How long the stopped demo waits for the last alerts to be printed.
+const PRINTER_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The rule files the demo evaluates: the example pack and the demo rule,
 /// built into the binary so the demo needs no checkout.
@@ -311,19 +313,24 @@ pub async fn run(
     };
 
     let agent_text = agent_yaml(grpc, &paths.log_file);
-    let agent_config = write_config(&paths.agent_config, &agent_text)
-        .and_then(|()| {
-            tocsin_agent::config::parse(&paths.agent_config, &agent_text).map_err(|errors| {
-                DemoError::AgentConfig(
-                    errors
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                )
-            })
+    let agent_config = match write_config(&paths.agent_config, &agent_text).and_then(|()| {
+        tocsin_agent::config::parse(&paths.agent_config, &agent_text).map_err(|errors| {
+            DemoError::AgentConfig(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
         })
-        .inspect_err(|_| collector_stop.cancel())?;
+    }) {
+        Ok(config) => config,
+        Err(e) => {
+            collector_stop.cancel();
+            let _ = collector.await;
+            return Err(e);
+        }
+    };
     let host = agent_config.resource.host_name.clone();
     let agent_stop = CancellationToken::new();
     let mut agent = tokio::spawn(tocsin_agent::run::run(agent_config, agent_stop.clone()));
@@ -373,15 +380,17 @@ pub async fn run(
             failure = stopped.err();
         }
     }
-    // The collector dropped its end of the alert channel: the printer
-    // ends after the last batch.
-    let mut out = printer.await.map_err(|e| DemoError::Task(e.to_string()))?;
-    let _ = writeln!(
-        out,
-        "Demo stopped. Its data stays in {} for the next run.",
-        paths.data_dir.display()
-    );
-    let _ = out.flush();
+    // The collector dropped its end of the alert channel, so the printer
+    // ends after the last batch; a collector that missed its shutdown
+    // deadline may still hold it, and then the printer is left behind.
+    if let Ok(Ok(mut out)) = tokio::time::timeout(PRINTER_DEADLINE, printer).await {
+        let _ = writeln!(
+            out,
+            "Demo stopped. Its data stays in {} for the next run.",
+            paths.data_dir.display()
+        );
+        let _ = out.flush();
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(()),

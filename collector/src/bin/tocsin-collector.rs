@@ -139,13 +139,14 @@ fn service() -> Service {
     }
 }
 
-/// Log lines only, as the command line says.
-fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
-    tocsin_telemetry::init(
-        &TelemetrySettings::default(),
-        &log_overrides(cli),
-        &service(),
-    )?;
+/// Log lines only, as the command line says, at `default_level` when it
+/// names none.
+fn init_tracing(cli: &Cli, default_level: &str) -> anyhow::Result<()> {
+    let mut overrides = log_overrides(cli);
+    overrides
+        .level
+        .get_or_insert_with(|| default_level.to_string());
+    tocsin_telemetry::init(&TelemetrySettings::default(), &overrides, &service())?;
     Ok(())
 }
 
@@ -170,7 +171,9 @@ fn serve(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn run_demo(cli: &Cli, args: &DemoArgs) -> anyhow::Result<()> {
-    init_tracing(cli)?;
+    // The terminal is the demo's banner and alerts: the parts' own log
+    // lines from warn up, unless --log-level or RUST_LOG ask for more.
+    init_tracing(cli, "warn")?;
     let options = demo::DemoOptions {
         data_dir: args.data_dir.clone(),
         api_listen: args.api_listen,
