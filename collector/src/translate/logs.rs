@@ -259,6 +259,8 @@ mod tests {
         );
         assert_eq!(r.span_id, None);
         assert_eq!(b.newest_by_agent, vec![("agent-1".to_string(), NOW_MS)]);
+        assert_eq!(b.agents.len(), 1);
+        assert_eq!(b.agents[0].id, "agent-1");
     }
 
     #[test]

@@ -156,6 +156,12 @@ fn gauge_and_cumulative_counter() {
         ]
     );
     assert_eq!(b.newest_by_agent, vec![("agent-1".to_string(), NOW_MS + 5)]);
+    let agents: Vec<(&str, &str)> = b
+        .agents
+        .iter()
+        .map(|a| (a.id.as_str(), a.host_name.as_str()))
+        .collect();
+    assert_eq!(agents, [("agent-1", "web-1")]);
 }
 
 #[test]
