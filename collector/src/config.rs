@@ -45,8 +45,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/tocsin/collector.yaml";
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
     /// The directory holding the series store (`series/`), the log store
-    /// (`logs/`), the ruler's state and the error groups
-    /// (`error_groups.sqlite`); relative to the configuration file's
+    /// (`logs/`), the ruler's state, the error groups
+    /// (`error_groups.sqlite`) and the agent inventory (`agents.sqlite`);
+    /// relative to the configuration file's
     /// directory (default `/var/lib/tocsin`).
     pub data_dir: PathBuf,
     /// Series samples older than this leave the in-memory head (Prometheus
