@@ -15,6 +15,7 @@
 pub mod config;
 pub mod metrics;
 mod otlp;
+mod spans;
 
 use std::time::Duration;
 

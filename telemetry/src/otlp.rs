@@ -2,9 +2,9 @@
 //! (tonic for gRPC, reqwest for HTTP), a periodic metric reader and a
 //! batch span processor, both with the process's resource.
 //!
-//! Invariants: the span queue is bounded (`max_queued_spans`); a full
-//! queue drops spans, which the SDK counts and reports as a warning log
-//! line (first drop, and the total at shutdown). Every export request is
+//! Invariants: the spans waiting for export are bounded
+//! (`max_queued_spans`); beyond it spans are dropped, counted in
+//! `tocsin_telemetry_spans_dropped_total` and logged (see [`crate::spans`]). Every export request is
 //! bounded by `timeout`. The SDK runs its reader and processor on threads
 //! of its own; the network I/O of both transports runs on the Tokio
 //! runtime that was current at [`build`], which must therefore keep
@@ -19,7 +19,8 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 
 use crate::config::{OtlpSettings, Protocol};
-use crate::{Service, TelemetryError};
+use crate::spans::{BoundedProcessor, CountingExporter, QUEUE_SLACK, SpanCounts};
+use crate::{SelfMetrics, Service, TelemetryError};
 
 /// Spans per export request, at most.
 const MAX_EXPORT_BATCH: usize = 512;
@@ -63,14 +64,23 @@ pub(crate) fn build(o: &OtlpSettings, service: &Service) -> Result<Providers, Te
         .with_reader(reader)
         .build();
     let tracer = o.traces.then(|| {
+        let counts = SpanCounts::new(o.max_queued_spans);
+        counts.register(&SelfMetrics::from_provider(&meter, "tocsin-telemetry"));
         let batch = BatchConfigBuilder::default()
-            .with_max_queue_size(o.max_queued_spans)
+            .with_max_queue_size(o.max_queued_spans + QUEUE_SLACK)
             .with_max_export_batch_size(MAX_EXPORT_BATCH.min(o.max_queued_spans))
             .with_scheduled_delay(SPAN_DELAY)
             .build();
-        let processor = BatchSpanProcessor::builder(spans)
-            .with_batch_config(batch)
-            .build();
+        let exporter = CountingExporter {
+            inner: spans,
+            counts: counts.clone(),
+        };
+        let processor = BoundedProcessor {
+            inner: BatchSpanProcessor::builder(exporter)
+                .with_batch_config(batch)
+                .build(),
+            counts,
+        };
         SdkTracerProvider::builder()
             .with_resource(resource)
             .with_span_processor(processor)

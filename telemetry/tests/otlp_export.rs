@@ -263,6 +263,11 @@ async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared
         for rm in &req.resource_metrics {
             assert_resource(&rm.resource.as_ref().unwrap().attributes);
             for sm in &rm.scope_metrics {
+                let scope = sm.scope.as_ref().map(|s| s.name.as_str());
+                if scope == Some("tocsin-telemetry") {
+                    continue;
+                }
+                assert_eq!(scope, Some("tocsin-test"));
                 for m in &sm.metrics {
                     match m.data.as_ref().unwrap() {
                         Data::Sum(s) => {
@@ -294,6 +299,10 @@ async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared
             }
         }
     }
+    assert_eq!(
+        span_counter(&r.metrics, "tocsin_telemetry_spans_dropped_total"),
+        Some(0)
+    );
     assert_eq!(
         seen,
         BTreeMap::from([
@@ -332,6 +341,24 @@ async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared
         "{:?}",
         inner.events
     );
+}
+
+/// The value of the telemetry's own counter `name` in the last export.
+fn span_counter(metrics: &[ExportMetricsServiceRequest], name: &str) -> Option<i64> {
+    metrics
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == name)
+        .filter_map(|m| match m.data.as_ref()? {
+            Data::Sum(s) => match s.data_points.first()?.value? {
+                Value::AsInt(v) => Some(v),
+                Value::AsDouble(_) => None,
+            },
+            _ => None,
+        })
+        .next_back()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,4 +401,81 @@ async fn without_otlp_nothing_is_exported() {
     assert!(!telemetry.metrics().is_enabled());
     assert!(!tocsin_telemetry::SelfMetrics::global().is_enabled());
     telemetry.shutdown(Duration::from_secs(1)).await;
+}
+
+/// A receiver whose trace service answers only once the gate opens.
+#[derive(Clone)]
+struct Gated {
+    inner: Grpc,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Gated {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let _open = self.gate.acquire().await.unwrap();
+        TraceService::export(&self.inner, request).await
+    }
+}
+
+/// While the exporter is stuck, spans beyond `max_queued_spans` are dropped
+/// and counted; every span is either received or counted as dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_beyond_the_queue_bound_are_dropped_and_counted() {
+    let received = Shared::default();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(MetricsServiceServer::new(Grpc(received.clone())))
+            .add_service(TraceServiceServer::new(Gated {
+                inner: Grpc(received.clone()),
+                gate: gate.clone(),
+            }))
+            .serve_with_incoming(incoming),
+    );
+    let config = TelemetryConfig {
+        otlp: Some(OtlpConfig {
+            endpoint: format!("http://{addr}"),
+            interval: Some("1h".into()),
+            timeout: Some("60s".into()),
+            max_queued_spans: Some(2),
+            ..OtlpConfig::default()
+        }),
+        ..TelemetryConfig::default()
+    };
+    let settings = config.validate(std::path::Path::new(".")).unwrap();
+    let (telemetry, dispatch) =
+        Telemetry::build(&settings, &LogOverrides::default(), &service()).unwrap();
+    const SPANS: i64 = 20;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..SPANS {
+            tracing::info_span!(target: "tocsin_test", "work", i).in_scope(|| {});
+        }
+    });
+    // At most one export is in flight (stuck at the gate) and two spans
+    // wait behind it, so most of the twenty were dropped.
+    gate.add_permits(1000);
+    telemetry.shutdown(Duration::from_secs(30)).await;
+
+    let r = received.lock().unwrap();
+    let spans: i64 = r
+        .traces
+        .iter()
+        .flat_map(|t| &t.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len() as i64)
+        .sum();
+    let dropped = span_counter(&r.metrics, "tocsin_telemetry_spans_dropped_total").unwrap();
+    assert_eq!(
+        spans + dropped,
+        SPANS,
+        "received {spans}, dropped {dropped}"
+    );
+    assert!((2..=4).contains(&spans), "received {spans}");
 }
