@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
 use prost::Message as _;
-use tocsin_telemetry::config::{OtlpConfig, TelemetryConfig};
+use tocsin_telemetry::config::{OtlpConfig, TelemetryConfig, TlsConfig};
 use tocsin_telemetry::{LogOverrides, Protocol, Service, Telemetry};
 
 /// What the receiver got.
@@ -82,11 +82,23 @@ impl TraceService for Grpc {
 }
 
 async fn grpc_receiver(shared: Shared) -> SocketAddr {
+    grpc_receiver_with(shared, None).await
+}
+
+/// With `tls`, (certificate, key) PEM: serves TLS.
+async fn grpc_receiver_with(shared: Shared, tls: Option<(String, String)>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let mut server = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        let identity = tonic::transport::Identity::from_pem(cert, key);
+        server = server
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .unwrap();
+    }
     tokio::spawn(
-        tonic::transport::Server::builder()
+        server
             .add_service(MetricsServiceServer::new(Grpc(shared.clone())))
             .add_service(TraceServiceServer::new(Grpc(shared)))
             .serve_with_incoming(incoming),
@@ -205,8 +217,24 @@ fn assert_resource(kvs: &[KeyValue]) {
 /// Builds telemetry for `endpoint`, records a counter, a gauge, a
 /// histogram and spans, shuts down, and checks what `received` holds.
 async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared) {
+    export_and_check_with(endpoint, protocol, received, None).await;
+}
+
+/// [`export_and_check`], trusting the CA `ca` (PEM) when given.
+async fn export_and_check_with(
+    endpoint: String,
+    protocol: Protocol,
+    received: Shared,
+    ca: Option<&str>,
+) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("otlp.token"), "s3cret\n").unwrap();
+    let tls = ca.map(|pem| {
+        std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
+        TlsConfig {
+            ca_file: Some("ca.pem".into()),
+        }
+    });
     let config = TelemetryConfig {
         otlp: Some(OtlpConfig {
             endpoint,
@@ -215,6 +243,7 @@ async fn export_and_check(endpoint: String, protocol: Protocol, received: Shared
             token_file: Some("otlp.token".into()),
             // Longer than the test: the one export is the one at shutdown.
             interval: Some("1h".into()),
+            tls,
             ..OtlpConfig::default()
         }),
         ..TelemetryConfig::default()
@@ -373,6 +402,34 @@ async fn metrics_and_spans_arrive_over_http_with_the_resource() {
     let received = Shared::default();
     let addr = http_receiver(received.clone()).await;
     export_and_check(format!("http://{addr}/"), Protocol::Http, received).await;
+}
+
+/// gRPC over TLS, the receiver's certificate signed by the configured CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_arrive_over_grpc_with_tls() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair,
+    };
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(DnType::CommonName, "Tocsin test CA");
+    let ca = CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = p.signed_by(&key, &ca).unwrap();
+
+    let received = Shared::default();
+    let addr = grpc_receiver_with(received.clone(), Some((cert.pem(), key.serialize_pem()))).await;
+    export_and_check_with(
+        format!("https://localhost:{}", addr.port()),
+        Protocol::Grpc,
+        received,
+        Some(&ca.pem()),
+    )
+    .await;
 }
 
 /// A current-thread runtime, as the agent runs: the export at shutdown
