@@ -13,6 +13,7 @@
 //!     headers: { x-scope-orgid: ops }
 //!     token_file: /etc/tocsin/otlp.token   # sent as `authorization: Bearer …`
 //!     interval: 60s         # metric export interval
+//!     sample_ratio: 0.1     # traces kept
 //!     timeout: 10s          # one export request
 //!     tls: { ca_file: /etc/tocsin/otlp-ca.pem }
 //! ```
@@ -43,7 +44,7 @@ pub const DEFAULT_MAX_QUEUED_SPANS: usize = 2048;
 pub const MAX_QUEUED_SPANS: usize = 1 << 20;
 
 /// `telemetry:`: the process's own log lines, metrics and traces.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetryConfig {
     /// Log lines on stderr.
@@ -96,7 +97,7 @@ impl fmt::Display for Protocol {
 }
 
 /// `telemetry.otlp:`
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
     /// `http://host:port` or `https://host:port` of an OTLP receiver.
@@ -113,6 +114,9 @@ pub struct OtlpConfig {
     pub timeout: Option<String>,
     /// Export traces too (default true); metrics are always exported.
     pub traces: Option<bool>,
+    /// Fraction of traces kept, from 0 to 1 (default 1: every one); a
+    /// span follows its parent's decision.
+    pub sample_ratio: Option<f64>,
     /// Most finished spans waiting for export; further ones are dropped,
     /// counted and logged (default 2048).
     pub max_queued_spans: Option<usize>,
@@ -130,7 +134,7 @@ pub struct TlsConfig {
 }
 
 /// The validated section.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TelemetrySettings {
     pub log: LogSettings,
     /// `None`: nothing is exported.
@@ -155,7 +159,7 @@ impl Default for LogSettings {
 }
 
 /// Validated `telemetry.otlp`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct OtlpSettings {
     /// Without a trailing slash.
     pub endpoint: String,
@@ -166,6 +170,8 @@ pub struct OtlpSettings {
     pub interval: Duration,
     pub timeout: Duration,
     pub traces: bool,
+    /// In `0.0..=1.0`.
+    pub sample_ratio: f64,
     pub max_queued_spans: usize,
     /// PEM bytes of `tls.ca_file`.
     pub ca_pem: Option<Vec<u8>>,
@@ -184,6 +190,7 @@ impl fmt::Debug for OtlpSettings {
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
             .field("traces", &self.traces)
+            .field("sample_ratio", &self.sample_ratio)
             .field("max_queued_spans", &self.max_queued_spans)
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
@@ -381,6 +388,13 @@ fn validate_otlp(
     };
     let interval = duration("otlp.interval", &o.interval, DEFAULT_INTERVAL);
     let timeout = duration("otlp.timeout", &o.timeout, DEFAULT_TIMEOUT);
+    let sample_ratio = o.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        problem(
+            "otlp.sample_ratio",
+            format!("{sample_ratio} is out of range: give a fraction from 0 to 1, such as 0.1"),
+        );
+    }
     let max_queued_spans = o.max_queued_spans.unwrap_or(DEFAULT_MAX_QUEUED_SPANS);
     if !(1..=MAX_QUEUED_SPANS).contains(&max_queued_spans) {
         problem(
@@ -396,6 +410,7 @@ fn validate_otlp(
         interval,
         timeout,
         traces: o.traces.unwrap_or(true),
+        sample_ratio,
         max_queued_spans,
         ca_pem,
     }
@@ -467,6 +482,7 @@ mod tests {
         assert_eq!(o.timeout, DEFAULT_TIMEOUT);
         assert_eq!(o.max_queued_spans, DEFAULT_MAX_QUEUED_SPANS);
         assert!(o.traces);
+        assert_eq!(o.sample_ratio, 1.0);
     }
 
     #[test]
@@ -483,6 +499,7 @@ mod tests {
                 interval: Some("500ms".into()),
                 timeout: Some("soon".into()),
                 max_queued_spans: Some(0),
+                sample_ratio: Some(1.5),
                 ..OtlpConfig::default()
             }),
         };
@@ -495,10 +512,11 @@ mod tests {
             "telemetry.otlp.interval:",
             "telemetry.otlp.timeout:",
             "telemetry.otlp.max_queued_spans:",
+            "telemetry.otlp.sample_ratio:",
         ] {
             assert!(p.iter().any(|m| m.starts_with(field)), "{field}: {p:#?}");
         }
-        assert_eq!(p.len(), 7, "{p:#?}");
+        assert_eq!(p.len(), 8, "{p:#?}");
     }
 
     #[test]

@@ -16,7 +16,9 @@ use opentelemetry::KeyValue;
 use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider,
+};
 
 use crate::config::{OtlpSettings, Protocol};
 use crate::spans::{BoundedProcessor, CountingExporter, QUEUE_SLACK, SpanCounts};
@@ -82,6 +84,9 @@ pub(crate) fn build(o: &OtlpSettings, service: &Service) -> Result<Providers, Te
             counts,
         };
         SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                o.sample_ratio,
+            ))))
             .with_resource(resource)
             .with_span_processor(processor)
             .build()

@@ -536,3 +536,45 @@ async fn spans_beyond_the_queue_bound_are_dropped_and_counted() {
     );
     assert!((2..=4).contains(&spans), "received {spans}");
 }
+
+/// `sample_ratio: 0` keeps no trace; metrics still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_sample_ratio_exports_no_spans() {
+    let received = Shared::default();
+    let addr = grpc_receiver(received.clone()).await;
+    let config = TelemetryConfig {
+        otlp: Some(OtlpConfig {
+            endpoint: format!("http://{addr}"),
+            interval: Some("1h".into()),
+            sample_ratio: Some(0.0),
+            ..OtlpConfig::default()
+        }),
+        ..TelemetryConfig::default()
+    };
+    let settings = config.validate(std::path::Path::new(".")).unwrap();
+    let (telemetry, dispatch) =
+        Telemetry::build(&settings, &LogOverrides::default(), &service()).unwrap();
+    telemetry
+        .metrics()
+        .counter("tocsin_test_things_total", "Things.", |o| o.observe(1, &[]));
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..10 {
+            tracing::info_span!(target: "tocsin_test", "work", i).in_scope(|| {});
+        }
+    });
+    telemetry.shutdown(Duration::from_secs(20)).await;
+    let r = received.lock().unwrap();
+    assert!(!r.metrics.is_empty(), "no metrics arrived");
+    let spans: usize = r
+        .traces
+        .iter()
+        .flat_map(|t| &t.resource_spans)
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    assert_eq!(spans, 0);
+    assert_eq!(
+        span_counter(&r.metrics, "tocsin_telemetry_spans_dropped_total"),
+        Some(0)
+    );
+}
