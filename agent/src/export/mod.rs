@@ -440,6 +440,22 @@ impl Exporter {
         self.shared.lock().spool.counters().clone()
     }
 
+    /// Would a batch submitted now wait in memory? False while the memory
+    /// queue is full and the spool empty: the collector answers but the
+    /// sender is busy. A source whose data can wait where it is (the
+    /// tailer: its lines stay in the file, behind the checkpoint) holds
+    /// back then, rather than have its batches written to the spool and
+    /// read back a moment later. While the spool holds batches (the
+    /// collector did not answer), submitting goes on into the spool.
+    /// "Full" starts at half the byte bound, so that one more batch of a
+    /// few MiB still fits in memory.
+    pub fn has_room(&self) -> bool {
+        let st = self.shared.lock();
+        !st.spool.is_empty()
+            || (st.memory.len() < self.shared.memory_batches
+                && st.memory_bytes <= self.shared.memory_bytes / 2)
+    }
+
     /// Batches waiting: (in memory, in the spool).
     pub fn pending(&self) -> (usize, usize) {
         let st = self.shared.lock();
