@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Lines from file to acknowledged at the collector, with the agent pinned
+# to core 0 and the collector to core 1: writes SIZE_MIB of application log
+# lines (129-165 bytes, 45% INFO, 30% WARN, 20% ERROR, 5% DEBUG) before the
+# agent starts, runs the agent with `read_from: beginning` and
+# `min_severity: all` (every line ships), and times from the agent's start
+# until the collector's /metrics count every line as stored
+# (tocsin_receiver_log_records_stored_total + _duplicate_total, which the
+# collector increments after the record is in its write-ahead log and
+# before it answers the agent). Prints MiB/s and lines/s, and the CPU
+# seconds (utime+stime) each process used, as a share of its core, to show
+# which side limits.
+#
+# Usage: bench/agent/throughput.sh [SIZE_MIB]     (default 2048)
+# Env:   PROTOCOL=http uses OTLP/HTTP (default grpc); GZIP=true compresses
+#        (default false: on loopback compression only costs CPU);
+#        KEEP=1 keeps the work directory; BIN_DIR=DIR uses the binaries in
+#        DIR instead of building them.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+size_mib=${1:-2048}
+protocol=${PROTOCOL:-grpc}
+gzip=${GZIP:-false}
+helper=bench/agent/agentbench.py
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+
+if [ -n "${BIN_DIR:-}" ]; then
+  bin=$BIN_DIR
+else
+  nice cargo build --release -q -p tocsin-agent -p tocsin-collector
+  bin=$CARGO_TARGET_DIR/release
+fi
+
+work=$(mktemp -d /tmp/tocsin-agent-throughput.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+read -r grpc http api <<<"$(python3 $helper free-ports 3)"
+mkdir -p "$work/collector" "$work/agent" "$work/logs"
+# The log store is sized above the input so that no eviction runs during
+# the measurement.
+cat >"$work/collector/collector.yaml" <<EOF
+data_dir: $work/collector/data
+receivers:
+  otlp:
+    grpc: { listen: "127.0.0.1:$grpc" }
+    http: { listen: "127.0.0.1:$http" }
+api:
+  listen: "127.0.0.1:$api"
+logs:
+  max_bytes: $(( (size_mib * 4 + 1024) << 20 ))
+EOF
+if [ "$protocol" = grpc ]; then endpoint=http://127.0.0.1:$grpc; else endpoint=http://127.0.0.1:$http; fi
+cat >"$work/agent/agent.yaml" <<EOF
+collector:
+  endpoint: $endpoint
+  protocol: $protocol
+  gzip: $gzip
+resource:
+  host.name: bench-host
+  service.name: bench
+logs:
+  - name: app
+    include: ['$work/logs/*.log']
+    read_from: beginning
+    min_severity: all
+data_dir: $work/agent/data
+EOF
+
+echo "writing $size_mib MiB of log lines..."
+read -r lines bytes <<<"$(python3 $helper generate "$work/logs/app.log" $(( size_mib << 20 )))"
+echo "input: $lines lines, $bytes bytes ($(( bytes / lines )) bytes/line), in the page cache"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+taskset -c 1 "$bin/tocsin-collector" --config "$work/collector/collector.yaml" >"$work/collector.log" 2>&1 &
+collector=$!; pids+=("$collector")
+for _ in $(seq 300); do
+  curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null && break
+  sleep 0.1
+done
+curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null || { echo "collector not ready:"; cat "$work/collector.log"; exit 1; } >&2
+collector_cpu0=$(python3 $helper cpu "$collector")
+
+start=$(date +%s.%N)
+RUST_LOG=warn taskset -c 0 "$bin/tocsin-agent" --config "$work/agent/agent.yaml" >"$work/agent.log" 2>&1 &
+agent=$!; pids+=("$agent")
+# The count is polled every 0.1 s from an unpinned process; the CPU
+# figures are read right after the last line is counted (the agent idles
+# from then on).
+read -r waited stored dup <<<"$(python3 $helper wait-stored "http://127.0.0.1:$api/metrics" "$lines" 3600)"
+end=$(date +%s.%N)
+agent_cpu=$(python3 $helper cpu "$agent")
+collector_cpu=$(python3 $helper cpu "$collector")
+agent_rss=$(grep VmHWM "/proc/$agent/status" | awk '{print $2}')
+collector_rss=$(grep VmHWM "/proc/$collector/status" | awk '{print $2}')
+
+python3 - "$start" "$end" "$bytes" "$lines" "$stored" "$dup" "$agent_cpu" "$collector_cpu0" "$collector_cpu" "$agent_rss" "$collector_rss" <<'EOF'
+import sys
+start, end, size, lines, stored, dup, acpu, ccpu0, ccpu1, arss, crss = map(float, sys.argv[1:])
+wall = end - start
+ccpu = ccpu1 - ccpu0
+print("lines at the collector: %d stored + %d duplicates of %d" % (stored, dup, lines))
+print("wall %.2f s: %.1f MiB/s, %.0f lines/s" % (wall, size / wall / 2**20, lines / wall))
+print("agent (core 0):     %.2f CPU-s = %3.0f%% of its core, peak RSS %.1f MB" % (acpu, 100 * acpu / wall, arss / 1000))
+print("collector (core 1): %.2f CPU-s = %3.0f%% of its core, peak RSS %.1f MB" % (ccpu, 100 * ccpu / wall, crss / 1000))
+EOF
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+if grep -qiE 'error|warn' "$work/agent.log"; then echo "agent warnings:"; grep -iE 'error|warn' "$work/agent.log" | head; fi
+[ "$stored" -ge "$lines" ]
