@@ -107,6 +107,11 @@ async fn grpc_receiver_with(shared: Shared, tls: Option<(String, String)>) -> So
 }
 
 async fn http_receiver(shared: Shared) -> SocketAddr {
+    http_receiver_with(shared, None).await
+}
+
+/// With `tls`, (certificate, key) PEM: serves HTTPS.
+async fn http_receiver_with(shared: Shared, tls: Option<(String, String)>) -> SocketAddr {
     use axum::body::Bytes;
     use axum::extract::State;
     use axum::http::{HeaderMap, StatusCode, header};
@@ -169,7 +174,45 @@ async fn http_receiver(shared: Shared) -> SocketAddr {
         .with_state(shared);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let Some((cert, key)) = tls else {
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        return addr;
+    };
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                .await;
+            });
+        }
+    });
     addr
 }
 
@@ -249,8 +292,12 @@ async fn export_and_check_with(
         ..TelemetryConfig::default()
     };
     let settings = config.validate(dir.path()).unwrap();
-    let (telemetry, dispatch) =
-        Telemetry::build(&settings, &LogOverrides::default(), &service()).unwrap();
+    // The log level does not limit which spans are exported.
+    let quiet = LogOverrides {
+        level: Some("warn".into()),
+        ..LogOverrides::default()
+    };
+    let (telemetry, dispatch) = Telemetry::build(&settings, &quiet, &service()).unwrap();
     assert!(telemetry.is_exporting());
     let metrics = telemetry.metrics();
     metrics.counter(
@@ -404,9 +451,9 @@ async fn metrics_and_spans_arrive_over_http_with_the_resource() {
     export_and_check(format!("http://{addr}/"), Protocol::Http, received).await;
 }
 
-/// gRPC over TLS, the receiver's certificate signed by the configured CA.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_and_spans_arrive_over_grpc_with_tls() {
+/// A throwaway CA and a `localhost` server certificate it signed:
+/// (CA PEM, (certificate PEM, key PEM)).
+fn test_pki() -> (String, (String, String)) {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
         IsCa, KeyPair,
@@ -420,14 +467,35 @@ async fn metrics_and_spans_arrive_over_grpc_with_tls() {
     let mut p = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let cert = p.signed_by(&key, &ca).unwrap();
+    (ca.pem(), (cert.pem(), key.serialize_pem()))
+}
 
+/// gRPC over TLS, the receiver's certificate signed by the configured CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_arrive_over_grpc_with_tls() {
+    let (ca, server) = test_pki();
     let received = Shared::default();
-    let addr = grpc_receiver_with(received.clone(), Some((cert.pem(), key.serialize_pem()))).await;
+    let addr = grpc_receiver_with(received.clone(), Some(server)).await;
     export_and_check_with(
         format!("https://localhost:{}", addr.port()),
         Protocol::Grpc,
         received,
-        Some(&ca.pem()),
+        Some(&ca),
+    )
+    .await;
+}
+
+/// HTTPS, the receiver's certificate signed by the configured CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_spans_arrive_over_https_with_tls() {
+    let (ca, server) = test_pki();
+    let received = Shared::default();
+    let addr = http_receiver_with(received.clone(), Some(server)).await;
+    export_and_check_with(
+        format!("https://localhost:{}", addr.port()),
+        Protocol::Http,
+        received,
+        Some(&ca),
     )
     .await;
 }
