@@ -15,6 +15,10 @@ use tocsin_tests::{
     wait_for_records, wait_until,
 };
 
+/// Longest gap accepted between two 1 s samples, and between the outage's
+/// edges and its first and last sample.
+const MAX_GAP_MS: i64 = 5000;
+
 /// Timestamps (ms) of the raw samples of `system_uptime_seconds` in
 /// `(end_ms - window_ms, end_ms]`.
 fn uptime_samples(collector: &Collector, end_ms: i64, window_ms: i64) -> Vec<i64> {
@@ -83,8 +87,8 @@ fn lines_and_metrics_of_a_collector_outage_arrive_once_with_their_timestamps() {
     );
 
     // The metrics of the outage: samples stamped inside the window, at the
-    // 1 s interval (some slack for a loaded machine), none missing for
-    // long.
+    // 1 s interval: at least 80% of them, and no gap over 5 s (slack for a
+    // machine shared with builds).
     let window = outage_end - outage_start;
     let expected = window / 1000;
     let samples = std::cell::RefCell::new(Vec::new());
@@ -101,12 +105,12 @@ fn lines_and_metrics_of_a_collector_outage_arrive_once_with_their_timestamps() {
     let gaps: Vec<i64> = samples.windows(2).map(|w| w[1] - w[0]).collect();
     let max_gap = gaps.iter().copied().max().unwrap_or(i64::MAX);
     assert!(
-        max_gap <= 3000,
+        max_gap <= MAX_GAP_MS,
         "a gap of {max_gap} ms between outage samples: {samples:?}"
     );
     let (first, last) = (samples[0], samples[samples.len() - 1]);
     assert!(
-        first - outage_start <= 3000 && outage_end - last <= 3000,
+        first - outage_start <= MAX_GAP_MS && outage_end - last <= MAX_GAP_MS,
         "outage {outage_start}..{outage_end} covered only {first}..{last}"
     );
 
