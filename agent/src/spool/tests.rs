@@ -235,16 +235,18 @@ proptest! {
                     let signal = if metrics { Signal::Metrics } else { Signal::Logs };
                     let b = batch(next, signal, size);
                     next += 1;
-                    let metrics_live = model.values().any(|b| b.signal == Signal::Metrics);
                     let evicted = spool.append(&b).unwrap();
+                    // In eviction order: a log batch goes only once the
+                    // evictions before it left no metrics live.
                     for e in &evicted {
+                        if e.signal == Signal::Logs {
+                            let metrics_live = model.values().any(|b| b.signal == Signal::Metrics);
+                            prop_assert!(!metrics_live, "logs {} evicted while metrics were live", e.id);
+                        }
                         let removed = model.remove(&e.id);
                         prop_assert!(removed.is_some(), "evicted {} is not live", e.id);
                         if e.signal == Signal::Logs {
                             prop_assert_eq!(removed.as_ref(), Some(e));
-                        }
-                        if metrics_live {
-                            prop_assert_eq!(e.signal, Signal::Metrics, "logs evicted while metrics were live");
                         }
                     }
                     model.insert(b.id, b);
