@@ -335,7 +335,7 @@ pub async fn run(
     let agent_stop = CancellationToken::new();
     let mut agent = tokio::spawn(tocsin_agent::run::run(agent_config, agent_stop.clone()));
 
-    let banner = banner(&paths, &bound, &host);
+    let banner = banner(&paths, &bound, &host, &tocsinctl_command());
     // The terminal is the demo's purpose; if it is gone there is no one to
     // tell, and the demo still serves the API.
     let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
@@ -418,8 +418,21 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// How to start tocsinctl: the one installed beside this binary, else
+/// from the repository with cargo (`cargo run` builds only the collector).
+fn tocsinctl_command() -> String {
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("tocsinctl"))
+        .filter(|p| p.is_file());
+    match beside {
+        Some(p) => shell_quote(&p.to_string_lossy()),
+        None => "cargo run --release -p tocsin-collector --bin tocsinctl --".into(),
+    }
+}
+
 /// What the demo prints once everything runs.
-fn banner(paths: &DemoPaths, bound: &Bound, host: &str) -> String {
+fn banner(paths: &DemoPaths, bound: &Bound, host: &str, tocsinctl: &str) -> String {
     let api = format!("http://{}", bound.api);
     let log = shell_quote(&paths.log_file.to_string_lossy());
     let otlp = [
@@ -430,12 +443,15 @@ fn banner(paths: &DemoPaths, bound: &Bound, host: &str) -> String {
     .flatten()
     .collect::<Vec<_>>()
     .join(", ");
+    let expr = format!("system_memory_usage_bytes{{host_name=\"{host}\"}}");
     let query = form_urlencoded::Serializer::new(String::new())
-        .append_pair(
-            "query",
-            &format!("system_memory_usage_bytes{{host_name=\"{host}\"}}"),
-        )
+        .append_pair("query", &expr)
         .finish();
+    let url = if bound.api.to_string() == DEFAULT_API_LISTEN {
+        String::new()
+    } else {
+        format!(" --url {api}")
+    };
     let mut b = String::new();
     let _ = writeln!(b);
     let _ = writeln!(
@@ -465,6 +481,7 @@ fn banner(paths: &DemoPaths, bound: &Bound, host: &str) -> String {
     );
     let _ = writeln!(b, "Firing alerts:   {api}/api/v1/alerts");
     let _ = writeln!(b, "This host's metrics:");
+    let _ = writeln!(b, "  {tocsinctl}{url} query {}", shell_quote(&expr));
     let _ = writeln!(b, "  curl -s '{api}/api/v1/query?{query}'");
     let _ = writeln!(b, "Stored log lines: {api}/api/v1/logs?severity=warn");
     let _ = writeln!(b, "Ctrl-C stops the demo.");

@@ -258,6 +258,34 @@ fn an_appended_error_line_fires_the_demo_alert() {
         Some(v)
     });
     assert!(memory > 0.0, "memory usage {memory}");
+    // The banner's tocsinctl line, with the tocsinctl of this build.
+    let line = demo
+        .stdout
+        .iter()
+        .find(|l| l.contains(" query 'system_memory_usage_bytes"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no tocsinctl line; {}", demo.diagnostics()));
+    assert!(
+        line.contains("tocsinctl") && line.contains(&format!("--url {api} query")),
+        "{line}"
+    );
+    let expr = format!("system_memory_usage_bytes{{host_name=\"{host}\"}}");
+    assert!(line.ends_with(&format!("'{expr}'")), "{line}");
+    let ctl = Command::new(env!("CARGO_BIN_EXE_tocsinctl"))
+        .args(["--url", &api, "query", &expr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&ctl.stdout);
+    assert!(
+        ctl.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+    assert!(
+        printed.contains(&format!("host_name=\"{host}\"")) && printed.contains("state=\"used\""),
+        "{printed}"
+    );
 
     demo.signal("TERM");
     let status = demo.wait_exit();
