@@ -39,10 +39,22 @@ impl BitWriter {
         self.used = (self.used + 1) % 8;
     }
 
-    /// Writes the low `n` bits of `v`, most significant first.
+    /// Writes the low `n` bits of `v`, most significant first, a byte's
+    /// worth at a time.
     fn push_bits(&mut self, v: u64, n: u8) {
-        for i in (0..n).rev() {
-            self.push_bit((v >> i) & 1 == 1);
+        let mut remaining = n.min(64);
+        while remaining > 0 {
+            if self.used == 0 {
+                self.bytes.push(0);
+            }
+            let free = 8 - self.used;
+            let take = free.min(remaining);
+            let bits = ((v >> (remaining - take)) & ((1u64 << take) - 1)) as u8;
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= bits << (free - take);
+            }
+            self.used = (self.used + take) % 8;
+            remaining -= take;
         }
     }
 }
@@ -61,10 +73,22 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
+    /// Reads `n` (at most 64) bits, a byte's worth at a time.
     fn bits(&mut self, n: u8) -> Option<u64> {
+        let n = usize::from(n.min(64));
+        if self.pos + n > self.bytes.len() * 8 {
+            return None;
+        }
         let mut v = 0u64;
-        for _ in 0..n {
-            v = (v << 1) | u64::from(self.bit()?);
+        let mut remaining = n;
+        while remaining > 0 {
+            let byte = *self.bytes.get(self.pos / 8)?;
+            let avail = 8 - self.pos % 8;
+            let take = avail.min(remaining);
+            let bits = (u64::from(byte) >> (avail - take)) & ((1u64 << take) - 1);
+            v = (v << take) | bits;
+            self.pos += take;
+            remaining -= take;
         }
         Some(v)
     }
@@ -127,6 +151,12 @@ impl Chunk {
     /// Encoded size in bytes.
     pub fn byte_len(&self) -> usize {
         self.bits.bytes.len()
+    }
+
+    /// Gives back the spare capacity the encoder grew into: a chunk that
+    /// is closed never grows again.
+    pub fn shrink_to_fit(&mut self) {
+        self.bits.bytes.shrink_to_fit();
     }
 
     /// The encoded bytes (for snapshots); [`Chunk::from_bytes`] and
@@ -491,6 +521,29 @@ mod tests {
     }
 
     proptest! {
+        /// The byte-at-a-time writer and reader produce and read exactly
+        /// the bit-at-a-time stream (chunk bytes are stored in snapshots).
+        #[test]
+        fn bulk_bit_io_matches_bit_by_bit(
+            fields in prop::collection::vec((any::<u64>(), 0u8..=64), 0..40),
+        ) {
+            let mut bulk = BitWriter::default();
+            let mut single = BitWriter::default();
+            for &(v, n) in &fields {
+                bulk.push_bits(v, n);
+                for i in (0..n).rev() {
+                    single.push_bit((v >> i) & 1 == 1);
+                }
+            }
+            prop_assert_eq!(&bulk.bytes, &single.bytes);
+            prop_assert_eq!(bulk.used, single.used);
+            let mut r = BitReader { bytes: &bulk.bytes, pos: 0 };
+            for &(v, n) in &fields {
+                let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+                prop_assert_eq!(r.bits(n), Some(v & mask));
+            }
+        }
+
         #[test]
         fn any_increasing_series_roundtrips(
             start in any::<i32>(),

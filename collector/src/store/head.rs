@@ -122,7 +122,8 @@ impl MemSeries {
 
     fn push_in_order(&mut self, t: i64, v: f64) {
         if self.head.is_full() {
-            let full = std::mem::take(&mut self.head);
+            let mut full = std::mem::take(&mut self.head);
+            full.shrink_to_fit();
             self.closed.push(full);
         }
         // Cannot fail: the chunk has room and `t` is newer than its samples.
