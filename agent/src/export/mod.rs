@@ -99,7 +99,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, BackoffPolicy};
-pub use encode::{ResourceInfo, SCOPE_NAME, logs_request, metrics_request};
+pub use encode::{ResourceInfo, SCOPE_NAME, encode_logs_request, logs_request, metrics_request};
 pub use transport::{
     Accepted, ClientTls, ErrorClass, Protocol, SendError, Transport, TransportConfig,
     TransportError,
@@ -366,7 +366,7 @@ impl Exporter {
     /// Queues a tailer batch as one logs request.
     pub fn submit_logs(&self, batch: &Batch) {
         let info = self.info();
-        let payload = logs_request(&info, &batch.records).encode_to_vec();
+        let payload = encode_logs_request(&info, &batch.records);
         let origin = Origin {
             run: self.shared.run_id,
             batch: batch.id,
