@@ -19,6 +19,14 @@
                                poll URL until stored+duplicate >= COUNT; prints
                                seconds waited and the counts
   cpu PID                      print utime+stime of PID in seconds
+  runq PID                     print the seconds PID's threads waited on a run
+                               queue for a CPU (/proc/PID/task/*/schedstat)
+  sink PORT                    an OTLP/HTTP endpoint that takes every request
+                               unread beyond its body and answers 200 at once:
+                               the agent's side alone, without a collector
+  wait-checkpoint FILE PATH SIZE TIMEOUT
+                               poll the agent's checkpoint FILE until PATH's
+                               offset reaches SIZE; prints seconds waited
 
 Lines look like an application's: ISO timestamp, level, logger, message
 with ids, durations and paths, 120-200 bytes. Severity mix: 45% INFO, 30%
@@ -192,6 +200,46 @@ def wait_stored(url, count, timeout):
         time.sleep(0.1)
 
 
+def sink(port):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length", 0))
+            while n > 0:
+                chunk = self.rfile.read(min(n, 1 << 20))
+                if not chunk:
+                    break
+                n -= len(chunk)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def wait_checkpoint(file, path, size, timeout):
+    import json
+    start = time.monotonic()
+    offset = 0
+    while time.monotonic() - start < timeout:
+        try:
+            with open(file) as f:
+                offset = sum(c["offset"] for c in json.load(f)["files"] if c["path"] == path)
+        except (OSError, ValueError, KeyError):
+            pass
+        if offset >= size:
+            break
+        time.sleep(0.05)
+    print("%.2f %d" % (time.monotonic() - start, offset))
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "free-ports":
@@ -209,6 +257,19 @@ def main():
         print(c["stored"], c["duplicate"])
     elif cmd == "wait-stored":
         wait_stored(args[0], int(args[1]), float(args[2]))
+    elif cmd == "sink":
+        sink(int(args[0]))
+    elif cmd == "wait-checkpoint":
+        wait_checkpoint(args[0], args[1], int(args[2]), float(args[3]))
+    elif cmd == "runq":
+        total = 0
+        for task in os.listdir("/proc/%d/task" % int(args[0])):
+            try:
+                with open("/proc/%s/task/%s/schedstat" % (args[0], task)) as f:
+                    total += int(f.read().split()[1])
+            except OSError:
+                pass
+        print("%.2f" % (total / 1e9))
     elif cmd == "cpu":
         print("%.2f" % (proc_sample(int(args[0]))[0] / CLK_TCK))
     else:

@@ -22,11 +22,17 @@ helper=bench/agent/agentbench.py
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
 [ -x "$node_exporter" ] || { echo "$node_exporter not found (apt-get install prometheus-node-exporter)" >&2; exit 1; }
+# The agent as shipped is built with the agent-release profile (Cargo.toml);
+# AGENT_PROFILE=release measures the plain release build instead.
+agent_profile=${AGENT_PROFILE:-agent-release}
 if [ -n "${BIN_DIR:-}" ]; then
   bin=$BIN_DIR
+  agent_bin=$BIN_DIR/tocsin-agent
 else
-  nice cargo build --release -q -p tocsin-agent -p tocsin-collector
+  nice cargo build --release -q -p tocsin-collector
+  nice cargo build --profile "$agent_profile" -q -p tocsin-agent
   bin=$CARGO_TARGET_DIR/release
+  agent_bin=$CARGO_TARGET_DIR/$agent_profile/tocsin-agent
 fi
 
 work=$(mktemp -d /tmp/tocsin-agent-resources.XXXXXX)
@@ -78,11 +84,11 @@ curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null || { echo "collector not rea
 "$node_exporter" --web.listen-address="127.0.0.1:$nx" >"$work/node_exporter.log" 2>&1 &
 nodeexp=$!; pids+=("$nodeexp")
 touch "$work/logs/app.log"
-RUST_LOG=warn "$bin/tocsin-agent" --config "$work/agent/agent.yaml" >"$work/agent.log" 2>&1 &
+RUST_LOG=warn "$agent_bin" --config "$work/agent/agent.yaml" >"$work/agent.log" 2>&1 &
 agent=$!; pids+=("$agent")
 sleep 1
 
-echo "tocsin-agent $("$bin/tocsin-agent" --version | cut -d' ' -f2) ($protocol) vs $("$node_exporter" --version 2>&1 | head -1)"
+echo "tocsin-agent $("$agent_bin" --version | cut -d' ' -f2) ($protocol) vs $("$node_exporter" --version 2>&1 | head -1)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "run: $seconds s, writer 1000 lines/s, agent metrics every 1 s, node_exporter scraped every 1 s"
 

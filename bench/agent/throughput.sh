@@ -12,6 +12,12 @@
 # which side limits.
 #
 # Usage: bench/agent/throughput.sh [SIZE_MIB]     (default 2048)
+# With SINK=null the collector is replaced by bench/agent/agentbench.py's
+# sink (OTLP/HTTP, answers 200 without decoding) on core 1, and the end is
+# when the agent's checkpoint reaches the end of the file (checkpoints are
+# written at most once a second: up to a second late). That measures the
+# agent's side alone.
+#
 # Env:   PROTOCOL=http uses OTLP/HTTP (default grpc); GZIP=true compresses
 #        (default false: on loopback compression only costs CPU);
 #        KEEP=1 keeps the work directory; BIN_DIR=DIR uses the binaries in
@@ -20,15 +26,23 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 size_mib=${1:-2048}
 protocol=${PROTOCOL:-grpc}
+sink=${SINK:-collector}
+[ "$sink" = null ] && protocol=http
 gzip=${GZIP:-false}
 helper=bench/agent/agentbench.py
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
 
+# The agent as shipped is built with the agent-release profile (Cargo.toml);
+# AGENT_PROFILE=release measures the plain release build instead.
+agent_profile=${AGENT_PROFILE:-agent-release}
 if [ -n "${BIN_DIR:-}" ]; then
   bin=$BIN_DIR
+  agent_bin=$BIN_DIR/tocsin-agent
 else
-  nice cargo build --release -q -p tocsin-agent -p tocsin-collector
+  nice cargo build --release -q -p tocsin-collector
+  nice cargo build --profile "$agent_profile" -q -p tocsin-agent
   bin=$CARGO_TARGET_DIR/release
+  agent_bin=$CARGO_TARGET_DIR/$agent_profile/tocsin-agent
 fi
 
 work=$(mktemp -d /tmp/tocsin-agent-throughput.XXXXXX)
@@ -77,38 +91,58 @@ read -r lines bytes <<<"$(python3 $helper generate "$work/logs/app.log" $(( size
 echo "input: $lines lines, $bytes bytes ($(( bytes / lines )) bytes/line), in the page cache"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
-taskset -c 1 "$bin/tocsin-collector" --config "$work/collector/collector.yaml" >"$work/collector.log" 2>&1 &
-collector=$!; pids+=("$collector")
-for _ in $(seq 300); do
-  curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null && break
-  sleep 0.1
-done
-curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null || { echo "collector not ready:"; cat "$work/collector.log"; exit 1; } >&2
+if [ "$sink" = null ]; then
+  taskset -c 1 python3 $helper sink "$http" &
+  collector=$!; pids+=("$collector")
+  for _ in $(seq 100); do
+    curl -fs -X POST --data x "http://127.0.0.1:$http/v1/logs" >/dev/null && break
+    sleep 0.1
+  done
+else
+  taskset -c 1 "$bin/tocsin-collector" --config "$work/collector/collector.yaml" >"$work/collector.log" 2>&1 &
+  collector=$!; pids+=("$collector")
+  for _ in $(seq 300); do
+    curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null && break
+    sleep 0.1
+  done
+  curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null || { echo "collector not ready:"; cat "$work/collector.log"; exit 1; } >&2
+fi
 collector_cpu0=$(python3 $helper cpu "$collector")
 
 start=$(date +%s.%N)
-RUST_LOG=warn taskset -c 0 "$bin/tocsin-agent" --config "$work/agent/agent.yaml" >"$work/agent.log" 2>&1 &
+RUST_LOG=warn taskset -c 0 "$agent_bin" --config "$work/agent/agent.yaml" >"$work/agent.log" 2>&1 &
 agent=$!; pids+=("$agent")
 # The count is polled every 0.1 s from an unpinned process; the CPU
 # figures are read right after the last line is counted (the agent idles
 # from then on).
-read -r waited stored dup <<<"$(python3 $helper wait-stored "http://127.0.0.1:$api/metrics" "$lines" 3600)"
+if [ "$sink" = null ]; then
+  read -r waited offset <<<"$(python3 $helper wait-checkpoint "$work/agent/data/logs/logtail-checkpoints.json" "$work/logs/app.log" "$bytes" 3600)"
+  # Every line is acknowledged once the checkpoint is at the end of the file.
+  if [ "$offset" -ge "$bytes" ]; then stored=$lines; else stored=0; fi
+  dup=0
+else
+  read -r waited stored dup <<<"$(python3 $helper wait-stored "http://127.0.0.1:$api/metrics" "$lines" 3600)"
+fi
 end=$(date +%s.%N)
 agent_cpu=$(python3 $helper cpu "$agent")
+agent_runq=$(python3 $helper runq "$agent")
 collector_cpu=$(python3 $helper cpu "$collector")
 agent_rss=$(grep VmHWM "/proc/$agent/status" | awk '{print $2}')
 collector_rss=$(grep VmHWM "/proc/$collector/status" | awk '{print $2}')
 
-python3 - "$start" "$end" "$bytes" "$lines" "$stored" "$dup" "$agent_cpu" "$collector_cpu0" "$collector_cpu" "$agent_rss" "$collector_rss" <<'EOF'
+python3 - "$start" "$end" "$bytes" "$lines" "$stored" "$dup" "$agent_cpu" "$collector_cpu0" "$collector_cpu" "$agent_rss" "$collector_rss" "$agent_runq" <<'EOF'
 import sys
-start, end, size, lines, stored, dup, acpu, ccpu0, ccpu1, arss, crss = map(float, sys.argv[1:])
+start, end, size, lines, stored, dup, acpu, ccpu0, ccpu1, arss, crss, arunq = map(float, sys.argv[1:])
 wall = end - start
 ccpu = ccpu1 - ccpu0
-print("lines at the collector: %d stored + %d duplicates of %d" % (stored, dup, lines))
+print("lines acknowledged: %d stored + %d duplicates of %d" % (stored, dup, lines))
 print("wall %.2f s: %.1f MiB/s, %.0f lines/s" % (wall, size / wall / 2**20, lines / wall))
-print("agent (core 0):     %.2f CPU-s = %3.0f%% of its core, peak RSS %.1f MB" % (acpu, 100 * acpu / wall, arss / 1000))
-print("collector (core 1): %.2f CPU-s = %3.0f%% of its core, peak RSS %.1f MB" % (ccpu, 100 * ccpu / wall, crss / 1000))
+print("agent (core 0):     %.2f CPU-s = %3.0f%% of its core, %.1f MiB per CPU-second, peak RSS %.1f MB" % (
+    acpu, 100 * acpu / wall, size / acpu / 2**20, arss / 1000))
+print("agent threads waited %.2f s in total for a CPU (run queue): the rest of the wall time not running is waiting for the receiver" % arunq)
+print("receiver (core 1):  %.2f CPU-s = %3.0f%% of its core, %.1f MiB per CPU-second, peak RSS %.1f MB" % (
+    ccpu, 100 * ccpu / wall, size / ccpu / 2**20, crss / 1000))
 EOF
-echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
+echo "receiver: $sink, protocol $protocol, gzip $gzip; load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 if grep -qiE 'error|warn' "$work/agent.log"; then echo "agent warnings:"; grep -iE 'error|warn' "$work/agent.log" | head; fi
 [ "$stored" -ge "$lines" ]
