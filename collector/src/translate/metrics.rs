@@ -409,13 +409,11 @@ fn labels_with(
     name: &str,
     extra: Option<(&str, String)>,
 ) -> Labels {
-    let mut v: Vec<Label> = base
-        .iter()
-        .map(|(n, v)| Label {
-            name: n.clone(),
-            value: v.clone(),
-        })
-        .collect();
+    let mut v: Vec<Label> = Vec::with_capacity(base.len() + 2);
+    v.extend(base.iter().map(|(n, v)| Label {
+        name: n.clone(),
+        value: v.clone(),
+    }));
     v.push(Label {
         name: METRIC_NAME.to_string(),
         value: name.to_string(),
@@ -426,6 +424,20 @@ fn labels_with(
             value: val,
         });
     }
+    Labels::from_vec(v)
+}
+
+/// [`labels_with`] for a point that makes one series: the label strings
+/// move instead of being copied (one allocation per string less, on the
+/// path every gauge and sum point takes).
+fn labels_into(base: BTreeMap<String, String>, name: &str) -> Labels {
+    let mut v: Vec<Label> = Vec::with_capacity(base.len() + 1);
+    v.extend(base.into_iter().map(|(name, value)| Label { name, value }));
+    // Last, so that it wins over an attribute that translates to `__name__`.
+    v.push(Label {
+        name: METRIC_NAME.to_string(),
+        value: name.to_string(),
+    });
     Labels::from_vec(v)
 }
 
@@ -587,7 +599,7 @@ impl PointContext<'_> {
         let Some((t, base)) = self.point_labels(p.time_unix_nano, &p.attributes, 0) else {
             return;
         };
-        let labels = labels_with(&base, name, None);
+        let labels = labels_into(base, name);
         let v = value_of(v, p.flags);
         let v = if delta && !rules_is_stale(v) {
             match self.apply_delta(&labels, p.time_unix_nano, DeltaState::Sum(v)) {

@@ -615,3 +615,34 @@ mod delta_property {
         }
     }
 }
+
+#[test]
+fn an_attribute_named_like_the_metric_name_label_does_not_rename_the_series() {
+    let tr = MetricsTranslator::new(MetricsOptions::default());
+    let req = request(vec![
+        metric(
+            "queue.depth",
+            "",
+            Data::Gauge(Gauge {
+                data_points: vec![point(NOW_NS, 3.0, vec![kv("__name__", "spoofed")])],
+            }),
+        ),
+        metric(
+            "jobs.done",
+            "",
+            sum(
+                false,
+                true,
+                vec![point(NOW_NS, 7.0, vec![kv("__name__", "spoofed")])],
+            ),
+        ),
+    ]);
+    let b = run(&tr, &req, NOW_MS);
+    assert_eq!(
+        texts(&b),
+        vec![
+            (want("queue_depth", &[]), NOW_MS, 3.0),
+            (want("jobs_done_total", &[]), NOW_MS, 7.0),
+        ]
+    );
+}
