@@ -12,7 +12,9 @@
 #   TOCSIN_E2E_KILLS=10              kill -9 of the agent
 #   TOCSIN_E2E_OUTAGE_SECS=120       collector outage
 #   TOCSIN_E2E_INTERVAL_MS=1000      writing time between two disruptions
-# CARGO_TARGET_DIR defaults to /work/target-bench (shared by the benchmarks).
+# CARGO_TARGET_DIR defaults to /work/target-bench (shared by the benchmarks);
+# TOCSIN_E2E_BIN_DIR names prebuilt release binaries to use instead of
+# building them there.
 #
 # Each test prints one `e2e-figures ...` line (lines written, on disk,
 # received, duplicates, missing, duration); they are collected in
@@ -34,7 +36,10 @@ tests=("$@")
 
 test_args=()
 for t in "${tests[@]}"; do test_args+=(--test "$t"); done
-nice cargo build --release -p tocsin-agent -p tocsin-collector --bins
+# TOCSIN_E2E_BIN_DIR: prebuilt release binaries to measure instead.
+if [ -z "${TOCSIN_E2E_BIN_DIR:-}" ]; then
+  nice cargo build --release -p tocsin-agent -p tocsin-collector --bins
+fi
 # The test executables, run directly below: no cargo lock on the shared
 # target directory between the runs.
 declare -A exe
@@ -47,7 +52,8 @@ while read -r name path; do exe[$name]=$path; done < <(
 # the shared target directory cannot swap them between two restarts.
 bins=$(mktemp -d)
 trap 'rm -rf "$bins"' EXIT
-cp "$CARGO_TARGET_DIR/release/tocsin-agent" "$CARGO_TARGET_DIR/release/tocsin-collector" "$bins/"
+src=${TOCSIN_E2E_BIN_DIR:-$CARGO_TARGET_DIR/release}
+cp "$src/tocsin-agent" "$src/tocsin-collector" "$bins/"
 export TOCSIN_E2E_BIN_DIR=$bins
 
 results=${TOCSIN_E2E_RESULTS:-$CARGO_TARGET_DIR/e2e-results.txt}
