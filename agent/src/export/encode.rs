@@ -10,7 +10,9 @@
 //! agent's), keeping their order within each group; sums are cumulative
 //! with their start time, gauges have none.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -189,14 +191,24 @@ pub fn logs_request(info: &ResourceInfo, records: &[LogRecord]) -> ExportLogsSer
 /// a quarter of the agent's CPU when every line ships. Resources and the
 /// scope, once per group, still go through prost.
 pub fn encode_logs_request(info: &ResourceInfo, records: &[LogRecord]) -> Vec<u8> {
-    let mut groups: Vec<(&InputAttributes, Vec<&LogRecord>)> = Vec::new();
+    // A batch holds the lines of a few files, each path one shared Arc:
+    // it is made text once per file, not once per record.
+    let mut paths: Vec<(&Arc<Path>, Cow<'_, str>)> = Vec::new();
+    let mut groups: Vec<(&InputAttributes, Vec<(&LogRecord, usize)>)> = Vec::new();
     for r in records {
+        let path = match paths.iter().position(|(p, _)| Arc::ptr_eq(p, &r.path)) {
+            Some(i) => i,
+            None => {
+                paths.push((&r.path, r.path.to_string_lossy()));
+                paths.len() - 1
+            }
+        };
         let group = groups
             .iter_mut()
             .find(|(attrs, _)| Arc::ptr_eq(attrs, &r.attributes) || ***attrs == *r.attributes);
         match group {
-            Some((_, out)) => out.push(r),
-            None => groups.push((&r.attributes, vec![r])),
+            Some((_, out)) => out.push((r, path)),
+            None => groups.push((&r.attributes, vec![(r, path)])),
         }
     }
     let scope = scope().encode_to_vec();
@@ -207,7 +219,11 @@ pub fn encode_logs_request(info: &ResourceInfo, records: &[LogRecord]) -> Vec<u8
     for (attrs, group) in &groups {
         let resource = info.resource(attrs).encode_to_vec();
         let first = record_lens.len();
-        record_lens.extend(group.iter().map(|r| wire::record_len(r)));
+        record_lens.extend(
+            group
+                .iter()
+                .map(|&(r, path)| wire::record_len(r, &paths[path].1)),
+        );
         let scope_logs = wire::field_len(scope.len())
             + record_lens[first..]
                 .iter()
@@ -227,9 +243,9 @@ pub fn encode_logs_request(info: &ResourceInfo, records: &[LogRecord]) -> Vec<u8
         wire::len_field(&mut out, 2, *scope_logs);
         // ScopeLogs.scope = 1, .log_records = 2
         wire::bytes_field(&mut out, 1, &scope);
-        for r in group {
+        for &(r, path) in group {
             wire::len_field(&mut out, 2, lens.next().copied().unwrap_or(0));
-            wire::record(&mut out, r);
+            wire::record(&mut out, r, &paths[path].1);
         }
     }
     out
@@ -296,8 +312,8 @@ mod wire {
         i64::try_from(r.offset).unwrap_or(i64::MAX)
     }
 
-    pub(super) fn record_len(r: &LogRecord) -> usize {
-        let path = r.path.to_string_lossy();
+    /// `path` is `r.path` as text.
+    pub(super) fn record_len(r: &LogRecord, path: &str) -> usize {
         let severity_text = r.severity_text.as_deref().unwrap_or_default();
         let mut n = 0;
         if r.observed_unix_nanos != 0 {
@@ -311,7 +327,7 @@ mod wire {
             n += field_len(severity_text.len());
         }
         n += field_len(string_any_len(&r.body));
-        n += field_len(kv_len("log.file.path", string_any_len(&path)));
+        n += field_len(kv_len("log.file.path", string_any_len(path)));
         n += field_len(kv_len("tocsin.file.id", string_any_len(&r.file_id)));
         n += field_len(kv_len("tocsin.file.offset", int_any_len(offset(r))));
         if r.truncated {
@@ -322,8 +338,7 @@ mod wire {
     }
 
     /// The fields in tag order, as prost writes them.
-    pub(super) fn record(out: &mut Vec<u8>, r: &LogRecord) {
-        let path = r.path.to_string_lossy();
+    pub(super) fn record(out: &mut Vec<u8>, r: &LogRecord, path: &str) {
         let severity_text = r.severity_text.as_deref().unwrap_or_default();
         if r.observed_unix_nanos != 0 {
             encode_key(1, WireType::SixtyFourBit, out);
@@ -339,7 +354,7 @@ mod wire {
         // body = 5: AnyValue { string_value = 1 }
         len_field(out, 5, string_any_len(&r.body));
         bytes_field(out, 1, r.body.as_bytes());
-        kv_string(out, "log.file.path", &path);
+        kv_string(out, "log.file.path", path);
         kv_string(out, "tocsin.file.id", &r.file_id);
         let offset = offset(r);
         kv_head(out, "tocsin.file.offset", int_any_len(offset));

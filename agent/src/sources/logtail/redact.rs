@@ -124,27 +124,29 @@ impl Redactor {
 }
 
 fn mask<'a>(text: Cow<'a, str>, re: &Regex, group: usize, count: &mut u64) -> Cow<'a, str> {
-    if !re.is_match(&text) {
-        return text;
+    // replace_all borrows when nothing matched: no is_match pass first.
+    let replaced = match re.replace_all(&text, |caps: &Captures<'_>| {
+        let Some(whole) = caps.get(0) else {
+            return String::new();
+        };
+        let Some(secret) = caps.get(group) else {
+            return whole.as_str().to_string();
+        };
+        if secret.as_str() == MASK {
+            return whole.as_str().to_string();
+        }
+        *count += 1;
+        let s = whole.as_str();
+        let (from, to) = (secret.start() - whole.start(), secret.end() - whole.start());
+        format!("{}{MASK}{}", &s[..from], &s[to..])
+    }) {
+        Cow::Owned(replaced) => Some(replaced),
+        Cow::Borrowed(_) => None,
+    };
+    match replaced {
+        Some(replaced) => Cow::Owned(replaced),
+        None => text,
     }
-    let replaced = re
-        .replace_all(&text, |caps: &Captures<'_>| {
-            let Some(whole) = caps.get(0) else {
-                return String::new();
-            };
-            let Some(secret) = caps.get(group) else {
-                return whole.as_str().to_string();
-            };
-            if secret.as_str() == MASK {
-                return whole.as_str().to_string();
-            }
-            *count += 1;
-            let s = whole.as_str();
-            let (from, to) = (secret.start() - whole.start(), secret.end() - whole.start());
-            format!("{}{MASK}{}", &s[..from], &s[to..])
-        })
-        .into_owned();
-    Cow::Owned(replaced)
 }
 
 #[cfg(test)]
