@@ -208,6 +208,13 @@ impl SeriesStore {
         let snapshot_interval = head_opts.snapshot_interval;
         let (head, first) = match load_snapshot(dir, &head_opts, &mut report)? {
             Some(loaded) => {
+                tracing::info!(
+                    dir = %dir.display(),
+                    covers_below_segment = loaded.segment,
+                    series = loaded.series,
+                    samples = loaded.samples,
+                    "head snapshot loaded"
+                );
                 report.snapshot_segment = Some(loaded.segment);
                 report.snapshot_series = loaded.series;
                 report.snapshot_samples = loaded.samples;
@@ -335,6 +342,15 @@ impl SeriesStore {
             match &result {
                 Ok(r) => {
                     if let Some(w) = &r.written {
+                        tracing::info!(
+                            path = %w.path.display(),
+                            bytes = w.bytes,
+                            series = w.series,
+                            samples = w.samples,
+                            elapsed_ms = r.duration.as_millis() as u64,
+                            wal_segments_removed = r.wal_segments_removed,
+                            "head snapshot written"
+                        );
                         stats.snapshots_total += 1;
                         stats.last_snapshot_bytes = w.bytes;
                         stats.last_snapshot_duration_seconds = r.duration.as_secs_f64();
