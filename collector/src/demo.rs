@@ -500,18 +500,23 @@ fn labels_text(a: &OutgoingAlert) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-/// Which alerts are firing, so that the ruler's re-sends (every resend
-/// delay while an alert fires) are not printed again.
+/// The last state printed per alert, so that the ruler's re-sends (every
+/// resend delay while an alert fires, and for a while after it resolved)
+/// are not printed again. One entry per label set that ever fired.
 #[derive(Debug, Default)]
 struct AlertLines {
-    firing: HashMap<String, i64>,
+    /// Labels → (firing since, resolved).
+    printed: HashMap<String, (i64, bool)>,
 }
 
 impl AlertLines {
     /// The line to print for `a`, if it is news: it started firing (or
     /// fired again) or resolved.
     fn line(&mut self, a: &OutgoingAlert, now: &str) -> Option<String> {
-        let key = a.labels.to_string();
+        let state = (a.starts_at_ms, a.resolved);
+        if self.printed.insert(a.labels.to_string(), state) == Some(state) {
+            return None;
+        }
         let name = a.labels.get("alertname");
         let summary = a
             .annotations
@@ -519,14 +524,7 @@ impl AlertLines {
             .find(|(k, _)| k == "summary")
             .map(|(_, v)| format!("  {v}"))
             .unwrap_or_default();
-        let word = if a.resolved {
-            self.firing.remove(&key);
-            "RESOLVED"
-        } else if self.firing.insert(key, a.starts_at_ms) == Some(a.starts_at_ms) {
-            return None;
-        } else {
-            "FIRING"
-        };
+        let word = if a.resolved { "RESOLVED" } else { "FIRING" };
         Some(format!(
             "{now} {word:<8} {name} {}{summary}",
             labels_text(a)
@@ -650,6 +648,8 @@ mod tests {
             resolved.starts_with("10:02:00 RESOLVED DemoErrorLogged {"),
             "{resolved}"
         );
-        assert!(lines.line(&alert(5, false), "10:03:00").is_some());
+        assert_eq!(lines.line(&alert(1, true), "10:03:00"), None);
+        assert!(lines.line(&alert(5, false), "10:04:00").is_some());
+        assert!(lines.line(&alert(5, true), "10:05:00").is_some());
     }
 }
