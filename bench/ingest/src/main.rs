@@ -104,6 +104,10 @@ struct Args {
     /// Prometheus' process id.
     #[arg(long, requires = "prometheus")]
     prometheus_pid: Option<u32>,
+    /// Runs per server (fresh series each time, servers alternating);
+    /// the medians are reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Idle time measured before each run, to report the server's
     /// background CPU.
     #[arg(long, default_value_t = 3.0)]
@@ -312,6 +316,7 @@ fn otlp_request(
     hosts: std::ops::Range<usize>,
     t0_ms: i64,
     r: usize,
+    job: &str,
 ) -> ExportMetricsServiceRequest {
     let t_ns = u64::try_from(round_time_ms(t0_ms, r)).unwrap_or(0) * 1_000_000;
     let start_ns = u64::try_from(t0_ms - 3_600_000).unwrap_or(0) * 1_000_000;
@@ -361,7 +366,7 @@ fn otlp_request(
             ResourceMetrics {
                 resource: Some(Resource {
                     attributes: vec![
-                        kv("service.name", "node".to_string()),
+                        kv("service.name", job.to_string()),
                         kv("service.instance.id", host_name(h)),
                         kv("host.name", host_name(h)),
                     ],
@@ -383,6 +388,7 @@ fn remote_write_request(
     hosts: std::ops::Range<usize>,
     t0_ms: i64,
     r: usize,
+    job: &str,
 ) -> prompb::WriteRequest {
     let t_ms = round_time_ms(t0_ms, r);
     let mut timeseries = Vec::with_capacity(hosts.len() * HOST_SERIES);
@@ -393,10 +399,10 @@ fn remote_write_request(
                 let mut labels: BTreeMap<&str, String> =
                     attrs.iter().map(|(k, v)| (*k, v.clone())).collect();
                 labels.insert("__name__", d.prom_name.to_string());
-                labels.insert("job", "node".to_string());
+                labels.insert("job", job.to_string());
                 labels.insert("instance", host_name(h));
                 labels.insert("host_name", host_name(h));
-                labels.insert("service_name", "node".to_string());
+                labels.insert("service_name", job.to_string());
                 timeseries.push(prompb::TimeSeries {
                     labels: labels
                         .into_iter()
@@ -423,7 +429,7 @@ enum Target {
     RemoteWrite,
 }
 
-fn workload(args: &Args, target: Target, t0_ms: i64) -> Workload {
+fn workload(args: &Args, target: Target, t0_ms: i64, job: &str) -> Workload {
     let defs = host_metrics();
     let hosts = args.series / HOST_SERIES;
     let batches = batch_hosts(args, hosts);
@@ -434,11 +440,12 @@ fn workload(args: &Args, target: Target, t0_ms: i64) -> Workload {
         for (b, range) in batches.iter().enumerate() {
             let body = match target {
                 Target::Otlp => {
-                    let raw = otlp_request(&defs, range.clone(), t0_ms, r).encode_to_vec();
+                    let raw = otlp_request(&defs, range.clone(), t0_ms, r, job).encode_to_vec();
                     if args.otlp_gzip { gzip(&raw) } else { raw }
                 }
                 Target::RemoteWrite => {
-                    let raw = remote_write_request(&defs, range.clone(), t0_ms, r).encode_to_vec();
+                    let raw =
+                        remote_write_request(&defs, range.clone(), t0_ms, r, job).encode_to_vec();
                     snap::raw::Encoder::new()
                         .compress_vec(&raw)
                         .unwrap_or_default()
@@ -554,13 +561,14 @@ async fn stored_samples(
     api: &str,
     t0_ms: i64,
     rounds: usize,
+    job: &str,
 ) -> anyhow::Result<f64> {
     let t_last = round_time_ms(t0_ms, rounds.saturating_sub(1));
     let range_s = (STEP_MS * rounds as i64) / 1000 + 5;
     let mut total = 0.0;
     for d in host_metrics() {
         let expr = format!(
-            r#"sum(count_over_time({}{{job="node"}}[{range_s}s]))"#,
+            r#"sum(count_over_time({}{{job="{job}"}}[{range_s}s]))"#,
             d.prom_name
         );
         let params = form_urlencoded::Serializer::new(String::new())
@@ -585,6 +593,7 @@ async fn stored_samples(
 
 struct RunResult {
     name: &'static str,
+    rep: usize,
     samples: usize,
     requests: usize,
     bytes: usize,
@@ -598,34 +607,42 @@ impl RunResult {
         self.samples as f64 / self.cpu_s
     }
 
-    /// CPU with the idle background rate over the run's wall time taken out.
-    fn net_cpu_s(&self) -> f64 {
-        (self.cpu_s - self.idle_cpu_per_s * self.wall_s).max(f64::MIN_POSITIVE)
+    /// Samples per CPU-second with the server's idle background rate over
+    /// the run's wall time taken out.
+    fn net_per_cpu_s(&self) -> f64 {
+        let net = (self.cpu_s - self.idle_cpu_per_s * self.wall_s).max(f64::MIN_POSITIVE);
+        self.samples as f64 / net
     }
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one run's whole description, called twice"
-)]
-async fn run(
+/// A server under test.
+struct Server {
     name: &'static str,
+    target: Target,
+    write_url: String,
+    api: String,
+    pid: u32,
+}
+
+/// One run: `args.series` fresh series under `job`, `args.rounds` rounds.
+async fn run(
+    server: &Server,
     client: &reqwest::Client,
     args: &Args,
-    target: Target,
-    url: &str,
-    api: &str,
-    pid: u32,
+    rep: usize,
+    job: &str,
     t0_ms: i64,
 ) -> anyhow::Result<RunResult> {
+    let name = server.name;
     let ticks = clock_ticks();
-    let w = workload(args, target, t0_ms);
+    let w = workload(args, server.target, t0_ms, job);
     eprintln!(
-        "{name}: {} requests, {} samples, {:.1} MB of bodies encoded",
+        "{name} #{rep}: {} requests, {} samples, {:.1} MB of bodies encoded",
         w.requests,
         w.samples,
         w.bytes as f64 / 1e6
     );
+    let pid = server.pid;
     let idle_start = cpu_seconds(pid, ticks)?;
     let idle_t = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(args.idle_seconds)).await;
@@ -633,22 +650,30 @@ async fn run(
 
     let cpu_before = cpu_seconds(pid, ticks)?;
     let t = Instant::now();
-    send_all(client, url, target, args.otlp_gzip, w.shards).await?;
+    send_all(
+        client,
+        &server.write_url,
+        server.target,
+        args.otlp_gzip,
+        w.shards,
+    )
+    .await?;
     let wall_s = t.elapsed().as_secs_f64();
     let cpu_s = cpu_seconds(pid, ticks)? - cpu_before;
 
-    let stored = stored_samples(client, api, t0_ms, args.rounds).await?;
+    let stored = stored_samples(client, &server.api, t0_ms, args.rounds, job).await?;
     ensure!(
         stored == w.samples as f64,
         "{name}: {stored} samples stored, {} sent",
         w.samples
     );
     eprintln!(
-        "{name}: all {} requests acknowledged; {stored} samples found by query",
+        "{name} #{rep}: all {} requests acknowledged (2xx); {stored} samples found by query",
         w.requests
     );
     Ok(RunResult {
         name,
+        rep,
         samples: w.samples,
         requests: w.requests,
         bytes: w.bytes,
@@ -656,6 +681,15 @@ async fn run(
         idle_cpu_per_s,
         wall_s,
     })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -666,69 +700,69 @@ async fn main() -> anyhow::Result<()> {
         "--series must be a multiple of {HOST_SERIES}"
     );
     ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    ensure!(args.repeat >= 1, "--repeat must be at least 1");
     // reqwest may be built with `rustls-no-provider` in a workspace build.
     let _already = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .timeout(Duration::from_secs(120))
         .build()?;
-    // Rounds end a minute before now, well inside both servers' windows.
-    let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
-    let t0_ms = (now_ms - 60_000 - STEP_MS * args.rounds as i64) / STEP_MS * STEP_MS;
 
-    let mut results = Vec::new();
+    let mut servers = Vec::new();
     if let (Some(otlp), Some(api), Some(pid)) =
         (&args.tocsin_otlp, &args.tocsin_api, args.tocsin_pid)
     {
-        let url = format!("{otlp}/v1/metrics");
-        results.push(
-            run(
-                "tocsin",
-                &client,
-                &args,
-                Target::Otlp,
-                &url,
-                api,
-                pid,
-                t0_ms,
-            )
-            .await?,
-        );
+        servers.push(Server {
+            name: "tocsin",
+            target: Target::Otlp,
+            write_url: format!("{otlp}/v1/metrics"),
+            api: api.clone(),
+            pid,
+        });
     }
     if let (Some(prom), Some(pid)) = (&args.prometheus, args.prometheus_pid) {
-        let url = format!("{prom}/api/v1/write");
-        results.push(
-            run(
-                "prometheus",
-                &client,
-                &args,
-                Target::RemoteWrite,
-                &url,
-                prom,
-                pid,
-                t0_ms,
-            )
-            .await?,
-        );
+        servers.push(Server {
+            name: "prometheus",
+            target: Target::RemoteWrite,
+            write_url: format!("{prom}/api/v1/write"),
+            api: prom.clone(),
+            pid,
+        });
     }
-    ensure!(!results.is_empty(), "give --tocsin-* and/or --prometheus*");
+    ensure!(!servers.is_empty(), "give --tocsin-* and/or --prometheus*");
+
+    // Each repetition writes fresh series (its own `job`), the servers in
+    // turn, so both see the same mix of series creation and appends and
+    // the same share of whatever else the machine is doing.
+    let mut results = Vec::new();
+    for rep in 0..args.repeat {
+        let job = format!("node{rep}");
+        // Rounds end a minute before now, well inside both servers' windows.
+        let now_ms = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
+        let t0_ms = (now_ms - 60_000 - STEP_MS * args.rounds as i64) / STEP_MS * STEP_MS;
+        for server in &servers {
+            results.push(run(server, &client, &args, rep, &job, t0_ms).await?);
+        }
+    }
 
     println!(
-        "{:<11} {:>9} {:>8} {:>9} {:>8} {:>8} {:>13} {:>9} {:>13}",
+        "{:<11} {:>3} {:>9} {:>8} {:>8} {:>7} {:>7} {:>13} {:>10} {:>17}",
         "server",
+        "run",
         "samples",
         "requests",
         "MB sent",
         "wall s",
         "CPU s",
         "samples/CPU-s",
-        "idle CPU",
+        "idle CPU/s",
         "net samples/CPU-s"
     );
     for r in &results {
         println!(
-            "{:<11} {:>9} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>13.0} {:>8.3}/s {:>13.0}",
+            "{:<11} {:>3} {:>9} {:>8} {:>8.1} {:>7.2} {:>7.2} {:>13.0} {:>10.3} {:>17.0}",
             r.name,
+            r.rep,
             r.samples,
             r.requests,
             r.bytes as f64 / 1e6,
@@ -736,14 +770,31 @@ async fn main() -> anyhow::Result<()> {
             r.cpu_s,
             r.per_cpu_s(),
             r.idle_cpu_per_s,
-            r.samples as f64 / r.net_cpu_s()
+            r.net_per_cpu_s()
         );
     }
-    if let [t, p] = &results[..] {
+    let medians: Vec<(&str, f64, f64)> = servers
+        .iter()
+        .map(|s| {
+            let mine = || results.iter().filter(|r| r.name == s.name);
+            (
+                s.name,
+                median(mine().map(RunResult::per_cpu_s).collect()),
+                median(mine().map(RunResult::net_per_cpu_s).collect()),
+            )
+        })
+        .collect();
+    for (name, m, net) in &medians {
         println!(
-            "ratio tocsin/prometheus samples per CPU-second: {:.2} (net of idle: {:.2})",
-            t.per_cpu_s() / p.per_cpu_s(),
-            (t.samples as f64 / t.net_cpu_s()) / (p.samples as f64 / p.net_cpu_s())
+            "median {name}: {m:.0} samples per CPU-second (net of idle: {net:.0}) over {} runs",
+            args.repeat
+        );
+    }
+    if let [(_, t, tn), (_, p, pn)] = medians[..] {
+        println!(
+            "ratio tocsin/prometheus samples per CPU-second (medians): {:.2} (net of idle: {:.2})",
+            t / p,
+            tn / pn
         );
     }
     Ok(())
