@@ -106,12 +106,10 @@ fn sdk_python() -> PathBuf {
         Some(p) if !p.is_empty() => (root.join(p), "TOCSIN_TEST_PYTHON"),
         _ => (root.join("target/ci-venv/bin/python"), "the default venv"),
     };
-    let install = format!(
-        "the OpenTelemetry Python SDK is missing: run `.ci/run`, or create the venv by hand from the workspace root:\n    \
+    let install = "the OpenTelemetry Python SDK is missing: run `.ci/run`, or create the venv by hand from the workspace root:\n    \
          python3 -m venv target/ci-venv && target/ci-venv/bin/pip install -r collector/tests/otel_python/requirements.txt\n\
          (or set TOCSIN_TEST_PYTHON to a python that has opentelemetry-sdk and opentelemetry-exporter-otlp; \
-         `apt-get install python3-venv` if `python3 -m venv` fails)"
-    );
+         `apt-get install python3-venv` if `python3 -m venv` fails)";
     let probe = python_command(&python)
         .args([
             "-c",
