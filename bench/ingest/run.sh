@@ -8,9 +8,9 @@
 #   SERIES  series in total, a multiple of 100 (100 host-metric series per host)
 #   ROUNDS  samples per series, 10 s apart
 # More generator flags through INGEST_BENCH_ARGS, e.g.
-#   INGEST_BENCH_ARGS="--otlp-gzip --concurrency 8 --batch 1000 --repeat 5" bench/ingest/run.sh
+#   INGEST_BENCH_ARGS="--otlp-gzip --concurrency 8 --batch 1000 --repeat 3" bench/ingest/run.sh
 # (defaults: uncompressed OTLP, 4 connections, 2000 series per request,
-# 3 runs per server, alternating, medians reported).
+# 5 runs per server, alternating, medians reported).
 # INGEST_BENCH_SKIP_BUILD=1 runs the release binaries already built.
 #
 # Builds in release (CARGO_TARGET_DIR, default /work/target-bench), starts

@@ -106,7 +106,7 @@ struct Args {
     prometheus_pid: Option<u32>,
     /// Runs per server (fresh series each time, servers alternating);
     /// the medians are reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     repeat: usize,
     /// Idle time measured before each run, to report the server's
     /// background CPU.
