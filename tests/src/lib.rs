@@ -1048,15 +1048,16 @@ impl Tally {
 
 /// Waits until the collector stores at least `want` records, at most
 /// `deadline`, or until the count has not moved for 30 s (what is missing
-/// then is not coming; the tally that follows says what it is).
-pub fn wait_for_records(collector: &Collector, want: u64, deadline: Duration) {
+/// then is not coming; the tally that follows says what it is). Returns
+/// how long it waited: the catch-up time once writing has stopped.
+pub fn wait_for_records(collector: &Collector, want: u64, deadline: Duration) -> Duration {
     let start = Instant::now();
     let mut last = u64::MAX;
     let mut moved = Instant::now();
     loop {
         let stored = collector.stored_records();
         if stored >= want {
-            return;
+            return start.elapsed();
         }
         if stored != last {
             last = stored;
@@ -1064,7 +1065,7 @@ pub fn wait_for_records(collector: &Collector, want: u64, deadline: Duration) {
         }
         if start.elapsed() > deadline || moved.elapsed() > Duration::from_secs(30) {
             eprintln!("stored {stored} of {want} records when the wait ended");
-            return;
+            return start.elapsed();
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -23,6 +23,7 @@ fn every_line_arrives_once_across_agent_kill9_and_restart() {
     let logs = tmp.path().join("logs");
     check(std::fs::create_dir_all(&logs), "logs dir");
     let app = logs.join("app.log");
+    let writing = Instant::now();
     let writer = Writer::start(&app, "ERROR", sizes.rate);
     let mut agent = Agent::start(
         &tmp.path().join("agent"),
@@ -44,10 +45,11 @@ fn every_line_arrives_once_across_agent_kill9_and_restart() {
     }
     std::thread::sleep(sizes.interval);
     let written = writer.finish();
+    let writing = writing.elapsed();
     let on_disk = seqs_on_disk(std::slice::from_ref(&app));
     assert_eq!(on_disk, (0..written).collect::<Vec<_>>());
 
-    wait_for_records(
+    let catch_up = wait_for_records(
         &collector,
         on_disk.len() as u64,
         sizes.settle_deadline(written),
@@ -59,7 +61,9 @@ fn every_line_arrives_once_across_agent_kill9_and_restart() {
         written,
         began.elapsed(),
         &format!(
-            "kills={} rate={} collector_duplicates_dropped={}",
+            "writing_s={:.1} catch_up_s={:.1} kills={} rate={} collector_duplicates_dropped={}",
+            writing.as_secs_f64(),
+            catch_up.as_secs_f64(),
             sizes.kills,
             sizes.rate,
             collector.duplicates_dropped()

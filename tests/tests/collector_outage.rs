@@ -47,6 +47,7 @@ fn lines_and_metrics_of_a_collector_outage_arrive_once_with_their_timestamps() {
     let logs = tmp.path().join("logs");
     check(std::fs::create_dir_all(&logs), "logs dir");
     let app = logs.join("app.log");
+    let writing = Instant::now();
     let writer = Writer::start(&app, "ERROR", sizes.rate);
     let mut agent = Agent::start(
         &tmp.path().join("agent"),
@@ -77,10 +78,11 @@ fn lines_and_metrics_of_a_collector_outage_arrive_once_with_their_timestamps() {
     collector.restart();
     std::thread::sleep(sizes.interval);
     let written = writer.finish();
+    let writing = writing.elapsed();
     let on_disk = seqs_on_disk(std::slice::from_ref(&app));
     assert_eq!(on_disk, (0..written).collect::<Vec<_>>());
 
-    wait_for_records(
+    let catch_up = wait_for_records(
         &collector,
         on_disk.len() as u64,
         sizes.settle_deadline(written),
@@ -121,7 +123,9 @@ fn lines_and_metrics_of_a_collector_outage_arrive_once_with_their_timestamps() {
         written,
         began.elapsed(),
         &format!(
-            "outage_s={:.1} rate={} outage_metric_samples={} expected_samples~{expected} max_sample_gap_ms={max_gap} collector_duplicates_dropped={}",
+            "writing_s={:.1} catch_up_s={:.1} outage_s={:.1} rate={} outage_metric_samples={} expected_samples~{expected} max_sample_gap_ms={max_gap} collector_duplicates_dropped={}",
+            writing.as_secs_f64(),
+            catch_up.as_secs_f64(),
             window as f64 / 1000.0,
             sizes.rate,
             samples.len(),

@@ -46,6 +46,7 @@ fn every_line_on_disk_arrives_once_through_renames_and_copytruncates() {
     let logs = tmp.path().join("logs");
     check(std::fs::create_dir_all(&logs), "logs dir");
     let app = logs.join("app.log");
+    let writing = Instant::now();
     let writer = Writer::start(&app, "ERROR", sizes.rate);
     let mut agent = Agent::start(
         &tmp.path().join("agent"),
@@ -88,6 +89,7 @@ fn every_line_on_disk_arrives_once_through_renames_and_copytruncates() {
     }
     std::thread::sleep(sizes.interval);
     let written = writer.finish();
+    let writing = writing.elapsed();
 
     let mut files = vec![app.clone()];
     files.extend((1..=rotated).map(|n| suffixed(&app, n)));
@@ -99,7 +101,7 @@ fn every_line_on_disk_arrives_once_through_renames_and_copytruncates() {
         "the files do not hold every written line once"
     );
 
-    wait_for_records(
+    let catch_up = wait_for_records(
         &collector,
         on_disk.len() as u64,
         sizes.settle_deadline(written),
@@ -112,7 +114,9 @@ fn every_line_on_disk_arrives_once_through_renames_and_copytruncates() {
         written,
         began.elapsed(),
         &format!(
-            "renames={renames} copytruncates={copies} rate={} collector_duplicates_dropped={}",
+            "writing_s={:.1} catch_up_s={:.1} renames={renames} copytruncates={copies} rate={} collector_duplicates_dropped={}",
+            writing.as_secs_f64(),
+            catch_up.as_secs_f64(),
             sizes.rate,
             collector.duplicates_dropped()
         ),
