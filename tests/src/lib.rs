@@ -195,9 +195,16 @@ fn locate_or_build() -> Result<Binaries> {
         collector: profile_dir.join("tocsin-collector"),
     };
     let root = workspace_root();
-    let newest_source = ["agent", "collector", "rules"]
+    // Every crate beside this one (the binaries' dependencies among them):
+    // a false alarm costs a cargo no-op, a miss a test of old code.
+    let crates: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map_err(|e| format!("{}: {e}", root.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|d| d.join("Cargo.toml").is_file() && !d.ends_with("tests"))
+        .collect();
+    let newest_source = crates
         .iter()
-        .flat_map(|c| [root.join(c).join("src"), root.join(c).join("Cargo.toml")])
+        .flat_map(|c| [c.join("src"), c.join("Cargo.toml")])
         .chain([root.join("Cargo.lock"), root.join("Cargo.toml")])
         .filter_map(|p| newest_mtime(&p))
         .max();
