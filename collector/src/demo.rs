@@ -188,14 +188,17 @@ impl DemoPaths {
 }
 
 /// collector.yaml of the demo: the defaults, on the given listeners, with
-/// evaluation every 5 s so the demo alert follows a log line quickly.
+/// evaluation every 5 s so the demo alert follows a log line quickly, and
+/// alerts re-sent every 5 s so that one still firing from the previous run
+/// (its state and last sending survive a restart) is printed soon after
+/// start; the printer drops the repeats.
 fn collector_yaml(options: &DemoOptions) -> String {
     format!(
         "# Written by `tocsin-collector demo` at every start: the collector part of the demo.\n\
          # Run it alone with `tocsin-collector --config collector.yaml` in this folder.\n\
          data_dir: collector\n\
          receivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{http}\" }}\n\
-         ruler:\n  rule_files: [\"rules/*.yaml\"]\n  evaluation_interval: 5s\n\
+         ruler:\n  rule_files: [\"rules/*.yaml\"]\n  evaluation_interval: 5s\n  resend_delay: 5s\n\
          api:\n  listen: \"{api}\"\n",
         grpc = options.otlp_grpc_listen,
         http = options.otlp_http_listen,
