@@ -43,6 +43,10 @@ use tocsin_collector::store::head::HeadOptions;
 use tocsin_collector::store::wal::WalOptions;
 use tocsin_rules::promql::{Engine, EngineOptions, Labels, Value};
 
+// The allocator `tocsin-collector` runs with, so memory figures match it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
