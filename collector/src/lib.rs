@@ -12,5 +12,6 @@ pub mod ruler;
 pub mod run;
 pub mod self_metrics;
 pub mod server;
+pub mod sqlite;
 pub mod store;
 pub mod translate;

@@ -4,15 +4,16 @@
 //! (`agents.sqlite`), so that a restarted collector still knows which
 //! agents should be reporting.
 //!
-//! The schema is versioned as the ruler's state is: a `schema_version`
-//! table holds the version, [`MIGRATIONS`] brings an older file up to date
-//! in one transaction, and a file written by a newer Tocsin is refused
-//! rather than misread. Writes use the WAL journal with
+//! The file is opened as [`crate::sqlite`] opens every one: the schema is
+//! versioned ([`MIGRATIONS`] brings an older file up to date, a file
+//! written by a newer Tocsin is refused rather than misread). Writes use the WAL journal with
 //! `synchronous=NORMAL`: a committed row survives a killed process.
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
+
+use crate::sqlite::{self, OpenError, Schema};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -30,19 +31,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE agent (
         clock_skew_seconds REAL
     )"];
 
+const SCHEMA: Schema = Schema {
+    what: "agent database",
+    version: SCHEMA_VERSION,
+    migrations: MIGRATIONS,
+};
+
 /// Why the agent database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentDbError {
-    #[error("agent database {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "agent database {path} has schema version {found}, newer than this Tocsin's {SCHEMA_VERSION}"
-    )]
-    TooNew { path: String, found: i64 },
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("agent database {path}: {source}")]
     Sql {
         path: String,
@@ -85,38 +84,18 @@ pub struct AgentDb {
 impl AgentDb {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<AgentDb, AgentDbError> {
-        let shown = path.display().to_string();
-        let conn = Connection::open(path).map_err(|source| AgentDbError::Open {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::init(conn, shown)
+        Ok(AgentDb {
+            conn: SCHEMA.open(path)?,
+            path: path.display().to_string(),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<AgentDb, AgentDbError> {
-        let conn = Connection::open_in_memory().map_err(|source| AgentDbError::Open {
+        Ok(AgentDb {
+            conn: SCHEMA.open_in_memory()?,
             path: ":memory:".into(),
-            source,
-        })?;
-        Self::init(conn, ":memory:".into())
-    }
-
-    fn init(mut conn: Connection, path: String) -> Result<AgentDb, AgentDbError> {
-        let open_err = |source| AgentDbError::Open {
-            path: path.clone(),
-            source,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        // `journal_mode` answers with the mode in effect: read it as a row.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
-            .map_err(open_err)?;
-        migrate(&mut conn, &path)?;
-        Ok(AgentDb { conn, path })
+        })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> AgentDbError + '_ {
@@ -133,9 +112,7 @@ impl AgentDb {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, AgentDbError> {
-        self.conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .map_err(self.sql())
+        sqlite::schema_version(&self.conn).map_err(self.sql())
     }
 
     /// Every stored agent, most recently seen first. A row that cannot be
@@ -245,43 +222,6 @@ impl AgentDb {
     }
 }
 
-fn migrate(conn: &mut Connection, path: &str) -> Result<(), AgentDbError> {
-    let sql = |source| AgentDbError::Sql {
-        path: path.to_string(),
-        source,
-    };
-    let tx = conn.transaction().map_err(sql)?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(sql)?;
-    let current: Option<i64> = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .optional()
-        .map_err(sql)?;
-    let current = match current {
-        Some(v) => v,
-        None => {
-            tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])
-                .map_err(sql)?;
-            0
-        }
-    };
-    if current > SCHEMA_VERSION {
-        return Err(AgentDbError::TooNew {
-            path: path.to_string(),
-            found: current,
-        });
-    }
-    for (i, stmt) in MIGRATIONS.iter().enumerate() {
-        let to = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-        if to > current {
-            tx.execute_batch(stmt).map_err(sql)?;
-        }
-    }
-    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
-        .map_err(sql)?;
-    tx.commit().map_err(sql)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -345,6 +285,9 @@ mod tests {
             .unwrap();
         drop(conn);
         let e = AgentDb::open(&path).unwrap_err();
-        assert!(matches!(e, AgentDbError::TooNew { found: 99, .. }), "{e}");
+        assert!(
+            matches!(e, AgentDbError::Open(OpenError::TooNew { found: 99, .. })),
+            "{e}"
+        );
     }
 }

@@ -3,10 +3,10 @@
 //! every evaluation and read when the group starts, so a pending alert
 //! keeps its `for` progress and a firing one its `keep_firing_for`.
 //!
-//! The SQLite schema is versioned from the start: a `schema_version` table
-//! holds the version, and [`MIGRATIONS`] brings any older file up to date
-//! in one transaction. A file written by a newer Tocsin is refused rather
-//! than misread. Writes use the WAL journal with `synchronous=NORMAL`: a
+//! The SQLite file is opened as [`crate::sqlite`] opens every one: its
+//! schema versioned from the start ([`MIGRATIONS`] brings any older file up
+//! to date, a file written by a newer Tocsin is refused rather than
+//! misread), writes in the WAL journal with `synchronous=NORMAL`: a
 //! committed row survives a killed process (the acceptance's `kill -9`);
 //! after a power loss the newest evaluation's state may be lost, which
 //! only delays an alert by one interval.
@@ -15,6 +15,8 @@ use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use tocsin_rules::group::GroupAlertState;
+
+use crate::sqlite::{self, OpenError, Schema};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -28,19 +30,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE alert_state (
         PRIMARY KEY (file, group_name)
     )"];
 
+const SCHEMA: Schema = Schema {
+    what: "alert state database",
+    version: SCHEMA_VERSION,
+    migrations: MIGRATIONS,
+};
+
 /// Why the state file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("alert state database {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "alert state database {path} has schema version {found}, newer than this Tocsin's {SCHEMA_VERSION}"
-    )]
-    TooNew { path: String, found: i64 },
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("alert state database: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("alert state of group {group:?} in {file}: {source}")]
@@ -70,11 +70,6 @@ pub struct StateDb {
 impl StateDb {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<StateDb, StateError> {
-        let shown = path.display().to_string();
-        let open_err = |source| StateError::Open {
-            path: shown.clone(),
-            source,
-        };
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -82,41 +77,19 @@ impl StateDb {
             // here surfaces as the open error below.
             let _ = std::fs::create_dir_all(parent);
         }
-        let conn = Connection::open(path).map_err(open_err)?;
-        Self::init(conn, &shown)
+        let conn = SCHEMA.open(path)?;
+        Ok(StateDb { conn })
     }
 
     /// An in-memory database (tests, or running without persistence).
     pub fn in_memory() -> Result<StateDb, StateError> {
-        let conn = Connection::open_in_memory().map_err(|source| StateError::Open {
-            path: ":memory:".into(),
-            source,
-        })?;
-        Self::init(conn, ":memory:")
-    }
-
-    fn init(mut conn: Connection, shown: &str) -> Result<StateDb, StateError> {
-        let open_err = |source| StateError::Open {
-            path: shown.to_string(),
-            source,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        // `journal_mode` answers with the mode in effect: read it as a row.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
-            .map_err(open_err)?;
-        migrate(&mut conn, shown)?;
+        let conn = SCHEMA.open_in_memory()?;
         Ok(StateDb { conn })
     }
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, StateError> {
-        Ok(self
-            .conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
+        Ok(sqlite::schema_version(&self.conn)?)
     }
 
     /// Writes a group's state, replacing the previous one.
@@ -170,36 +143,6 @@ impl StateDb {
     }
 }
 
-fn migrate(conn: &mut Connection, shown: &str) -> Result<(), StateError> {
-    let tx = conn.transaction()?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let current: Option<i64> = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .optional()?;
-    let current = match current {
-        Some(v) => v,
-        None => {
-            tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])?;
-            0
-        }
-    };
-    if current > SCHEMA_VERSION {
-        return Err(StateError::TooNew {
-            path: shown.to_string(),
-            found: current,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate() {
-        let to = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-        if to > current {
-            tx.execute_batch(sql)?;
-        }
-    }
-    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])?;
-    tx.commit()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +194,7 @@ mod tests {
             .unwrap();
         drop(conn);
         match StateDb::open(&path) {
-            Err(StateError::TooNew { found: 99, .. }) => {}
+            Err(StateError::Open(OpenError::TooNew { found: 99, .. })) => {}
             other => panic!("{other:?}"),
         }
     }

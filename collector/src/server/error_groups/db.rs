@@ -4,19 +4,19 @@
 //! restarted collector continues every group's count, first-seen time and
 //! id instead of starting afresh.
 //!
-//! The schema is versioned as the ruler's state is: a `schema_version`
-//! table holds the version, [`MIGRATIONS`] brings an older file up to date
-//! in one transaction, and a file written by a newer Tocsin is refused
-//! rather than misread. Groups are written in batches (only those changed
+//! The file is opened as [`crate::sqlite`] opens every one: the schema is
+//! versioned ([`MIGRATIONS`] brings an older file up to date, a file
+//! written by a newer Tocsin is refused rather than misread). Groups are written in batches (only those changed
 //! since the last batch, in one transaction) with the WAL journal and
 //! `synchronous=NORMAL`: a killed process loses at most the changes since
 //! the last batch.
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::patterns::GroupId;
+use crate::sqlite::{self, OpenError, Schema};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -34,19 +34,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE error_group (
         announce INTEGER NOT NULL
     )"];
 
+const SCHEMA: Schema = Schema {
+    what: "error-group database",
+    version: SCHEMA_VERSION,
+    migrations: MIGRATIONS,
+};
+
 /// Why the error-group database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ErrorGroupDbError {
-    #[error("error-group database {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error(
-        "error-group database {path} has schema version {found}, newer than this Tocsin's {SCHEMA_VERSION}"
-    )]
-    TooNew { path: String, found: i64 },
+    #[error(transparent)]
+    Open(#[from] OpenError),
     #[error("error-group database {path}: {source}")]
     Sql {
         path: String,
@@ -90,38 +88,18 @@ pub struct ErrorGroupDb {
 impl ErrorGroupDb {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<ErrorGroupDb, ErrorGroupDbError> {
-        let shown = path.display().to_string();
-        let conn = Connection::open(path).map_err(|source| ErrorGroupDbError::Open {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::init(conn, shown)
+        Ok(ErrorGroupDb {
+            conn: SCHEMA.open(path)?,
+            path: path.display().to_string(),
+        })
     }
 
     /// An in-memory database (tests).
     pub fn in_memory() -> Result<ErrorGroupDb, ErrorGroupDbError> {
-        let conn = Connection::open_in_memory().map_err(|source| ErrorGroupDbError::Open {
+        Ok(ErrorGroupDb {
+            conn: SCHEMA.open_in_memory()?,
             path: ":memory:".into(),
-            source,
-        })?;
-        Self::init(conn, ":memory:".into())
-    }
-
-    fn init(mut conn: Connection, path: String) -> Result<ErrorGroupDb, ErrorGroupDbError> {
-        let open_err = |source| ErrorGroupDbError::Open {
-            path: path.clone(),
-            source,
-        };
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(open_err)?;
-        // `journal_mode` answers with the mode in effect: read it as a row.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
-            .map_err(open_err)?;
-        migrate(&mut conn, &path)?;
-        Ok(ErrorGroupDb { conn, path })
+        })
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> ErrorGroupDbError + '_ {
@@ -138,9 +116,7 @@ impl ErrorGroupDb {
 
     /// The schema version of the open database.
     pub fn schema_version(&self) -> Result<i64, ErrorGroupDbError> {
-        self.conn
-            .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-            .map_err(self.sql())
+        sqlite::schema_version(&self.conn).map_err(self.sql())
     }
 
     /// Every stored group in founding order. A row that cannot be read
@@ -244,43 +220,6 @@ impl ErrorGroupDb {
     }
 }
 
-fn migrate(conn: &mut Connection, path: &str) -> Result<(), ErrorGroupDbError> {
-    let sql = |source| ErrorGroupDbError::Sql {
-        path: path.to_string(),
-        source,
-    };
-    let tx = conn.transaction().map_err(sql)?;
-    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        .map_err(sql)?;
-    let current: Option<i64> = tx
-        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
-        .optional()
-        .map_err(sql)?;
-    let current = match current {
-        Some(v) => v,
-        None => {
-            tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])
-                .map_err(sql)?;
-            0
-        }
-    };
-    if current > SCHEMA_VERSION {
-        return Err(ErrorGroupDbError::TooNew {
-            path: path.to_string(),
-            found: current,
-        });
-    }
-    for (i, step) in MIGRATIONS.iter().enumerate() {
-        let to = i64::try_from(i).unwrap_or(i64::MAX).saturating_add(1);
-        if to > current {
-            tx.execute_batch(step).map_err(sql)?;
-        }
-    }
-    tx.execute("UPDATE schema_version SET version = ?1", [SCHEMA_VERSION])
-        .map_err(sql)?;
-    tx.commit().map_err(sql)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly")]
 mod tests {
@@ -334,7 +273,7 @@ mod tests {
             .unwrap();
         drop(conn);
         match ErrorGroupDb::open(&path) {
-            Err(e @ ErrorGroupDbError::TooNew { found: 99, .. }) => {
+            Err(e @ ErrorGroupDbError::Open(OpenError::TooNew { found: 99, .. })) => {
                 assert!(e.to_string().contains("error_groups.sqlite"), "{e}");
             }
             other => panic!("{other:?}"),
