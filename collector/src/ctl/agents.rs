@@ -8,7 +8,7 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::client::{Client, CtlError};
-use super::{ExitCode, Output, SUCCESS, print_warnings, table};
+use super::{ExitCode, Output, SUCCESS, print_answer, table};
 
 pub fn list(
     client: &Client,
@@ -17,12 +17,7 @@ pub fn list(
     err: &mut dyn Write,
 ) -> Result<ExitCode, CtlError> {
     let answer = client.get("api/v1/agents", &[])?;
-    print_warnings(&answer.warnings, err)?;
-    match output {
-        Output::Json => writeln!(out, "{}", answer.raw.trim_end())?,
-        Output::Table => out.write_all(format_agents(&answer.data).as_bytes())?,
-    }
-    Ok(SUCCESS)
+    print_answer(&answer, output, format_agents, out, err)
 }
 
 pub fn forget(client: &Client, id: &str, out: &mut dyn Write) -> Result<ExitCode, CtlError> {

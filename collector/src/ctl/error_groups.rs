@@ -7,7 +7,7 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::client::{Client, CtlError};
-use super::{ExitCode, Output, SUCCESS, print_warnings, table};
+use super::{ExitCode, Output, print_answer, table};
 
 pub fn list(
     client: &Client,
@@ -16,12 +16,7 @@ pub fn list(
     err: &mut dyn Write,
 ) -> Result<ExitCode, CtlError> {
     let answer = client.get("api/v1/error-groups", &[])?;
-    print_warnings(&answer.warnings, err)?;
-    match output {
-        Output::Json => writeln!(out, "{}", answer.raw.trim_end())?,
-        Output::Table => out.write_all(format_groups(&answer.data).as_bytes())?,
-    }
-    Ok(SUCCESS)
+    print_answer(&answer, output, format_groups, out, err)
 }
 
 /// One row per group under a header; the template last, uncut.

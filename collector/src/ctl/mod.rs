@@ -48,6 +48,23 @@ fn print_warnings(warnings: &[String], err: &mut dyn Write) -> std::io::Result<(
     Ok(())
 }
 
+/// Prints an answer of the API: its warnings to `err`, then to `out` the
+/// JSON unchanged or `format(data)` as a table.
+fn print_answer(
+    answer: &client::Answer,
+    output: Output,
+    format: fn(&serde_json::Value) -> String,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitCode, client::CtlError> {
+    print_warnings(&answer.warnings, err)?;
+    match output {
+        Output::Json => writeln!(out, "{}", answer.raw.trim_end())?,
+        Output::Table => out.write_all(format(&answer.data).as_bytes())?,
+    }
+    Ok(SUCCESS)
+}
+
 /// Rows as columns separated by two spaces, each as wide as its widest
 /// cell (the last column unpadded).
 fn table(rows: &[Vec<String>]) -> String {
