@@ -10,7 +10,8 @@
 //! started alone later: `collector.yaml`, `agent.yaml` and `rules/` are
 //! written anew at every start; the stores (`collector/`), the agent's
 //! checkpoints and spool (`agent/`) and the log file are kept, so a second
-//! run continues where the first stopped.
+//! run continues where the first stopped. A lock (`demo.lock`) keeps a
+//! second demo out of a folder in use.
 //!
 //! Shutdown order: the agent first (it ships or spools what it read and
 //! writes its checkpoints while the collector still listens), then the
@@ -93,6 +94,10 @@ pub enum DemoError {
     DataDirName { path: PathBuf, ch: char },
     #[error("the demo data folder {path} is not valid UTF-8; choose another with --data-dir DIR")]
     DataDirNotUtf8 { path: PathBuf },
+    #[error(
+        "another demo is running with the data folder {path}; stop it, or choose another folder with --data-dir DIR"
+    )]
+    Busy { path: PathBuf },
     #[error("the demo's collector configuration is invalid (a defect of the demo):\n{0}")]
     CollectorConfig(String),
     #[error("the demo's agent configuration is invalid (a defect of the demo):\n{0}")]
@@ -152,6 +157,31 @@ impl DemoPaths {
             rules_dir: data_dir.join("rules"),
             data_dir,
         })
+    }
+
+    /// Creates the folder and locks it for this demo (the collector's
+    /// stores take no lock of their own, and two processes replaying one
+    /// WAL would corrupt it); the lock lasts as long as the file.
+    pub fn lock(&self) -> Result<std::fs::File, DemoError> {
+        let path = self.data_dir.join("demo.lock");
+        let io = |error| DemoError::Prepare {
+            path: path.clone(),
+            error,
+        };
+        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DemoError::Busy {
+                path: self.data_dir.clone(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
     }
 
     /// Creates the folder, writes the rule files and creates the log file
@@ -277,6 +307,7 @@ pub async fn run(
     mut out: Box<dyn Write + Send>,
 ) -> Result<(), DemoError> {
     let paths = DemoPaths::new(&options.data_dir)?;
+    let _lock = paths.lock()?;
     paths.prepare()?;
     let collector_text = collector_yaml(&options);
     write_config(&paths.collector_config, &collector_text)?;
@@ -604,6 +635,18 @@ mod tests {
         std::fs::write(&paths.log_file, "kept\n").unwrap();
         paths.prepare().unwrap();
         assert_eq!(std::fs::read_to_string(&paths.log_file).unwrap(), "kept\n");
+    }
+
+    #[test]
+    fn a_data_folder_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = DemoPaths::new(&dir.path().join("data")).unwrap();
+        let held = paths.lock().unwrap();
+        let err = paths.lock().unwrap_err();
+        assert!(matches!(err, DemoError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("--data-dir"), "{err}");
+        drop(held);
+        paths.lock().unwrap();
     }
 
     #[test]
