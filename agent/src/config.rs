@@ -2,12 +2,14 @@
 //! reads ([`AgentConfig`]) and the validated value the agent runs with
 //! ([`Config`]).
 //!
-//! Invariants: unknown keys are errors; every problem the validation finds
-//! is reported at once, each with the file, line and column of the value it
-//! is about (or of the nearest enclosing key that exists) and its field
-//! path; a [`Config`] cannot hold an invalid setting. Relative paths (the
-//! token file, TLS files, `data_dir`) are resolved against the directory of
-//! the configuration file.
+//! Invariants: unknown keys are errors; every problem is reported at once
+//! (a section that cannot be read, such as one with an unknown key, is
+//! reported beside the validation problems of the sections that can), each
+//! with the file, line and column of the value it is about (or of the
+//! nearest enclosing key that exists) and its field path; a [`Config`]
+//! cannot hold an invalid setting. Relative paths (the token file, TLS
+//! files, `data_dir`) are resolved against the directory of the
+//! configuration file.
 //!
 //! ```yaml
 //! collector:
@@ -225,11 +227,13 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         Ok(tree) => tree,
         Err(e) => return Err(vec![error_at(e.location(), "", yaml_message(&e))]),
     };
+    let base = path.parent().unwrap_or(Path::new("."));
     let config: AgentConfig = match serde_saphyr::from_str(text) {
         Ok(config) => config,
         Err(e) => {
             // serde stops at the first problem: read each section on its
-            // own so that problems in different sections are all reported.
+            // own so that problems in different sections are all reported,
+            // and validate the sections that did read.
             let with_field = |e: serde_saphyr::Error| {
                 let field = e
                     .location()
@@ -237,8 +241,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
                     .unwrap_or_default();
                 error_at(e.location(), &field, yaml_message(&e))
             };
-            let mut errors: Vec<ConfigError> =
-                section_errors(text).into_iter().map(with_field).collect();
+            let (parts, section_errors) = Sections::read(text);
+            let mut errors: Vec<ConfigError> = section_errors.into_iter().map(with_field).collect();
             errors.extend(tree.unknown_top_level_keys().into_iter().map(|(loc, key)| {
                 error_at(
                     Some(loc),
@@ -252,12 +256,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
             if errors.is_empty() {
                 errors.push(error_at(e.location(), "", yaml_message(&e)));
             }
+            errors.extend(
+                parts
+                    .validation_problems(base)
+                    .into_iter()
+                    .map(|p| error_at(tree.locate(&p.field), &p.field, p.message)),
+            );
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();
             return Err(errors);
         }
     };
-    let base = path.parent().unwrap_or(Path::new("."));
     let mut problems = Vec::new();
     let validated = validate(&config, base, &mut problems);
     match validated {
@@ -445,7 +454,7 @@ const TOP_LEVEL_KEYS: [&str; 7] = [
 
 /// The top level with each section either read as its type or skipped.
 #[derive(Deserialize)]
-#[allow(dead_code, reason = "only the errors of reading it are used")]
+#[allow(dead_code, reason = "only the section read as its type is used")]
 struct Sections<A, B, C, D, E, F, G> {
     collector: Option<A>,
     resource: Option<B>,
@@ -456,24 +465,134 @@ struct Sections<A, B, C, D, E, F, G> {
     telemetry: Option<G>,
 }
 
-/// The first serde problem of each top-level section.
-fn section_errors(text: &str) -> Vec<serde_saphyr::Error> {
-    use serde::de::IgnoredAny as I;
-    fn first<T: serde::de::DeserializeOwned>(text: &str) -> Option<serde_saphyr::Error> {
-        serde_saphyr::from_str::<T>(text).err()
+/// Each top-level section read on its own: `None` when it could not be
+/// read (its serde problem is reported instead) or, for `collector`, when
+/// it is absent.
+struct Parts {
+    collector: Option<CollectorConfig>,
+    resource: Option<ResourceConfig>,
+    metrics: Option<MetricsConfig>,
+    logs: Option<Vec<LogInputConfig>>,
+    data_dir: Option<Option<PathBuf>>,
+    spool: Option<SpoolConfig>,
+    telemetry: Option<TelemetryConfig>,
+}
+
+impl Sections<(), (), (), (), (), (), ()> {
+    /// Reads every section on its own; the first serde problem of each
+    /// section that could not be read.
+    fn read(text: &str) -> (Parts, Vec<serde_saphyr::Error>) {
+        use serde::de::IgnoredAny as I;
+        fn section<S: serde::de::DeserializeOwned, T>(
+            text: &str,
+            pick: impl FnOnce(S) -> T,
+            errors: &mut Vec<serde_saphyr::Error>,
+        ) -> Option<T> {
+            match serde_saphyr::from_str::<S>(text) {
+                Ok(sections) => Some(pick(sections)),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            }
+        }
+        let e = &mut Vec::new();
+        let parts = Parts {
+            collector: section(
+                text,
+                |s: Sections<CollectorConfig, I, I, I, I, I, I>| s.collector,
+                e,
+            )
+            .flatten(),
+            resource: section(
+                text,
+                |s: Sections<I, ResourceConfig, I, I, I, I, I>| s.resource.unwrap_or_default(),
+                e,
+            ),
+            metrics: section(
+                text,
+                |s: Sections<I, I, MetricsConfig, I, I, I, I>| s.metrics.unwrap_or_default(),
+                e,
+            ),
+            logs: section(
+                text,
+                |s: Sections<I, I, I, Vec<LogInputConfig>, I, I, I>| s.logs.unwrap_or_default(),
+                e,
+            ),
+            data_dir: section(text, |s: Sections<I, I, I, I, PathBuf, I, I>| s.data_dir, e),
+            spool: section(
+                text,
+                |s: Sections<I, I, I, I, I, SpoolConfig, I>| s.spool.unwrap_or_default(),
+                e,
+            ),
+            telemetry: section(
+                text,
+                |s: Sections<I, I, I, I, I, I, TelemetryConfig>| s.telemetry.unwrap_or_default(),
+                e,
+            ),
+        };
+        let errors = std::mem::take(e);
+        (parts, errors)
     }
-    [
-        first::<Sections<CollectorConfig, I, I, I, I, I, I>>(text),
-        first::<Sections<I, ResourceConfig, I, I, I, I, I>>(text),
-        first::<Sections<I, I, MetricsConfig, I, I, I, I>>(text),
-        first::<Sections<I, I, I, Vec<LogInputConfig>, I, I, I>>(text),
-        first::<Sections<I, I, I, I, PathBuf, I, I>>(text),
-        first::<Sections<I, I, I, I, I, SpoolConfig, I>>(text),
-        first::<Sections<I, I, I, I, I, I, TelemetryConfig>>(text),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+}
+
+impl Parts {
+    /// The validation problems of the sections that could be read. The
+    /// others stand in with their defaults, and problems about them are
+    /// dropped: their reading problem is what is reported.
+    fn validation_problems(self, base: &Path) -> Vec<ConfigProblem> {
+        fn or_default<T: Default>(
+            name: &'static str,
+            part: Option<T>,
+            unread: &mut Vec<&str>,
+        ) -> T {
+            part.unwrap_or_else(|| {
+                unread.push(name);
+                T::default()
+            })
+        }
+        let mut unread: Vec<&str> = Vec::new();
+        let resource = or_default("resource", self.resource, &mut unread);
+        let metrics = or_default("metrics", self.metrics, &mut unread);
+        let logs = or_default("logs", self.logs, &mut unread);
+        let data_dir = or_default("data_dir", self.data_dir, &mut unread);
+        let spool = or_default("spool", self.spool, &mut unread);
+        let telemetry = or_default("telemetry", self.telemetry, &mut unread);
+        let collector = self.collector.unwrap_or_else(|| {
+            unread.push("collector");
+            CollectorConfig {
+                endpoint: String::new(),
+                protocol: Default::default(),
+                token: None,
+                token_file: None,
+                tls: None,
+                gzip: true,
+                timeout: None,
+                memory_batches: None,
+                retry_initial: None,
+                retry_max: None,
+            }
+        });
+        let config = AgentConfig {
+            collector,
+            resource,
+            metrics,
+            logs,
+            data_dir,
+            spool,
+            telemetry,
+        };
+        let mut problems = Vec::new();
+        validate(&config, base, &mut problems);
+        problems.retain(|p| {
+            !unread.iter().any(|section| {
+                p.field
+                    .strip_prefix(section)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
+        });
+        problems
+    }
 }
 
 /// A serde-saphyr message without its location suffix (the position is
@@ -777,6 +896,46 @@ extra: 1
             "{errors:#?}"
         );
         assert_eq!(errors.len(), 5, "{errors:#?}");
+    }
+
+    #[test]
+    fn reading_problems_do_not_hide_the_validation_problems_of_other_sections() {
+        let text = "\
+collector:
+  endpoint: ftp://collector
+resource:
+  service.name: ''
+metrics:
+  interval: 10ms
+logs:
+  - include: ['relative/*.log']
+    min_severity: loud
+  - include: []
+spool:
+  colour: blue
+";
+        let errors = errors(text);
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("agent.yaml:2:13: collector.endpoint:"), "{errors:#?}");
+        assert!(
+            has("agent.yaml:4:17: resource.service.name:"),
+            "{errors:#?}"
+        );
+        assert!(has("agent.yaml:6:13: metrics.interval:"), "{errors:#?}");
+        assert!(has("agent.yaml:9:19: logs[0].min_severity:"), "{errors:#?}");
+        assert!(has("agent.yaml:12:3: spool.colour:"), "{errors:#?}");
+        // The logs section did not read: nothing is said about its other
+        // inputs, and the stand-in defaults of unread sections add nothing.
+        assert_eq!(errors.len(), 5, "{errors:#?}");
+    }
+
+    #[test]
+    fn a_missing_collector_is_reported_with_the_other_problems() {
+        let errors = errors("metrics:\n  interval: 10ms\n");
+        let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
+        assert!(has("collector"), "{errors:#?}");
+        assert!(has("agent.yaml:2:13: metrics.interval:"), "{errors:#?}");
+        assert_eq!(errors.len(), 2, "{errors:#?}");
     }
 
     #[test]
