@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +68,7 @@ impl Sizes {
             copytruncates: u32::try_from(num("TOCSIN_E2E_COPYTRUNCATES", u64::from(renames)))
                 .unwrap_or(u32::MAX),
             kills: u32::try_from(num("TOCSIN_E2E_KILLS", 3)).unwrap_or(u32::MAX),
-            outage: Duration::from_secs(num("TOCSIN_E2E_OUTAGE_SECS", 15)),
+            outage: Duration::from_secs(num("TOCSIN_E2E_OUTAGE_SECS", 20)),
             interval: Duration::from_millis(num("TOCSIN_E2E_INTERVAL_MS", 700)),
         }
     }
@@ -354,18 +354,26 @@ impl Drop for Proc {
     }
 }
 
-pub fn free_port() -> SocketAddr {
-    check(
-        TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()),
-        "free port",
-    )
+/// gRPC, HTTP and API addresses of a collector's log line `collector
+/// ready api=… otlp_grpc=Some(…) otlp_http=Some(…)`.
+fn ready_addresses(log: &str) -> Option<(SocketAddr, SocketAddr, SocketAddr)> {
+    let line = log.lines().find(|l| l.contains("collector ready"))?;
+    let field = |name: &str| -> Option<SocketAddr> {
+        let rest = &line[line.find(&format!(" {name}="))? + name.len() + 2..];
+        let rest = rest.strip_prefix("Some(").unwrap_or(rest);
+        let end = rest.find([' ', ')']).unwrap_or(rest.len());
+        rest[..end].parse().ok()
+    };
+    Some((field("otlp_grpc")?, field("otlp_http")?, field("api")?))
 }
 
 // ---------------------------------------------------------------------------
 // Collector
 
-/// A collector on free ports of 127.0.0.1 with its own data directory;
-/// it can be stopped and started again on the same ports and data.
+/// A collector on ports of 127.0.0.1 it chose itself (port 0, read back
+/// from its "collector ready" log line, so parallel tests cannot race for
+/// a port), with its own data directory; it can be stopped and started
+/// again on the same ports and data.
 pub struct Collector {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
@@ -380,23 +388,13 @@ impl Collector {
     /// Starts a collector under `dir` and waits for `/-/ready`.
     pub fn start(dir: &Path) -> Collector {
         check(std::fs::create_dir_all(dir), "collector dir");
-        let (grpc, http, api) = (free_port(), free_port(), free_port());
-        let config = dir.join("collector.yaml");
-        check(
-            std::fs::write(
-                &config,
-                format!(
-                    "data_dir: data\nreceivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{http}\" }}\napi:\n  listen: \"{api}\"\n"
-                ),
-            ),
-            "collector.yaml",
-        );
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut c = Collector {
-            grpc,
-            http,
-            api,
+            grpc: any,
+            http: any,
+            api: any,
             dir: dir.to_path_buf(),
-            config,
+            config: dir.join("collector.yaml"),
             proc: None,
             starts: 0,
         };
@@ -404,9 +402,20 @@ impl Collector {
         c
     }
 
-    /// Starts the (stopped) collector again: same ports, same data.
+    /// Starts the (stopped) collector again: same ports (those the first
+    /// run bound), same data.
     pub fn restart(&mut self) {
         assert!(self.proc.is_none(), "collector already running");
+        let (grpc, http, api) = (self.grpc, self.http, self.api);
+        check(
+            std::fs::write(
+                &self.config,
+                format!(
+                    "data_dir: data\nreceivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{http}\" }}\napi:\n  listen: \"{api}\"\n"
+                ),
+            ),
+            "collector.yaml",
+        );
         self.starts += 1;
         let mut cmd = Command::new(binaries().collector);
         cmd.arg("--config")
@@ -415,7 +424,29 @@ impl Collector {
             .env("NO_COLOR", "1");
         let log = self.dir.join(format!("collector.{}.log", self.starts));
         self.proc = Some(Proc::spawn("tocsin-collector", cmd, log));
-        let api = self.api;
+        let bound = std::cell::Cell::new(None);
+        wait_until(
+            "the collector's \"collector ready\" log line",
+            Duration::from_secs(60),
+            || self.log(),
+            || {
+                bound.set(ready_addresses(&self.log()));
+                bound.get().is_some()
+            },
+        );
+        let Some((grpc, http, api)) = bound.get() else {
+            fail(format!(
+                "no addresses in the collector's log:\n{}",
+                self.log()
+            ))
+        };
+        if self.starts > 1 && (grpc, http, api) != (self.grpc, self.http, self.api) {
+            fail(format!(
+                "the restarted collector moved to {grpc}, {http}, {api}:\n{}",
+                self.log()
+            ));
+        }
+        (self.grpc, self.http, self.api) = (grpc, http, api);
         wait_until(
             "the collector's /-/ready",
             Duration::from_secs(60),
