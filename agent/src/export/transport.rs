@@ -426,20 +426,18 @@ impl Transport {
                 )));
             }
         }
-        // No grpc-accept-encoding was sent, so the answer is uncompressed;
-        // an empty or undecodable message is full success, as over HTTP.
-        let bytes = collected.to_bytes();
-        let message = match bytes.first() {
-            Some(0) => bytes.get(5..).unwrap_or_default(),
-            _ => &[],
-        };
-        Ok(match signal {
-            Signal::Logs => ExportLogsServiceResponse::decode(message)
-                .map(logs_accepted)
-                .unwrap_or_default(),
-            Signal::Metrics => ExportMetricsServiceResponse::decode(message)
-                .map(metrics_accepted)
-                .unwrap_or_default(),
+        // An answer the agent cannot read might hold a partial-success
+        // rejection: it is an error (Internal, as gRPC clients report
+        // undecodable answers: retried, the collector drops the repeat),
+        // never silent success.
+        let encoding = parts
+            .headers
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok());
+        grpc_answer(signal, &collected.to_bytes(), encoding).map_err(|why| {
+            status_error(tonic::Status::internal(format!(
+                "cannot read the collector's answer: {why}"
+            )))
         })
     }
 
@@ -553,6 +551,63 @@ fn http_status_code(status: u16) -> tonic::Code {
         429 | 502..=504 => tonic::Code::Unavailable,
         _ => tonic::Code::Unknown,
     }
+}
+
+/// What a unary gRPC answer body (one length-prefixed message, inflated
+/// with `encoding`, the answer's `grpc-encoding`, when its compressed flag
+/// is set) says was accepted; an empty body is full success.
+fn grpc_answer(signal: Signal, body: &[u8], encoding: Option<&str>) -> Result<Accepted, String> {
+    use std::io::Read;
+    if body.is_empty() {
+        return Ok(Accepted::default());
+    }
+    let (Some(&flag), Some(prefix)) = (body.first(), body.get(1..5)) else {
+        return Err(format!("{} bytes, less than a message prefix", body.len()));
+    };
+    let mut len = [0; 4];
+    len.copy_from_slice(prefix);
+    let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+    let Some(framed) = body.get(5..).filter(|m| m.len() == len) else {
+        return Err(format!(
+            "a message of {len} bytes announced, {} sent",
+            body.len() - 5
+        ));
+    };
+    let inflated;
+    let message = match (flag, encoding) {
+        (0, _) => framed,
+        (1, Some("gzip")) => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(framed)
+                .take(MAX_RESPONSE_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gzip: {e}"))?;
+            if out.len() > MAX_RESPONSE_BYTES {
+                return Err(format!("inflates past {MAX_RESPONSE_BYTES} bytes"));
+            }
+            inflated = out;
+            &inflated
+        }
+        (1, encoding) => {
+            return Err(format!(
+                "a compressed message with grpc-encoding {encoding:?}, which the agent does not read"
+            ));
+        }
+        (flag, _) => return Err(format!("unknown message flag {flag}")),
+    };
+    match signal {
+        Signal::Logs => ExportLogsServiceResponse::decode(message).map(logs_accepted),
+        Signal::Metrics => ExportMetricsServiceResponse::decode(message).map(metrics_accepted),
+    }
+    .map_err(|e| {
+        format!(
+            "not an Export{}ServiceResponse: {e}",
+            match signal {
+                Signal::Logs => "Logs",
+                Signal::Metrics => "Metrics",
+            }
+        )
+    })
 }
 
 fn logs_accepted(resp: ExportLogsServiceResponse) -> Accepted {
@@ -696,6 +751,53 @@ mod tests {
             Transport::new(&c),
             Err(TransportError::Tls { .. })
         ));
+    }
+
+    fn framed(flag: u8, message: &[u8]) -> Vec<u8> {
+        let mut body = vec![flag];
+        body.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+        body.extend_from_slice(message);
+        body
+    }
+
+    #[test]
+    fn grpc_answers_that_cannot_be_read_are_errors_not_success() {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsPartialSuccess;
+        let partial = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records: 3,
+                error_message: "too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        let rejected = Accepted {
+            rejected: 3,
+            message: "too old".into(),
+        };
+        let read = |body: &[u8], encoding| grpc_answer(Signal::Logs, body, encoding);
+        assert_eq!(read(&framed(0, &partial), None), Ok(rejected.clone()));
+        assert_eq!(read(&[], None), Ok(Accepted::default()));
+        // Compressed with gzip, as announced: read.
+        let gz = framed(1, &gzip_bytes(&partial));
+        assert_eq!(read(&gz, Some("gzip")), Ok(rejected));
+        // Compressed without (or with another) encoding, an unknown flag,
+        // a cut frame, bytes that are no response: errors.
+        for (body, encoding) in [
+            (gz.clone(), None),
+            (gz.clone(), Some("zstd")),
+            (framed(1, b"not gzip"), Some("gzip")),
+            (framed(2, &partial), None),
+            (framed(0, &partial)[..8].to_vec(), None),
+            (vec![0, 0], None),
+            (framed(0, &[0xff; 8]), None),
+        ] {
+            assert!(
+                read(&body, encoding).is_err(),
+                "{body:?} with {encoding:?} read as success"
+            );
+        }
+        // The error a send makes of it is retried, not dropped or acknowledged.
+        assert_eq!(grpc(tonic::Code::Internal).class(), ErrorClass::Retryable);
     }
 
     #[test]
