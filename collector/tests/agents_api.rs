@@ -12,12 +12,13 @@
     reason = "a helper that cannot start the collector or read its answers must fail the test"
 )]
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -29,57 +30,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use support::{
+    Collector, free_port, get_json, http_client, now_ms, plain_config, post_protobuf, wait_for,
+    wait_ready, write_config,
+};
 
-/// Longest any one wait of this test may take.
-const WAIT: Duration = Duration::from_secs(60);
 const AGENT: &str = "agent-e2e-1";
 const UP: &str = "tocsin_agent_up{tocsin_agent_id=\"agent-e2e-1\"}";
-
-/// The collector process; killed with SIGKILL when dropped.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(config: &Path, log: PathBuf) -> Collector {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
-            .arg("--config")
-            .arg(config)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Collector { child, log }
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn kv(key: &str, v: Value) -> KeyValue {
     KeyValue {
@@ -87,16 +44,6 @@ fn kv(key: &str, v: Value) -> KeyValue {
         value: Some(AnyValue { value: Some(v) }),
         ..KeyValue::default()
     }
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// One report of an agent: a heartbeat gauge under its resource.
@@ -133,14 +80,12 @@ fn report(id: &str, host: &str, interval: Value) -> ExportMetricsServiceRequest 
 }
 
 async fn send(http: &reqwest::Client, otlp: SocketAddr, interval: Value) {
-    let r = http
-        .post(format!("http://{otlp}/v1/metrics"))
-        .header("content-type", "application/x-protobuf")
-        .body(report(AGENT, "host-e2e", interval).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "export: {}", r.status());
+    post_protobuf(
+        http,
+        format!("http://{otlp}/v1/metrics"),
+        report(AGENT, "host-e2e", interval).encode_to_vec(),
+    )
+    .await;
 }
 
 /// Sends a report every 200 ms until dropped.
@@ -169,39 +114,17 @@ impl Reporter {
     }
 }
 
-/// Polls `check` until it returns `Some`, at most [`WAIT`].
-async fn wait_for<T, F, Fut>(what: &str, c: &Collector, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; collector log:\n{}",
-            c.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, api: SocketAddr, c: &Collector) {
-    wait_for("/-/ready", c, || async {
-        let r = http
-            .get(format!("http://{api}/-/ready"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
-}
-
-async fn json(r: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+/// `DELETE /api/v1/agents/{id}`: the status and the JSON answer.
+async fn forget(
+    http: &reqwest::Client,
+    api: SocketAddr,
+    id: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let r = http
+        .delete(format!("http://{api}/api/v1/agents/{id}"))
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     let body = r.bytes().await.unwrap();
     (status, serde_json::from_slice(&body).unwrap())
@@ -209,15 +132,7 @@ async fn json(r: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) 
 
 /// The inventory as `GET /api/v1/agents` returns it.
 async fn agents(http: &reqwest::Client, api: SocketAddr) -> Vec<serde_json::Value> {
-    let (status, body) = json(
-        http.get(format!("http://{api}/api/v1/agents"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(status.is_success(), "{status}: {body}");
-    assert_eq!(body["status"], "success", "{body}");
+    let body = get_json(http, format!("http://{api}/api/v1/agents")).await;
     body["data"].as_array().unwrap().clone()
 }
 
@@ -228,14 +143,7 @@ async fn up_now(http: &reqwest::Client, api: SocketAddr) -> Option<(serde_json::
         .append_pair("query", UP)
         .append_pair("time", &(now_ms() as f64 / 1000.0).to_string())
         .finish();
-    let (status, body) = json(
-        http.get(format!("http://{api}/api/v1/query?{params}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(status.is_success(), "{status}: {body}");
+    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
     let result = body["data"]["result"].as_array().unwrap();
     assert!(result.len() <= 1, "{body}");
     result.first().map(|s| {
@@ -274,21 +182,8 @@ fn stored_interval_ms(db: &Path) -> Option<i64> {
 async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
     let dir = tempfile::tempdir().unwrap();
     let (otlp, grpc, api) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir: data\nreceivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{otlp}\" }}\nruler:\n  evaluation_interval: 1s\napi:\n  listen: \"{api}\"\n"
-        ),
-    )
-    .unwrap();
-    // In a workspace build reqwest needs a process-wide crypto provider
-    // even for plain HTTP.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let config = write_config(dir.path(), &plain_config(grpc, otlp, api));
+    let http = http_client();
 
     let c = Collector::start(&config, dir.path().join("first.log"));
     wait_ready(&http, api, &c).await;
@@ -360,14 +255,12 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
             ..ResourceLogs::default()
         }],
     };
-    let r = http
-        .post(format!("http://{otlp}/v1/logs"))
-        .header("content-type", "application/x-protobuf")
-        .body(logs.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "export logs: {}", r.status());
+    post_protobuf(
+        &http,
+        format!("http://{otlp}/v1/logs"),
+        logs.encode_to_vec(),
+    )
+    .await;
     let list = agents(&http, api).await;
     let ids: Vec<&str> = list.iter().map(|a| a["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["agent-grpc", "agent-logs", AGENT], "{list:?}");
@@ -377,13 +270,7 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
     assert_eq!(list[1]["interval_seconds"], 10, "{list:?}");
     assert_eq!(list[1]["version"], "", "{list:?}");
     for id in ["agent-grpc", "agent-logs"] {
-        let (status, body) = json(
-            http.delete(format!("http://{api}/api/v1/agents/{id}"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (status, body) = forget(&http, api, id).await;
         assert!(status.is_success(), "{status}: {body}");
     }
     assert_eq!(agents(&http, api).await.len(), 1);
@@ -443,13 +330,7 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
 
     // Forget: gone from the inventory, and its series ends at once
     // (a staleness marker, not the five-minute lookback).
-    let (status, body) = json(
-        http.delete(format!("http://{api}/api/v1/agents/{AGENT}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = forget(&http, api, AGENT).await;
     assert!(status.is_success(), "{status}: {body}");
     assert_eq!(
         body,
@@ -460,13 +341,7 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
         up_now(&http, api).await.is_none().then_some(())
     })
     .await;
-    let (status, body) = json(
-        http.delete(format!("http://{api}/api/v1/agents/{AGENT}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = forget(&http, api, AGENT).await;
     assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{body}");
     assert_eq!(body["status"], "error", "{body}");
     assert_eq!(body["errorType"], "not_found", "{body}");

@@ -13,12 +13,12 @@
     reason = "a helper that cannot start the collector or read its answers must fail the test"
 )]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::path::Path;
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
@@ -36,43 +36,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use reqwest::StatusCode;
+use support::{
+    Collector, RawCodec, free_port, get_json, http_client, kv, now_ns, wait_ready, write_config,
+};
 use tonic::Code;
 use tonic::transport::Channel;
 
-/// Longest any one wait of this test may take.
-const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "agent-secret-3";
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// The receivers' default `max_label_value_bytes`.
 const MAX_LABEL_VALUE_BYTES: usize = 2048;
 const SERVICE: &str = "bad-input";
-
-/// The collector process; killed when dropped, whatever path the test takes.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "the collector exited:\n{}",
-            self.log()
-        );
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `google.rpc.Status`, the body of an OTLP/HTTP error.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -81,33 +55,6 @@ struct RpcStatus {
     code: i32,
     #[prost(string, tag = "2")]
     message: String,
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn now_ns() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos(),
-    )
-    .unwrap()
-}
-
-fn kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(v.into())),
-        }),
-        ..KeyValue::default()
-    }
 }
 
 fn resource(host: &str) -> Option<Resource> {
@@ -183,47 +130,6 @@ fn authed<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
     r
 }
 
-/// Sends raw bytes as a gRPC request body (a codec that does no encoding).
-#[derive(Clone, Copy, Default)]
-struct RawCodec;
-#[derive(Clone, Copy, Default)]
-struct RawCoder;
-impl tonic::codec::Encoder for RawCoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn encode(
-        &mut self,
-        item: bytes::Bytes,
-        dst: &mut tonic::codec::EncodeBuf<'_>,
-    ) -> Result<(), tonic::Status> {
-        bytes::BufMut::put_slice(dst, &item);
-        Ok(())
-    }
-}
-impl tonic::codec::Decoder for RawCoder {
-    type Item = bytes::Bytes;
-    type Error = tonic::Status;
-    fn decode(
-        &mut self,
-        src: &mut tonic::codec::DecodeBuf<'_>,
-    ) -> Result<Option<bytes::Bytes>, tonic::Status> {
-        let n = bytes::Buf::remaining(src);
-        Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
-    }
-}
-impl tonic::codec::Codec for RawCodec {
-    type Encode = bytes::Bytes;
-    type Decode = bytes::Bytes;
-    type Encoder = RawCoder;
-    type Decoder = RawCoder;
-    fn encoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-    fn decoder(&mut self) -> RawCoder {
-        RawCoder
-    }
-}
-
 struct Env {
     c: Collector,
     http: reqwest::Client,
@@ -240,6 +146,16 @@ struct Env {
 enum Via {
     Http,
     Grpc,
+}
+
+impl Via {
+    /// How the cases sent this way are named.
+    fn name(self) -> &'static str {
+        match self {
+            Via::Http => "http",
+            Via::Grpc => "grpc",
+        }
+    }
 }
 
 /// An OTLP/HTTP answer: status, content type, body.
@@ -268,10 +184,9 @@ impl HttpAnswer {
 impl Env {
     async fn start(dir: &Path) -> Env {
         let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-        let config = dir.join("collector.yaml");
-        std::fs::write(
-            &config,
-            format!(
+        let config = write_config(
+            dir,
+            &format!(
                 "data_dir: data\n\
                  receivers:\n  otlp:\n\
                  \x20   grpc: {{ listen: \"{grpc}\" }}\n\
@@ -281,35 +196,10 @@ impl Env {
                  ruler:\n  evaluation_interval: 1s\n\
                  api:\n  listen: \"{api}\"\n"
             ),
-        )
-        .unwrap();
-        let log = dir.join("collector.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
-            .arg("--config")
-            .arg(&config)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let c = Collector { child, log };
-        // reqwest is built without a default crypto provider.
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(r) = http.get(format!("http://{api}/-/ready")).send().await
-                && r.status().is_success()
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "not ready:\n{}", c.log());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        );
+        let c = Collector::start(&config, dir.join("collector.log"));
+        let http = http_client();
+        wait_ready(&http, api, &c).await;
         let channel = Channel::from_shared(format!("http://{grpc}"))
             .unwrap()
             .connect()
@@ -436,6 +326,48 @@ impl Env {
         self.good.insert(tag.to_string());
     }
 
+    /// A label value over the limit (`huge`) in a metrics and a logs
+    /// request over `via`: each refused as a partial success that says
+    /// why, while the good point beside it in the same request is kept.
+    async fn huge_label(&mut self, huge: &str, via: Via) {
+        let name = via.name();
+        self.good(&format!("{name}-huge-label-before"), via).await;
+        let t = now_ns();
+        let same_request = format!("{name}-huge-label-same-request");
+        let r = self
+            .export_metrics(
+                metrics(vec![
+                    point("bad_input_good", &same_request, t, &[]),
+                    point("bad_input_huge", name, t, &[("big", huge)]),
+                ]),
+                via,
+            )
+            .await;
+        let p = r.partial_success.unwrap();
+        assert_eq!(p.rejected_data_points, 1);
+        assert!(
+            p.error_message.contains("label value too long"),
+            "{}",
+            p.error_message
+        );
+        self.good.insert(same_request);
+        let r = self
+            .export_logs(
+                logs(huge, vec![record(&format!("never stored ({name})"), t)]),
+                via,
+            )
+            .await;
+        let p = r.partial_success.unwrap();
+        assert_eq!(p.rejected_log_records, 1);
+        assert!(
+            p.error_message
+                .contains(&format!("longer than {MAX_LABEL_VALUE_BYTES} bytes")),
+            "{}",
+            p.error_message
+        );
+        self.good(&format!("{name}-huge-label-after"), via).await;
+    }
+
     /// `/metrics` as (series, value).
     async fn self_metrics(&self) -> Vec<(String, f64)> {
         let text = self
@@ -457,14 +389,7 @@ impl Env {
     }
 
     async fn api_json(&self, path_and_query: &str) -> serde_json::Value {
-        let r = self
-            .http
-            .get(format!("http://{}{path_and_query}", self.api))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path_and_query}: {}", r.status());
-        serde_json::from_slice(&r.bytes().await.unwrap()).unwrap()
+        get_json(&self.http, format!("http://{}{path_and_query}", self.api)).await
     }
 }
 
@@ -599,40 +524,7 @@ async fn bad_input_gets_a_clear_refusal_and_loses_nothing_else() {
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     env.good("http-content-type-after", Via::Http).await;
 
-    env.good("http-huge-label-before", Via::Http).await;
-    let t = now_ns();
-    let r = env
-        .export_metrics(
-            metrics(vec![
-                point("bad_input_good", "http-huge-label-same-request", t, &[]),
-                point("bad_input_huge", "http", t, &[("big", &huge)]),
-            ]),
-            Via::Http,
-        )
-        .await;
-    let p = r.partial_success.unwrap();
-    assert_eq!(p.rejected_data_points, 1);
-    assert!(
-        p.error_message.contains("label value too long"),
-        "{}",
-        p.error_message
-    );
-    env.good.insert("http-huge-label-same-request".into());
-    let r = env
-        .export_logs(
-            logs(&huge, vec![record("never stored (http)", t)]),
-            Via::Http,
-        )
-        .await;
-    let p = r.partial_success.unwrap();
-    assert_eq!(p.rejected_log_records, 1);
-    assert!(
-        p.error_message
-            .contains(&format!("longer than {MAX_LABEL_VALUE_BYTES} bytes")),
-        "{}",
-        p.error_message
-    );
-    env.good("http-huge-label-after", Via::Http).await;
+    env.huge_label(&huge, Via::Http).await;
 
     env.good("http-future-before", Via::Http).await;
     let t = now_ns();
@@ -717,33 +609,7 @@ async fn bad_input_gets_a_clear_refusal_and_loses_nothing_else() {
     }
     env.good("grpc-token-after", Via::Grpc).await;
 
-    env.good("grpc-huge-label-before", Via::Grpc).await;
-    let t = now_ns();
-    let r = env
-        .export_metrics(
-            metrics(vec![
-                point("bad_input_good", "grpc-huge-label-same-request", t, &[]),
-                point("bad_input_huge", "grpc", t, &[("big", &huge)]),
-            ]),
-            Via::Grpc,
-        )
-        .await;
-    let p = r.partial_success.unwrap();
-    assert_eq!(p.rejected_data_points, 1);
-    assert!(
-        p.error_message.contains("label value too long"),
-        "{}",
-        p.error_message
-    );
-    env.good.insert("grpc-huge-label-same-request".into());
-    let r = env
-        .export_logs(
-            logs(&huge, vec![record("never stored (grpc)", t)]),
-            Via::Grpc,
-        )
-        .await;
-    assert_eq!(r.partial_success.unwrap().rejected_log_records, 1);
-    env.good("grpc-huge-label-after", Via::Grpc).await;
+    env.huge_label(&huge, Via::Grpc).await;
 
     env.good("grpc-future-before", Via::Grpc).await;
     let r = env

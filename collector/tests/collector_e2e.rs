@@ -10,80 +10,24 @@
     reason = "a helper that cannot start the collector or read its answers must fail the test"
 )]
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-
-/// Longest any one wait of this test may take.
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The collector process; killed with SIGKILL when dropped, whatever path
-/// the test takes.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(config: &Path, log: PathBuf) -> Collector {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
-            .arg("--config")
-            .arg(config)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Collector { child, log }
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(v.into())),
-        }),
-        ..KeyValue::default()
-    }
-}
+use support::{
+    Collector, free_port, get_json, http_client, kv, post_protobuf, wait_for, wait_ready,
+    write_config,
+};
 
 fn gauge_request(points: &[(u64, f64)]) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
@@ -144,52 +88,13 @@ fn log_request(t_ns: u64, body: &str) -> ExportLogsServiceRequest {
 
 /// The bodies `/api/v1/logs` returns for `params`.
 async fn log_bodies(http: &reqwest::Client, api: SocketAddr, params: &str) -> Vec<String> {
-    let r = http
-        .get(format!("http://{api}/api/v1/logs?{params}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "logs {params}: {}", r.status());
-    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["status"], "success", "{body}");
+    let body = get_json(http, format!("http://{api}/api/v1/logs?{params}")).await;
     body["data"]["records"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["body"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Polls `check` until it returns `Some`, at most [`WAIT`].
-async fn wait_for<T, F, Fut>(what: &str, c: &Collector, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; collector log:\n{}",
-            c.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_ready(http: &reqwest::Client, api: SocketAddr, c: &Collector) {
-    wait_for("/-/ready", c, || async {
-        let r = http
-            .get(format!("http://{api}/-/ready"))
-            .send()
-            .await
-            .ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
 }
 
 /// The values of an instant query at `time_s`, as (labels JSON, value).
@@ -203,14 +108,7 @@ async fn query(
         .append_pair("query", expr)
         .append_pair("time", &time_s.to_string())
         .finish();
-    let r = http
-        .get(format!("http://{api}/api/v1/query?{params}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "query {expr}: {}", r.status());
-    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["status"], "success", "{body}");
+    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
     body["data"]["result"]
         .as_array()
         .unwrap()
@@ -232,22 +130,13 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
         "groups:\n  - name: e2e\n    interval: 1s\n    rules:\n      - record: e2e:temperature:max\n        expr: max(e2e_temperature)\n",
     )
     .unwrap();
-    let config = dir.path().join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(
+        dir.path(),
+        &format!(
             "data_dir: data\nreceivers:\n  otlp:\n    grpc: null\n    http: {{ listen: \"{otlp}\" }}\nruler:\n  rule_files: [\"rules/*.yaml\"]\n  evaluation_interval: 1s\napi:\n  listen: \"{api}\"\n"
         ),
-    )
-    .unwrap();
-    // In a workspace build reqwest is compiled with the agent's
-    // `rustls-no-provider` feature, which requires a process-wide crypto
-    // provider even for plain HTTP clients.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    );
+    let http = http_client();
 
     let c = Collector::start(&config, dir.path().join("first.log"));
     wait_ready(&http, api, &c).await;
@@ -257,24 +146,18 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
     let points: Vec<(u64, f64)> = (0..3)
         .map(|i| ((now_ms - 3000 + i * 1000) * 1_000_000, 20.0 + i as f64))
         .collect();
-    let body = gauge_request(&points).encode_to_vec();
-    let r = http
-        .post(format!("http://{otlp}/v1/metrics"))
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "export: {}", r.status());
-
-    let r = http
-        .post(format!("http://{otlp}/v1/logs"))
-        .header("content-type", "application/x-protobuf")
-        .body(log_request(now_ms * 1_000_000, "disk /dev/sda1 failed: I/O error").encode_to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "export logs: {}", r.status());
+    post_protobuf(
+        &http,
+        format!("http://{otlp}/v1/metrics"),
+        gauge_request(&points).encode_to_vec(),
+    )
+    .await;
+    post_protobuf(
+        &http,
+        format!("http://{otlp}/v1/logs"),
+        log_request(now_ms * 1_000_000, "disk /dev/sda1 failed: I/O error").encode_to_vec(),
+    )
+    .await;
     let logs_params = "query=%7Bservice_name%3D%22e2e%22%7D&severity=error&contains=I%2FO";
     assert_eq!(
         log_bodies(&http, api, logs_params).await,
@@ -385,21 +268,6 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
 
     // SIGTERM: a graceful stop within the shutdown deadline, exit 0.
     let mut c = c;
-    let pid = c.child.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(s) = c.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no exit after SIGTERM:\n{}",
-            c.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "{status}; log:\n{}", c.log());
+    c.stop();
     assert!(c.log().contains("stopped"), "{}", c.log());
 }

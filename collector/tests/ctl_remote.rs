@@ -13,101 +13,27 @@
     reason = "a helper that cannot start the collector or read its answers must fail the test"
 )]
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use support::{Collector, WAIT, free_port, http_client, kv, now_ms, post_protobuf, wait_ready};
 
-/// Longest any one wait of this test may take.
-const WAIT: Duration = Duration::from_secs(60);
 const READ_TOKEN: &str = "read-secret-1";
 const ADMIN_TOKEN: &str = "admin-secret-2";
 const AGENT_ID: &str = "ctl-agent-7";
-
-/// The collector process; killed when dropped, whatever path the test takes.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(config: &Path, log: PathBuf) -> Collector {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
-            .arg("--config")
-            .arg(config)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Collector { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM and wait for a clean exit (the error groups are written).
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        assert!(status.success(), "{status}; log:\n{}", self.log());
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(v.into())),
-        }),
-        ..KeyValue::default()
-    }
-}
 
 fn resource() -> Resource {
     Resource {
@@ -174,16 +100,6 @@ fn log_request(t_ns: u64, bodies: &[&str]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
 /// `tocsinctl ARGS` with `TOCSIN_TOKEN` set to `env_token` (or unset).
 fn ctl(args: &[&str], env_token: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsinctl"));
@@ -243,22 +159,10 @@ fn assert_fails(o: &Output, needle: &str) {
     assert!(err.contains(needle), "want {needle:?} in:\n{err}");
 }
 
-async fn post(http: &reqwest::Client, url: String, body: Vec<u8>) {
-    let r = http
-        .post(&url)
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{url}: {}", r.status());
-}
-
 fn write_config(dir: &Path, otlp: SocketAddr, api: SocketAddr) -> PathBuf {
-    let config = dir.join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    support::write_config(
+        dir,
+        &format!(
             "data_dir: data\n\
              receivers:\n  otlp:\n    grpc: null\n    http: {{ listen: \"{otlp}\" }}\n\
              ruler:\n  evaluation_interval: 1s\n\
@@ -267,21 +171,6 @@ fn write_config(dir: &Path, otlp: SocketAddr, api: SocketAddr) -> PathBuf {
              \x20   - {{ name: ops, role: admin, token: \"{ADMIN_TOKEN}\" }}\n"
         ),
     )
-    .unwrap();
-    config
-}
-
-async fn wait_ready(http: &reqwest::Client, api: SocketAddr, c: &Collector) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Ok(r) = http.get(format!("http://{api}/-/ready")).send().await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not ready:\n{}", c.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,13 +178,8 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let (otlp, api) = (free_port(), free_port());
     let config = write_config(dir.path(), otlp, api);
-    // reqwest is built without a default crypto provider.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let c = Collector::start(&config, dir.path().join("first.log"));
+    let http = http_client();
+    let mut c = Collector::start(&config, dir.path().join("first.log"));
     wait_ready(&http, api, &c).await;
     let url = format!("http://{api}");
 
@@ -303,13 +187,13 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
     let points: Vec<(u64, f64)> = (0..3)
         .map(|i| ((now - 3000 + i * 1000) * 1_000_000, 20.0 + i as f64))
         .collect();
-    post(
+    post_protobuf(
         &http,
         format!("http://{otlp}/v1/metrics"),
         gauge_request(&points),
     )
     .await;
-    post(
+    post_protobuf(
         &http,
         format!("http://{otlp}/v1/logs"),
         log_request(
@@ -529,7 +413,7 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
     );
     c.stop();
 
-    let c = Collector::start(&config, dir.path().join("second.log"));
+    let mut c = Collector::start(&config, dir.path().join("second.log"));
     wait_ready(&http, api, &c).await;
     let out = ctl(&["error-groups", "list", "--url", &url], Some(READ_TOKEN));
     assert!(
@@ -537,7 +421,7 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
         "after restart:\n{}\nbefore: {row}",
         stdout(&out)
     );
-    post(
+    post_protobuf(
         &http,
         format!("http://{otlp}/v1/logs"),
         log_request(now_ms() * 1_000_000, &["disk /dev/sdc3 failed: I/O error"]),
@@ -585,10 +469,9 @@ async fn tocsinctl_verifies_an_https_collector_with_ca_file() {
     let dir = tempfile::tempdir().unwrap();
     let (ca, cert, key) = pki(dir.path());
     let api = free_port();
-    let config = dir.path().join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = support::write_config(
+        dir.path(),
+        &format!(
             "data_dir: data\n\
              receivers:\n  otlp:\n    grpc: null\n    http: null\n\
              api:\n  listen: \"{api}\"\n\
@@ -597,8 +480,7 @@ async fn tocsinctl_verifies_an_https_collector_with_ca_file() {
             cert.display(),
             key.display()
         ),
-    )
-    .unwrap();
+    );
     let c = Collector::start(&config, dir.path().join("collector.log"));
     let url = format!("https://localhost:{}", api.port());
     let ca_file = ca.to_str().unwrap();

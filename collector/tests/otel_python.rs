@@ -17,56 +17,19 @@
     reason = "a helper that cannot start a process or read its answers must fail the test"
 )]
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Longest any one wait of this test may take.
-const WAIT: Duration = Duration::from_secs(60);
+use support::{
+    Collector, WAIT, free_port, get_json, http_client, plain_config, wait_ready, write_config,
+};
 
 type Labels = BTreeMap<String, String>;
-
-/// The collector process; killed when dropped, whatever path the test takes.
-struct Collector {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Collector {
-    fn start(config: &Path, log: PathBuf) -> Collector {
-        let stderr = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tocsin-collector"))
-            .arg("--config")
-            .arg(config)
-            .args(["--log-level", "info"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        Collector { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -160,15 +123,6 @@ fn run_sender(python: &Path, grpc: SocketAddr, http: SocketAddr, dir: &Path) -> 
         stdout: std::fs::read(out).unwrap(),
         stderr: std::fs::read(err).unwrap(),
     }
-}
-
-async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value {
-    let r = http.get(&url).send().await.unwrap();
-    let status = r.status();
-    let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert!(status.is_success(), "{url}: {status} {body}");
-    assert_eq!(body["status"], "success", "{url}: {body}");
-    body
 }
 
 fn labels_of(v: &serde_json::Value) -> Labels {
@@ -320,37 +274,11 @@ async fn python_sdk_metrics_and_logs_over_grpc_and_http() {
     let python = sdk_python();
     let dir = tempfile::tempdir().unwrap();
     let (grpc, otlp_http, api) = (free_port(), free_port(), free_port());
-    let config = dir.path().join("collector.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir: data\nreceivers:\n  otlp:\n    grpc: {{ listen: \"{grpc}\" }}\n    http: {{ listen: \"{otlp_http}\" }}\nruler:\n  evaluation_interval: 1s\napi:\n  listen: \"{api}\"\n"
-        ),
-    )
-    .unwrap();
-    // In a workspace build reqwest is compiled with the agent's
-    // `rustls-no-provider` feature, which requires a process-wide crypto
-    // provider even for plain HTTP clients.
-    let _already_installed = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let config = write_config(dir.path(), &plain_config(grpc, otlp_http, api));
+    let http = http_client();
 
     let c = Collector::start(&config, dir.path().join("collector.log"));
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let ready = http.get(format!("http://{api}/-/ready")).send().await;
-        if ready.is_ok_and(|r| r.status().is_success()) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "collector not ready within {WAIT:?}; log:\n{}",
-            c.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&http, api, &c).await;
 
     let started_ms = (now_s() * 1000.0) as i64;
     let sender = {

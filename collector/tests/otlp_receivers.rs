@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -28,6 +30,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+use support::{RawCodec, kv, now_ns};
 use tocsin_collector::logs::record::{LogRecord, Severity};
 use tocsin_collector::receivers::config::{ListenerConfig, TlsConfig, TokenConfig};
 use tocsin_collector::receivers::ingest::system_clock;
@@ -167,23 +170,6 @@ fn with_token() -> OtlpReceiversConfig {
             token_file: None,
         }],
         ..OtlpReceiversConfig::default()
-    }
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn kv(key: &str, v: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(Value::StringValue(v.into())),
-        }),
-        ..KeyValue::default()
     }
 }
 
@@ -499,46 +485,6 @@ mod grpc {
             2
         );
         h.stop().await;
-    }
-
-    #[derive(Clone, Copy, Default)]
-    struct RawCodec;
-    #[derive(Clone, Copy, Default)]
-    struct RawCoder;
-    impl tonic::codec::Encoder for RawCoder {
-        type Item = bytes::Bytes;
-        type Error = tonic::Status;
-        fn encode(
-            &mut self,
-            item: bytes::Bytes,
-            dst: &mut tonic::codec::EncodeBuf<'_>,
-        ) -> Result<(), tonic::Status> {
-            bytes::BufMut::put_slice(dst, &item);
-            Ok(())
-        }
-    }
-    impl tonic::codec::Decoder for RawCoder {
-        type Item = bytes::Bytes;
-        type Error = tonic::Status;
-        fn decode(
-            &mut self,
-            src: &mut tonic::codec::DecodeBuf<'_>,
-        ) -> Result<Option<bytes::Bytes>, tonic::Status> {
-            let n = bytes::Buf::remaining(src);
-            Ok(Some(bytes::Buf::copy_to_bytes(src, n)))
-        }
-    }
-    impl tonic::codec::Codec for RawCodec {
-        type Encode = bytes::Bytes;
-        type Decode = bytes::Bytes;
-        type Encoder = RawCoder;
-        type Decoder = RawCoder;
-        fn encoder(&mut self) -> RawCoder {
-            RawCoder
-        }
-        fn decoder(&mut self) -> RawCoder {
-            RawCoder
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
