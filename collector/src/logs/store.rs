@@ -51,6 +51,9 @@ use crate::store::SeriesStore;
 use crate::store::commit::{CommitError, GroupCommit};
 use crate::store::wal::{Wal, WalError, WalOptions, frame};
 
+/// The log's format version: unchanged since the first (the series
+/// store's version 2 says nothing about this log), so older builds read it.
+const WAL_FORMAT_VERSION: u32 = 1;
 /// Memory accounted per record beyond its encoding: the index entry and
 /// its share of the de-duplication set.
 const ENTRY_OVERHEAD: u64 = 48;
@@ -512,6 +515,7 @@ impl LogStore {
             dir,
             WalOptions {
                 segment_bytes: u64::MAX,
+                format_version: WAL_FORMAT_VERSION,
             },
             |rec| {
                 report.wal_records += 1;

@@ -36,6 +36,9 @@ use wal::{Wal, WalError, WalOptions, frame};
 /// Snapshots kept: the newest, and one older to fall back to when the
 /// newest cannot be read (with every log segment written since).
 const SNAPSHOTS_KEPT: usize = 2;
+/// The format version of the series store's log segments: 2, because
+/// segments a snapshot covers are deleted (see [`wal`]).
+pub const WAL_FORMAT_VERSION: u32 = 2;
 
 /// Why the store could not open or persist.
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +209,11 @@ impl SeriesStore {
     ) -> Result<(SeriesStore, OpenReport), StoreError> {
         let mut report = OpenReport::default();
         let snapshot_interval = head_opts.snapshot_interval;
+        // The series store's own format, whatever the caller set.
+        let wal_opts = WalOptions {
+            format_version: WAL_FORMAT_VERSION,
+            ..wal_opts
+        };
         let (head, first) = match load_snapshot(dir, &head_opts, &mut report)? {
             Some(loaded) => {
                 tracing::info!(

@@ -9,13 +9,15 @@
 //! cut at a size limit; [`Wal::truncate_before`] deletes whole segments
 //! once a snapshot covers them.
 //!
-//! Versions: 1 is the same framing, from builds that never deleted a
-//! segment a snapshot covers; 2 marks a directory whose older segments may
-//! have been deleted because a snapshot holds their contents. Version 1
-//! segments are read as they are (and go away once a snapshot covers
-//! them); a build that knows only version 1 refuses version 2 segments
-//! instead of replaying a log whose beginning lives in a snapshot it
-//! cannot read.
+//! Versions: the framing is the same in every version; the version says
+//! what a store's directory means, so each store that keeps a log here
+//! names the version it writes ([`WalOptions::format_version`]). Every
+//! supported version is read, whichever one is written. The series store
+//! writes 2: its older segments may have been deleted because a head
+//! snapshot holds their contents, and a build that knows only version 1
+//! refuses such segments instead of replaying a log whose beginning lives
+//! in a snapshot it cannot read. The log store's format has not changed
+//! and it still writes 1.
 //!
 //! Invariants: records are replayed in the order they were appended; a torn
 //! or corrupt tail (a crash mid-write) ends replay of the newest segment and
@@ -28,9 +30,9 @@ use std::path::{Path, PathBuf};
 
 /// Magic bytes at the start of every segment.
 pub const MAGIC: &[u8; 8] = b"TOCSINWL";
-/// The on-disk format version written by this code.
-pub const FORMAT_VERSION: u32 = 2;
-/// The oldest format version this code still reads.
+/// The newest format version this code reads (and may write).
+pub const MAX_FORMAT_VERSION: u32 = 2;
+/// The oldest format version this code still reads (and may write).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: u64 = 16;
 const FRAME_LEN: usize = 9;
@@ -43,12 +45,17 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 pub struct WalOptions {
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
+    /// The format version written into the header of new segments: the
+    /// owning store's (see the module docs), from [`MIN_FORMAT_VERSION`]
+    /// to [`MAX_FORMAT_VERSION`]. Segments of any of those are read.
+    pub format_version: u32,
 }
 
 impl Default for WalOptions {
     fn default() -> Self {
         WalOptions {
             segment_bytes: 128 << 20,
+            format_version: MIN_FORMAT_VERSION,
         }
     }
 }
@@ -65,7 +72,7 @@ pub enum WalError {
     #[error("{path}: not a Tocsin WAL segment (bad magic)")]
     BadMagic { path: PathBuf },
     #[error(
-        "{path}: WAL format version {found} is not supported (this build reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION})"
+        "{path}: WAL format version {found} is not supported (this build reads versions {MIN_FORMAT_VERSION} to {MAX_FORMAT_VERSION})"
     )]
     UnsupportedVersion { path: PathBuf, found: u32 },
     #[error("{path}: corrupt record at byte {offset} in a closed segment: {reason}")]
@@ -160,10 +167,10 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, WalError> {
     Ok(out)
 }
 
-fn write_header(file: &mut File, path: &Path) -> Result<(), WalError> {
+fn write_header(file: &mut File, path: &Path, version: u32) -> Result<(), WalError> {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     file.write_all(&h).map_err(io_err(path))?;
     file.sync_data().map_err(io_err(path))
 }
@@ -195,7 +202,7 @@ fn read_segment(
         });
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+    if !(MIN_FORMAT_VERSION..=MAX_FORMAT_VERSION).contains(&version) {
         return Err(WalError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
@@ -284,6 +291,12 @@ impl Wal {
         first: u64,
         mut visit: impl FnMut(Record),
     ) -> Result<(Wal, Opened), WalError> {
+        if !(MIN_FORMAT_VERSION..=MAX_FORMAT_VERSION).contains(&opts.format_version) {
+            return Err(WalError::UnsupportedVersion {
+                path: dir.to_path_buf(),
+                found: opts.format_version,
+            });
+        }
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let all = list_segments(dir)?;
         let segments: Vec<u64> = all.iter().copied().filter(|&n| n >= first).collect();
@@ -323,7 +336,7 @@ impl Wal {
                 let n = last.copied().unwrap_or(first.max(1));
                 let path = segment_path(dir, n);
                 let mut file = File::create(&path).map_err(io_err(&path))?;
-                write_header(&mut file, &path)?;
+                write_header(&mut file, &path, opts.format_version)?;
                 sync_dir(dir)?;
                 (n, file, HEADER_LEN)
             }
@@ -397,7 +410,7 @@ impl Wal {
         let n = self.segment + 1;
         let path = segment_path(&self.dir, n);
         let mut file = File::create(&path).map_err(io_err(&path))?;
-        write_header(&mut file, &path)?;
+        write_header(&mut file, &path, self.opts.format_version)?;
         sync_dir(&self.dir)?;
         self.segment = n;
         self.file = file;
@@ -461,7 +474,10 @@ mod tests {
     #[test]
     fn committed_records_replay_in_order_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions { segment_bytes: 64 };
+        let opts = WalOptions {
+            segment_bytes: 64,
+            ..WalOptions::default()
+        };
         {
             let (mut wal, replay) = Wal::open(dir.path(), opts.clone()).unwrap();
             assert!(replay.records.is_empty());
@@ -522,7 +538,10 @@ mod tests {
     #[test]
     fn corruption_in_a_closed_segment_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = WalOptions { segment_bytes: 40 };
+        let opts = WalOptions {
+            segment_bytes: 40,
+            ..WalOptions::default()
+        };
         {
             let (mut wal, _) = Wal::open(dir.path(), opts.clone()).unwrap();
             for i in 0..4 {
@@ -553,23 +572,48 @@ mod tests {
     }
 
     #[test]
-    fn version_1_segments_are_still_read_and_new_ones_are_version_2() {
+    fn every_supported_version_is_read_and_new_segments_get_the_store_s_own() {
         let dir = tempfile::tempdir().unwrap();
         let mut v1 = vec![0u8; HEADER_LEN as usize];
         v1[..8].copy_from_slice(MAGIC);
         v1[8..12].copy_from_slice(&1u32.to_le_bytes());
         frame(1, b"from v1", &mut v1).unwrap();
         fs::write(segment_path(dir.path(), 1), &v1).unwrap();
+        let version = |n| fs::read(segment_path(dir.path(), n)).unwrap()[8..12].to_vec();
+        let v2 = WalOptions {
+            format_version: 2,
+            ..WalOptions::default()
+        };
         {
-            let (mut wal, replay) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+            let (mut wal, replay) = Wal::open(dir.path(), v2.clone()).unwrap();
             assert_eq!(replay.records, vec![rec(1, "from v1")]);
             wal.append(1, b"appended").unwrap();
             assert_eq!(wal.start_new_segment().unwrap(), 2);
         }
-        let header = fs::read(segment_path(dir.path(), 2)).unwrap();
-        assert_eq!(header[8..12], FORMAT_VERSION.to_le_bytes());
-        let (_, replay) = Wal::open(dir.path(), WalOptions::default()).unwrap();
-        assert_eq!(replay.records, vec![rec(1, "from v1"), rec(1, "appended")]);
+        assert_eq!(version(2), 2u32.to_le_bytes());
+        // A store that writes version 1 reads the version 2 segment too,
+        // and its new segments stay at 1.
+        {
+            let (mut wal, replay) = Wal::open(dir.path(), WalOptions::default()).unwrap();
+            assert_eq!(replay.records, vec![rec(1, "from v1"), rec(1, "appended")]);
+            wal.append(1, b"again").unwrap();
+            assert_eq!(wal.start_new_segment().unwrap(), 3);
+        }
+        assert_eq!(version(3), 1u32.to_le_bytes());
+        let (_, replay) = Wal::open(dir.path(), v2).unwrap();
+        assert_eq!(
+            replay.records,
+            vec![rec(1, "from v1"), rec(1, "appended"), rec(1, "again")]
+        );
+        // A version this build does not know is refused, not written.
+        let bad = WalOptions {
+            format_version: MAX_FORMAT_VERSION + 1,
+            ..WalOptions::default()
+        };
+        assert!(matches!(
+            Wal::open(dir.path(), bad),
+            Err(WalError::UnsupportedVersion { .. })
+        ));
     }
 
     #[test]
