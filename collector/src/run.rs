@@ -340,6 +340,7 @@ pub async fn run_with_alerts(
         &tocsin_telemetry::SelfMetrics::global(),
         &parts.ingest,
         &parts.ruler,
+        &parts.store,
         &parts.logs,
     );
     let metrics_route = api::protect(

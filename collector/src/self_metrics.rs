@@ -1,7 +1,8 @@
 //! The collector's own metrics for OTLP export (`telemetry.otlp`): the
 //! receivers' counters, the ruler's and the log store's series (the same
 //! names and labels `/metrics` shows) as observable instruments read at
-//! each export, and the series WAL's commit latency as a histogram.
+//! each export, and both write-ahead logs' commit latency as a histogram
+//! (`wal="series"` or `"logs"`).
 //!
 //! Invariant: with a disabled [`SelfMetrics`] (no `telemetry.otlp`)
 //! nothing is registered and nothing is read or recorded.
@@ -16,7 +17,7 @@ use crate::logs::LogStore;
 use crate::logs::store::self_series;
 use crate::receivers::Ingest;
 use crate::ruler::RulerHandle;
-use crate::store::commit;
+use crate::store::SeriesStore;
 
 /// The ruler's series handed over (the per-group ones carry `rule_group`
 /// and `file` as `/metrics` does).
@@ -34,6 +35,9 @@ const RULER_SERIES: [&str; 11] = [
     "tocsin_rules_alerts_dropped_total",
 ];
 
+/// The write-ahead logs' `wal` attribute values.
+const WALS: [&str; 2] = ["series", "logs"];
+
 /// Upper bounds of the WAL commit latency buckets, in seconds: a local
 /// SSD's fsync is well under a millisecond, a busy disk's tens of them.
 const COMMIT_BUCKETS: [f64; 12] = [
@@ -45,6 +49,7 @@ pub fn register(
     metrics: &SelfMetrics,
     ingest: &Arc<Ingest>,
     ruler: &RulerHandle,
+    series: &SeriesStore,
     logs: &Arc<LogStore>,
 ) {
     if !metrics.is_enabled() {
@@ -96,24 +101,33 @@ pub fn register(
         log_series(&store)
     });
 
-    // The series WAL: every group commit's write and fsync.
+    // Both write-ahead logs: every group commit's write and fsync, told
+    // apart by `wal`.
     let latency = metrics.histogram(
         "tocsin_store_wal_commit_seconds",
-        "Time of one write-ahead log group commit (write and fsync).",
+        "Time of one write-ahead log group commit (write and fsync), by log (wal=series|logs).",
         "s",
         &COMMIT_BUCKETS,
     );
-    let written = Arc::new(AtomicU64::new(0));
-    let bytes = written.clone();
-    let installed = commit::observe_writes(move |took, len| {
-        latency.record(took.as_secs_f64());
-        bytes.fetch_add(len as u64, Ordering::Relaxed);
-    });
+    let written: Arc<[AtomicU64; 2]> = Arc::new(Default::default());
+    let observer = |i: usize| {
+        let (latency, bytes) = (latency.clone(), written.clone());
+        move |took: std::time::Duration, len: usize| {
+            latency.record_with(took.as_secs_f64(), &[("wal", WALS[i])]);
+            bytes[i].fetch_add(len as u64, Ordering::Relaxed);
+        }
+    };
+    // Non-short-circuiting: each log gets its observer.
+    let installed = series.observe_wal_writes(observer(0)) | logs.observe_wal_writes(observer(1));
     if installed {
         metrics.counter(
             "tocsin_store_wal_written_bytes_total",
-            "Bytes written to the series write-ahead log by group commits.",
-            move |o| o.observe(written.load(Ordering::Relaxed), &[]),
+            "Bytes written to a write-ahead log by group commits, by log (wal=series|logs).",
+            move |o| {
+                for (i, wal) in WALS.into_iter().enumerate() {
+                    o.observe(written[i].load(Ordering::Relaxed), &[("wal", wal)]);
+                }
+            },
         );
     }
 }

@@ -162,4 +162,15 @@ impl Histogram {
             h.record(value, &[]);
         }
     }
+
+    /// Records `value` for the attribute set `attributes`.
+    pub fn record_with(&self, value: f64, attributes: &[(&'static str, &'static str)]) {
+        if let Some(h) = &self.0 {
+            let attrs: Vec<KeyValue> = attributes
+                .iter()
+                .map(|&(k, v)| KeyValue::new(k, v))
+                .collect();
+            h.record(value, &attrs);
+        }
+    }
 }

@@ -588,6 +588,15 @@ impl LogStore {
         Ok((store, report))
     }
 
+    /// Installs the observer of this store's WAL writes (self metrics);
+    /// false when one is installed already.
+    pub fn observe_wal_writes(
+        &self,
+        f: impl Fn(std::time::Duration, usize) + Send + Sync + 'static,
+    ) -> bool {
+        self.log.observe_writes(f)
+    }
+
     /// Starts a new WAL segment that opens with a counter snapshot, and
     /// waits for the snapshot to be durable.
     fn cut_segment(

@@ -32,14 +32,14 @@ struct State {
 const FAILED_RANGES_KEPT: usize = 64;
 
 /// Told how long each group write (write and fsync) took and how many
-/// bytes it wrote: the collector's self metrics. Process-wide, set once.
-type WriteObserver = Box<dyn Fn(Duration, usize) + Send + Sync>;
-static WRITE_OBSERVER: OnceLock<WriteObserver> = OnceLock::new();
+/// bytes it wrote: the collector's self metrics. One per log, so the
+/// series and log stores' logs are told apart.
+struct WriteObserver(Box<dyn Fn(Duration, usize) + Send + Sync>);
 
-/// Installs the process's write observer; false when one is installed
-/// already (the first one stays).
-pub fn observe_writes(f: impl Fn(Duration, usize) + Send + Sync + 'static) -> bool {
-    WRITE_OBSERVER.set(Box::new(f)).is_ok()
+impl std::fmt::Debug for WriteObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteObserver")
+    }
 }
 
 /// A ticket for one enqueued batch.
@@ -55,6 +55,7 @@ pub struct GroupCommit {
     /// Bytes pending beyond which `enqueue` callers write themselves
     /// instead of growing the buffer: the buffer stays bounded.
     max_pending: usize,
+    observer: OnceLock<WriteObserver>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,7 +71,14 @@ impl GroupCommit {
             settled: Condvar::new(),
             wal: Mutex::new(wal),
             max_pending: 64 << 20,
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Installs this log's write observer; false when one is installed
+    /// already (the first one stays).
+    pub fn observe_writes(&self, f: impl Fn(Duration, usize) + Send + Sync + 'static) -> bool {
+        self.observer.set(WriteObserver(Box::new(f))).is_ok()
     }
 
     /// Queues framed records; call [`GroupCommit::wait`] with the ticket
@@ -107,8 +115,8 @@ impl GroupCommit {
                 drop(st);
                 let started = Instant::now();
                 let result = lock(&self.wal).write_frames(&batch);
-                if let Some(observe) = WRITE_OBSERVER.get() {
-                    observe(started.elapsed(), batch.len());
+                if let Some(observe) = self.observer.get() {
+                    (observe.0)(started.elapsed(), batch.len());
                 }
                 st = lock(&self.state);
                 st.writing = false;
@@ -176,5 +184,34 @@ mod tests {
                 .collect();
             assert_eq!(seq, (0..50).collect::<Vec<u8>>(), "writer {w}");
         }
+    }
+
+    #[test]
+    fn each_log_tells_its_own_observer() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+        let seen: Arc<[AtomicUsize; 2]> = Arc::new(Default::default());
+        let logs: Vec<GroupCommit> = dirs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let (wal, _) = Wal::open(d.path(), WalOptions::default()).unwrap();
+                let gc = GroupCommit::new(wal);
+                let seen = seen.clone();
+                assert!(gc.observe_writes(move |_, len| {
+                    seen[i].fetch_add(len, Ordering::Relaxed);
+                }));
+                // The first observer stays.
+                assert!(!gc.observe_writes(|_, _| {}));
+                gc
+            })
+            .collect();
+        let mut f = Vec::new();
+        frame(1, b"abc", &mut f).unwrap();
+        logs[0].wait(logs[0].enqueue(&f)).unwrap();
+        logs[0].wait(logs[0].enqueue(&f)).unwrap();
+        logs[1].wait(logs[1].enqueue(&f)).unwrap();
+        assert_eq!(seen[0].load(Ordering::Relaxed), 2 * f.len());
+        assert_eq!(seen[1].load(Ordering::Relaxed), f.len());
     }
 }

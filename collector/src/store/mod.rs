@@ -335,6 +335,12 @@ impl SeriesStore {
         &self.head
     }
 
+    /// Installs the observer of this store's log writes (self metrics);
+    /// false when one is installed already.
+    pub fn observe_wal_writes(&self, f: impl Fn(Duration, usize) + Send + Sync + 'static) -> bool {
+        self.log.observe_writes(f)
+    }
+
     /// Writes a snapshot of the head, then deletes the log segments and
     /// snapshots no longer needed. Appends continue meanwhile: the log is
     /// cut first, so whatever is appended after the cut is in the segments
