@@ -158,6 +158,9 @@ pub async fn run_with_alerts(
     );
     let head_opts = HeadOptions {
         out_of_order_window_ms: settings.out_of_order_window_ms,
+        // What housekeeping's retention dropped before a restart stays
+        // dropped.
+        restore_min_time_ms: now_ms().saturating_sub(settings.retention_ms),
         ..HeadOptions::default()
     };
     let (store, logs) = tokio::task::spawn_blocking(move || {
@@ -169,6 +172,7 @@ pub async fn run_with_alerts(
             series = report.series,
             samples = report.samples_applied,
             refused = report.samples_refused,
+            past_retention = report.samples_past_retention,
             truncated_tail_bytes = report.truncated_tail_bytes,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "series store opened"

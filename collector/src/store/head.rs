@@ -34,6 +34,13 @@ pub struct HeadOptions {
     /// head compaction (about 2h); Tocsin keeps no blocks, so a shorter
     /// period bounds both the log on disk and the replay after a crash.
     pub snapshot_interval: Duration,
+    /// Samples older than this (ms since the epoch) are not brought back
+    /// when the store opens, neither from a snapshot nor from the log: the
+    /// retention cutoff at the open (now − retention), so that what
+    /// retention dropped before a restart stays dropped. As with
+    /// retention, a chunk goes only when all of it is older. `i64::MIN`
+    /// restores everything.
+    pub restore_min_time_ms: i64,
 }
 
 impl Default for HeadOptions {
@@ -42,6 +49,7 @@ impl Default for HeadOptions {
             out_of_order_window_ms: 60 * 60 * 1000,
             out_of_order_merge_at: 120,
             snapshot_interval: Duration::from_secs(15 * 60),
+            restore_min_time_ms: i64::MIN,
         }
     }
 }
@@ -255,22 +263,23 @@ impl Inner {
 
     /// Adds a series under a ref given by the log or a snapshot. Returns
     /// the ref that holds `labels` afterwards: `r`, or the ref an identical
-    /// label set already has.
-    fn insert_with_ref(&mut self, r: SeriesRef, labels: &Labels) -> SeriesRef {
+    /// label set already has; None when `r` already names another label
+    /// set (nothing is added).
+    fn insert_with_ref(&mut self, r: SeriesRef, labels: &Labels) -> Option<SeriesRef> {
         if let Some(&existing) = self.by_labels.get(labels) {
             self.next_ref = self.next_ref.max(r.saturating_add(1));
-            return existing;
+            return Some(existing);
         }
         if self.series.contains_key(&r) {
             // A ref names one label set for ever; a second set under it is
             // not ours to guess at.
-            return r;
+            return None;
         }
         let saved = self.next_ref;
         self.next_ref = r;
         self.get_or_create(labels);
         self.next_ref = saved.max(r.saturating_add(1));
-        r
+        Some(r)
     }
 
     fn remove(&mut self, r: SeriesRef) {
@@ -388,6 +397,44 @@ pub struct SeriesData {
     pub chunks: Vec<Chunk>,
     /// Sorted by time.
     pub out_of_order: Vec<(i64, f64)>,
+}
+
+impl SeriesData {
+    /// Holds neither chunks nor out-of-order samples.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.out_of_order.is_empty()
+    }
+
+    /// What [`Head::restore_series`] checks of the series alone: its
+    /// chunks are non-empty, in time order and do not overlap; its
+    /// out-of-order samples are sorted.
+    pub fn check(&self) -> Result<(), &'static str> {
+        let ordered = self.chunks.iter().all(|c| !c.is_empty())
+            && self
+                .chunks
+                .windows(2)
+                .all(|w| w[0].max_time() < w[1].min_time());
+        if !ordered {
+            return Err("chunks overlap or are out of time order");
+        }
+        if !self.out_of_order.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("out-of-order samples are not sorted by time");
+        }
+        Ok(())
+    }
+
+    /// Drops what retention would: chunks wholly older than `cutoff` and
+    /// out-of-order samples older than it. Returns the samples dropped.
+    pub fn truncate_before(&mut self, cutoff: i64) -> u64 {
+        let before = self.samples();
+        self.chunks.retain(|c| c.max_time() >= cutoff);
+        self.out_of_order.retain(|&(t, _)| t >= cutoff);
+        before - self.samples()
+    }
+
+    fn samples(&self) -> u64 {
+        (self.chunks.iter().map(Chunk::len).sum::<usize>() + self.out_of_order.len()) as u64
+    }
 }
 
 /// What replaying logged samples did.
@@ -522,9 +569,11 @@ impl Head {
     /// Returns the ref that holds the labels now: a different one when the
     /// label set is already present under an older ref (the series was
     /// dropped by retention and created again, or a snapshot holds it), in
-    /// which case the caller maps `r`'s samples to it.
-    pub fn replay_series(&self, r: SeriesRef, labels: Labels) -> SeriesRef {
-        self.write().insert_with_ref(r, &labels)
+    /// which case the caller maps `r`'s samples to it. None when `r` is
+    /// held by another label set: which series `r`'s samples belong to is
+    /// then unknown.
+    pub fn replay_series(&self, r: SeriesRef, labels: &Labels) -> Option<SeriesRef> {
+        self.write().insert_with_ref(r, labels)
     }
 
     /// Every series' ref, ascending, and the next ref to be assigned (above
@@ -561,18 +610,8 @@ impl Head {
     /// snapshot). Refused, with the reason, when its chunks overlap or are
     /// out of order, or its ref or labels are already taken.
     pub fn restore_series(&self, data: SeriesData) -> Result<(), &'static str> {
-        let ordered = data.chunks.iter().all(|c| !c.is_empty())
-            && data
-                .chunks
-                .windows(2)
-                .all(|w| w[0].max_time() < w[1].min_time());
-        if !ordered {
-            return Err("chunks overlap or are out of time order");
-        }
-        if !data.out_of_order.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Err("out-of-order samples are not sorted by time");
-        }
-        if data.chunks.is_empty() && data.out_of_order.is_empty() {
+        data.check()?;
+        if data.is_empty() {
             return Err("series without samples");
         }
         let mut inner = self.write();

@@ -7,8 +7,11 @@
 //! acknowledged sample survives `kill -9`; on open, the newest readable
 //! snapshot is loaded and the log segments from the one it covers are
 //! replayed into the head before anything else is served. A log segment is
-//! deleted only once two durable snapshots cover it, so a damaged newest
-//! snapshot still leaves an older one and every segment after it.
+//! deleted only once two durable snapshots cover it, each of which read
+//! back whole with the reader's checks after it was written, so a damaged
+//! newest snapshot still leaves an older one and every segment after it.
+//! What retention dropped stays dropped across a restart: open restores
+//! nothing older than [`HeadOptions::restore_min_time_ms`].
 
 pub mod chunk;
 pub mod commit;
@@ -17,7 +20,7 @@ pub mod head;
 pub mod snapshot;
 pub mod wal;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -49,6 +52,10 @@ pub enum StoreError {
     Commit(#[from] CommitError),
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    /// A snapshot just written did not read back: it was removed and the
+    /// log it would have let go was kept.
+    #[error("head snapshot removed, it failed its read-back check (the log is kept): {0}")]
+    SnapshotUnverified(#[source] SnapshotError),
 }
 
 /// What opening the store found and did.
@@ -74,6 +81,17 @@ pub struct OpenReport {
     pub samples_refused: u64,
     /// Logged samples whose series record is missing.
     pub samples_of_unknown_series: u64,
+    /// Logged samples of a ref whose series record named a label set that
+    /// another series already holds under that ref: whose they are is
+    /// unknown, so they are dropped (and said in a warning).
+    pub samples_of_conflicting_refs: u64,
+    /// Samples in the snapshot or the log older than the retention cutoff
+    /// ([`HeadOptions::restore_min_time_ms`]): not restored.
+    pub samples_past_retention: u64,
+    /// Series left without samples once the log was replayed (a crash
+    /// between a series record and its samples, or all of them past
+    /// retention): removed.
+    pub empty_series_removed: usize,
     /// Records that passed their checksum but did not decode.
     pub undecodable_records: usize,
     pub truncated_tail_bytes: u64,
@@ -209,6 +227,7 @@ impl SeriesStore {
     ) -> Result<(SeriesStore, OpenReport), StoreError> {
         let mut report = OpenReport::default();
         let snapshot_interval = head_opts.snapshot_interval;
+        let cutoff = head_opts.restore_min_time_ms;
         // The series store's own format, whatever the caller set.
         let wal_opts = WalOptions {
             format_version: WAL_FORMAT_VERSION,
@@ -226,6 +245,7 @@ impl SeriesStore {
                 report.snapshot_segment = Some(loaded.segment);
                 report.snapshot_series = loaded.series;
                 report.snapshot_samples = loaded.samples;
+                report.samples_past_retention = loaded.samples_past_retention;
                 (loaded.head, loaded.segment)
             }
             None => (Head::new(head_opts), 0),
@@ -233,15 +253,31 @@ impl SeriesStore {
         // Log refs that name a label set the head already holds under
         // another ref (a series dropped by retention and created again).
         let mut aliases: HashMap<SeriesRef, SeriesRef> = HashMap::new();
+        // Log refs whose series record named another label set than the
+        // one the head holds under them: their samples from then on are
+        // dropped.
+        let mut conflicts: HashSet<SeriesRef> = HashSet::new();
         let (wal, opened) = Wal::open_from(dir, wal_opts, first, |rec| {
             report.wal_records += 1;
             match rec.kind {
                 KIND_SERIES => match decode_series(&rec.payload) {
                     Ok(series) => {
                         for (r, labels) in series {
-                            let held = head.replay_series(r, labels);
-                            if held != r {
-                                aliases.insert(r, held);
+                            match head.replay_series(r, &labels) {
+                                Some(held) if held != r => {
+                                    aliases.insert(r, held);
+                                }
+                                Some(_) => {}
+                                None => {
+                                    tracing::warn!(
+                                        dir = %dir.display(),
+                                        series_ref = r,
+                                        labels = %labels,
+                                        "write-ahead log names a series ref held by another label set; the ref's samples that follow are dropped"
+                                    );
+                                    aliases.remove(&r);
+                                    conflicts.insert(r);
+                                }
                             }
                         }
                     }
@@ -249,6 +285,14 @@ impl SeriesStore {
                 },
                 KIND_SAMPLES => match decode_samples(&rec.payload) {
                     Ok(mut samples) => {
+                        let before = samples.len() as u64;
+                        if !conflicts.is_empty() {
+                            samples.retain(|s| !conflicts.contains(&s.sref));
+                            report.samples_of_conflicting_refs += before - samples.len() as u64;
+                        }
+                        let kept = samples.len() as u64;
+                        samples.retain(|s| s.t >= cutoff);
+                        report.samples_past_retention += kept - samples.len() as u64;
                         if !aliases.is_empty() {
                             for s in &mut samples {
                                 if let Some(&r) = aliases.get(&s.sref) {
@@ -268,6 +312,19 @@ impl SeriesStore {
                 _ => {}
             }
         })?;
+        if report.samples_of_conflicting_refs > 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                samples = report.samples_of_conflicting_refs,
+                "samples of series refs that name two label sets were dropped on replay"
+            );
+        }
+        // Series with nothing left must not linger: a snapshot would hold
+        // them, and new samples would go to a ref whose series record only
+        // old segments hold. Their samples arriving later create the series
+        // again under a new, logged ref. With the retention cutoff this
+        // also drops whole chunks as retention would.
+        report.empty_series_removed = head.truncate_before(cutoff);
         report.truncated_tail_bytes = opened.truncated_tail_bytes;
         report.wal_segments_skipped = opened.skipped_segments;
         // Segments expected from `first` (from 1 without a snapshot) up to
@@ -406,6 +463,23 @@ impl SeriesStore {
             None
         } else {
             let w = snapshot::write(&self.dir, segment, &self.head)?;
+            #[cfg(test)]
+            tests::damage_if_asked(&w.path);
+            // Read back with the reader's checks before anything it
+            // covers is deleted: a snapshot the next open would refuse
+            // must not be the reason the log goes.
+            if let Err(e) = snapshot::verify(&w.path) {
+                tracing::error!(
+                    path = %w.path.display(),
+                    error = %e,
+                    "head snapshot failed its read-back check; removed, no log segment deleted"
+                );
+                std::fs::remove_file(&w.path).map_err(|source| SnapshotError::Io {
+                    path: w.path.clone(),
+                    source,
+                })?;
+                return Err(StoreError::SnapshotUnverified(e));
+            }
             state.newest = Some(segment);
             Some(w)
         };
@@ -784,6 +858,14 @@ mod tests {
         assert_eq!(all(&store), before);
     }
 
+    fn open_retaining_from(dir: &Path, cutoff: i64) -> (SeriesStore, OpenReport) {
+        let opts = HeadOptions {
+            restore_min_time_ms: cutoff,
+            ..HeadOptions::default()
+        };
+        SeriesStore::open(dir, opts, WalOptions::default()).unwrap()
+    }
+
     #[test]
     fn a_series_dropped_by_retention_and_created_again_keeps_its_samples() {
         let dir = tempfile::tempdir().unwrap();
@@ -797,10 +879,189 @@ mod tests {
             all(&store)
         };
         assert_eq!(before[0].1, vec![(5_000, 5.0)]);
-        let (store, report) = open(dir.path());
+        // The log still holds the dropped sample: the open's retention
+        // cutoff keeps it dropped.
+        let (store, report) = open_retaining_from(dir.path(), 2_000);
         assert_eq!(report.samples_of_unknown_series, 0);
-        // The log still holds the dropped sample; retention drops it again.
-        assert_eq!(all(&store)[0].1, vec![(1_000, 1.0), (5_000, 5.0)]);
+        assert_eq!(report.samples_past_retention, 1);
+        assert_eq!(all(&store), before);
+    }
+
+    #[test]
+    fn what_retention_dropped_stays_dropped_after_a_restart_from_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, kept) = (series(1), series(2));
+        {
+            let (store, _) = open(dir.path());
+            store
+                .append(&[(old.clone(), 1_000, 1.0), (kept.clone(), 1_000, 1.0)])
+                .unwrap();
+            store.append(&[(kept.clone(), 9_000, 9.0)]).unwrap();
+            store.snapshot().unwrap();
+            // After the snapshot: replayed from the log.
+            store.append(&[(kept.clone(), 1_500, 1.5)]).unwrap();
+            store.append(&[(kept.clone(), 10_000, 10.0)]).unwrap();
+        }
+        let (store, report) = open_retaining_from(dir.path(), 5_000);
+        // `old`'s only chunk is wholly past the cutoff; `kept`'s chunk
+        // reaches past it and stays whole, as retention leaves it.
+        assert_eq!(report.snapshot_samples, 3);
+        assert_eq!(report.samples_past_retention, 2);
+        assert_eq!(report.empty_series_removed, 0);
+        assert_eq!(
+            all(&store),
+            vec![(
+                kept.to_string(),
+                vec![(1_000, 1.0), (9_000, 9.0), (10_000, 10.0)]
+            )]
+        );
+        // Without a cutoff everything comes back.
+        drop(store);
+        let (store, report) = open(dir.path());
+        assert_eq!(report.samples_past_retention, 0);
+        assert_eq!(all(&store).len(), 2);
+    }
+
+    /// Appends raw records to the newest log segment, as a store would
+    /// have written them.
+    fn log_raw(dir: &Path, records: &[(u8, Vec<u8>)]) {
+        let (mut wal, _) = Wal::open(dir, WalOptions::default()).unwrap();
+        for (kind, payload) in records {
+            wal.append(*kind, payload).unwrap();
+        }
+        wal.commit().unwrap();
+    }
+
+    fn series_record(r: SeriesRef, labels: &Labels) -> (u8, Vec<u8>) {
+        let mut p = Vec::new();
+        encode_series(&[(r, labels.clone())], &mut p);
+        (KIND_SERIES, p)
+    }
+
+    fn samples_record(samples: &[encoding::RefSample]) -> (u8, Vec<u8>) {
+        let mut p = Vec::new();
+        encode_samples(samples, &mut p);
+        (KIND_SAMPLES, p)
+    }
+
+    #[test]
+    fn a_series_record_whose_samples_were_lost_does_not_cost_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let torn = Labels::from_pairs([("__name__", "torn")]);
+        {
+            let (store, _) = open(dir.path());
+            fill(&store, 3, 0, 10);
+        }
+        // A crash between a new series' record and its samples' record
+        // (written in one go, torn at the second).
+        log_raw(dir.path(), &[series_record(3, &torn)]);
+        let segment = dir.path().join(files(dir.path(), "").last().unwrap());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&segment)
+            .unwrap();
+        let mut torn_samples = Vec::new();
+        let (kind, payload) = samples_record(&[encoding::RefSample {
+            sref: 3,
+            t: 50_000,
+            v: 1.0,
+        }]);
+        frame(kind, &payload, &mut torn_samples).unwrap();
+        std::io::Write::write_all(&mut f, &torn_samples[..torn_samples.len() - 2]).unwrap();
+        drop(f);
+        let before = {
+            let (store, report) = open(dir.path());
+            assert!(report.truncated_tail_bytes > 0);
+            assert_eq!(report.empty_series_removed, 1);
+            assert_eq!(report.series, 3);
+            store.snapshot().unwrap();
+            // Sent again after the crash: created anew, under a logged ref.
+            store.append(&[(torn.clone(), 50_000, 1.0)]).unwrap();
+            fill(&store, 3, 10, 5);
+            // The log before the first snapshot goes with this one.
+            assert_eq!(store.snapshot().unwrap().wal_segments_removed, 1);
+            fill(&store, 3, 15, 5);
+            all(&store)
+        };
+        let (store, report) = open(dir.path());
+        assert!(report.snapshots_skipped.is_empty(), "{report:?}");
+        assert_eq!(report.snapshot_segment, Some(3));
+        assert_eq!(report.samples_of_unknown_series, 0);
+        assert_eq!(report.wal_segments_missing, 0);
+        assert_eq!(all(&store), before);
+        assert_eq!(before.len(), 4);
+    }
+
+    thread_local! {
+        static DAMAGE_NEXT_SNAPSHOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Flips a bit in the snapshot just written when the test on this
+    /// thread asked for it.
+    pub(super) fn damage_if_asked(path: &Path) {
+        if DAMAGE_NEXT_SNAPSHOT.with(|d| d.replace(false)) {
+            let mut bytes = std::fs::read(path).unwrap();
+            let mid = bytes.len() / 2;
+            bytes[mid] ^= 0x40;
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_read_back_is_removed_and_the_log_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = open(dir.path());
+        fill(&store, 4, 0, 20);
+        store.snapshot().unwrap();
+        fill(&store, 4, 20, 20);
+        DAMAGE_NEXT_SNAPSHOT.with(|d| d.set(true));
+        let err = store.snapshot().unwrap_err();
+        assert!(matches!(err, StoreError::SnapshotUnverified(_)), "{err}");
+        assert_eq!(store.stats().snapshot_failures_total, 1);
+        assert_eq!(files(dir.path(), "snapshot."), ["snapshot.00000002"]);
+        assert_eq!(files(dir.path(), ""), ["00000001", "00000002", "00000003"]);
+        // The next one (covering the same, still empty, segment) is
+        // checked and kept; only then does the log before the older
+        // snapshot go.
+        let report = store.snapshot().unwrap();
+        assert_eq!(report.wal_segments_removed, 1);
+        assert_eq!(
+            files(dir.path(), "snapshot."),
+            ["snapshot.00000002", "snapshot.00000003"]
+        );
+        let before = all(&store);
+        drop(store);
+        let (store, report) = open(dir.path());
+        assert!(report.snapshots_skipped.is_empty());
+        assert_eq!(all(&store), before);
+    }
+
+    #[test]
+    fn samples_of_a_ref_logged_for_two_label_sets_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (series(1), series(2));
+        {
+            let (store, _) = open(dir.path());
+            store.append(&[(a.clone(), 1_000, 1.0)]).unwrap();
+        }
+        // Ref 0 is `a`'s; a record naming it for `b` cannot say whose the
+        // samples after it are.
+        let sample = |t| encoding::RefSample {
+            sref: 0,
+            t,
+            v: t as f64,
+        };
+        log_raw(
+            dir.path(),
+            &[
+                series_record(0, &b),
+                samples_record(&[sample(2_000), sample(3_000)]),
+            ],
+        );
+        let (store, report) = open(dir.path());
+        assert_eq!(report.samples_of_conflicting_refs, 2);
+        assert_eq!(report.samples_applied, 1);
+        assert_eq!(all(&store), vec![(a.to_string(), vec![(1_000, 1.0)])]);
     }
 
     #[test]

@@ -15,9 +15,14 @@
 //! Invariants: a snapshot file under its final name is complete and
 //! durable (written as `….tmp`, fsync'd, renamed, directory fsync'd); a
 //! file without its `end` record, with a bad checksum or with totals that
-//! do not match is refused as a whole, never half-loaded.
+//! do not match is refused as a whole, never half-loaded. A series with
+//! no samples is never written (and skipped when an older file holds
+//! one); [`verify`] makes every check [`read`] makes, so a file that
+//! verifies also loads.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
+use std::hash::{BuildHasher, RandomState};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -146,6 +151,19 @@ pub struct Written {
 #[derive(Debug)]
 pub struct Loaded {
     pub head: Head,
+    /// Segments below this one are covered.
+    pub segment: u64,
+    pub series: u64,
+    pub chunks: u64,
+    pub samples: u64,
+    /// Samples in the file older than the head's restore cutoff: not
+    /// restored.
+    pub samples_past_retention: u64,
+}
+
+/// What [`verify`] found in a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
     /// Segments below this one are covered.
     pub segment: u64,
     pub series: u64,
@@ -298,8 +316,11 @@ fn write_to(tmp: &Path, segment: u64, head: &Head) -> Result<(u64, Totals), Snap
 
     let mut totals = Totals::default();
     for batch in refs.chunks(COPY_BATCH) {
-        for s in head.copy_series(batch) {
-            w.put_series(&s, &mut totals)?;
+        // A series with no samples (its samples' log record was lost in a
+        // crash) is not written: there is nothing of it to keep, and its
+        // ref stays reserved by the meta record's next ref.
+        for s in head.copy_series(batch).iter().filter(|s| !s.is_empty()) {
+            w.put_series(s, &mut totals)?;
         }
     }
     w.flush_series()?;
@@ -319,8 +340,68 @@ fn write_to(tmp: &Path, segment: u64, head: &Head) -> Result<(u64, Totals), Snap
 }
 
 /// Reads the snapshot at `path` into a new head with `opts`. The head is
-/// returned only when the whole file checked out.
+/// returned only when the whole file checked out. Samples older than
+/// `opts.restore_min_time_ms` are left out, as retention would (whole
+/// chunks); a series left with none is not restored.
 pub fn read(path: &Path, opts: HeadOptions) -> Result<Loaded, SnapshotError> {
+    let cutoff = opts.restore_min_time_ms;
+    let head = Head::new(opts);
+    let mut past_retention = 0;
+    let (segment, next_ref, totals) = parse(path, |mut s| {
+        s.check()?;
+        past_retention += s.truncate_before(cutoff);
+        // Snapshots written before empty series were skipped may hold
+        // some: nothing of them to restore.
+        if s.is_empty() {
+            return Ok(());
+        }
+        head.restore_series(s)
+    })?;
+    head.reserve_refs_below(next_ref);
+    Ok(Loaded {
+        head,
+        segment,
+        series: totals.series,
+        chunks: totals.chunks,
+        samples: totals.samples,
+        samples_past_retention: past_retention,
+    })
+}
+
+/// Reads the snapshot at `path` through with every check [`read`] makes,
+/// without building a head (it holds one set of series refs and one of
+/// label-set hashes): run on a new snapshot before the log it covers is
+/// deleted. Returns what the file holds.
+pub fn verify(path: &Path) -> Result<Verified, SnapshotError> {
+    let hasher = RandomState::new();
+    let mut refs = HashSet::new();
+    let mut label_sets = HashSet::new();
+    let (segment, _, totals) = parse(path, |s| {
+        s.check()?;
+        if s.is_empty() {
+            return Ok(());
+        }
+        if !refs.insert(s.sref) || !label_sets.insert(hasher.hash_one(&s.labels)) {
+            return Err("series ref or label set appears twice");
+        }
+        Ok(())
+    })?;
+    Ok(Verified {
+        segment,
+        series: totals.series,
+        chunks: totals.chunks,
+        samples: totals.samples,
+    })
+}
+
+/// Reads the snapshot at `path` through, handing each series to `series`
+/// once all its entries are read; an error from it makes the file
+/// corrupt. Returns the covered segment, the next series ref and the
+/// totals, which matched the end record's.
+fn parse(
+    path: &Path,
+    mut series: impl FnMut(SeriesData) -> Result<(), &'static str>,
+) -> Result<(u64, SeriesRef, Totals), SnapshotError> {
     let file = File::open(path).map_err(io_err(path))?;
     let total = file.metadata().map_err(io_err(path))?.len();
     let mut r = BufReader::with_capacity(1 << 20, file);
@@ -350,13 +431,18 @@ pub fn read(path: &Path, opts: HeadOptions) -> Result<Loaded, SnapshotError> {
         return Err(corrupt(12, "header padding is not zero".into()));
     }
 
-    let head = Head::new(opts);
     let mut offset = HEADER_LEN;
     let mut meta: Option<(u64, SeriesRef)> = None;
     let mut pending: Option<SeriesData> = None;
     let mut totals = Totals::default();
     let mut payload = Vec::new();
     let decode = |at: u64, e: DecodeError| corrupt(at, e.to_string());
+    let mut done = |s: SeriesData, totals: &mut Totals| -> Result<(), String> {
+        let r = s.sref;
+        series(s).map_err(|reason| format!("series {r}: {reason}"))?;
+        totals.series += 1;
+        Ok(())
+    };
     loop {
         if offset == total {
             return Err(corrupt(
@@ -398,12 +484,12 @@ pub fn read(path: &Path, opts: HeadOptions) -> Result<Loaded, SnapshotError> {
             }
             (KIND_SERIES, Some(_)) => {
                 totals.records += 1;
-                read_entries(&payload, &head, &mut pending, &mut totals)
+                read_entries(&payload, &mut pending, &mut totals, &mut done)
                     .map_err(|reason| corrupt(at, reason))?;
             }
             (KIND_END, Some((segment, next_ref))) => {
                 if let Some(s) = pending.take() {
-                    restore(&head, s, &mut totals).map_err(|reason| corrupt(at, reason))?;
+                    done(s, &mut totals).map_err(|reason| corrupt(at, reason))?;
                 }
                 let mut rd = Reader::new(&payload, "snapshot end");
                 let mut want = [0u64; 4];
@@ -423,14 +509,7 @@ pub fn read(path: &Path, opts: HeadOptions) -> Result<Loaded, SnapshotError> {
                 if offset != total {
                     return Err(corrupt(offset, "bytes after the end record".into()));
                 }
-                head.reserve_refs_below(next_ref);
-                return Ok(Loaded {
-                    head,
-                    segment,
-                    series: totals.series,
-                    chunks: totals.chunks,
-                    samples: totals.samples,
-                });
+                return Ok((segment, next_ref, totals));
             }
             (k, _) => {
                 return Err(corrupt(
@@ -442,19 +521,11 @@ pub fn read(path: &Path, opts: HeadOptions) -> Result<Loaded, SnapshotError> {
     }
 }
 
-fn restore(head: &Head, s: SeriesData, totals: &mut Totals) -> Result<(), String> {
-    let r = s.sref;
-    head.restore_series(s)
-        .map_err(|reason| format!("series {r}: {reason}"))?;
-    totals.series += 1;
-    Ok(())
-}
-
 fn read_entries(
     payload: &[u8],
-    head: &Head,
     pending: &mut Option<SeriesData>,
     totals: &mut Totals,
+    done: &mut impl FnMut(SeriesData, &mut Totals) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut rd = Reader::new(payload, "snapshot series");
     let e = |e: DecodeError| e.to_string();
@@ -464,7 +535,7 @@ fn read_entries(
         match tag {
             ENTRY_SERIES => {
                 if let Some(s) = pending.take() {
-                    restore(head, s, totals)?;
+                    done(s, totals)?;
                 }
                 let labels = rd.labels().map_err(e)?;
                 let n = rd.count(9).map_err(e)?;
@@ -591,6 +662,28 @@ mod tests {
     }
 
     #[test]
+    fn a_series_without_samples_is_not_written_and_the_file_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let head = filled();
+        // As replay leaves a series whose samples' record was lost.
+        let empty = Labels::from_pairs([("__name__", "empty")]);
+        assert_eq!(head.replay_series(1_000, &empty), Some(1_000));
+        let written = write(dir.path(), 2, &head).unwrap();
+        assert_eq!(written.series, 50);
+        let verified = verify(&written.path).unwrap();
+        assert_eq!(
+            (verified.segment, verified.series, verified.samples),
+            (2, 50, written.samples)
+        );
+        let loaded = read(&written.path, HeadOptions::default()).unwrap();
+        assert_eq!(all(&loaded.head), all(&head));
+        // Its ref is not given out again.
+        let fresh = Labels::from_pairs([("__name__", "fresh")]);
+        loaded.head.append(&fresh, 1, 1.0).unwrap();
+        assert!(loaded.head.refs().0.iter().all(|&r| r != 1_000));
+    }
+
+    #[test]
     fn large_series_are_split_across_records() {
         let dir = tempfile::tempdir().unwrap();
         let head = Head::default();
@@ -637,6 +730,8 @@ mod tests {
                 ),
                 Ok(_) => panic!("case {i}: damaged snapshot accepted"),
             }
+            // The read-back check refuses whatever the reader refuses.
+            assert!(verify(&written.path).is_err(), "case {i}: verified");
         }
         let err = read(&written.path, HeadOptions::default()).unwrap_err();
         assert!(err.to_string().contains("snapshot.00000003"), "{err}");
