@@ -153,6 +153,22 @@ impl Ingest {
                 "tocsin_receiver_clock_skew_agents_evicted_total",
                 self.skew.evicted() as f64,
             ),
+            (
+                "tocsin_receiver_label_cache_entries",
+                self.translator.label_cache().len() as f64,
+            ),
+            (
+                "tocsin_receiver_label_cache_hits_total",
+                self.translator.label_cache().hits() as f64,
+            ),
+            (
+                "tocsin_receiver_label_cache_misses_total",
+                self.translator.label_cache().misses() as f64,
+            ),
+            (
+                "tocsin_receiver_label_cache_evicted_total",
+                self.translator.label_cache().evicted() as f64,
+            ),
         ]
     }
 

@@ -30,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, HistogramDataPoint, NumberDataPoint, metric::Data, number_data_point,
 };
@@ -39,6 +39,7 @@ use tocsin_rules::promql::value::{Label, Labels, METRIC_NAME, stale_nan};
 use super::attributes::{
     AgentResource, AgentsSeen, ResourceLabels, float_text, target_info_labels,
 };
+use super::cache::{Cached, LabelCache, push_len, push_str};
 use super::names::{MetricKind, metric_name};
 
 /// One sample as the store takes it: labels, milliseconds, value.
@@ -67,6 +68,9 @@ pub struct MetricsOptions {
     pub max_delta_series: usize,
     /// A delta series unchanged this long may be evicted to make room.
     pub delta_idle_ms: i64,
+    /// Label sets of gauge and sum series kept ready to reuse, so that a
+    /// known series' labels are not built again for each point (0: none).
+    pub max_cached_label_sets: usize,
 }
 
 impl Default for MetricsOptions {
@@ -77,6 +81,7 @@ impl Default for MetricsOptions {
             max_labels: 64,
             max_delta_series: 100_000,
             delta_idle_ms: 60 * 60 * 1000,
+            max_cached_label_sets: 100_000,
         }
     }
 }
@@ -173,14 +178,21 @@ pub struct MetricsBatch {
 pub struct MetricsTranslator {
     opts: MetricsOptions,
     delta: Mutex<DeltaTable>,
+    labels: LabelCache,
 }
 
 impl MetricsTranslator {
     pub fn new(opts: MetricsOptions) -> Self {
         MetricsTranslator {
             delta: Mutex::new(DeltaTable::default()),
+            labels: LabelCache::new(opts.max_cached_label_sets),
             opts,
         }
+    }
+
+    /// The cache of finished label sets (sizes and counters).
+    pub fn label_cache(&self) -> &LabelCache {
+        &self.labels
     }
 
     pub fn options(&self) -> &MetricsOptions {
@@ -197,12 +209,14 @@ impl MetricsTranslator {
         let mut out = MetricsBatch::default();
         let mut newest: HashMap<String, i64> = HashMap::new();
         let mut agents = AgentsSeen::default();
+        let mut key = Vec::new();
         for rm in &req.resource_metrics {
             let resource = ResourceLabels::from_resource(rm.resource.as_ref());
             if let Some(a) = &resource.agent {
                 agents.note(a);
             }
             let first_sample = out.samples.len();
+            resource_key(&resource, &mut key);
             let mut cx = PointContext {
                 opts: &self.opts,
                 resource: &resource,
@@ -210,6 +224,9 @@ impl MetricsTranslator {
                 newest: 0,
                 out: &mut out,
                 delta: &self.delta,
+                cache: &self.labels,
+                resource_key_len: key.len(),
+                key: &mut key,
             };
             for sm in &rm.scope_metrics {
                 for metric in &sm.metrics {
@@ -392,6 +409,58 @@ struct PointContext<'a> {
     /// Locked per delta point only, so cumulative traffic (most of it)
     /// never serialises on it.
     delta: &'a Mutex<DeltaTable>,
+    cache: &'a LabelCache,
+    /// A point's cache key: the resource's part (the first
+    /// `resource_key_len` bytes), then the metric name and the attributes.
+    key: &'a mut Vec<u8>,
+    resource_key_len: usize,
+}
+
+/// Starts a cache key with what the resource contributes to every label
+/// set under it.
+fn resource_key(resource: &ResourceLabels, key: &mut Vec<u8>) {
+    key.clear();
+    for part in [&resource.promoted, &resource.identity] {
+        push_len(key, part.len());
+        for (name, value) in part {
+            push_str(key, name);
+            push_str(key, value);
+        }
+    }
+}
+
+/// Appends a point's attributes to its cache key, exactly as given; false
+/// for values the key does not encode (bytes, arrays, maps: rare in
+/// series, built without the cache).
+fn attributes_key(attrs: &[KeyValue], key: &mut Vec<u8>) -> bool {
+    push_len(key, attrs.len());
+    for kv in attrs {
+        push_str(key, &kv.key);
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            None => key.push(0),
+            Some(Value::StringValue(s)) => {
+                key.push(1);
+                push_str(key, s);
+            }
+            Some(Value::BoolValue(b)) => key.extend_from_slice(&[2, u8::from(*b)]),
+            Some(Value::IntValue(i)) => {
+                key.push(3);
+                key.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(Value::DoubleValue(d)) => {
+                key.push(4);
+                key.extend_from_slice(&d.to_bits().to_le_bytes());
+            }
+            Some(Value::StringValueStrindex(i)) => {
+                key.push(5);
+                key.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(Value::BytesValue(_) | Value::ArrayValue(_) | Value::KvlistValue(_)) => {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 fn is_delta(temporality: i32) -> Option<bool> {
@@ -561,6 +630,13 @@ impl PointContext<'_> {
         attrs: &[KeyValue],
         extra_labels: usize,
     ) -> Option<(i64, BTreeMap<String, String>)> {
+        let t = self.point_time(time_ns)?;
+        let base = self.base_labels(attrs, extra_labels)?;
+        Some((t, base))
+    }
+
+    /// Checks a point's time; `None` when refused (counted).
+    fn point_time(&mut self, time_ns: u64) -> Option<i64> {
         if time_ns == 0 {
             self.out.refused.missing_timestamp += 1;
             return None;
@@ -571,6 +647,16 @@ impl PointContext<'_> {
             self.out.refused.future_timestamp += 1;
             return None;
         }
+        Some(t)
+    }
+
+    /// A point's labels without the name; `None` when over the label
+    /// limits (counted).
+    fn base_labels(
+        &mut self,
+        attrs: &[KeyValue],
+        extra_labels: usize,
+    ) -> Option<BTreeMap<String, String>> {
         let (base, dropped) = self.resource.labels_for(attrs);
         self.out.dropped_attributes += dropped;
         if base.len() + 1 + extra_labels > self.opts.max_labels
@@ -579,7 +665,35 @@ impl PointContext<'_> {
             self.out.refused.label_limits += 1;
             return None;
         }
-        Some((t, base))
+        Some(base)
+    }
+
+    /// The labels of a point that makes one series named `name`, from the
+    /// cache when the same resource, name and attributes were seen before;
+    /// `None` when over the label limits (counted, never cached).
+    fn series_labels(&mut self, name: &str, attrs: &[KeyValue]) -> Option<Labels> {
+        let cacheable = self.cache.enabled() && {
+            self.key.truncate(self.resource_key_len);
+            push_str(self.key, name);
+            attributes_key(attrs, self.key)
+        };
+        if cacheable && let Some(hit) = self.cache.get(self.key) {
+            self.out.dropped_attributes += hit.dropped;
+            return Some(hit.labels);
+        }
+        let dropped_before = self.out.dropped_attributes;
+        let base = self.base_labels(attrs, 0)?;
+        let labels = labels_into(base, name);
+        if cacheable {
+            self.cache.insert(
+                self.key,
+                Cached {
+                    labels: labels.clone(),
+                    dropped: self.out.dropped_attributes - dropped_before,
+                },
+            );
+        }
+        Some(labels)
     }
 
     fn number(&mut self, name: &str, p: &NumberDataPoint, delta: Option<bool>) {
@@ -596,10 +710,12 @@ impl PointContext<'_> {
                 return;
             }
         };
-        let Some((t, base)) = self.point_labels(p.time_unix_nano, &p.attributes, 0) else {
+        let Some(t) = self.point_time(p.time_unix_nano) else {
             return;
         };
-        let labels = labels_into(base, name);
+        let Some(labels) = self.series_labels(name, &p.attributes) else {
+            return;
+        };
         let v = value_of(v, p.flags);
         let v = if delta && !rules_is_stale(v) {
             match self.apply_delta(&labels, p.time_unix_nano, DeltaState::Sum(v)) {

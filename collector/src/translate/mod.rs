@@ -6,6 +6,7 @@
 //! parameter, so every refusal rule is testable.
 
 pub mod attributes;
+pub mod cache;
 pub mod logs;
 pub mod metrics;
 pub mod names;

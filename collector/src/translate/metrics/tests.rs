@@ -646,3 +646,107 @@ fn an_attribute_named_like_the_metric_name_label_does_not_rename_the_series() {
         ]
     );
 }
+
+/// A request whose points have the given attributes, under the test
+/// resource with `host.name` = `host`.
+fn gauge_request(
+    host: &str,
+    name: &str,
+    points: Vec<Vec<KeyValue>>,
+) -> ExportMetricsServiceRequest {
+    let mut req = request(vec![metric(
+        name,
+        "",
+        Data::Gauge(Gauge {
+            data_points: points
+                .into_iter()
+                .enumerate()
+                .map(|(i, attrs)| point(NOW_NS, i as f64, attrs))
+                .collect(),
+        }),
+    )]);
+    if let Some(r) = req.resource_metrics[0].resource.as_mut() {
+        r.attributes.retain(|a| a.key != "host.name");
+        r.attributes.push(kv("host.name", host));
+    }
+    req
+}
+
+#[test]
+fn cached_label_sets_equal_freshly_built_ones_and_are_shared() {
+    let cached = MetricsTranslator::new(MetricsOptions::default());
+    let fresh = MetricsTranslator::new(MetricsOptions {
+        max_cached_label_sets: 0,
+        ..MetricsOptions::default()
+    });
+    let int = |key: &str, i: i64| KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(i)),
+        }),
+        ..KeyValue::default()
+    };
+    let points = || {
+        vec![
+            vec![kv("cpu", "0"), kv("state", "idle")],
+            vec![kv("state", "idle"), kv("cpu", "0")],
+            vec![kv("cpu", "01")],
+            vec![kv("cpu0", "1")],
+            vec![int("cpu", 0)],
+            // Dropped attribute (a name that translates to nothing) and
+            // names merged after translation.
+            vec![kv("", "x"), kv("a.b", "1"), kv("a_b", "2")],
+            // Over the limit: refused, never cached.
+            vec![kv("big", &"x".repeat(5000))],
+            vec![],
+        ]
+    };
+    let mut first_round = Vec::new();
+    for round in 0..3 {
+        for host in ["web-1", "web-2"] {
+            for name in ["m", "n"] {
+                let req = gauge_request(host, name, points());
+                let a = run(&cached, &req, NOW_MS);
+                let b = run(&fresh, &req, NOW_MS);
+                assert_eq!(texts(&a), texts(&b), "round {round} {host} {name}");
+                assert_eq!(a.dropped_attributes, b.dropped_attributes);
+                assert_eq!(a.dropped_attributes, 1);
+                assert_eq!(a.refused, b.refused);
+                assert_eq!(a.refused.label_limits, 1);
+                if round == 0 {
+                    first_round.push(a.samples);
+                } else {
+                    // The very label sets handed out the first time.
+                    let i = usize::from(host == "web-2") * 2 + usize::from(name == "n");
+                    for (s, f) in a.samples.iter().zip(&first_round[i]) {
+                        assert!(s.0.same_storage(&f.0), "{}", s.0);
+                    }
+                }
+            }
+        }
+    }
+    let c = cached.label_cache();
+    // 7 cacheable points × 2 hosts × 2 names.
+    assert_eq!(c.len(), 28);
+    assert_eq!(c.hits(), 2 * 28);
+    assert!(fresh.label_cache().is_empty());
+}
+
+#[test]
+fn the_label_cache_stays_within_its_bound() {
+    let tr = MetricsTranslator::new(MetricsOptions {
+        max_cached_label_sets: 320,
+        ..MetricsOptions::default()
+    });
+    for host in 0..50 {
+        let req = gauge_request(
+            &format!("h{host}"),
+            "m",
+            (0..20).map(|i| vec![kv("i", &i.to_string())]).collect(),
+        );
+        let batch = run(&tr, &req, NOW_MS);
+        assert_eq!(batch.samples.len(), 20);
+        assert!(tr.label_cache().len() <= 320);
+    }
+    assert!(tr.label_cache().evicted() >= 1000 - 320);
+}
