@@ -31,8 +31,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use support::{
-    Collector, free_port, get_json, http_client, now_ms, plain_config, post_protobuf, wait_for,
-    wait_ready, write_config,
+    Collector, free_port, get_json, get_text, http_client, now_ms, plain_config, post_protobuf,
+    query, wait_for, wait_ready, write_config,
 };
 
 const AGENT: &str = "agent-e2e-1";
@@ -139,19 +139,9 @@ async fn agents(http: &reqwest::Client, api: SocketAddr) -> Vec<serde_json::Valu
 /// `tocsin_agent_up` of the test's agent now, as the query API answers
 /// it: `None` when there is no such series.
 async fn up_now(http: &reqwest::Client, api: SocketAddr) -> Option<(serde_json::Value, f64)> {
-    let params = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", UP)
-        .append_pair("time", &(now_ms() as f64 / 1000.0).to_string())
-        .finish();
-    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
-    let result = body["data"]["result"].as_array().unwrap();
-    assert!(result.len() <= 1, "{body}");
-    result.first().map(|s| {
-        (
-            s["metric"].clone(),
-            s["value"][1].as_str().unwrap().parse::<f64>().unwrap(),
-        )
-    })
+    let result = query(http, api, UP, now_ms() as f64 / 1000.0).await;
+    assert!(result.len() <= 1, "{result:?}");
+    result.into_iter().next()
 }
 
 async fn wait_up(http: &reqwest::Client, api: SocketAddr, c: &Collector, want: f64) {
@@ -307,14 +297,7 @@ async fn agents_are_listed_go_down_survive_a_restart_and_are_forgotten() {
     assert_eq!(a["version"], "9.8.7");
     assert_eq!(a["host_name"], "host-e2e");
     wait_up(&http, api, &c, 0.0).await;
-    let text = http
-        .get(format!("http://{api}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&http, format!("http://{api}/metrics")).await;
     assert!(
         text.lines()
             .any(|l| l

@@ -37,7 +37,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use reqwest::StatusCode;
 use support::{
-    Collector, RawCodec, free_port, get_json, http_client, kv, now_ns, wait_ready, write_config,
+    Collector, free_port, get_json, get_text, http_client, kv, now_ns, raw_metrics_export_err,
+    wait_ready, write_config,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -244,6 +245,21 @@ impl Env {
         }
     }
 
+    /// An OTLP/HTTP protobuf request with the token, answered 200 OK; the
+    /// answer.
+    async fn post_ok<R: Message + Default>(&self, path: &str, body: Vec<u8>) -> R {
+        let a = self
+            .post(path, "application/x-protobuf", &[], Some(TOKEN), body)
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&a.body)
+        );
+        R::decode(&a.body[..]).unwrap()
+    }
+
     /// A fully accepted metrics request over `via`.
     async fn export_metrics(
         &mut self,
@@ -251,24 +267,7 @@ impl Env {
         via: Via,
     ) -> ExportMetricsServiceResponse {
         match via {
-            Via::Http => {
-                let a = self
-                    .post(
-                        "/v1/metrics",
-                        "application/x-protobuf",
-                        &[],
-                        Some(TOKEN),
-                        req.encode_to_vec(),
-                    )
-                    .await;
-                assert_eq!(
-                    a.status,
-                    StatusCode::OK,
-                    "{}",
-                    String::from_utf8_lossy(&a.body)
-                );
-                ExportMetricsServiceResponse::decode(&a.body[..]).unwrap()
-            }
+            Via::Http => self.post_ok("/v1/metrics", req.encode_to_vec()).await,
             Via::Grpc => self
                 .grpc_metrics
                 .export(authed(req, Some(TOKEN)))
@@ -284,24 +283,7 @@ impl Env {
         via: Via,
     ) -> ExportLogsServiceResponse {
         match via {
-            Via::Http => {
-                let a = self
-                    .post(
-                        "/v1/logs",
-                        "application/x-protobuf",
-                        &[],
-                        Some(TOKEN),
-                        req.encode_to_vec(),
-                    )
-                    .await;
-                assert_eq!(
-                    a.status,
-                    StatusCode::OK,
-                    "{}",
-                    String::from_utf8_lossy(&a.body)
-                );
-                ExportLogsServiceResponse::decode(&a.body[..]).unwrap()
-            }
+            Via::Http => self.post_ok("/v1/logs", req.encode_to_vec()).await,
             Via::Grpc => self
                 .grpc_logs
                 .export(authed(req, Some(TOKEN)))
@@ -370,15 +352,7 @@ impl Env {
 
     /// `/metrics` as (series, value).
     async fn self_metrics(&self) -> Vec<(String, f64)> {
-        let text = self
-            .http
-            .get(format!("http://{}/metrics", self.api))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = get_text(&self.http, format!("http://{}/metrics", self.api)).await;
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .filter_map(|l| {
@@ -568,18 +542,11 @@ async fn bad_input_gets_a_clear_refusal_and_loses_nothing_else() {
 
     // ---- OTLP/gRPC ----
     env.good("grpc-malformed-protobuf-before", Via::Grpc).await;
-    let mut raw = tonic::client::Grpc::new(env.channel.clone());
-    raw.ready().await.unwrap();
-    let err = raw
-        .unary(
-            authed(bytes::Bytes::from_static(b"\x0a\x05ab"), Some(TOKEN)),
-            tonic::codegen::http::uri::PathAndQuery::from_static(
-                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-            ),
-            RawCodec,
-        )
-        .await
-        .unwrap_err();
+    let err = raw_metrics_export_err(
+        env.channel.clone(),
+        authed(bytes::Bytes::from_static(b"\x0a\x05ab"), Some(TOKEN)),
+    )
+    .await;
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     env.good("grpc-malformed-protobuf-after", Via::Grpc).await;
 

@@ -25,8 +25,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use support::{
-    Collector, free_port, get_json, http_client, kv, post_protobuf, wait_for, wait_ready,
-    write_config,
+    Collector, free_port, get_json, get_text, http_client, kv, post_protobuf, query, wait_for,
+    wait_ready, write_config,
 };
 
 fn gauge_request(points: &[(u64, f64)]) -> ExportMetricsServiceRequest {
@@ -94,29 +94,6 @@ async fn log_bodies(http: &reqwest::Client, api: SocketAddr, params: &str) -> Ve
         .unwrap()
         .iter()
         .map(|r| r["body"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The values of an instant query at `time_s`, as (labels JSON, value).
-async fn query(
-    http: &reqwest::Client,
-    api: SocketAddr,
-    expr: &str,
-    time_s: f64,
-) -> Vec<(serde_json::Value, f64)> {
-    let params = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", expr)
-        .append_pair("time", &time_s.to_string())
-        .finish();
-    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
-    body["data"]["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let v = s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
-            (s["metric"].clone(), v)
-        })
         .collect()
 }
 
@@ -205,14 +182,7 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
 
     // /metrics: the receivers counted the request; the collector's own
     // series reach the store too.
-    let text = http
-        .get(format!("http://{api}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&http, format!("http://{api}/metrics")).await;
     assert!(
         text.contains("# TYPE tocsin_receiver_requests_total counter"),
         "{text}"

@@ -140,20 +140,10 @@ async fn query(
     expr: &str,
     time_s: f64,
 ) -> Vec<(Labels, f64)> {
-    let params = form_urlencoded::Serializer::new(String::new())
-        .append_pair("query", expr)
-        .append_pair("time", &time_s.to_string())
-        .finish();
-    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
-    assert_eq!(body["data"]["resultType"], "vector", "{expr}: {body}");
-    let mut out: Vec<(Labels, f64)> = body["data"]["result"]
-        .as_array()
-        .unwrap()
+    let mut out: Vec<(Labels, f64)> = support::query(http, api, expr, time_s)
+        .await
         .iter()
-        .map(|s| {
-            let v = s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
-            (labels_of(&s["metric"]), v)
-        })
+        .map(|(labels, v)| (labels_of(labels), *v))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out

@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use support::{RawCodec, kv, now_ns};
+use support::{kv, now_ns, raw_metrics_export_err};
 use tocsin_collector::logs::record::{LogRecord, Severity};
 use tocsin_collector::receivers::config::{ListenerConfig, TlsConfig, TokenConfig};
 use tocsin_collector::receivers::ingest::system_clock;
@@ -490,19 +490,12 @@ mod grpc {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn malformed_protobuf_is_invalid_argument() {
         let h = Harness::start(OtlpReceiversConfig::default(), Path::new(".")).await;
-        let mut grpc = tonic::client::Grpc::new(h.grpc_channel().await);
-        grpc.ready().await.unwrap();
         // Field 1, length 5, but only two bytes follow.
-        let err = grpc
-            .unary(
-                tonic::Request::new(bytes::Bytes::from_static(b"\x0a\x05ab")),
-                tonic::codegen::http::uri::PathAndQuery::from_static(
-                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-                ),
-                RawCodec,
-            )
-            .await
-            .unwrap_err();
+        let err = raw_metrics_export_err(
+            h.grpc_channel().await,
+            tonic::Request::new(bytes::Bytes::from_static(b"\x0a\x05ab")),
+        )
+        .await;
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         // The server keeps serving.
         let mut client = MetricsServiceClient::new(h.grpc_channel().await);

@@ -179,6 +179,37 @@ pub async fn get_json(http: &reqwest::Client, url: String) -> serde_json::Value 
     body
 }
 
+/// A GET that must succeed; its body as text.
+pub async fn get_text(http: &reqwest::Client, url: String) -> String {
+    let r = http.get(&url).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.text().await.unwrap()
+}
+
+/// An instant query at `time_s`, as (labels JSON, value) per sample.
+pub async fn query(
+    http: &reqwest::Client,
+    api: SocketAddr,
+    expr: &str,
+    time_s: f64,
+) -> Vec<(serde_json::Value, f64)> {
+    let params = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", expr)
+        .append_pair("time", &time_s.to_string())
+        .finish();
+    let body = get_json(http, format!("http://{api}/api/v1/query?{params}")).await;
+    assert_eq!(body["data"]["resultType"], "vector", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v = s["value"][1].as_str().unwrap().parse::<f64>().unwrap();
+            (s["metric"].clone(), v)
+        })
+        .collect()
+}
+
 /// A string attribute.
 pub fn kv(key: &str, v: &str) -> KeyValue {
     KeyValue {
@@ -208,6 +239,25 @@ pub fn now_ns() -> u64 {
             .as_nanos(),
     )
     .unwrap()
+}
+
+/// Sends `req`'s bytes unchanged as the body of a gRPC metrics export,
+/// which must fail; the status it failed with.
+pub async fn raw_metrics_export_err(
+    channel: tonic::transport::Channel,
+    req: tonic::Request<bytes::Bytes>,
+) -> tonic::Status {
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    raw.unary(
+        req,
+        tonic::codegen::http::uri::PathAndQuery::from_static(
+            "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        ),
+        RawCodec,
+    )
+    .await
+    .unwrap_err()
 }
 
 /// Sends raw bytes as a gRPC request body (a codec that does no encoding).
