@@ -60,6 +60,31 @@ pub const ERROR_GROUPS_FILE: &str = "error_groups.sqlite";
 /// The agent inventory's database, in the data directory.
 pub const AGENTS_FILE: &str = "agents.sqlite";
 
+/// The data directory's lock file, held (flock) while a collector runs.
+pub const LOCK_FILE: &str = "lock";
+
+/// Takes the data directory's exclusive lock, or says who holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, RunError> {
+    let path = dir.join(LOCK_FILE);
+    let io_error = |source| RunError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(RunError::DataDirLocked {
+            path: dir.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(io_error(source)),
+    }
+}
+
 /// Why the collector could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -69,6 +94,10 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the data directory {path} is in use by another collector (its lock file {path}/{LOCK_FILE} is held); stop it or choose another data_dir"
+    )]
+    DataDirLocked { path: String },
     #[error("series store: {0}")]
     Series(#[from] StoreError),
     #[error(transparent)]
@@ -150,6 +179,9 @@ pub async fn run_with_alerts(
             source,
         })?;
     }
+    // Held until this function returns: a second collector on the same
+    // data directory would replay and append to the same logs.
+    let _data_lock = lock_data_dir(&settings.data_dir)?;
 
     let (series_dir, logs_dir, log_opts) = (
         settings.series_dir(),
@@ -717,6 +749,20 @@ pub fn exposition(mut series: Vec<(Labels, f64)>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_collector_on_the_same_data_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_data_dir(dir.path()).unwrap();
+        let err = lock_data_dir(dir.path()).unwrap_err();
+        assert!(matches!(err, RunError::DataDirLocked { .. }), "{err}");
+        assert!(
+            err.to_string().contains("in use by another collector"),
+            "{err}"
+        );
+        drop(held);
+        lock_data_dir(dir.path()).unwrap();
+    }
 
     #[test]
     fn exposition_groups_by_name_and_escapes_values() {
