@@ -534,9 +534,14 @@ fn labels_text(a: &OutgoingAlert) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
+/// Alerts whose last printed state is remembered.
+const MAX_PRINTED: usize = 10_000;
+
 /// The last state printed per alert, so that the ruler's re-sends (every
 /// resend delay while an alert fires, and for a while after it resolved)
-/// are not printed again. One entry per label set that ever fired.
+/// are not printed again. One entry per label set that fired, at most
+/// [`MAX_PRINTED`]: past that, resolved alerts are forgotten first (a late
+/// re-send of such a resolution may then print once more).
 #[derive(Debug, Default)]
 struct AlertLines {
     /// Labels → (firing since, resolved).
@@ -550,6 +555,12 @@ impl AlertLines {
         let state = (a.starts_at_ms, a.resolved);
         if self.printed.insert(a.labels.to_string(), state) == Some(state) {
             return None;
+        }
+        if self.printed.len() > MAX_PRINTED {
+            self.printed.retain(|_, (_, resolved)| !*resolved);
+            if self.printed.len() > MAX_PRINTED {
+                self.printed.clear();
+            }
         }
         let name = a.labels.get("alertname");
         let summary = a
@@ -697,5 +708,20 @@ mod tests {
         assert_eq!(lines.line(&alert(1, true), "10:03:00"), None);
         assert!(lines.line(&alert(5, false), "10:04:00").is_some());
         assert!(lines.line(&alert(5, true), "10:05:00").is_some());
+    }
+
+    #[test]
+    fn remembered_alerts_are_bounded_forgetting_resolved_ones_first() {
+        let mut lines = AlertLines::default();
+        let firing = alert(1, false);
+        assert!(lines.line(&firing, "10:00:00").is_some());
+        for i in 0..MAX_PRINTED {
+            let mut a = alert(1, true);
+            a.labels = Labels::from_pairs([("alertname", "Other"), ("n", &i.to_string())]);
+            assert!(lines.line(&a, "10:00:01").is_some());
+        }
+        assert!(lines.printed.len() <= MAX_PRINTED);
+        // The firing alert is still remembered: its re-send stays silent.
+        assert_eq!(lines.line(&firing, "10:00:02"), None);
     }
 }
