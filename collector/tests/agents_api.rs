@@ -25,14 +25,11 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
-};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use support::{
-    Collector, free_port, get_json, get_text, http_client, now_ms, plain_config, post_protobuf,
-    query, wait_for, wait_ready, write_config,
+    Collector, free_port, gauge_request, get_json, get_text, http_client, now_ms, plain_config,
+    post_protobuf, query, wait_for, wait_ready, write_config,
 };
 
 const AGENT: &str = "agent-e2e-1";
@@ -48,35 +45,17 @@ fn kv(key: &str, v: Value) -> KeyValue {
 
 /// One report of an agent: a heartbeat gauge under its resource.
 fn report(id: &str, host: &str, interval: Value) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", Value::StringValue("host".into())),
-                    kv("host.name", Value::StringValue(host.into())),
-                    kv("tocsin.agent.id", Value::StringValue(id.into())),
-                    kv("tocsin.agent.version", Value::StringValue("9.8.7".into())),
-                    kv("tocsin.agent.interval", interval),
-                ],
-                ..Resource::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "e2e_heartbeat".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: now_ms() * 1_000_000,
-                            value: Some(number_data_point::Value::AsDouble(1.0)),
-                            ..NumberDataPoint::default()
-                        }],
-                    })),
-                    ..Metric::default()
-                }],
-                ..ScopeMetrics::default()
-            }],
-            ..ResourceMetrics::default()
-        }],
-    }
+    let resource = Resource {
+        attributes: vec![
+            kv("service.name", Value::StringValue("host".into())),
+            kv("host.name", Value::StringValue(host.into())),
+            kv("tocsin.agent.id", Value::StringValue(id.into())),
+            kv("tocsin.agent.version", Value::StringValue("9.8.7".into())),
+            kv("tocsin.agent.interval", interval),
+        ],
+        ..Resource::default()
+    };
+    gauge_request(resource, "e2e_heartbeat", &[(now_ms() * 1_000_000, 1.0)])
 }
 
 async fn send(http: &reqwest::Client, otlp: SocketAddr, interval: Value) {

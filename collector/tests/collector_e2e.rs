@@ -15,74 +15,24 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
-};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use support::{
-    Collector, free_port, get_json, get_text, http_client, kv, post_protobuf, query, wait_for,
-    wait_ready, write_config,
+    Collector, error_logs_request, free_port, gauge_request, get_json, get_text, http_client, kv,
+    post_protobuf, query, wait_for, wait_ready, write_config,
 };
 
-fn gauge_request(points: &[(u64, f64)]) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", "e2e"),
-                    kv("service.instance.id", "host-1"),
-                    kv("host.name", "host-1"),
-                ],
-                ..Resource::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "e2e_temperature".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: points
-                            .iter()
-                            .map(|&(t_ns, v)| NumberDataPoint {
-                                time_unix_nano: t_ns,
-                                value: Some(number_data_point::Value::AsDouble(v)),
-                                ..NumberDataPoint::default()
-                            })
-                            .collect(),
-                    })),
-                    ..Metric::default()
-                }],
-                ..ScopeMetrics::default()
-            }],
-            ..ResourceMetrics::default()
-        }],
+/// The test's resource: service `e2e` on `host-1`, with the instance id
+/// when `instance` (the metrics carry it, the logs do not).
+fn e2e_resource(instance: bool) -> Resource {
+    let mut attributes = vec![kv("service.name", "e2e")];
+    if instance {
+        attributes.push(kv("service.instance.id", "host-1"));
     }
-}
-
-fn log_request(t_ns: u64, body: &str) -> ExportLogsServiceRequest {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(Resource {
-                attributes: vec![kv("service.name", "e2e"), kv("host.name", "host-1")],
-                ..Resource::default()
-            }),
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![LogRecord {
-                    time_unix_nano: t_ns,
-                    severity_number: 17,
-                    severity_text: "ERROR".into(),
-                    body: Some(AnyValue {
-                        value: Some(Value::StringValue(body.into())),
-                    }),
-                    ..LogRecord::default()
-                }],
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
+    attributes.push(kv("host.name", "host-1"));
+    Resource {
+        attributes,
+        ..Resource::default()
     }
 }
 
@@ -126,13 +76,18 @@ async fn ingest_query_rules_metrics_and_restart_after_kill() {
     post_protobuf(
         &http,
         format!("http://{otlp}/v1/metrics"),
-        gauge_request(&points).encode_to_vec(),
+        gauge_request(e2e_resource(true), "e2e_temperature", &points).encode_to_vec(),
     )
     .await;
     post_protobuf(
         &http,
         format!("http://{otlp}/v1/logs"),
-        log_request(now_ms * 1_000_000, "disk /dev/sda1 failed: I/O error").encode_to_vec(),
+        error_logs_request(
+            e2e_resource(false),
+            now_ms * 1_000_000,
+            &["disk /dev/sda1 failed: I/O error"],
+        )
+        .encode_to_vec(),
     )
     .await;
     let logs_params = "query=%7Bservice_name%3D%22e2e%22%7D&severity=error&contains=I%2FO";

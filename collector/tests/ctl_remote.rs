@@ -20,16 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value::Value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{
-    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
-};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use support::{Collector, WAIT, free_port, http_client, kv, now_ms, post_protobuf, wait_ready};
+use support::{
+    Collector, WAIT, error_logs_request, free_port, gauge_request, http_client, kv, now_ms,
+    post_protobuf, wait_ready,
+};
 
 const READ_TOKEN: &str = "read-secret-1";
 const ADMIN_TOKEN: &str = "admin-secret-2";
@@ -46,58 +42,6 @@ fn resource() -> Resource {
         ],
         ..Resource::default()
     }
-}
-
-fn gauge_request(points: &[(u64, f64)]) -> Vec<u8> {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(resource()),
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![Metric {
-                    name: "ctl_temperature".into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: points
-                            .iter()
-                            .map(|&(t_ns, v)| NumberDataPoint {
-                                time_unix_nano: t_ns,
-                                value: Some(number_data_point::Value::AsDouble(v)),
-                                ..NumberDataPoint::default()
-                            })
-                            .collect(),
-                    })),
-                    ..Metric::default()
-                }],
-                ..ScopeMetrics::default()
-            }],
-            ..ResourceMetrics::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-fn log_request(t_ns: u64, bodies: &[&str]) -> Vec<u8> {
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: Some(resource()),
-            scope_logs: vec![ScopeLogs {
-                log_records: bodies
-                    .iter()
-                    .map(|body| LogRecord {
-                        time_unix_nano: t_ns,
-                        severity_number: 17,
-                        severity_text: "ERROR".into(),
-                        body: Some(AnyValue {
-                            value: Some(Value::StringValue((*body).into())),
-                        }),
-                        ..LogRecord::default()
-                    })
-                    .collect(),
-                ..ScopeLogs::default()
-            }],
-            ..ResourceLogs::default()
-        }],
-    }
-    .encode_to_vec()
 }
 
 /// `tocsinctl ARGS` with `TOCSIN_TOKEN` set to `env_token` (or unset).
@@ -190,19 +134,21 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
     post_protobuf(
         &http,
         format!("http://{otlp}/v1/metrics"),
-        gauge_request(&points),
+        gauge_request(resource(), "ctl_temperature", &points).encode_to_vec(),
     )
     .await;
     post_protobuf(
         &http,
         format!("http://{otlp}/v1/logs"),
-        log_request(
+        error_logs_request(
+            resource(),
             now * 1_000_000,
             &[
                 "disk /dev/sda1 failed: I/O error",
                 "disk /dev/sdb2 failed: I/O error",
             ],
-        ),
+        )
+        .encode_to_vec(),
     )
     .await;
 
@@ -424,7 +370,12 @@ async fn tocsinctl_queries_a_collector_with_tokens() {
     post_protobuf(
         &http,
         format!("http://{otlp}/v1/logs"),
-        log_request(now_ms() * 1_000_000, &["disk /dev/sdc3 failed: I/O error"]),
+        error_logs_request(
+            resource(),
+            now_ms() * 1_000_000,
+            &["disk /dev/sdc3 failed: I/O error"],
+        )
+        .encode_to_vec(),
     )
     .await;
     let out = ctl(

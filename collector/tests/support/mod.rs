@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 
 /// Longest any one wait of a test may take.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -218,6 +225,66 @@ pub fn kv(key: &str, v: &str) -> KeyValue {
             value: Some(Value::StringValue(v.into())),
         }),
         ..KeyValue::default()
+    }
+}
+
+/// One gauge `name` of `resource` with `points` as (time in ns, value).
+pub fn gauge_request(
+    resource: Resource,
+    name: &str,
+    points: &[(u64, f64)],
+) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: name.into(),
+                    data: Some(Data::Gauge(Gauge {
+                        data_points: points
+                            .iter()
+                            .map(|&(t_ns, v)| NumberDataPoint {
+                                time_unix_nano: t_ns,
+                                value: Some(number_data_point::Value::AsDouble(v)),
+                                ..NumberDataPoint::default()
+                            })
+                            .collect(),
+                    })),
+                    ..Metric::default()
+                }],
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+/// ERROR records of `resource` at `t_ns`, one per body.
+pub fn error_logs_request(
+    resource: Resource,
+    t_ns: u64,
+    bodies: &[&str],
+) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource),
+            scope_logs: vec![ScopeLogs {
+                log_records: bodies
+                    .iter()
+                    .map(|body| LogRecord {
+                        time_unix_nano: t_ns,
+                        severity_number: 17,
+                        severity_text: "ERROR".into(),
+                        body: Some(AnyValue {
+                            value: Some(Value::StringValue((*body).into())),
+                        }),
+                        ..LogRecord::default()
+                    })
+                    .collect(),
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
     }
 }
 
