@@ -37,8 +37,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use reqwest::StatusCode;
 use support::{
-    Collector, free_port, get_json, get_text, http_client, kv, now_ns, raw_metrics_export_err,
-    wait_ready, write_config,
+    Collector, RpcStatus, free_port, get_json, get_text, http_client, kv, now_ns,
+    raw_metrics_export_err, wait_ready, write_config,
 };
 use tonic::Code;
 use tonic::transport::Channel;
@@ -48,15 +48,6 @@ const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// The receivers' default `max_label_value_bytes`.
 const MAX_LABEL_VALUE_BYTES: usize = 2048;
 const SERVICE: &str = "bad-input";
-
-/// `google.rpc.Status`, the body of an OTLP/HTTP error.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
 
 fn resource(host: &str) -> Option<Resource> {
     Some(Resource {

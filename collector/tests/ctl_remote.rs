@@ -448,33 +448,19 @@ async fn tocsinctl_verifies_an_https_collector_with_ca_file() {
         &ctl(&["query", "vector(7)", "--url", &url], Some(READ_TOKEN)),
         "TLS with the collector at",
     );
-    assert_fails(
-        &ctl(
-            &[
-                "query",
-                "vector(7)",
-                "--url",
-                &url,
-                "--ca-file",
-                "/nonexistent/ca.pem",
-            ],
+    let query_with_ca = |ca_file: &str| {
+        ctl(
+            &["query", "vector(7)", "--url", &url, "--ca-file", ca_file],
             Some(READ_TOKEN),
-        ),
+        )
+    };
+    assert_fails(
+        &query_with_ca("/nonexistent/ca.pem"),
         "--ca-file /nonexistent/ca.pem",
     );
     // A file that is not a certificate.
     assert_fails(
-        &ctl(
-            &[
-                "query",
-                "vector(7)",
-                "--url",
-                &url,
-                "--ca-file",
-                config.to_str().unwrap(),
-            ],
-            Some(READ_TOKEN),
-        ),
+        &query_with_ca(config.to_str().unwrap()),
         "holds no certificate",
     );
 }

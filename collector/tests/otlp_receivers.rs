@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use support::{kv, now_ns, raw_metrics_export_err};
+use support::{RpcStatus, kv, now_ns, raw_metrics_export_err};
 use tocsin_collector::logs::record::{LogRecord, Severity};
 use tocsin_collector::receivers::config::{ListenerConfig, TlsConfig, TokenConfig};
 use tocsin_collector::receivers::ingest::system_clock;
@@ -639,15 +639,6 @@ mod http {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.bytes().await.unwrap().to_vec())
-    }
-
-    /// The `google.rpc.Status` error body.
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct RpcStatus {
-        #[prost(int32, tag = "1")]
-        code: i32,
-        #[prost(string, tag = "2")]
-        message: String,
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

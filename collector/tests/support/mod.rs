@@ -308,6 +308,15 @@ pub fn now_ns() -> u64 {
     .unwrap()
 }
 
+/// `google.rpc.Status`, the body of an OTLP/HTTP error.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
 /// Sends `req`'s bytes unchanged as the body of a gRPC metrics export,
 /// which must fail; the status it failed with.
 pub async fn raw_metrics_export_err(
