@@ -202,7 +202,8 @@ pub const MAX_DICT_STRING: usize = 256;
 #[derive(Debug, Clone, Default)]
 pub struct Dict {
     entries: Vec<Box<str>>,
-    index: std::collections::HashMap<Box<str>, u32>,
+    /// foldhash: looked up for every string of every record appended.
+    index: foldhash::HashMap<Box<str>, u32>,
     bytes: usize,
 }
 
@@ -220,7 +221,7 @@ impl Dict {
 
     /// Drops the lookup index once no more records will be added.
     pub fn freeze(&mut self) {
-        self.index = std::collections::HashMap::new();
+        self.index = foldhash::HashMap::default();
         self.entries.shrink_to_fit();
         self.bytes = self
             .entries
@@ -391,14 +392,19 @@ pub fn encode_batch(
 ) {
     let mut dict = Dict::default();
     let mut lsets: Vec<&Labels> = Vec::new();
-    let mut lset_index: std::collections::HashMap<&Labels, u64> = std::collections::HashMap::new();
+    let mut lset_index: foldhash::HashMap<&Labels, u64> = foldhash::HashMap::default();
     let mut body = Vec::new();
     let mut one = Vec::new();
     for rec in records {
-        let id = *lset_index.entry(&rec.labels).or_insert_with(|| {
-            lsets.push(&rec.labels);
-            lsets.len() as u64 - 1
-        });
+        // Runs of records share their labels: compare with the previous
+        // set before hashing.
+        let id = match lsets.last() {
+            Some(last) if **last == rec.labels => lsets.len() as u64 - 1,
+            _ => *lset_index.entry(&rec.labels).or_insert_with(|| {
+                lsets.push(&rec.labels);
+                lsets.len() as u64 - 1
+            }),
+        };
         one.clear();
         encode_stored(rec, &mut dict, &mut one);
         put_uvarint(&mut body, id);

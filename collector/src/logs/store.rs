@@ -28,9 +28,13 @@
 //!   of a block (at most 1/24 of the window); queries filter on the
 //!   records' own time.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+// Hashed per record on the append path: foldhash is several times
+// faster than SipHash on short keys and still seeded per process.
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use tocsin_rules::file::LogMetric;
 use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable};
@@ -247,6 +251,8 @@ struct State {
     lset_ids: HashMap<Labels, u32>,
     lsets: HashMap<u32, LabelSet>,
     next_lset: u32,
+    /// The label set interned last (its id may be released since).
+    last_lset: u32,
     /// agent id → file id → (id, records referencing it).
     files: HashMap<String, HashMap<String, (u64, u64)>>,
     next_file: u64,
@@ -275,6 +281,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl State {
     fn intern_lset(&mut self, labels: &Labels) -> u32 {
+        // Records arrive in runs sharing their labels: comparing with the
+        // previous record's set spares hashing the labels each time.
+        if let Some(ls) = self.lsets.get_mut(&self.last_lset)
+            && ls.labels == *labels
+        {
+            ls.records += 1;
+            return self.last_lset;
+        }
+        let id = self.intern_lset_slow(labels);
+        self.last_lset = id;
+        id
+    }
+
+    fn intern_lset_slow(&mut self, labels: &Labels) -> u32 {
         if let Some(&id) = self.lset_ids.get(labels) {
             if let Some(ls) = self.lsets.get_mut(&id) {
                 ls.records += 1;
