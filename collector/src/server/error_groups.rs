@@ -33,7 +33,7 @@ use crate::logs::counters::cut;
 use crate::logs::{LogRecord, RecordObserver, Severity};
 use crate::patterns::{GroupId, Miner, MinerConfig};
 
-pub use db::{ErrorGroupDb, ErrorGroupDbError, SCHEMA_VERSION, StoredGroup};
+pub use db::{ErrorGroupDb, ErrorGroupDbError, LoadedGroups, SCHEMA_VERSION, StoredGroup};
 
 /// Hosts remembered per group.
 pub const MAX_HOSTS: usize = 16;
@@ -77,8 +77,9 @@ struct Inner {
 pub struct RestoreReport {
     /// Groups restored.
     pub restored: usize,
-    /// Stored groups the miner refused (a lowered `max_groups`, say);
-    /// they stay in the database.
+    /// Stored groups not restored: rows that could not be read, and
+    /// groups the miner refused (a lowered `max_groups`, say); they stay
+    /// in the database.
     pub skipped: usize,
     /// Why the first skipped group was refused.
     pub first_skip_reason: Option<String>,
@@ -141,9 +142,15 @@ impl ErrorGroups {
         started_ms: i64,
         db: ErrorGroupDb,
     ) -> Result<(Self, RestoreReport), ErrorGroupDbError> {
-        let stored = db.load()?;
+        let loaded = db.load()?;
         let mut groups = Self::new(config, policy, started_ms);
-        let report = groups.restore(stored);
+        let mut report = groups.restore(loaded.groups);
+        // Unreadable rows were logged one by one as they were read; the
+        // report counts them with the groups the miner refused.
+        report.skipped += loaded.skipped;
+        if let Some(why) = loaded.first_skip_reason {
+            report.first_skip_reason.get_or_insert(why);
+        }
         groups.db = Some(Mutex::new(db));
         Ok((groups, report))
     }
@@ -521,5 +528,33 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].id, "00000000000000a1");
         assert_eq!(groups[0].count, 4);
+    }
+
+    #[test]
+    fn an_unreadable_stored_row_is_skipped_and_reported_and_the_rest_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("error_groups.sqlite");
+        {
+            let (g, _) =
+                ErrorGroups::open(MinerConfig::default(), restart_policy(), 0, &path).unwrap();
+            g.observe(&rec("disk 3 failed on /var", "a", Severity::Error, 500));
+            g.observe(&rec("fan stopped in rack", "b", Severity::Error, 600));
+            assert_eq!(g.persist().unwrap(), 2);
+        }
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE error_group SET count = 'lots' WHERE seq = (SELECT MIN(seq) FROM error_group)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let (g, report) =
+            ErrorGroups::open(MinerConfig::default(), restart_policy(), 1_000, &path).unwrap();
+        assert_eq!((report.restored, report.skipped), (1, 1));
+        let reason = report.first_skip_reason.unwrap_or_default();
+        assert!(reason.contains("count"), "{reason}");
+        let groups = g.groups();
+        assert_eq!(groups.len(), 1);
+        assert!(groups[0].template.starts_with("fan"), "{groups:?}");
     }
 }

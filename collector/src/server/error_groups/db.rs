@@ -51,12 +51,53 @@ pub enum ErrorGroupDbError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("error-group database {path}: row {id:?}: {what}")]
-    Row {
-        path: String,
-        id: String,
-        what: String,
-    },
+}
+
+/// Skipped rows logged one by one at most; the rest are only counted.
+const MAX_SKIPPED_LOGGED: usize = 10;
+
+/// What [`ErrorGroupDb::load`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadedGroups {
+    /// In founding order.
+    pub groups: Vec<StoredGroup>,
+    /// Rows that could not be read (logged, left in the file).
+    pub skipped: usize,
+    /// Why the first of them could not.
+    pub first_skip_reason: Option<String>,
+}
+
+/// One row from column 1 on (column 0 is the rowid), or why it cannot be
+/// used.
+fn read_group(r: &rusqlite::Row<'_>) -> Result<StoredGroup, String> {
+    let id: String = r.get(1).map_err(|e| e.to_string())?;
+    let seq: i64 = r.get(2).map_err(|e| e.to_string())?;
+    let template: String = r.get(3).map_err(|e| e.to_string())?;
+    let count: i64 = r.get(4).map_err(|e| e.to_string())?;
+    let first_seen_ms: i64 = r.get(5).map_err(|e| e.to_string())?;
+    let last_seen_ms: i64 = r.get(6).map_err(|e| e.to_string())?;
+    let hosts: String = r.get(7).map_err(|e| e.to_string())?;
+    let samples: String = r.get(8).map_err(|e| e.to_string())?;
+    let announce: bool = r.get(9).map_err(|e| e.to_string())?;
+    let gid: GroupId = id.parse().map_err(|e| format!("{e}"))?;
+    if gid == GroupId::OVERFLOW {
+        return Err("the overflow group is never stored".into());
+    }
+    let list = |field: &str, json: &str| {
+        serde_json::from_str::<Vec<String>>(json)
+            .map_err(|e| format!("{field}: {e} (want a JSON array of strings)"))
+    };
+    Ok(StoredGroup {
+        id: gid,
+        seq: u64::try_from(seq).map_err(|_| format!("seq {seq} is negative"))?,
+        template,
+        count: u64::try_from(count).map_err(|_| format!("count {count} is negative"))?,
+        first_seen_ms,
+        last_seen_ms,
+        hosts: list("hosts", &hosts)?,
+        samples: list("samples", &samples)?,
+        announce,
+    })
 }
 
 /// One group as stored.
@@ -119,61 +160,58 @@ impl ErrorGroupDb {
         sqlite::schema_version(&self.conn).map_err(self.sql())
     }
 
-    /// Every stored group in founding order. A row that cannot be read
-    /// (an invalid id or list) is an error naming it.
-    pub fn load(&self) -> Result<Vec<StoredGroup>, ErrorGroupDbError> {
+    /// Every stored group in founding order. A row that cannot be read (a
+    /// value of the wrong type, an invalid id or list) is skipped, counted
+    /// and logged with its rowid and id: it stays in the file (a later
+    /// write of the same group replaces it) and the rest load. Only a
+    /// failure to read the table at all is an error.
+    pub fn load(&self) -> Result<LoadedGroups, ErrorGroupDbError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, seq, template, count, first_seen_ms, last_seen_ms, hosts, samples, announce
+                "SELECT rowid, id, seq, template, count, first_seen_ms, last_seen_ms, hosts,
+                        samples, announce
                  FROM error_group ORDER BY seq, id",
             )
             .map_err(self.sql())?;
-        type Row = (String, i64, String, i64, i64, i64, String, String, bool);
         let rows = stmt
             .query_map([], |r| {
-                Ok::<Row, _>((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                ))
+                // A conversion error belongs to this row only; an error
+                // here (the rowid) is a failure of the table.
+                let rowid: i64 = r.get(0)?;
+                Ok((rowid, r.get::<_, String>(1).ok(), read_group(r)))
             })
             .map_err(self.sql())?;
-        let mut out = Vec::new();
+        let mut out = LoadedGroups::default();
         for row in rows {
-            let (id, seq, template, count, first, last, hosts, samples, announce) =
-                row.map_err(self.sql())?;
-            let bad = |what: String| ErrorGroupDbError::Row {
-                path: self.path.clone(),
-                id: id.clone(),
-                what,
-            };
-            let gid: GroupId = id.parse().map_err(|e| bad(format!("{e}")))?;
-            if gid == GroupId::OVERFLOW {
-                return Err(bad("the overflow group is never stored".into()));
+            let (rowid, id, group) = row.map_err(self.sql())?;
+            match group {
+                Ok(g) => out.groups.push(g),
+                Err(why) => {
+                    out.skipped += 1;
+                    if out.skipped <= MAX_SKIPPED_LOGGED {
+                        tracing::warn!(
+                            file = %self.path,
+                            rowid,
+                            group = id.as_deref().unwrap_or("(unreadable)"),
+                            "error-group database row skipped: {why}"
+                        );
+                    }
+                    out.first_skip_reason.get_or_insert_with(|| {
+                        format!(
+                            "row {rowid} ({}): {why}",
+                            id.as_deref().unwrap_or("unreadable id")
+                        )
+                    });
+                }
             }
-            let list = |field: &str, json: &str| {
-                serde_json::from_str::<Vec<String>>(json)
-                    .map_err(|e| bad(format!("{field}: {e} (want a JSON array of strings)")))
-            };
-            out.push(StoredGroup {
-                id: gid,
-                seq: u64::try_from(seq).map_err(|_| bad(format!("seq {seq} is negative")))?,
-                template,
-                count: u64::try_from(count)
-                    .map_err(|_| bad(format!("count {count} is negative")))?,
-                first_seen_ms: first,
-                last_seen_ms: last,
-                hosts: list("hosts", &hosts)?,
-                samples: list("samples", &samples)?,
-                announce,
-            });
+        }
+        if out.skipped > MAX_SKIPPED_LOGGED {
+            tracing::warn!(
+                file = %self.path,
+                skipped = out.skipped,
+                "error-group database rows skipped; only the first {MAX_SKIPPED_LOGGED} logged"
+            );
         }
         Ok(out)
     }
@@ -255,7 +293,7 @@ mod tests {
         let db = ErrorGroupDb::open(&path).unwrap();
         assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(
-            db.load().unwrap(),
+            db.load().unwrap().groups,
             vec![
                 group("00000000000000a1", 0, 5),
                 group("00000000000000b2", 1, 7)
@@ -281,18 +319,39 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_row_is_an_error_naming_it() {
-        let db = ErrorGroupDb::in_memory().unwrap();
-        db.conn
-            .execute(
-                "INSERT INTO error_group VALUES ('nothex', 0, 't', 1, 0, 0, '[]', '[]', 0)",
-                [],
-            )
-            .unwrap();
-        let e = db.load().unwrap_err().to_string();
-        assert!(
-            e.contains("\"nothex\"") && e.contains("16 hex digits"),
-            "{e}"
+    fn unreadable_rows_are_skipped_and_counted_and_the_rest_load() {
+        let mut db = ErrorGroupDb::in_memory().unwrap();
+        db.save(&[
+            group("00000000000000a1", 0, 5),
+            group("00000000000000b2", 3, 7),
+        ])
+        .unwrap();
+        for bad in [
+            "('nothex', 1, 't', 1, 0, 0, '[]', '[]', 0)",
+            "('00000000000000c3', 2, 't', 'many', 0, 0, '[]', '[]', 0)",
+            "('00000000000000d4', 4, 't', 1, 0, 0, '{not json', '[]', 0)",
+            "(x'00ff', 5, 't', 1, 0, 0, '[]', '[]', 0)",
+        ] {
+            db.conn
+                .execute(&format!("INSERT INTO error_group VALUES {bad}"), [])
+                .unwrap();
+        }
+        let got = db.load().unwrap();
+        assert_eq!(
+            got.groups,
+            [
+                group("00000000000000a1", 0, 5),
+                group("00000000000000b2", 3, 7)
+            ]
         );
+        assert_eq!(got.skipped, 4);
+        let first = got.first_skip_reason.unwrap();
+        assert!(
+            first.contains("nothex") && first.contains("16 hex digits"),
+            "{first}"
+        );
+        // A later write of the same group replaces the bad row.
+        db.save(&[group("00000000000000c3", 2, 1)]).unwrap();
+        assert_eq!(db.load().unwrap().skipped, 3);
     }
 }
