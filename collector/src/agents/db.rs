@@ -48,12 +48,33 @@ pub enum AgentDbError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("agent database {path}: agent {id:?}: {what}")]
-    Row {
-        path: String,
-        id: String,
-        what: String,
-    },
+}
+
+/// Skipped rows logged one by one at most; the rest are only counted.
+const MAX_SKIPPED_LOGGED: usize = 10;
+
+/// What [`AgentDb::load`] read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedAgents {
+    /// Most recently seen first.
+    pub agents: Vec<StoredAgent>,
+    /// Rows that could not be used (logged, left in the file).
+    pub skipped: usize,
+}
+
+/// One row from column 1 on (column 0 is the rowid).
+fn read_agent(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredAgent> {
+    Ok(StoredAgent {
+        id: r.get(1)?,
+        host_name: r.get(2)?,
+        service_name: r.get(3)?,
+        version: r.get(4)?,
+        interval_ms: r.get(5)?,
+        address: r.get(6)?,
+        first_seen_ms: r.get(7)?,
+        last_seen_ms: r.get(8)?,
+        clock_skew_seconds: r.get(9)?,
+    })
 }
 
 /// One agent as stored.
@@ -116,45 +137,61 @@ impl AgentDb {
     }
 
     /// Every stored agent, most recently seen first. A row that cannot be
-    /// used (an interval out of range) is an error naming it.
-    pub fn load(&self) -> Result<Vec<StoredAgent>, AgentDbError> {
+    /// used (a value of the wrong type, an interval out of range) is
+    /// skipped, counted and logged with its rowid and id: it stays in the
+    /// file (a later write of the same agent replaces it) and the rest
+    /// load. Only a failure to read the table at all is an error.
+    pub fn load(&self) -> Result<LoadedAgents, AgentDbError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, host_name, service_name, version, interval_ms, address,
+                "SELECT rowid, id, host_name, service_name, version, interval_ms, address,
                         first_seen_ms, last_seen_ms, clock_skew_seconds
                  FROM agent ORDER BY last_seen_ms DESC, id",
             )
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(StoredAgent {
-                    id: r.get(0)?,
-                    host_name: r.get(1)?,
-                    service_name: r.get(2)?,
-                    version: r.get(3)?,
-                    interval_ms: r.get(4)?,
-                    address: r.get(5)?,
-                    first_seen_ms: r.get(6)?,
-                    last_seen_ms: r.get(7)?,
-                    clock_skew_seconds: r.get(8)?,
-                })
+                // A conversion error belongs to this row only; an error
+                // here (the rowid) is a failure of the table.
+                let rowid: i64 = r.get(0)?;
+                Ok((rowid, r.get::<_, String>(1).ok(), read_agent(r)))
             })
             .map_err(self.sql())?;
-        let mut out = Vec::new();
+        let mut out = LoadedAgents::default();
         for row in rows {
-            let a = row.map_err(self.sql())?;
-            if a.interval_ms <= 0 {
-                return Err(AgentDbError::Row {
-                    path: self.path.clone(),
-                    id: a.id,
-                    what: format!(
+            let (rowid, id, agent) = row.map_err(self.sql())?;
+            let checked = agent.map_err(|e| e.to_string()).and_then(|a| {
+                if a.interval_ms > 0 {
+                    Ok(a)
+                } else {
+                    Err(format!(
                         "interval_ms {} is not valid (want a positive number)",
                         a.interval_ms
-                    ),
-                });
+                    ))
+                }
+            });
+            match checked {
+                Ok(a) => out.agents.push(a),
+                Err(why) => {
+                    out.skipped += 1;
+                    if out.skipped <= MAX_SKIPPED_LOGGED {
+                        tracing::warn!(
+                            file = %self.path,
+                            rowid,
+                            agent = id.as_deref().unwrap_or("(unreadable)"),
+                            "agent database row skipped: {why}"
+                        );
+                    }
+                }
             }
-            out.push(a);
+        }
+        if out.skipped > MAX_SKIPPED_LOGGED {
+            tracing::warn!(
+                file = %self.path,
+                skipped = out.skipped,
+                "agent database rows skipped; only the first {MAX_SKIPPED_LOGGED} logged"
+            );
         }
         Ok(out)
     }
@@ -255,7 +292,7 @@ mod tests {
         }
         let mut db = AgentDb::open(&path).unwrap();
         assert_eq!(db.schema_version().unwrap(), SCHEMA_VERSION);
-        let got = db.load().unwrap();
+        let got = db.load().unwrap().agents;
         let ids: Vec<&str> = got.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(got[0].version, "0.2.0");
@@ -263,23 +300,14 @@ mod tests {
         assert_eq!(got[1], agent("c", 1));
         assert!(db.delete("c").unwrap());
         assert!(!db.delete("c").unwrap());
-        assert_eq!(db.load().unwrap().len(), 1);
+        assert_eq!(db.load().unwrap().agents.len(), 1);
     }
 
     #[test]
-    fn a_newer_schema_is_refused_and_a_bad_row_is_named() {
+    fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agents.sqlite");
-        let mut db = AgentDb::open(&path).unwrap();
-        let mut bad = agent("broken", 1);
-        bad.interval_ms = 0;
-        db.save(&[bad], &[]).unwrap();
-        let e = db.load().unwrap_err().to_string();
-        assert!(
-            e.contains("\"broken\"") && e.contains("interval_ms 0"),
-            "{e}"
-        );
-        drop(db);
+        drop(AgentDb::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.execute("UPDATE schema_version SET version = 99", [])
             .unwrap();
@@ -289,5 +317,33 @@ mod tests {
             matches!(e, AgentDbError::Open(OpenError::TooNew { found: 99, .. })),
             "{e}"
         );
+    }
+
+    #[test]
+    fn unusable_rows_are_skipped_and_counted_and_the_rest_load() {
+        let mut db = AgentDb::in_memory().unwrap();
+        let mut zero = agent("zero-interval", 3);
+        zero.interval_ms = 0;
+        db.save(&[agent("a", 1), zero, agent("b", 2)], &[]).unwrap();
+        // Values of the wrong type, as a damaged or hand-edited file holds.
+        db.conn
+            .execute(
+                "INSERT INTO agent VALUES ('text-interval', 'h', 's', 'v', 'soon', '', 0, 4, NULL)",
+                [],
+            )
+            .unwrap();
+        db.conn
+            .execute(
+                "INSERT INTO agent VALUES (x'00ff', 'h', 's', 'v', 10, '', 0, 5, 'skew')",
+                [],
+            )
+            .unwrap();
+        let got = db.load().unwrap();
+        assert_eq!(got.skipped, 3);
+        assert_eq!(got.agents, [agent("b", 2), agent("a", 1)]);
+        // A later write of the agent replaces the bad row.
+        db.save(&[agent("zero-interval", 6)], &[]).unwrap();
+        let got = db.load().unwrap();
+        assert_eq!((got.agents.len(), got.skipped), (3, 2));
     }
 }

@@ -17,26 +17,35 @@
 //!   the agent is up and has an estimate.
 //! - `tocsin_agents_known`, and the counters `tocsin_agents_evicted_total`,
 //!   `tocsin_agents_expired_total`, `tocsin_agents_forgotten_total`,
-//!   `tocsin_agents_refused_total` (ids longer than [`MAX_FIELD_BYTES`]),
-//!   `tocsin_agents_invalid_interval_total` (reports whose interval was
-//!   invalid) and `tocsin_agents_db_failures_total`.
+//!   `tocsin_agents_refused_total` (ids longer than [`MAX_FIELD_BYTES`];
+//!   logged at most once per [`REFUSED_LOG_EVERY_MS`] with the count since
+//!   the last line), `tocsin_agents_invalid_interval_total` (reports whose
+//!   interval was invalid), `tocsin_agents_db_failures_total` and
+//!   `tocsin_agents_db_rows_skipped_total` (stored rows that could not be
+//!   read at start; logged, the rest load).
 //!
 //! When an agent is forgotten, expires, is evicted or changes its host
 //! name, its old series get a staleness marker at the next write, so
 //! `tocsin_agent_up == 0` stops matching at once instead of after the
-//! lookback.
+//! lookback. So does its clock-skew series when the agent goes down.
 //!
 //! Invariants: at most `max_agents` agents (default [`MAX_AGENTS`]); a new
 //! agent beyond that evicts the one seen least recently (counted, logged).
 //! An agent not seen for `expire_after_ms` (default 7 days) is deleted
-//! (counted, logged). Persistence ([`AgentDb`], `agents.sqlite` in the
-//! data directory): an agent seen for the first time is written at once,
-//! on the request's thread; later changes (last seen, address, skew…) are
-//! written in batches by [`AgentRegistry::maintain`], which the collector
-//! calls every evaluation interval and at shutdown, so a `kill -9` loses
-//! at most one interval of "last seen". The database is locked before the
-//! in-memory table whenever both are needed, so a forgotten agent cannot
-//! be written back by a batch taken before.
+//! (counted, logged). An index ordered by (last seen, id) is kept in step
+//! with the table, so eviction and expiry never scan the table.
+//!
+//! Persistence ([`AgentDb`], `agents.sqlite` in the data directory): an
+//! agent seen for the first time is written at once, on the request's
+//! thread, after the in-memory table is released (requests from known
+//! agents never wait for SQLite); later changes (last seen, address,
+//! skew…) are written in batches by [`AgentRegistry::maintain`], which the
+//! collector calls every evaluation interval and at shutdown, so a
+//! `kill -9` loses at most one interval of "last seen". The database is
+//! locked before the in-memory table whenever both are needed, so a
+//! forgotten agent cannot be written back by a batch taken before. A
+//! stored row that cannot be read is skipped at start (counted, logged
+//! with its rowid and id); the rest load.
 //!
 //! HTTP API (JSON, Prometheus' envelope; `tocsinctl agents` uses it):
 //! - `GET /api/v1/agents` (role `read`):
@@ -58,7 +67,7 @@ mod db;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +78,7 @@ use tocsin_rules::promql::Labels;
 use crate::translate::attributes::{AgentResource, DEFAULT_AGENT_INTERVAL_MS};
 
 pub use api::routes;
-pub use db::{AgentDb, AgentDbError, SCHEMA_VERSION, StoredAgent};
+pub use db::{AgentDb, AgentDbError, LoadedAgents, SCHEMA_VERSION, StoredAgent};
 
 /// Agents remembered at most, unless configured otherwise.
 pub const MAX_AGENTS: usize = 100_000;
@@ -84,6 +93,9 @@ pub const MAX_FIELD_BYTES: usize = 256;
 /// Series waiting for a staleness marker, at most; more are dropped
 /// (they go stale after the lookback instead).
 const MAX_RETIRED: usize = 10_000;
+/// Refused agent ids are logged at most once this often (ms, request
+/// arrival time), with the count since the last line.
+pub const REFUSED_LOG_EVERY_MS: i64 = 60_000;
 
 /// The registry's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +147,8 @@ pub struct RestoreReport {
     /// Stored agents beyond `max_agents` (the least recently seen),
     /// deleted at the next write.
     pub evicted: usize,
+    /// Stored rows that could not be read (logged; left in the file).
+    pub skipped: usize,
 }
 
 /// What one [`AgentRegistry::maintain`] did.
@@ -155,9 +169,25 @@ struct Entry {
     /// The invalid interval it last declared, so it is logged once per
     /// change rather than per request.
     interval_error: Option<String>,
+    /// The last [`AgentRegistry::series`] gave its clock-skew series a
+    /// value, so the series needs a staleness marker when it stops.
+    skew_written: bool,
+    /// Its clock-skew series got a staleness marker when the agent went
+    /// down, and has had no value since.
+    skew_ended: bool,
 }
 
 impl Entry {
+    fn new(stored: StoredAgent, reported: bool) -> Self {
+        Entry {
+            stored,
+            reported,
+            interval_error: None,
+            skew_written: false,
+            skew_ended: false,
+        }
+    }
+
     fn up(&self, now_ms: i64) -> bool {
         self.reported
             && now_ms.saturating_sub(self.stored.last_seen_ms)
@@ -168,6 +198,9 @@ impl Entry {
 #[derive(Debug, Default)]
 struct Inner {
     agents: HashMap<String, Entry>,
+    /// `(last_seen_ms, id)` of every agent in `agents`, least recently
+    /// seen first: the eviction and expiry order.
+    by_seen: BTreeSet<(i64, String)>,
     /// Agents changed since the last write; at most one entry per agent.
     dirty: HashSet<String>,
     /// Agents removed from memory whose rows are still to be deleted;
@@ -179,15 +212,57 @@ struct Inner {
 }
 
 impl Inner {
+    fn insert(&mut self, e: Entry) {
+        let id = e.stored.id.clone();
+        self.remove(&id);
+        self.by_seen.insert((e.stored.last_seen_ms, id.clone()));
+        self.agents.insert(id, e);
+    }
+
+    fn remove(&mut self, id: &str) -> Option<Entry> {
+        let e = self.agents.remove(id)?;
+        self.by_seen
+            .remove(&(e.stored.last_seen_ms, e.stored.id.clone()));
+        Some(e)
+    }
+
+    /// Applies a report to a known agent, keeping the index in step; the
+    /// entry as it was before, when the report changes its host name.
+    /// `None` when the agent is not known.
+    fn update(&mut self, r: &AgentReport<'_>) -> Option<Option<Entry>> {
+        let e = self.agents.get_mut(&r.agent.id)?;
+        let host = cut(&r.agent.host_name);
+        let relabelled = !host.is_empty() && host != e.stored.host_name;
+        let old = relabelled.then(|| e.clone());
+        let before = e.stored.last_seen_ms;
+        apply(e, r);
+        if relabelled {
+            // Its skew series under the new labels has not been written.
+            e.skew_written = false;
+            e.skew_ended = false;
+        }
+        let after = e.stored.last_seen_ms;
+        if after != before
+            && let Some((_, id)) = self.by_seen.take(&(before, r.agent.id.clone()))
+        {
+            self.by_seen.insert((after, id));
+        }
+        Some(old)
+    }
+
     fn retire(&mut self, e: &Entry) {
         // The skew series was only written when there was an estimate.
         let skew = e.stored.clock_skew_seconds.map(|_| skew_labels(&e.stored));
         for l in std::iter::once(up_labels(&e.stored)).chain(skew) {
-            if self.retired.len() < MAX_RETIRED {
-                self.retired.push(l);
-            } else {
-                self.retired_dropped += 1;
-            }
+            self.push_retired(l);
+        }
+    }
+
+    fn push_retired(&mut self, l: Labels) {
+        if self.retired.len() < MAX_RETIRED {
+            self.retired.push(l);
+        } else {
+            self.retired_dropped += 1;
         }
     }
 
@@ -211,6 +286,42 @@ struct Counters {
     refused: AtomicU64,
     invalid_interval: AtomicU64,
     db_failures: AtomicU64,
+    db_rows_skipped: AtomicU64,
+}
+
+/// Refused agent ids not yet logged: one line per
+/// [`REFUSED_LOG_EVERY_MS`] however often a sender repeats one.
+#[derive(Debug, Default)]
+struct RefusedLog {
+    /// When the last line was written (request arrival time).
+    last_ms: Option<i64>,
+    /// Refused since that line.
+    pending: u64,
+    /// The longest refused id since that line (bytes).
+    longest: usize,
+}
+
+impl RefusedLog {
+    /// Writes the line when there is something to say and the last one is
+    /// old enough (or from the future: a clock set back); whether it did.
+    fn flush_if_due(&mut self, now_ms: i64) -> bool {
+        let due = self
+            .last_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= REFUSED_LOG_EVERY_MS || now_ms < t);
+        if self.pending == 0 || !due {
+            return false;
+        }
+        tracing::warn!(
+            refused = self.pending,
+            longest_id_bytes = self.longest,
+            max = MAX_FIELD_BYTES,
+            "agents not added to the inventory since the last such line: their tocsin.agent.id is too long"
+        );
+        self.last_ms = Some(now_ms);
+        self.pending = 0;
+        self.longest = 0;
+        true
+    }
 }
 
 fn inc(c: &AtomicU64, n: u64) {
@@ -226,6 +337,7 @@ pub struct AgentRegistry {
     db: Option<Mutex<AgentDb>>,
     opts: AgentRegistryOptions,
     counters: Counters,
+    refused_log: Mutex<RefusedLog>,
 }
 
 impl Default for AgentRegistry {
@@ -272,6 +384,7 @@ impl AgentRegistry {
                 expire_after_ms: opts.expire_after_ms.max(1),
             },
             counters: Counters::default(),
+            refused_log: Mutex::new(RefusedLog::default()),
         }
     }
 
@@ -289,14 +402,18 @@ impl AgentRegistry {
         db: AgentDb,
         opts: AgentRegistryOptions,
     ) -> Result<(Self, RestoreReport), AgentDbError> {
-        let stored = db.load()?;
+        let loaded = db.load()?;
         let mut reg = Self::new(opts);
-        let mut report = RestoreReport::default();
+        let mut report = RestoreReport {
+            skipped: loaded.skipped,
+            ..RestoreReport::default()
+        };
+        inc(&reg.counters.db_rows_skipped, loaded.skipped as u64);
         {
             let mut inner = reg.lock();
             // Most recently seen first: the ones over the cap are the
             // least recently seen.
-            for a in stored {
+            for a in loaded.agents {
                 if inner.agents.len() >= reg.opts.max_agents {
                     report.evicted += 1;
                     let max = reg.opts.max_agents;
@@ -304,14 +421,7 @@ impl AgentRegistry {
                     continue;
                 }
                 report.restored += 1;
-                inner.agents.insert(
-                    a.id.clone(),
-                    Entry {
-                        stored: a,
-                        reported: false,
-                        interval_error: None,
-                    },
-                );
+                inner.insert(Entry::new(a, false));
             }
         }
         if report.evicted > 0 {
@@ -324,6 +434,21 @@ impl AgentRegistry {
         }
         reg.db = Some(Mutex::new(db));
         Ok((reg, report))
+    }
+
+    fn lock_refused_log(&self) -> MutexGuard<'_, RefusedLog> {
+        self.refused_log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a refused id; logs it unless a line was written less than
+    /// [`REFUSED_LOG_EVERY_MS`] ago (the next one says how many since).
+    /// Whether it logged.
+    fn refuse(&self, id_bytes: usize, now_ms: i64) -> bool {
+        inc(&self.counters.refused, 1);
+        let mut log = self.lock_refused_log();
+        log.pending += 1;
+        log.longest = log.longest.max(id_bytes);
+        log.flush_if_due(now_ms)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -343,12 +468,7 @@ impl AgentRegistry {
     pub fn observe(&self, reports: &[AgentReport<'_>]) {
         for r in reports {
             if r.agent.id.len() > MAX_FIELD_BYTES {
-                inc(&self.counters.refused, 1);
-                tracing::warn!(
-                    id_bytes = r.agent.id.len(),
-                    max = MAX_FIELD_BYTES,
-                    "agent not added to the inventory: its tocsin.agent.id is too long"
-                );
+                self.refuse(r.agent.id.len(), r.received_ms);
                 continue;
             }
             if r.agent.interval_error.is_some() {
@@ -363,19 +483,14 @@ impl AgentRegistry {
     /// Updates an agent already known; false when it is not.
     fn update_known(&self, r: &AgentReport<'_>) -> bool {
         let mut inner = self.lock();
-        let inner = &mut *inner;
-        let Some(e) = inner.agents.get_mut(&r.agent.id) else {
+        let Some(old) = inner.update(r) else {
             return false;
         };
-        let host = cut(&r.agent.host_name);
-        let relabelled = !host.is_empty() && host != e.stored.host_name;
-        let old = relabelled.then(|| e.clone());
-        apply(e, r);
         if self.db.is_some() {
             inner.dirty.insert(r.agent.id.clone());
         }
         if let Some(old) = old {
-            tracing::info!(agent = %r.agent.id, from = %old.stored.host_name, to = %host, "agent reports a new host name");
+            tracing::info!(agent = %r.agent.id, from = %old.stored.host_name, to = %cut(&r.agent.host_name), "agent reports a new host name");
             inner.retire(&old);
         }
         true
@@ -387,26 +502,19 @@ impl AgentRegistry {
             let mut inner = self.lock();
             let inner = &mut *inner;
             // Another request may have added it since the caller looked.
-            if let Some(e) = inner.agents.get_mut(&r.agent.id) {
-                apply(e, r);
+            if let Some(old) = inner.update(r) {
                 if db.is_some() {
                     inner.dirty.insert(r.agent.id.clone());
+                }
+                if let Some(old) = old {
+                    inner.retire(&old);
                 }
                 return;
             }
             if inner.agents.len() >= self.opts.max_agents {
-                let oldest = inner
-                    .agents
-                    .values()
-                    .min_by(|a, b| {
-                        a.stored
-                            .last_seen_ms
-                            .cmp(&b.stored.last_seen_ms)
-                            .then_with(|| a.stored.id.cmp(&b.stored.id))
-                    })
-                    .map(|e| e.stored.id.clone());
+                let oldest = inner.by_seen.first().map(|(_, id)| id.clone());
                 if let Some(id) = oldest
-                    && let Some(gone) = inner.agents.remove(&id)
+                    && let Some(gone) = inner.remove(&id)
                 {
                     inc(&self.counters.evicted, 1);
                     tracing::warn!(
@@ -421,8 +529,8 @@ impl AgentRegistry {
                     }
                 }
             }
-            let mut e = Entry {
-                stored: StoredAgent {
+            let mut e = Entry::new(
+                StoredAgent {
                     id: r.agent.id.clone(),
                     host_name: String::new(),
                     service_name: String::new(),
@@ -433,9 +541,8 @@ impl AgentRegistry {
                     last_seen_ms: r.received_ms,
                     clock_skew_seconds: None,
                 },
-                reported: true,
-                interval_error: None,
-            };
+                true,
+            );
             apply(&mut e, r);
             tracing::info!(
                 agent = %r.agent.id,
@@ -446,7 +553,7 @@ impl AgentRegistry {
                 "new agent"
             );
             let row = e.stored.clone();
-            inner.agents.insert(r.agent.id.clone(), e);
+            inner.insert(e);
             inner.deletes.remove(&r.agent.id);
             let deletes: Vec<String> = inner.deletes.drain().collect();
             (row, deletes)
@@ -485,7 +592,7 @@ impl AgentRegistry {
         let mut inner = self.lock();
         inner.dirty.remove(id);
         inner.deletes.remove(id);
-        if let Some(gone) = inner.agents.remove(id) {
+        if let Some(gone) = inner.remove(id) {
             inner.retire(&gone);
             inc(&self.counters.forgotten, 1);
             tracing::info!(agent = %id, host_name = %gone.stored.host_name, "agent forgotten");
@@ -498,6 +605,8 @@ impl AgentRegistry {
     /// the last write in one transaction. On a write error the changes
     /// stay pending for the next call.
     pub fn maintain(&self, now_ms: i64) -> Result<MaintainReport, AgentDbError> {
+        // Refusals counted since the last line, once it is due.
+        self.lock_refused_log().flush_if_due(now_ms);
         let mut db = self.lock_db();
         let mut report = MaintainReport::default();
         let (rows, deletes) = {
@@ -505,13 +614,13 @@ impl AgentRegistry {
             let inner = &mut *inner;
             let cutoff = now_ms.saturating_sub(self.opts.expire_after_ms);
             let expired: Vec<String> = inner
-                .agents
-                .values()
-                .filter(|e| e.stored.last_seen_ms < cutoff)
-                .map(|e| e.stored.id.clone())
+                .by_seen
+                .iter()
+                .take_while(|(seen, _)| *seen < cutoff)
+                .map(|(_, id)| id.clone())
                 .collect();
             for id in expired {
-                if let Some(gone) = inner.agents.remove(&id) {
+                if let Some(gone) = inner.remove(&id) {
                     report.expired += 1;
                     tracing::info!(
                         agent = %id,
@@ -588,16 +697,29 @@ impl AgentRegistry {
         out
     }
 
-    /// The agents' series at `now_ms` (see the module doc).
+    /// The agents' series at `now_ms` (see the module doc). The skew
+    /// series of an agent that went down since the last call is retired:
+    /// the next [`AgentRegistry::take_retired`] gives it.
     pub fn series(&self, now_ms: i64) -> Vec<(Labels, f64)> {
-        let inner = self.lock();
-        let mut out = Vec::with_capacity(inner.agents.len() + 8);
-        for e in inner.agents.values() {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        let mut out = Vec::with_capacity(inner.agents.len() + 9);
+        let mut ended = Vec::new();
+        for e in inner.agents.values_mut() {
             let up = e.up(now_ms);
             out.push((up_labels(&e.stored), if up { 1.0 } else { 0.0 }));
-            if up && let Some(s) = e.stored.clock_skew_seconds {
+            let skew = e.stored.clock_skew_seconds.filter(|_| up);
+            if let Some(s) = skew {
                 out.push((skew_labels(&e.stored), s));
+                e.skew_ended = false;
+            } else if e.skew_written {
+                ended.push(skew_labels(&e.stored));
+                e.skew_ended = true;
             }
+            e.skew_written = skew.is_some();
+        }
+        for l in ended {
+            inner.push_retired(l);
         }
         let c = &self.counters;
         let n = |name: &str| Labels::from_pairs([("__name__", name)]);
@@ -612,6 +734,10 @@ impl AgentRegistry {
             get(&c.invalid_interval),
         ));
         out.push((n("tocsin_agents_db_failures_total"), get(&c.db_failures)));
+        out.push((
+            n("tocsin_agents_db_rows_skipped_total"),
+            get(&c.db_rows_skipped),
+        ));
         out
     }
 
@@ -634,7 +760,9 @@ impl AgentRegistry {
         let live = |l: &Labels| {
             agents.get(l.get("tocsin_agent_id")).is_some_and(|e| {
                 *l == up_labels(&e.stored)
-                    || (e.stored.clock_skew_seconds.is_some() && *l == skew_labels(&e.stored))
+                    || (e.stored.clock_skew_seconds.is_some()
+                        && !e.skew_ended
+                        && *l == skew_labels(&e.stored))
             })
         };
         let mut out: Vec<Labels> = inner.retired.drain(..).filter(|l| !live(l)).collect();

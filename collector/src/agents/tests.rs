@@ -318,3 +318,159 @@ fn eviction_deletes_the_row_with_the_new_agents_write() {
     assert_eq!(restored.restored, 1);
     assert_eq!(reg.list(0)[0].id, "b");
 }
+
+/// The (last seen, id) index holds exactly the agents in the table.
+fn assert_index_consistent(reg: &AgentRegistry) {
+    let inner = reg.lock();
+    let want: BTreeSet<(i64, String)> = inner
+        .agents
+        .values()
+        .map(|e| (e.stored.last_seen_ms, e.stored.id.clone()))
+        .collect();
+    assert_eq!(inner.by_seen, want);
+}
+
+#[test]
+fn eviction_follows_the_last_seen_index_through_updates_forget_and_expiry() {
+    let reg = AgentRegistry::new(AgentRegistryOptions {
+        max_agents: 3,
+        ..AgentRegistryOptions::default()
+    });
+    report(&reg, &agent("a", "h", 10 * SEC), SEC);
+    report(&reg, &agent("b", "h", 10 * SEC), 2 * SEC);
+    report(&reg, &agent("c", "h", 10 * SEC), 3 * SEC);
+    assert_index_consistent(&reg);
+    // "a" reports again: "b" is now the least recently seen.
+    report(&reg, &agent("a", "h", 10 * SEC), 4 * SEC);
+    // A late request does not move it back.
+    report(&reg, &agent("a", "h", 10 * SEC), 0);
+    // A new host name keeps it indexed once.
+    report(&reg, &agent("c", "h2", 10 * SEC), 5 * SEC);
+    assert_index_consistent(&reg);
+    report(&reg, &agent("d", "h", 10 * SEC), 6 * SEC);
+    let ids = |reg: &AgentRegistry| -> Vec<String> {
+        let mut v: Vec<String> = reg.list(0).into_iter().map(|a| a.id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&reg), ["a", "c", "d"]);
+    assert_index_consistent(&reg);
+    // Forgetting one frees a place: no eviction for the next.
+    assert!(reg.forget("a").unwrap());
+    assert_index_consistent(&reg);
+    report(&reg, &agent("e", "h", 10 * SEC), 7 * SEC);
+    assert_eq!(ids(&reg), ["c", "d", "e"]);
+    assert_eq!(counter(&reg, "tocsin_agents_evicted_total"), 1.0);
+    // Same last seen: the smaller id goes first.
+    report(&reg, &agent("f", "h", 10 * SEC), 7 * SEC);
+    assert_eq!(ids(&reg), ["d", "e", "f"]);
+    report(&reg, &agent("g", "h", 10 * SEC), 7 * SEC);
+    assert_eq!(ids(&reg), ["e", "f", "g"]);
+    assert_eq!(counter(&reg, "tocsin_agents_evicted_total"), 3.0);
+    assert_index_consistent(&reg);
+    // Expiry takes the oldest from the index, and only those.
+    report(&reg, &agent("e", "h", 10 * SEC), 9 * SEC);
+    let r = reg.maintain(8 * SEC + EXPIRE_AFTER_MS).unwrap();
+    assert_eq!(r.expired, 2);
+    assert_eq!(ids(&reg), ["e"]);
+    assert_index_consistent(&reg);
+}
+
+#[test]
+fn refused_ids_are_all_counted_but_logged_once_a_minute() {
+    let reg = AgentRegistry::default();
+    let long = "x".repeat(MAX_FIELD_BYTES + 1);
+    // The first is logged at once, the next ones only counted.
+    assert!(reg.refuse(long.len(), 0));
+    for i in 1..100 {
+        assert!(!reg.refuse(long.len(), i * SEC / 10));
+    }
+    assert_eq!(reg.lock_refused_log().pending, 99);
+    // A minute after the last line, the next refusal logs the count.
+    assert!(reg.refuse(long.len() + 5, REFUSED_LOG_EVERY_MS));
+    assert_eq!(reg.lock_refused_log().pending, 0);
+    // Through observe(), counted the same way.
+    report(&reg, &agent(&long, "h", SEC), REFUSED_LOG_EVERY_MS + 1);
+    assert_eq!(reg.lock_refused_log().pending, 1);
+    assert_eq!(counter(&reg, "tocsin_agents_refused_total"), 102.0);
+    // When refusals stop, maintain() says the rest once the minute is up.
+    reg.maintain(REFUSED_LOG_EVERY_MS + 2).unwrap();
+    assert_eq!(reg.lock_refused_log().pending, 1);
+    reg.maintain(2 * REFUSED_LOG_EVERY_MS).unwrap();
+    assert_eq!(reg.lock_refused_log().pending, 0);
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn an_agent_going_down_ends_its_skew_series_with_a_staleness_marker() {
+    let reg = AgentRegistry::default();
+    let a = agent("a", "h", 10 * SEC);
+    report(&reg, &a, 0);
+    let has_skew = |now| {
+        reg.series(now)
+            .iter()
+            .any(|(l, _)| l.metric_name() == "tocsin_agent_clock_skew_seconds")
+    };
+    assert!(has_skew(10 * SEC));
+    assert!(reg.take_retired().is_empty());
+    // Down: no value, a staleness marker once; up stays written as 0.
+    assert!(!has_skew(31 * SEC));
+    let stale: Vec<String> = reg.take_retired().iter().map(|l| l.to_string()).collect();
+    assert_eq!(
+        stale,
+        [r#"tocsin_agent_clock_skew_seconds{host_name="h", tocsin_agent_id="a"}"#]
+    );
+    assert_eq!(up(&reg, 40 * SEC), [("a".to_string(), 0.0)]);
+    assert!(reg.take_retired().is_empty());
+    // Up again, then down again: another marker.
+    report(&reg, &a, 50 * SEC);
+    assert!(has_skew(50 * SEC));
+    assert!(reg.take_retired().is_empty());
+    assert!(!has_skew(90 * SEC));
+    assert_eq!(reg.take_retired().len(), 1);
+    // Back up before the marker is written: no marker for a live series.
+    report(&reg, &a, 100 * SEC);
+    assert!(!has_skew(131 * SEC));
+    assert!(has_skew(100 * SEC));
+    assert!(reg.take_retired().is_empty());
+    // An agent loaded from the database never had a skew value written by
+    // this process: no marker for it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.sqlite");
+    {
+        let (before, _) = AgentRegistry::open(&path, AgentRegistryOptions::default()).unwrap();
+        report(&before, &a, 0);
+    }
+    let (reg, _) = AgentRegistry::open(&path, AgentRegistryOptions::default()).unwrap();
+    assert_eq!(reg.len(), 1);
+    reg.series(SEC);
+    assert!(reg.take_retired().is_empty());
+}
+
+#[test]
+fn unreadable_stored_rows_are_skipped_counted_and_the_rest_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agents.sqlite");
+    {
+        let (reg, _) = AgentRegistry::open(&path, AgentRegistryOptions::default()).unwrap();
+        report(&reg, &agent("a", "h", 10 * SEC), SEC);
+        report(&reg, &agent("b", "h", 10 * SEC), 2 * SEC);
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "UPDATE agent SET last_seen_ms = 'yesterday' WHERE id = 'a'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let (reg, restored) = AgentRegistry::open(&path, AgentRegistryOptions::default()).unwrap();
+    assert_eq!((restored.restored, restored.skipped), (1, 1));
+    assert_eq!(reg.list(0)[0].id, "b");
+    assert_eq!(counter(&reg, "tocsin_agents_db_rows_skipped_total"), 1.0);
+    // The agent reporting again replaces its row.
+    report(&reg, &agent("a", "h", 10 * SEC), 3 * SEC);
+    drop(reg);
+    let (reg, restored) = AgentRegistry::open(&path, AgentRegistryOptions::default()).unwrap();
+    assert_eq!((restored.restored, restored.skipped), (2, 0));
+    assert_eq!(reg.len(), 2);
+}
