@@ -524,17 +524,28 @@ impl Head {
         enqueue: impl FnOnce(&LoggedBatch) -> R,
     ) -> (LoggedBatch, R) {
         let mut inner = self.write();
-        let mut out = LoggedBatch::default();
-        for (labels, t, v) in batch {
+        let mut out = LoggedBatch {
+            results: Vec::with_capacity(batch.len()),
+            new_series: Vec::new(),
+            to_log: Vec::with_capacity(batch.len()),
+        };
+        // All refs first, then all appends: the lookups of one pass do not
+        // wait on each other, so their cache misses (most of the time
+        // spent here with a large head) overlap instead of queueing behind
+        // each sample's append.
+        let mut refs = Vec::with_capacity(batch.len());
+        for (labels, _, _) in batch {
             let known = inner.by_labels.get(labels).copied();
-            let r = match known {
+            refs.push(match known {
                 Some(r) => r,
                 None => {
                     let r = inner.get_or_create(labels);
                     out.new_series.push((r, labels.clone()));
                     r
                 }
-            };
+            });
+        }
+        for ((_, t, v), &r) in batch.iter().zip(&refs) {
             let result = match inner.series.get_mut(&r) {
                 Some(s) => s.append(*t, *v, &self.opts),
                 None => Err(Refusal::TooOld),
