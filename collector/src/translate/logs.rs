@@ -85,6 +85,10 @@ pub fn translate_logs(
         }
         let (base, _) = resource.labels_for(&[]);
         let oversize = base.values().any(|v| v.len() > opts.max_label_value_bytes);
+        // A resource's records of one severity share their labels: built
+        // once and shared (cloning `Labels` only counts a reference), which
+        // also lets the store compare them by pointer.
+        let mut by_severity: [Option<Labels>; 7] = Default::default();
         for sl in rl.scope_logs {
             for r in sl.log_records {
                 out.total += 1;
@@ -96,8 +100,12 @@ pub fn translate_logs(
                     received_ms
                 };
                 if let Some(agent) = resource.agent_id() {
-                    let e = newest.entry(agent.to_string()).or_insert(i64::MIN);
-                    *e = (*e).max(time_ms);
+                    match newest.get_mut(agent) {
+                        Some(e) => *e = (*e).max(time_ms),
+                        None => {
+                            newest.insert(agent.to_string(), time_ms);
+                        }
+                    }
                 }
                 if time_ms > received_ms.saturating_add(opts.max_future_ms) {
                     out.refused_future += 1;
@@ -108,17 +116,22 @@ pub fn translate_logs(
                     continue;
                 }
                 let severity = Severity::from_number(r.severity_number);
-                let mut labels: Vec<Label> = base
-                    .iter()
-                    .map(|(n, v)| Label {
-                        name: n.clone(),
-                        value: v.clone(),
+                let labels = by_severity[severity as usize]
+                    .get_or_insert_with(|| {
+                        let mut labels: Vec<Label> = base
+                            .iter()
+                            .map(|(n, v)| Label {
+                                name: n.clone(),
+                                value: v.clone(),
+                            })
+                            .collect();
+                        labels.push(Label {
+                            name: "severity".to_string(),
+                            value: severity.as_str().to_string(),
+                        });
+                        Labels::from_vec(labels)
                     })
-                    .collect();
-                labels.push(Label {
-                    name: "severity".to_string(),
-                    value: severity.as_str().to_string(),
-                });
+                    .clone();
                 let origin = match (
                     resource.agent_id(),
                     find(&r.attributes, FILE_ID_ATTRIBUTE).map(|v| value_text(Some(v))),
@@ -139,8 +152,11 @@ pub fn translate_logs(
                 };
                 let mut attributes: Vec<(String, String)> = r
                     .attributes
-                    .iter()
-                    .map(|kv| (kv.key.clone(), value_text(kv.value.as_ref())))
+                    .into_iter()
+                    .map(|kv| {
+                        let value = value_text(kv.value.as_ref());
+                        (kv.key, value)
+                    })
                     .collect();
                 attributes.sort();
                 let body = match r.body.and_then(|b| b.value) {
@@ -153,7 +169,7 @@ pub fn translate_logs(
                     received_ms,
                     severity,
                     severity_text: r.severity_text,
-                    labels: Labels::from_vec(labels),
+                    labels,
                     body,
                     attributes,
                     origin,
