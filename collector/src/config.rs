@@ -5,6 +5,7 @@
 //! ```yaml
 //! data_dir: /var/lib/tocsin        # series/, logs/ and ruler.sqlite live here
 //! retention: 24h                   # series older than this leave the head
+//! head_max_bytes: 4294967296       # the head's memory budget (oldest go first)
 //! receivers: { otlp: { grpc: { listen: "0.0.0.0:4317" } } }
 //! ruler: { rule_files: ["rules/*.yaml"] }
 //! api: { listen: "127.0.0.1:9466" }
@@ -37,6 +38,11 @@ use crate::receivers::{OtlpSettings, ReceiversConfig};
 use crate::ruler::{RulerConfig, RulerSettings};
 use crate::server::error_groups::NewGroupPolicy;
 
+/// The series head's default memory budget: 4 GiB.
+pub const DEFAULT_HEAD_MAX_BYTES: u64 = 4 << 30;
+/// The smallest memory budget the head accepts: 64 MiB.
+pub const MIN_HEAD_MAX_BYTES: u64 = 64 << 20;
+
 /// Where the configuration is read from unless `--config` says otherwise.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/tocsin/collector.yaml";
 
@@ -53,6 +59,11 @@ pub struct CollectorConfig {
     /// Series samples older than this leave the in-memory head (Prometheus
     /// duration, default `24h`, at least `1h`).
     pub retention: String,
+    /// The series head's memory budget in bytes (chunks, label sets and
+    /// per-series bookkeeping, estimated): past it, the oldest samples
+    /// leave the head before `retention` says so, counted and logged
+    /// (default 4 GiB, at least 64 MiB).
+    pub head_max_bytes: u64,
     /// Samples up to this far behind a series' newest sample are still
     /// accepted (spooled agents catching up); older ones are refused and
     /// counted (Prometheus duration, default `1h`).
@@ -100,6 +111,7 @@ impl Default for CollectorConfig {
         CollectorConfig {
             data_dir: PathBuf::from("/var/lib/tocsin"),
             retention: "24h".into(),
+            head_max_bytes: DEFAULT_HEAD_MAX_BYTES,
             out_of_order_window: "1h".into(),
             receivers: ReceiversConfig::default(),
             ruler: RulerConfig::default(),
@@ -172,6 +184,7 @@ pub struct CollectorSettings {
     pub source: PathBuf,
     pub data_dir: PathBuf,
     pub retention_ms: i64,
+    pub head_max_bytes: u64,
     pub out_of_order_window_ms: i64,
     pub receivers: OtlpSettings,
     pub ruler: RulerSettings,
@@ -385,6 +398,15 @@ impl CollectorConfig {
                 0
             }
         };
+        if self.head_max_bytes < MIN_HEAD_MAX_BYTES {
+            errors.push((
+                "head_max_bytes".into(),
+                format!(
+                    "{} is below the minimum of {MIN_HEAD_MAX_BYTES} (64 MiB)",
+                    self.head_max_bytes
+                ),
+            ));
+        }
         let mut ms = |key: &str, v: &str| match parse_duration(v) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(e) => {
@@ -483,6 +505,7 @@ impl CollectorConfig {
                 source: PathBuf::new(),
                 data_dir,
                 retention_ms,
+                head_max_bytes: self.head_max_bytes,
                 out_of_order_window_ms,
                 receivers,
                 ruler,
@@ -700,14 +723,16 @@ mod tests {
             "  retention: forever\n",
             "ruler:\n",
             "  evaluation_interval: 0s\n",
+            "head_max_bytes: 1000\n",
         ));
         let has = |prefix: &str| p.iter().any(|x| x.starts_with(prefix));
+        assert!(has("F:9:1: head_max_bytes: 1000 is below"), "{p:?}");
         assert!(has("F:1:1: retention: "), "{p:?}");
         assert!(has("F:4:3: api.query_timeout: "), "{p:?}");
         assert!(has("F:3:3: api.listen: "), "{p:?}");
         assert!(has("F:6:3: logs.retention: "), "{p:?}");
         assert!(has("F:8:3: ruler.evaluation_interval: "), "{p:?}");
-        assert_eq!(p.len(), 5, "{p:?}");
+        assert_eq!(p.len(), 6, "{p:?}");
     }
 
     #[test]

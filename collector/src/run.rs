@@ -141,6 +141,10 @@ struct Parts {
     api: Arc<ApiState>,
     error_groups: Arc<ErrorGroups>,
     agents: Arc<AgentRegistry>,
+    /// The head's memory budget (`head_max_bytes`).
+    head_max_bytes: usize,
+    /// Times the memory budget took samples before retention would have.
+    head_budget_truncations: std::sync::atomic::AtomicU64,
 }
 
 fn now_ms() -> i64 {
@@ -369,6 +373,8 @@ pub async fn run_with_alerts(
         api: api_state.clone(),
         error_groups,
         agents: agents.clone(),
+        head_max_bytes: usize::try_from(settings.head_max_bytes).unwrap_or(usize::MAX),
+        head_budget_truncations: std::sync::atomic::AtomicU64::new(0),
     });
     // Exported only with telemetry.otlp (the global registry is disabled
     // otherwise).
@@ -548,6 +554,29 @@ fn housekeeping(p: &Parts, retention_ms: i64) {
             "series samples past retention dropped from the head"
         );
     }
+    if let Some(out) = p.store.head().enforce_memory_budget(p.head_max_bytes, now) {
+        p.head_budget_truncations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let kept_since = format_time(Some(out.cutoff_ms));
+        if out.still_over {
+            tracing::error!(
+                head_max_bytes = p.head_max_bytes,
+                estimated_bytes = out.bytes_after,
+                series_removed = out.series_removed,
+                kept_since = %kept_since,
+                "series head over its memory budget with only its last hour left; raise head_max_bytes or send fewer series"
+            );
+        } else {
+            tracing::warn!(
+                head_max_bytes = p.head_max_bytes,
+                bytes_before = out.bytes_before,
+                bytes_after = out.bytes_after,
+                series_removed = out.series_removed,
+                kept_since = %kept_since,
+                "series head over its memory budget: samples before kept_since left it ahead of retention"
+            );
+        }
+    }
     if let Err(e) = p.store.snapshot_if_due() {
         tracing::error!(error = %e, "head snapshot failed; the WAL is kept until one succeeds");
     }
@@ -581,6 +610,19 @@ fn own_series(p: &Parts) -> Vec<(Labels, f64)> {
     out.push((
         named("tocsin_store_head_out_of_order_samples", &[]),
         h.out_of_order_samples as f64,
+    ));
+    out.push((
+        named("tocsin_store_head_estimated_bytes", &[]),
+        h.estimated_bytes as f64,
+    ));
+    out.push((
+        named("tocsin_store_head_max_bytes", &[]),
+        p.head_max_bytes as f64,
+    ));
+    out.push((
+        named("tocsin_store_head_budget_truncations_total", &[]),
+        p.head_budget_truncations
+            .load(std::sync::atomic::Ordering::Relaxed) as f64,
     ));
     for (name, v) in p.store.stats().series() {
         out.push((named(name, &[]), v));

@@ -451,6 +451,34 @@ pub struct HeadStats {
     pub series: usize,
     pub chunk_bytes: usize,
     pub out_of_order_samples: usize,
+    /// What the memory budget counts: chunk bytes, plus per series its
+    /// label text, [`LABEL_OVERHEAD_BYTES`] per label and
+    /// [`SERIES_OVERHEAD_BYTES`]. An estimate: the process's RSS runs
+    /// higher (allocator, indexes' spare capacity).
+    pub estimated_bytes: usize,
+}
+
+/// Bookkeeping per series the memory estimate counts (series entry, label
+/// set header, head chunk, index entries).
+pub const SERIES_OVERHEAD_BYTES: usize = 512;
+/// Bookkeeping per label the memory estimate counts (string headers,
+/// posting entry).
+pub const LABEL_OVERHEAD_BYTES: usize = 64;
+/// The memory budget never takes samples newer than this behind the
+/// newest moment it is enforced at (ms): a head over budget with only its
+/// last hour left needs a larger budget or fewer series, not an empty head.
+pub const BUDGET_KEEPS_MS: i64 = 3_600_000;
+
+/// What enforcing the memory budget did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetOutcome {
+    /// Samples older than this left the head (ms).
+    pub cutoff_ms: i64,
+    pub series_removed: usize,
+    pub bytes_before: usize,
+    pub bytes_after: usize,
+    /// Still over budget with only the last [`BUDGET_KEEPS_MS`] left.
+    pub still_over: bool,
 }
 
 /// The in-memory head. Safe to share between threads.
@@ -681,11 +709,63 @@ impl Head {
 
     pub fn stats(&self) -> HeadStats {
         let inner = self.read();
+        let chunk_bytes: usize = inner.series.values().map(MemSeries::bytes).sum();
+        let label_bytes: usize = inner
+            .series
+            .values()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|l| l.name.len() + l.value.len() + LABEL_OVERHEAD_BYTES)
+                    .sum::<usize>()
+            })
+            .sum();
         HeadStats {
             series: inner.series.len(),
-            chunk_bytes: inner.series.values().map(MemSeries::bytes).sum(),
+            chunk_bytes,
             out_of_order_samples: inner.series.values().map(|s| s.ooo.len()).sum(),
+            estimated_bytes: chunk_bytes + label_bytes + inner.series.len() * SERIES_OVERHEAD_BYTES,
         }
+    }
+
+    /// The oldest sample's time, if the head holds any.
+    pub fn min_time(&self) -> Option<i64> {
+        self.read()
+            .series
+            .values()
+            .filter_map(MemSeries::oldest)
+            .min()
+    }
+
+    /// Retention by memory: while the head's estimated bytes exceed
+    /// `max_bytes`, the oldest samples leave it, the cutoff stepping
+    /// forward by 1/64 of the time the head spans, but never past
+    /// `now_ms - BUDGET_KEEPS_MS`. None when the head is within budget.
+    pub fn enforce_memory_budget(&self, max_bytes: usize, now_ms: i64) -> Option<BudgetOutcome> {
+        let bytes_before = self.stats().estimated_bytes;
+        if bytes_before <= max_bytes {
+            return None;
+        }
+        let oldest = self.min_time()?;
+        let limit = now_ms.saturating_sub(BUDGET_KEEPS_MS);
+        let step = (now_ms.saturating_sub(oldest) / 64).max(1000);
+        let mut outcome = BudgetOutcome {
+            cutoff_ms: oldest,
+            series_removed: 0,
+            bytes_before,
+            bytes_after: bytes_before,
+            still_over: true,
+        };
+        while outcome.cutoff_ms < limit {
+            outcome.cutoff_ms = outcome.cutoff_ms.saturating_add(step).min(limit);
+            outcome.series_removed += self.truncate_before(outcome.cutoff_ms);
+            outcome.bytes_after = self.stats().estimated_bytes;
+            if outcome.bytes_after <= max_bytes {
+                outcome.still_over = false;
+                break;
+            }
+        }
+        Some(outcome)
     }
 
     /// Label names present on any series, sorted.
@@ -822,6 +902,44 @@ mod tests {
         assert_eq!(head.truncate_before(500_000), 1);
         assert_eq!(head.stats().series, 1);
         assert!(head.label_values("__name__") == vec!["live"]);
+    }
+
+    #[test]
+    fn the_memory_budget_drops_the_oldest_samples_first_and_keeps_the_last_hour() {
+        const HOUR: i64 = 3_600_000;
+        let head = Head::default();
+        let now = 10 * HOUR;
+        // 50 series, a sample a minute for 10 hours.
+        for i in 0..50 {
+            let s = l(&[("__name__", "x"), ("i", &i.to_string())]);
+            for t in (0..now).step_by(60_000) {
+                head.append(&s, t, (t % 7) as f64).unwrap();
+            }
+        }
+        let full = head.stats().estimated_bytes;
+        assert!(head.enforce_memory_budget(full, now).is_none());
+
+        // Half the budget: the oldest samples go, the newest stay.
+        let out = head.enforce_memory_budget(full / 2, now).unwrap();
+        assert!(!out.still_over, "{out:?}");
+        assert!(
+            out.bytes_after <= full / 2 && out.bytes_before == full,
+            "{out:?}"
+        );
+        let oldest = head.min_time().unwrap();
+        assert!(oldest > 0 && oldest < now - BUDGET_KEEPS_MS, "{oldest}");
+        assert!(oldest <= out.cutoff_ms, "whole chunks go: {oldest} {out:?}");
+        assert_eq!(head.stats().series, 50);
+        let newest = head.select(&[eq("i", "7")], now - 60_000, now).unwrap();
+        assert_eq!(newest[0].samples.len(), 1);
+
+        // A budget nothing fits: only the last hour is kept, said so.
+        let out = head.enforce_memory_budget(1, now).unwrap();
+        assert!(out.still_over, "{out:?}");
+        assert_eq!(out.cutoff_ms, now - BUDGET_KEEPS_MS);
+        let oldest = head.min_time().unwrap();
+        assert!(oldest >= now - BUDGET_KEEPS_MS - 120 * 60_000, "{oldest}");
+        assert_eq!(head.stats().series, 50);
     }
 
     proptest! {
