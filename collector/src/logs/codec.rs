@@ -14,6 +14,7 @@
 use tocsin_rules::promql::value::{Label, Labels};
 
 use super::record::{LogRecord, RecordOrigin, Severity};
+use crate::translate::logs::FILE_OFFSET_ATTRIBUTE;
 
 /// WAL record kind of a batch of accepted log records and their counter
 /// increments. Kinds 1 and 2 are the series store's; the numbers stay
@@ -282,7 +283,15 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
     put_uvarint(out, rec.attributes.len() as u64);
     for (k, v) in &rec.attributes {
         dict.put(out, k);
-        dict.put(out, v);
+        if k == FILE_OFFSET_ATTRIBUTE {
+            // Differs on every record: a dictionary entry would only cost
+            // two allocations, a hash insert and memory (inline is the
+            // dictionary's own escape, so readers are unchanged).
+            put_uvarint(out, 0);
+            put_str(out, v);
+        } else {
+            dict.put(out, v);
+        }
     }
     put_opt_str(out, rec.trace_id.as_deref());
     put_opt_str(out, rec.span_id.as_deref());
