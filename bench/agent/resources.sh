@@ -19,7 +19,7 @@ protocol=${PROTOCOL:-grpc}
 warmup=$(( seconds / 10 > 15 ? seconds / 10 : 15 ))
 node_exporter=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 helper=bench/agent/agentbench.py
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 
 [ -x "$node_exporter" ] || { echo "$node_exporter not found (apt-get install prometheus-node-exporter)" >&2; exit 1; }
 # The agent as shipped is built with the agent-release profile (Cargo.toml);

@@ -6,7 +6,7 @@
 # Usage: bench/agent/size.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 for profile in agent-release release; do

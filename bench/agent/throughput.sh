@@ -30,7 +30,7 @@ sink=${SINK:-collector}
 [ "$sink" = null ] && protocol=http
 gzip=${GZIP:-false}
 helper=bench/agent/agentbench.py
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 
 # The agent as shipped is built with the agent-release profile (Cargo.toml);
 # AGENT_PROFILE=release measures the plain release build instead.

@@ -12,7 +12,7 @@
 #   TOCSIN_E2E_KILLS=10              kill -9 of the agent
 #   TOCSIN_E2E_OUTAGE_SECS=120       collector outage
 #   TOCSIN_E2E_INTERVAL_MS=1000      writing time between two disruptions
-# CARGO_TARGET_DIR defaults to /work/target-bench (shared by the benchmarks);
+# CARGO_TARGET_DIR defaults to target/bench (shared by the benchmarks);
 # TOCSIN_E2E_BIN_DIR names prebuilt release binaries to use instead of
 # building them there.
 #
@@ -24,7 +24,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 export TOCSIN_E2E_RATE=${TOCSIN_E2E_RATE:-10000}
 export TOCSIN_E2E_ROTATIONS=${TOCSIN_E2E_ROTATIONS:-50}
 export TOCSIN_E2E_COPYTRUNCATES=${TOCSIN_E2E_COPYTRUNCATES:-50}

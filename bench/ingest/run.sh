@@ -13,7 +13,7 @@
 # 5 runs per server, alternating, medians reported).
 # INGEST_BENCH_SKIP_BUILD=1 runs the release binaries already built.
 #
-# Builds in release (CARGO_TARGET_DIR, default /work/target-bench), starts
+# Builds in release (CARGO_TARGET_DIR, default target/bench), starts
 # both servers on free ports of 127.0.0.1 with their own temporary data
 # directories, runs the load generator (bench/ingest/src/main.rs), which
 # measures each server's utime+stime from /proc/PID/stat around its run,
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/../.."
 
 series=${1:-10000}
 rounds=${2:-60}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 
 command -v prometheus >/dev/null 2>&1 || {
   echo "bench: Debian's prometheus (2.42) is missing: apt-get install prometheus" >&2
