@@ -22,27 +22,10 @@ helper=bench/agent/agentbench.py
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 
 [ -x "$node_exporter" ] || { echo "$node_exporter not found (apt-get install prometheus-node-exporter)" >&2; exit 1; }
-# The agent as shipped is built with the agent-release profile (Cargo.toml);
-# AGENT_PROFILE=release measures the plain release build instead.
-agent_profile=${AGENT_PROFILE:-agent-release}
-if [ -n "${BIN_DIR:-}" ]; then
-  bin=$BIN_DIR
-  agent_bin=$BIN_DIR/tocsin-agent
-else
-  nice cargo build --release -q -p tocsin-collector
-  nice cargo build --profile "$agent_profile" -q -p tocsin-agent
-  bin=$CARGO_TARGET_DIR/release
-  agent_bin=$CARGO_TARGET_DIR/$agent_profile/tocsin-agent
-fi
+. bench/agent/common.sh
+build_binaries
 
-work=$(mktemp -d /tmp/tocsin-agent-resources.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+make_workdir resources
 
 read -r grpc http api nx <<<"$(python3 $helper free-ports 4)"
 mkdir -p "$work/collector" "$work/agent" "$work/logs"

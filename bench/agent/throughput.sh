@@ -32,27 +32,10 @@ gzip=${GZIP:-false}
 helper=bench/agent/agentbench.py
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target/bench}
 
-# The agent as shipped is built with the agent-release profile (Cargo.toml);
-# AGENT_PROFILE=release measures the plain release build instead.
-agent_profile=${AGENT_PROFILE:-agent-release}
-if [ -n "${BIN_DIR:-}" ]; then
-  bin=$BIN_DIR
-  agent_bin=$BIN_DIR/tocsin-agent
-else
-  nice cargo build --release -q -p tocsin-collector
-  nice cargo build --profile "$agent_profile" -q -p tocsin-agent
-  bin=$CARGO_TARGET_DIR/release
-  agent_bin=$CARGO_TARGET_DIR/$agent_profile/tocsin-agent
-fi
+. bench/agent/common.sh
+build_binaries
 
-work=$(mktemp -d /tmp/tocsin-agent-throughput.XXXXXX)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
+make_workdir throughput
 
 read -r grpc http api <<<"$(python3 $helper free-ports 3)"
 mkdir -p "$work/collector" "$work/agent" "$work/logs"
