@@ -32,8 +32,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_saphyr::{Location, Spanned};
+use serde_saphyr::Location;
 use tocsin_telemetry::{TelemetryConfig, TelemetrySettings};
+use tocsin_yaml::{Node, Segment};
 
 use crate::export::config::{CollectorConfig, Export, SpoolConfig, validate as validate_export};
 use crate::sources::host::{HostMetrics, HostMetricsConfig, HostMetricsConfigError};
@@ -225,7 +226,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
     // maps field paths to positions.
     let tree: Node = match serde_saphyr::from_str(text) {
         Ok(tree) => tree,
-        Err(e) => return Err(vec![error_at(e.location(), "", yaml_message(&e))]),
+        Err(e) => return Err(vec![error_at(e.location(), "", tocsin_yaml::message(&e))]),
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let config: AgentConfig = match serde_saphyr::from_str(text) {
@@ -239,28 +240,29 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
                     .location()
                     .and_then(|l| tree.path_at(l))
                     .unwrap_or_default();
-                error_at(e.location(), &field, yaml_message(&e))
+                error_at(e.location(), &field, tocsin_yaml::message(&e))
             };
             let (parts, section_errors) = Sections::read(text);
             let mut errors: Vec<ConfigError> = section_errors.into_iter().map(with_field).collect();
-            errors.extend(tree.unknown_top_level_keys().into_iter().map(|(loc, key)| {
+            errors.extend(tree.unknown_keys(&TOP_LEVEL_KEYS).map(|key| {
                 error_at(
-                    Some(loc),
-                    &key,
+                    Some(key.referenced),
+                    &key.value,
                     format!(
-                        "unknown field `{key}`, expected one of {}",
+                        "unknown field `{}`, expected one of {}",
+                        key.value,
                         TOP_LEVEL_KEYS.join(", ")
                     ),
                 )
             }));
             if errors.is_empty() {
-                errors.push(error_at(e.location(), "", yaml_message(&e)));
+                errors.push(error_at(e.location(), "", tocsin_yaml::message(&e)));
             }
             errors.extend(
                 parts
                     .validation_problems(base)
                     .into_iter()
-                    .map(|p| error_at(tree.locate(&p.field), &p.field, p.message)),
+                    .map(|p| error_at(Some(locate(&tree, &p.field)), &p.field, p.message)),
             );
             errors.sort_by_key(|e| (e.line, e.column));
             errors.dedup();
@@ -277,7 +279,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, Vec<ConfigError>> {
         _ => {
             let mut errors: Vec<ConfigError> = problems
                 .into_iter()
-                .map(|p| error_at(tree.locate(&p.field), &p.field, p.message))
+                .map(|p| error_at(Some(locate(&tree, &p.field)), &p.field, p.message))
                 .collect();
             errors.sort_by_key(|e| (e.line, e.column));
             Err(errors)
@@ -595,211 +597,13 @@ impl Parts {
     }
 }
 
-/// A serde-saphyr message without its location suffix (the position is
-/// printed in front).
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    use serde_saphyr::MessageFormatter;
-    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
-    format!("YAML: {}", msg.escape_debug())
-}
-
-// ---------------------------------------------------------------------------
-// Positions of field paths
-
-/// A YAML node with its position; scalars' values are not kept.
-#[derive(Debug)]
-struct Node(Spanned<NodeKind>);
-
-#[derive(Debug)]
-enum NodeKind {
-    Map(Vec<(Spanned<String>, Node)>),
-    Seq(Vec<Node>),
-    Scalar,
-}
-
-impl Node {
-    /// Position of the value at `field` (`logs[0].include[1]`), or of the
-    /// deepest part of the path present in the file.
-    fn locate(&self, field: &str) -> Option<Location> {
-        let mut node = self;
-        let mut at = node.0.referenced;
-        for seg in path_segments(field) {
-            let next = match (&node.0.value, seg) {
-                (NodeKind::Map(entries), Segment::Key(k)) => {
-                    // Keys may contain dots (`service.name`): try the
-                    // longest match of the rest first is overkill; keys
-                    // here are matched whole.
-                    entries
-                        .iter()
-                        .find(|(key, _)| key.value == k)
-                        .map(|(key, v)| {
-                            at = key.referenced;
-                            v
-                        })
-                }
-                (NodeKind::Seq(items), Segment::Index(i)) => items.get(i),
-                _ => None,
-            };
-            match next {
-                Some(n) => {
-                    node = n;
-                    at = n.0.referenced;
-                }
-                None => break,
-            }
-        }
-        Some(at)
-    }
-}
-
-impl Node {
-    /// The field path of the key or value at `loc`, if one is there.
-    fn path_at(&self, loc: Location) -> Option<String> {
-        fn walk(node: &Node, path: &str, loc: Location) -> Option<String> {
-            match &node.0.value {
-                NodeKind::Map(entries) => entries.iter().find_map(|(k, v)| {
-                    let here = if path.is_empty() {
-                        k.value.clone()
-                    } else {
-                        format!("{path}.{}", k.value)
-                    };
-                    if same_place(k.referenced, loc) {
-                        return Some(here);
-                    }
-                    walk(v, &here, loc)
-                }),
-                NodeKind::Seq(items) => items
-                    .iter()
-                    .enumerate()
-                    .find_map(|(i, n)| walk(n, &format!("{path}[{i}]"), loc)),
-                NodeKind::Scalar => None,
-            }
-            .or_else(|| {
-                (same_place(node.0.referenced, loc) && !path.is_empty()).then(|| path.to_string())
-            })
-        }
-        walk(self, "", loc)
-    }
-
-    /// Top-level keys [`AgentConfig`] does not know, with their positions.
-    fn unknown_top_level_keys(&self) -> Vec<(Location, String)> {
-        match &self.0.value {
-            NodeKind::Map(entries) => entries
-                .iter()
-                .filter(|(k, _)| !TOP_LEVEL_KEYS.contains(&k.value.as_str()))
-                .map(|(k, _)| (k.referenced, k.value.clone()))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-fn same_place(a: Location, b: Location) -> bool {
-    a.line() == b.line() && a.column() == b.column()
-}
-
-enum Segment<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-/// Splits `a.b[2].c` into keys and indexes. Resource attribute names hold
+/// Where the value at `field` (`logs[0].include[1]`) is, or the deepest
+/// part of the path present in the file. Resource attribute names hold
 /// dots, so `resource.` is followed by one key, the rest of the path.
-fn path_segments(field: &str) -> Vec<Segment<'_>> {
-    let mut out = Vec::new();
-    if let Some(rest) = field.strip_prefix("resource.") {
-        out.push(Segment::Key("resource"));
-        out.push(Segment::Key(rest));
-        return out;
-    }
-    for part in field.split('.') {
-        let mut part = part;
-        let key_end = part.find('[').unwrap_or(part.len());
-        if key_end > 0 {
-            out.push(Segment::Key(&part[..key_end]));
-        }
-        part = &part[key_end..];
-        while let Some(rest) = part.strip_prefix('[') {
-            let Some(close) = rest.find(']') else { break };
-            if let Ok(i) = rest[..close].parse() {
-                out.push(Segment::Index(i));
-            }
-            part = &rest[close + 1..];
-        }
-    }
-    out
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Spanned::<NodeKind>::deserialize(d).map(Node)
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AnyVisitor;
-        impl<'de> serde::de::Visitor<'de> for AnyVisitor {
-            type Value = NodeKind;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_i128<E>(self, _: i128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_u128<E>(self, _: u128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_bytes<E>(self, _: &[u8]) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_unit<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_none<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
-                NodeKind::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut items = Vec::new();
-                while let Some(n) = seq.next_element::<Node>()? {
-                    items.push(n);
-                }
-                Ok(NodeKind::Seq(items))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(k) = map.next_key::<Spanned<String>>()? {
-                    let v = map.next_value::<Node>()?;
-                    entries.push((k, v));
-                }
-                Ok(NodeKind::Map(entries))
-            }
-        }
-        d.deserialize_any(AnyVisitor)
+fn locate(tree: &Node, field: &str) -> Location {
+    match field.strip_prefix("resource.") {
+        Some(name) => tree.locate_value(&[Segment::Key("resource"), Segment::Key(name)]),
+        None => tree.locate_value(&tocsin_yaml::segments(field)),
     }
 }
 
