@@ -131,6 +131,7 @@ impl Agent {
         let options = ExporterOptions {
             memory_batches: 4,
             memory_bytes: 1 << 20,
+            max_in_flight: 4,
             spool: SpoolOptions {
                 max_bytes: 1 << 20,
                 fsync: false,

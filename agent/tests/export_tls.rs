@@ -266,6 +266,7 @@ async fn mutual_tls(protocol: Protocol) {
         let options = ExporterOptions {
             memory_batches: 4,
             memory_bytes: 1 << 20,
+            max_in_flight: 4,
             spool: SpoolOptions {
                 max_bytes: 1 << 20,
                 fsync: false,

@@ -298,6 +298,7 @@ pub fn validate(
         options: ExporterOptions {
             memory_batches,
             memory_bytes: ExporterOptions::default().memory_bytes,
+            max_in_flight: ExporterOptions::default().max_in_flight,
             spool: SpoolOptions {
                 max_bytes,
                 fsync: spool.fsync,

@@ -5,7 +5,9 @@
 //!
 //! Data path: [`Exporter::submit_logs`] / [`Exporter::submit_metrics`]
 //! encode a request and queue it in memory (bounded); one sender task
-//! ([`ExporterTask::run`]) sends the oldest batch at a time. When a send
+//! ([`ExporterTask::run`]) sends the oldest batches, up to
+//! [`ExporterOptions::max_in_flight`] requests at once so that encoding,
+//! the network and the collector's work overlap. When a send
 //! fails for a reason that may pass (collector away, overloaded, refusing
 //! the token) or the memory queue is full, batches go to the spool, and
 //! while the spool holds anything every new batch goes there too, behind
@@ -25,8 +27,14 @@
 //! permanent for the data: the batch stays spooled and is retried slowly
 //! while the error is logged, until an operator fixes the configuration.
 //!
-//! Invariants: batches reach the collector in submission order; the sender
-//! has at most one batch in flight; [`Delivery::Acked`] is reported only
+//! Invariants: sends start in submission order and results are settled in
+//! that order; at most `max_in_flight` batches are in flight, of which at
+//! most one metrics batch, so metrics reach the collector in submission
+//! order (a later log batch may be taken before an earlier one whose send
+//! failed and is retried from the spool: the collector de-duplicates logs,
+//! and their order carries no meaning); batches are sent from the spool one
+//! at a time, and only when nothing sent from memory is still in flight, so
+//! the spool is emptied strictly oldest first; [`Delivery::Acked`] is reported only
 //! after the collector's success answer, and only for tailer batches of the
 //! current run (tailer batch ids restart with the process; a log batch
 //! spooled by an earlier run is re-read by the tailer from its checkpoint,
@@ -91,11 +99,14 @@ mod transport;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use prost::Message;
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::{Backoff, BackoffPolicy};
@@ -109,6 +120,11 @@ use crate::sources::host::Metric;
 use crate::sources::logtail::{Batch, Tailer, TailerError};
 use crate::spool::{Origin, Signal, Spool, SpoolBatch, SpoolCounters, SpoolError, SpoolOptions};
 
+/// Requests in flight by default: enough to keep the collector busy while
+/// the agent reads and encodes the next batches, few enough that a
+/// collector outage finds little to re-send.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
 /// Settings of the exporter.
 #[derive(Debug, Clone)]
 pub struct ExporterOptions {
@@ -117,6 +133,8 @@ pub struct ExporterOptions {
     /// Payload bytes held in memory before new batches go to the spool
     /// (a single larger batch is still held alone).
     pub memory_bytes: usize,
+    /// Requests sent before the first is answered (at least 1).
+    pub max_in_flight: usize,
     pub spool: SpoolOptions,
     pub backoff: BackoffPolicy,
 }
@@ -126,6 +144,7 @@ impl Default for ExporterOptions {
         ExporterOptions {
             memory_batches: 64,
             memory_bytes: 8 << 20,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             spool: SpoolOptions::default(),
             backoff: BackoffPolicy::default(),
         }
@@ -251,9 +270,15 @@ impl OtlpSink for Transport {
 /// The sending side: run it on a task.
 pub struct ExporterTask<S = Transport> {
     shared: Arc<Shared>,
-    transport: S,
+    transport: Arc<S>,
     backoff: Backoff,
+    max_in_flight: usize,
 }
+
+/// The answer to one send, with the batch sent and whether it came from
+/// the spool.
+type SendResult = (Arc<SpoolBatch>, bool, Result<Accepted, SendError>);
+type SendFuture = Pin<Box<dyn Future<Output = SendResult> + Send>>;
 
 /// Opens the spool in `spool_dir` and builds the exporter. The receiver
 /// gets one [`Delivery`] per tailer batch; it is unbounded because the
@@ -292,8 +317,9 @@ pub fn exporter<S: OtlpSink>(
     });
     let task = ExporterTask {
         shared: Arc::clone(&shared),
-        transport,
+        transport: Arc::new(transport),
         backoff: Backoff::new(options.backoff, run_id),
+        max_in_flight: options.max_in_flight.max(1),
     };
     Ok((Exporter { shared }, task, rx))
 }
@@ -336,12 +362,14 @@ impl Shared {
     /// Moves the memory queue into the spool (keeping order by id).
     fn spill(&self, st: &mut State) {
         while let Some(b) = st.pop_memory() {
-            self.to_spool(st, b);
+            self.to_spool(st, &b);
         }
     }
 
-    fn to_spool(&self, st: &mut State, batch: SpoolBatch) {
-        match st.spool.append(&batch) {
+    /// Appends to the spool, which sends by id: a batch whose send failed
+    /// lands before later ones spilled while it was in flight.
+    fn to_spool(&self, st: &mut State, batch: &SpoolBatch) {
+        match st.spool.append(batch) {
             Ok(evicted) => {
                 st.counters.batches_spooled += 1;
                 for e in evicted {
@@ -406,7 +434,7 @@ impl Exporter {
             // Behind whatever waits already, so order is kept.
             blocking(|| {
                 shared.spill(&mut st);
-                shared.to_spool(&mut st, batch);
+                shared.to_spool(&mut st, &batch);
             });
         } else {
             st.memory_bytes += batch.payload.len();
@@ -465,51 +493,77 @@ impl Exporter {
 
 impl<S: OtlpSink> ExporterTask<S> {
     /// Sends until `shutdown` is cancelled, then moves what is still in
-    /// memory (and the batch in flight) to the spool and returns.
+    /// memory (and the batches in flight) to the spool and returns.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let shared = Arc::clone(&self.shared);
+        let mut in_flight: FuturesOrdered<SendFuture> = FuturesOrdered::new();
+        // What is in flight, oldest first: (batch, from the spool).
+        let mut sent: VecDeque<(Arc<SpoolBatch>, bool)> = VecDeque::new();
+        // While backing off after a failure, nothing new is sent.
+        let mut resume_at: Option<Instant> = None;
         loop {
             let notified = shared.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let next = blocking(|| self.next_batch());
-            let (batch, from_spool) = match next {
-                Ok(Some(next)) => next,
-                Ok(None) => {
-                    tokio::select! {
-                        () = &mut notified => continue,
-                        () = shutdown.cancelled() => break,
+            if resume_at.is_some_and(|t| Instant::now() >= t) {
+                resume_at = None;
+            }
+            if resume_at.is_none() {
+                while sent.len() < self.max_in_flight {
+                    let metrics_busy = sent.iter().any(|(b, _)| b.signal == Signal::Metrics);
+                    match blocking(|| self.next_batch(sent.is_empty(), metrics_busy)) {
+                        Ok(Some((batch, from_spool))) => {
+                            let batch = Arc::new(batch);
+                            sent.push_back((Arc::clone(&batch), from_spool));
+                            let transport = Arc::clone(&self.transport);
+                            in_flight.push_back(Box::pin(async move {
+                                let result = transport.send(batch.signal, &batch.payload).await;
+                                (batch, from_spool, result)
+                            }));
+                        }
+                        Ok(None) => break,
+                        Err(()) => {
+                            // The spool could not be read (logged): try
+                            // again later rather than spinning on the error.
+                            resume_at = Some(Instant::now() + self.backoff.next_delay());
+                            break;
+                        }
                     }
                 }
-                Err(()) => {
-                    // The spool could not be read (logged): try again later
-                    // rather than spinning on the error.
-                    let delay = self.backoff.next_delay();
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => continue,
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-            };
-            let result = tokio::select! {
-                r = self.transport.send(batch.signal, &batch.payload) => r,
-                () = shutdown.cancelled() => {
-                    if !from_spool {
-                        blocking(|| shared.to_spool(&mut shared.lock(), batch));
-                    }
-                    break;
-                }
-            };
-            let delay = blocking(|| self.settle(batch, from_spool, result));
-            if let Some(delay) = delay {
+            }
+            if sent.is_empty() {
+                let sleep = tokio::time::sleep_until(resume_at.unwrap_or_else(Instant::now));
                 tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
+                    () = &mut notified => continue,
+                    () = sleep, if resume_at.is_some() => continue,
                     () = shutdown.cancelled() => break,
                 }
             }
+            tokio::select! {
+                Some((batch, from_spool, result)) = in_flight.next() => {
+                    sent.pop_front();
+                    let backing_off = resume_at.is_some();
+                    let delay = blocking(|| self.settle(&batch, from_spool, result, backing_off));
+                    if let Some(delay) = delay {
+                        let at = Instant::now() + delay;
+                        resume_at = Some(resume_at.map_or(at, |r| r.max(at)));
+                    }
+                }
+                () = &mut notified => {}
+                () = shutdown.cancelled() => break,
+            }
         }
+        // Sends still in flight are abandoned: their batches go to the spool
+        // (those read from it are there still), oldest first, ahead of
+        // what waits in memory.
+        drop(in_flight);
         let spooled = blocking(|| {
             let mut st = shared.lock();
+            for (batch, from_spool) in &sent {
+                if !from_spool {
+                    shared.to_spool(&mut st, batch);
+                }
+            }
             shared.spill(&mut st);
             st.spool.len()
         });
@@ -519,13 +573,33 @@ impl<S: OtlpSink> ExporterTask<S> {
         );
     }
 
-    /// The oldest batch: the spool's front when it holds anything (after
-    /// moving the memory queue behind it), else the memory queue's front.
-    fn next_batch(&mut self) -> Result<Option<(SpoolBatch, bool)>, ()> {
+    /// The next batch to send, if one may be sent now: the spool's front
+    /// when it holds anything (after moving the memory queue behind it) and
+    /// nothing is in flight, else the memory queue's front unless it is a
+    /// metrics batch while another is in flight.
+    fn next_batch(
+        &mut self,
+        idle: bool,
+        metrics_busy: bool,
+    ) -> Result<Option<(SpoolBatch, bool)>, ()> {
         let shared = &self.shared;
         let mut st = shared.lock();
         if st.spool.is_empty() {
+            if metrics_busy
+                && st
+                    .memory
+                    .front()
+                    .is_some_and(|b| b.signal == Signal::Metrics)
+            {
+                return Ok(None);
+            }
             return Ok(st.pop_memory().map(|b| (b, false)));
+        }
+        if !idle {
+            // A spooled batch is removed from the spool once taken, which
+            // requires every older batch to be settled (and a failed one in
+            // flight must still find room before it in the spool).
+            return Ok(None);
         }
         shared.spill(&mut st);
         match st.spool.front() {
@@ -539,12 +613,15 @@ impl<S: OtlpSink> ExporterTask<S> {
     }
 
     /// Applies the result of sending `batch`; returns how long to wait
-    /// before the next attempt, if at all.
+    /// before the next attempt, if at all. `backing_off`: an earlier
+    /// failure already set the wait (the sends in flight with it failing
+    /// too are one outage, not several).
     fn settle(
         &mut self,
-        batch: SpoolBatch,
+        batch: &SpoolBatch,
         from_spool: bool,
         result: Result<Accepted, SendError>,
+        backing_off: bool,
     ) -> Option<Duration> {
         let shared = Arc::clone(&self.shared);
         let mut st = shared.lock();
@@ -598,10 +675,10 @@ impl<S: OtlpSink> ExporterTask<S> {
                         shared.spill(&mut st);
                     }
                     let spooled = st.spool.len();
-                    let delay = match class {
+                    match class {
                         ErrorClass::Unauthorized => {
                             st.counters.auth_failures += 1;
-                            let delay = self.backoff.max_delay();
+                            let delay = Some(self.backoff.max_delay());
                             tracing::error!(
                                 %error,
                                 spooled,
@@ -612,7 +689,7 @@ impl<S: OtlpSink> ExporterTask<S> {
                         }
                         ErrorClass::Misrouted => {
                             st.counters.misrouted += 1;
-                            let delay = self.backoff.max_delay();
+                            let delay = Some(self.backoff.max_delay());
                             tracing::error!(
                                 %error,
                                 spooled,
@@ -624,20 +701,20 @@ impl<S: OtlpSink> ExporterTask<S> {
                         ErrorClass::Throttled(after) => {
                             st.counters.throttled += 1;
                             // A Retry-After is honoured up to five minutes.
-                            let delay = after.map_or_else(
-                                || self.backoff.next_delay(),
-                                |d| d.min(Duration::from_secs(300)),
-                            );
+                            let delay = match after {
+                                Some(d) => Some(d.min(Duration::from_secs(300))),
+                                None if backing_off => None,
+                                None => Some(self.backoff.next_delay()),
+                            };
                             tracing::warn!(%error, spooled, retry_in = ?delay, "collector is throttling; backing off");
                             delay
                         }
                         _ => {
-                            let delay = self.backoff.next_delay();
+                            let delay = (!backing_off).then(|| self.backoff.next_delay());
                             tracing::warn!(%error, spooled, retry_in = ?delay, "send failed; will retry");
                             delay
                         }
-                    };
-                    Some(delay)
+                    }
                 }
             },
         }
@@ -678,6 +755,7 @@ mod tests {
         let options = ExporterOptions {
             memory_batches,
             memory_bytes,
+            max_in_flight: 1,
             spool: SpoolOptions {
                 max_bytes: 1 << 20,
                 fsync: false,
@@ -771,15 +849,18 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Whatever the collector answers and however submissions and sends
-        /// interleave: every batch is taken or refused for good exactly
-        /// once, batches are taken in submission order, and each log batch
-        /// is reported once, as acknowledged exactly when it was taken.
+        /// Whatever the collector answers, however submissions and sends
+        /// interleave and however many requests may be in flight: every
+        /// batch is taken or refused for good exactly once, metrics batches
+        /// are taken in submission order (all batches are, with one request
+        /// in flight), and each log batch is reported once, as acknowledged
+        /// exactly when it was taken.
         #[test]
         fn delivery_keeps_order_and_reports_each_batch_once(
             script in proptest::collection::vec(answer(), 0..40),
             batches in proptest::collection::vec((any::<bool>(), 0usize..4), 1..30),
             memory_batches in 1usize..4,
+            max_in_flight in 1usize..5,
         ) {
             let dir = tempfile::tempdir().unwrap();
             let sink = Arc::new(Scripted::default());
@@ -787,6 +868,7 @@ mod tests {
             let options = ExporterOptions {
                 memory_batches,
                 memory_bytes: 1 << 20,
+                max_in_flight,
                 spool: SpoolOptions { max_bytes: 1 << 20, fsync: false },
                 // Retries without waiting: the script, not time, decides.
                 backoff: BackoffPolicy { initial: Duration::ZERO, max: Duration::ZERO },
@@ -824,7 +906,15 @@ mod tests {
             });
             let accepted = sink.accepted.lock().unwrap().clone();
             let refused = sink.refused.lock().unwrap().clone();
-            prop_assert!(accepted.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", accepted);
+            let metrics: Vec<u64> = accepted
+                .iter()
+                .copied()
+                .filter(|&id| !batches[id as usize].0)
+                .collect();
+            prop_assert!(metrics.windows(2).all(|w| w[0] < w[1]), "metrics out of order: {:?}", accepted);
+            if max_in_flight == 1 {
+                prop_assert!(accepted.windows(2).all(|w| w[0] < w[1]), "out of order: {:?}", accepted);
+            }
             let mut all: Vec<u64> = accepted.iter().chain(&refused).copied().collect();
             all.sort_unstable();
             prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
