@@ -25,9 +25,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 use tocsin_rules::validate::parse_duration;
 use tocsin_telemetry::{TelemetryConfig, TelemetrySettings};
+use tocsin_yaml::Node;
 
 use crate::api::{ApiConfig, ApiSettings, ApiTokenConfig};
 use crate::logs::{LogStoreOptions, LogsConfig};
@@ -284,12 +284,20 @@ pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> 
                     .location()
                     .map(|l| (l.line(), l.column()))
                     .unwrap_or((1, 1));
-                problem(line, column, field.to_string(), yaml_message(e))
+                problem(
+                    line,
+                    column,
+                    field.to_string(),
+                    tocsin_yaml::message_unescaped(e),
+                )
             };
-            let mut problems: Vec<ConfigProblem> = section_errors(text)
-                .iter()
-                .map(|(field, e)| located(field, e))
-                .collect();
+            // serde stops at the file's first schema error: one per
+            // top-level section, each section read alone.
+            let mut problems: Vec<ConfigProblem> =
+                tocsin_yaml::errors_by_section::<CollectorConfig>(text)
+                    .iter()
+                    .map(|(field, e)| located(field, e))
+                    .collect();
             if problems.is_empty() {
                 problems.push(located("", &e));
             }
@@ -302,7 +310,12 @@ pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> 
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let tree: Option<Node> = serde_saphyr::from_str(text).ok();
-    let locate = |field: &str| tree.as_ref().map(|t| t.locate(field)).unwrap_or((1, 1));
+    // At the key the field names, or the nearest one the file has.
+    let locate = |field: &str| {
+        tree.as_ref()
+            .and_then(|t| t.locate_key(&tocsin_yaml::segments(field)))
+            .map_or((1, 1), |l| (l.line(), l.column()))
+    };
     match config.validate(base) {
         Ok(s) => Ok(CollectorSettings {
             source: path.to_path_buf(),
@@ -322,50 +335,6 @@ pub fn parse(path: &Path, text: &str) -> Result<CollectorSettings, ConfigError> 
             Err(ConfigError::Invalid(problems))
         }
     }
-}
-
-/// Serde stops at a file's first schema error; to report one per
-/// top-level section, each section is read again alone, the other lines
-/// blanked so that positions stay those of the file. Empty when the file
-/// is no block mapping (a syntax error, or flow style).
-fn section_errors(text: &str) -> Vec<(String, serde_saphyr::Error)> {
-    let Ok(Node {
-        kind: NodeKind::Map(entries),
-        ..
-    }) = serde_saphyr::from_str::<Node>(text)
-    else {
-        return Vec::new();
-    };
-    let mut starts: Vec<(u64, &str)> = entries
-        .iter()
-        .map(|(key, line, ..)| (*line, key.as_str()))
-        .collect();
-    starts.sort_unstable();
-    starts.dedup_by_key(|(line, _)| *line);
-    let lines: Vec<&str> = text.lines().collect();
-    let mut errors = Vec::new();
-    for (i, &(start, key)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(u64::MAX, |(line, _)| *line);
-        let alone: String = lines
-            .iter()
-            .enumerate()
-            .map(|(n, l)| {
-                let n = n as u64 + 1;
-                if n >= start && n < end { *l } else { "" }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        if let Err(e) = serde_saphyr::from_str::<CollectorConfig>(&alone) {
-            errors.push((key.to_string(), e));
-        }
-    }
-    errors
-}
-
-fn yaml_message(e: &serde_saphyr::Error) -> String {
-    use serde_saphyr::MessageFormatter;
-    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
-    format!("YAML: {msg}")
 }
 
 impl CollectorConfig {
@@ -522,133 +491,6 @@ impl CollectorConfig {
             }),
             _ => Err(errors),
         }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Positions of fields
-
-/// A YAML node with the position of its value, to find where a field path
-/// points.
-#[derive(Debug)]
-struct Node {
-    line: u64,
-    column: u64,
-    kind: NodeKind,
-}
-
-#[derive(Debug)]
-enum NodeKind {
-    /// Entries with their key's position.
-    Map(Vec<(String, u64, u64, Node)>),
-    Seq(Vec<Node>),
-    Scalar,
-}
-
-impl Node {
-    /// The position of `field` (`a.b[2].c`), or of the deepest part of it
-    /// the file has.
-    fn locate(&self, field: &str) -> (u64, u64) {
-        let mut at = self;
-        let mut pos = (1, 1);
-        for part in field.split('.') {
-            let (key, indexes) = match part.find('[') {
-                Some(i) => (&part[..i], &part[i..]),
-                None => (part, ""),
-            };
-            let NodeKind::Map(entries) = &at.kind else {
-                return pos;
-            };
-            let Some((_, l, c, child)) = entries.iter().find(|(k, ..)| k == key) else {
-                return pos;
-            };
-            pos = (*l, *c);
-            at = child;
-            for idx in indexes
-                .split(['[', ']'])
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| s.parse::<usize>().ok())
-            {
-                let NodeKind::Seq(items) = &at.kind else {
-                    return pos;
-                };
-                let Some(item) = items.get(idx) else {
-                    return pos;
-                };
-                pos = (item.line, item.column);
-                at = item;
-            }
-        }
-        pos
-    }
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Spanned::<NodeKind>::deserialize(d)?;
-        Ok(Node {
-            line: s.referenced.line(),
-            column: s.referenced.column(),
-            kind: s.value,
-        })
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AnyVisitor;
-        impl<'de> serde::de::Visitor<'de> for AnyVisitor {
-            type Value = NodeKind;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_unit<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_none<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
-                NodeKind::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut items = Vec::new();
-                while let Some(n) = seq.next_element::<Node>()? {
-                    items.push(n);
-                }
-                Ok(NodeKind::Seq(items))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(k) = map.next_key::<Spanned<String>>()? {
-                    let v = map.next_value::<Node>()?;
-                    entries.push((k.value, k.referenced.line(), k.referenced.column(), v));
-                }
-                Ok(NodeKind::Map(entries))
-            }
-        }
-        d.deserialize_any(AnyVisitor)
     }
 }
 
