@@ -20,6 +20,7 @@ use std::time::Duration;
 use promql_parser::parser::Expr;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use tocsin_yaml::{AnyScalarKey, NodeKind};
 
 use crate::file::{
     LabelMapConfig, LoadOptions, LogMetric, LogMetricConfig, Pos, Rule, RuleConfig, RuleFile,
@@ -239,7 +240,7 @@ pub(crate) fn load(
                     text = &text[..cut];
                     continue;
                 }
-                problems.push(error_pos(&e), error_message(&e));
+                problems.push(error_pos(&e), tocsin_yaml::message(&e));
                 return Err(into_errors(source, problems));
             }
         }
@@ -257,8 +258,8 @@ pub(crate) fn load(
         Err(e) => {
             let pos = error_pos(&e);
             let message = match describe_expected(&tree, pos) {
-                Some(what) => format!("{what} ({})", error_message(&e)),
-                None => error_message(&e),
+                Some(what) => format!("{what} ({})", tocsin_yaml::message(&e)),
+                None => tocsin_yaml::message(&e),
             };
             problems.push(pos, message);
             return Err(into_errors(source, problems));
@@ -313,145 +314,17 @@ fn error_pos(e: &serde_saphyr::Error) -> Pos {
         .unwrap_or_default()
 }
 
-/// The message of a serde-saphyr error without its location suffix (the
-/// position is printed in front instead, like every other problem).
-fn error_message(e: &serde_saphyr::Error) -> String {
-    use serde_saphyr::MessageFormatter;
-    let msg = serde_saphyr::DefaultMessageFormatter.format_message(e.without_snippet());
-    format!("YAML: {}", msg.escape_debug())
-}
-
 // ---------------------------------------------------------------------------
 // The generic YAML tree and unknown keys
 
-/// A YAML node with its position, for the schema walk that finds unknown
-/// keys. Scalars are not kept: only the shape matters here.
-#[derive(Debug)]
-struct Node(Spanned<NodeKind>);
+/// The file as a tree of positioned nodes, for the schema walk that finds
+/// unknown keys and values of the wrong shape. Keys of any scalar type are
+/// read as their value's text, as Prometheus' YAML decoder reads them.
+type Node = tocsin_yaml::Node<AnyScalarKey>;
 
-#[derive(Debug)]
-enum NodeKind {
-    Map(Vec<(Spanned<String>, Node)>),
-    Seq(Vec<Node>),
-    /// An integer scalar (what `limit:` must be).
-    Int,
-    /// Any other scalar: its text is what string fields read.
-    Scalar,
-    Null,
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Spanned::<NodeKind>::deserialize(d).map(Node)
-    }
-}
-
-impl<'de> Deserialize<'de> for NodeKind {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct AnyVisitor;
-        impl<'de> serde::de::Visitor<'de> for AnyVisitor {
-            type Value = NodeKind;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Int)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Int)
-            }
-            fn visit_i128<E>(self, _: i128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Int)
-            }
-            fn visit_u128<E>(self, _: u128) -> Result<NodeKind, E> {
-                Ok(NodeKind::Int)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_bytes<E>(self, _: &[u8]) -> Result<NodeKind, E> {
-                Ok(NodeKind::Scalar)
-            }
-            fn visit_unit<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Null)
-            }
-            fn visit_none<E>(self) -> Result<NodeKind, E> {
-                Ok(NodeKind::Null)
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
-                NodeKind::deserialize(d)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut items = Vec::new();
-                while let Some(n) = seq.next_element::<Node>()? {
-                    items.push(n);
-                }
-                Ok(NodeKind::Seq(items))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<NodeKind, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(k) = map.next_key::<Spanned<KeyText>>()? {
-                    let v = map.next_value::<Node>()?;
-                    entries.push((
-                        Spanned {
-                            value: k.value.0,
-                            referenced: k.referenced,
-                            defined: k.defined,
-                        },
-                        v,
-                    ));
-                }
-                Ok(NodeKind::Map(entries))
-            }
-        }
-        d.deserialize_any(AnyVisitor)
-    }
-}
-
-/// A mapping key as text, whatever its YAML type (`1: x` has key "1").
-struct KeyText(String);
-
-impl<'de> Deserialize<'de> for KeyText {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl serde::de::Visitor<'_> for KeyVisitor {
-            type Value = KeyText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a scalar mapping key")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<KeyText, E> {
-                Ok(KeyText(v.to_string()))
-            }
-            fn visit_unit<E>(self) -> Result<KeyText, E> {
-                Ok(KeyText(String::new()))
-            }
-        }
-        d.deserialize_any(KeyVisitor)
-    }
+/// Where `node`'s value is.
+fn pos_of(node: &Node) -> Pos {
+    Pos::from_location(&node.location)
 }
 
 /// The field names serde's derive gave `T` (read from the `fields` list
@@ -545,7 +418,7 @@ const TOP_LEVEL_SHAPE: &str =
 /// Returns whether the shapes are right, i.e. whether the typed read can
 /// succeed; unknown keys do not stop it.
 fn check_tree(tree: &Node, check_unknown: bool, out: &mut Problems) -> bool {
-    match &tree.0.value {
+    match &tree.kind {
         NodeKind::Map(_) => {
             let mut shape_ok = true;
             check_mapping(tree, Schema::File, check_unknown, &mut shape_ok, out);
@@ -554,7 +427,7 @@ fn check_tree(tree: &Node, check_unknown: bool, out: &mut Problems) -> bool {
         // An empty file (or only comments) has no groups, as in Prometheus.
         NodeKind::Null => true,
         _ => {
-            out.push(Pos::of(&tree.0), TOP_LEVEL_SHAPE.into());
+            out.push(pos_of(tree), TOP_LEVEL_SHAPE.into());
             false
         }
     }
@@ -567,7 +440,7 @@ fn check_mapping(
     shape_ok: &mut bool,
     out: &mut Problems,
 ) {
-    let NodeKind::Map(entries) = &node.0.value else {
+    let NodeKind::Map(entries) = &node.kind else {
         return;
     };
     let fields = schema.fields();
@@ -600,19 +473,19 @@ fn check_mapping(
                 expected_value(k)
             )
         };
-        let value_pos = Pos::of(&value.0);
+        let value_pos = pos_of(value);
         let is_text_map = k == "labels" || k == "annotations";
-        match (&value.0.value, schema.child(k)) {
+        match (&value.kind, schema.child(k)) {
             // Absent and null are the same to every field.
             (NodeKind::Null, _) => {}
             (NodeKind::Seq(items), Some(child)) => {
                 for item in items {
-                    if let NodeKind::Map(_) = item.0.value {
+                    if let NodeKind::Map(_) = item.kind {
                         check_mapping(item, child, check_unknown, shape_ok, out);
                     } else {
                         *shape_ok = false;
                         out.push(
-                            Pos::of(&item.0),
+                            pos_of(item),
                             format!("each entry of {k} must be a mapping ({})", child.what()),
                         );
                     }
@@ -621,9 +494,9 @@ fn check_mapping(
             (_, Some(_)) => wrong(value_pos, must_be()),
             (NodeKind::Map(pairs), None) if is_text_map => {
                 for (name, v) in pairs {
-                    if let NodeKind::Map(_) | NodeKind::Seq(_) = v.0.value {
+                    if let NodeKind::Map(_) | NodeKind::Seq(_) = v.kind {
                         wrong(
-                            Pos::of(&v.0),
+                            pos_of(v),
                             format!("the value of {} in {k} must be a string", name.value),
                         );
                     }
@@ -641,34 +514,34 @@ fn check_mapping(
 /// What the value at `pos` should have been, naming its field, for a type
 /// error of the typed read (serde-saphyr says only what it expected).
 fn describe_expected(tree: &Node, pos: Pos) -> Option<String> {
-    if Pos::of(&tree.0) == pos {
+    if pos_of(tree) == pos {
         return Some(TOP_LEVEL_SHAPE.into());
     }
     find_expected(tree, Some(Schema::File), pos)
 }
 
 fn find_expected(node: &Node, schema: Option<Schema>, pos: Pos) -> Option<String> {
-    match &node.0.value {
+    match &node.kind {
         NodeKind::Map(entries) => {
             for (key, value) in entries {
                 let k = key.value.as_str();
                 let Some(schema) = schema else {
                     // Inside labels: or annotations:.
-                    if Pos::of(&value.0) == pos {
+                    if pos_of(value) == pos {
                         return Some(format!("the value of {k} must be a string"));
                     }
                     continue;
                 };
-                if Pos::of(&value.0) == pos {
+                if pos_of(value) == pos {
                     return Some(format!(
                         "field {k} in {} must be {}",
                         schema.what(),
                         expected_value(k)
                     ));
                 }
-                let found = match (&value.0.value, schema.child(k)) {
+                let found = match (&value.kind, schema.child(k)) {
                     (NodeKind::Seq(items), Some(child)) => items.iter().find_map(|item| {
-                        if Pos::of(&item.0) == pos {
+                        if pos_of(item) == pos {
                             Some(format!(
                                 "each entry of {k} must be a mapping ({})",
                                 child.what()
