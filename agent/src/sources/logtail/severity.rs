@@ -231,6 +231,26 @@ fn from_syslog(line: &str) -> Option<Severity> {
     })
 }
 
+/// Could [`LOGFMT_LEVEL`] match `window`? Its key words folded to ASCII
+/// lower case are searched first: a case-insensitive regex over four words
+/// has too many literal variants for the regex crate's prefilter, and
+/// walking every byte of every line is a tenth of the agent's CPU. Under
+/// Unicode case folding `ſ` matches `s`, so a window with any non-ASCII
+/// byte goes to the regex unfiltered.
+fn may_hold_logfmt_level(window: &str) -> bool {
+    if !window.is_ascii() {
+        return true;
+    }
+    let mut lower = [0u8; KEYWORD_WINDOW];
+    let lower = &mut lower[..window.len()];
+    lower.copy_from_slice(window.as_bytes());
+    lower.make_ascii_lowercase();
+    // `loglevel` holds `level`.
+    ["level", "lvl", "severity"]
+        .iter()
+        .any(|w| memchr::memmem::find(lower, w.as_bytes()).is_some())
+}
+
 fn from_keywords(line: &str) -> Option<Severity> {
     let mut end = line.len().min(KEYWORD_WINDOW);
     while !line.is_char_boundary(end) {
@@ -266,7 +286,9 @@ fn from_keywords(line: &str) -> Option<Severity> {
             text: Some(letter.to_string()),
         });
     }
-    if let Some(m) = LOGFMT_LEVEL.as_ref().and_then(|re| re.find(window)) {
+    if may_hold_logfmt_level(window)
+        && let Some(m) = LOGFMT_LEVEL.as_ref().and_then(|re| re.find(window))
+    {
         // The match ends with the level word: `level=error`, `lvl: "warn`.
         let text = m.as_str();
         let start = text
@@ -294,6 +316,30 @@ mod tests {
 
     fn number(line: &str) -> u8 {
         detect(line).number
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// The key-word check before the logfmt regex only rules out lines
+        /// the regex would not match.
+        #[test]
+        fn the_logfmt_prefilter_never_hides_a_level(
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "level", "LEVEL", "Lvl", "lvL", "severity", "SEVERITY", "ſeverity", "loglevel",
+                "LogLevel", "=", ":", " = ", "\"", " ", "error", "warn", "x", "_", "é", "\u{212A}",
+                "2024-01-01T00:00:00Z",
+            ]), 0..10)
+        ) {
+            let window = parts.concat();
+            let mut end = window.len().min(KEYWORD_WINDOW);
+            while !window.is_char_boundary(end) {
+                end -= 1;
+            }
+            let window = &window[..end];
+            let matched = LOGFMT_LEVEL.as_ref().and_then(|re| re.find(window)).is_some();
+            proptest::prop_assert!(!matched || may_hold_logfmt_level(window), "{:?}", window);
+        }
     }
 
     #[test]
