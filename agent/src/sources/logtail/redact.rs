@@ -18,7 +18,7 @@ pub const MASK: &str = "***";
 struct Rule {
     re: Regex,
     group: usize,
-    needs: &'static [&'static str],
+    needs: Vec<memchr::memmem::Finder<'static>>,
 }
 
 /// The key words of the key=value rule, as [`Rule::needs`] lists them
@@ -85,7 +85,16 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     ];
     rules
         .into_iter()
-        .filter_map(|(re, group, needs)| Regex::new(re).ok().map(|re| Rule { re, group, needs }))
+        .filter_map(|(re, group, needs)| {
+            Regex::new(re).ok().map(|re| Rule {
+                re,
+                group,
+                needs: needs
+                    .iter()
+                    .map(|w| memchr::memmem::Finder::new(w.as_bytes()))
+                    .collect(),
+            })
+        })
         .collect()
 });
 
@@ -98,7 +107,11 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 static TRIGGER: LazyLock<Option<regex::bytes::Regex>> = LazyLock::new(|| {
     let mut words: Vec<String> = BUILTIN
         .iter()
-        .flat_map(|r| r.needs.iter().map(|w| regex::escape(w)))
+        .flat_map(|r| {
+            r.needs
+                .iter()
+                .map(|f| regex::escape(&String::from_utf8_lossy(f.needle())))
+        })
         .collect();
     words.sort();
     words.dedup();
@@ -131,11 +144,7 @@ fn triggered(text: &str) -> u64 {
         BUILTIN
             .iter()
             .enumerate()
-            .filter(|(_, r)| {
-                r.needs
-                    .iter()
-                    .any(|w| memchr::memmem::find(&lower, w.as_bytes()).is_some())
-            })
+            .filter(|(_, r)| r.needs.iter().any(|f| f.find(&lower).is_some()))
             .fold(0, |bits, (i, _)| bits | 1 << i)
     })
 }

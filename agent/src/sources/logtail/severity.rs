@@ -245,11 +245,14 @@ fn may_hold_logfmt_level(window: &str) -> bool {
     let lower = &mut lower[..window.len()];
     lower.copy_from_slice(window.as_bytes());
     lower.make_ascii_lowercase();
-    // `loglevel` holds `level`.
-    ["level", "lvl", "severity"]
-        .iter()
-        .any(|w| memchr::memmem::find(lower, w.as_bytes()).is_some())
+    LOGFMT_KEYS.iter().any(|f| f.find(lower).is_some())
 }
+
+/// The searchers of [`may_hold_logfmt_level`], built once (`loglevel`
+/// holds `level`).
+static LOGFMT_KEYS: LazyLock<[memchr::memmem::Finder<'static>; 3]> = LazyLock::new(|| {
+    ["level", "lvl", "severity"].map(|w| memchr::memmem::Finder::new(w.as_bytes()))
+});
 
 fn from_keywords(line: &str) -> Option<Severity> {
     let mut end = line.len().min(KEYWORD_WINDOW);
