@@ -63,16 +63,21 @@ pub struct Severity {
 const KEYWORD_WINDOW: usize = 160;
 
 fn word_number(word: &str) -> Option<u8> {
-    Some(match word.to_ascii_uppercase().as_str() {
-        "TRACE" | "TRC" | "FINEST" | "FINER" => 1,
-        "DEBUG" | "DBG" | "FINE" => 5,
-        "INFO" | "INF" | "INFORMATION" => 9,
-        "NOTICE" => 10,
-        "WARN" | "WARNING" | "WRN" => 13,
-        "ERROR" | "ERR" | "SEVERE" => 17,
-        "CRITICAL" | "CRIT" => 21,
-        "ALERT" => 22,
-        "FATAL" | "FTL" | "EMERG" | "EMERGENCY" | "PANIC" => 21,
+    // Upper-cased on the stack: no level word is longer than 11 bytes.
+    let mut buf = [0u8; 16];
+    let upper = buf.get_mut(..word.len())?;
+    upper.copy_from_slice(word.as_bytes());
+    upper.make_ascii_uppercase();
+    Some(match &*upper {
+        b"TRACE" | b"TRC" | b"FINEST" | b"FINER" => 1,
+        b"DEBUG" | b"DBG" | b"FINE" => 5,
+        b"INFO" | b"INF" | b"INFORMATION" => 9,
+        b"NOTICE" => 10,
+        b"WARN" | b"WARNING" | b"WRN" => 13,
+        b"ERROR" | b"ERR" | b"SEVERE" => 17,
+        b"CRITICAL" | b"CRIT" => 21,
+        b"ALERT" => 22,
+        b"FATAL" | b"FTL" | b"EMERG" | b"EMERGENCY" | b"PANIC" => 21,
         _ => return None,
     })
 }
@@ -89,6 +94,52 @@ static KEYWORD: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )
     .ok()
 });
+
+/// The level words of [`KEYWORD`]'s first alternative (whole words, as
+/// written) and of its second (in brackets, lower case).
+const KEYWORDS_WHOLE: &[&str] = &[
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "CRITICAL",
+    "CRIT", "FATAL", "PANIC", "EMERG", "ALERT", "Trace", "Debug", "Info", "Notice", "Warn",
+    "Warning", "Error", "Critical", "Fatal",
+];
+const KEYWORDS_BRACKETED: &[&str] = &[
+    "trace", "debug", "info", "notice", "warn", "warning", "error", "crit", "critical", "fatal",
+    "emerg", "alert",
+];
+
+/// [`KEYWORD`]'s leftmost match in an ASCII `window`, found word by word:
+/// the regex's prefilter finds candidates fast but confirming each word
+/// boundary walks its lazy DFA, a fifth of the agent's CPU when every line
+/// ships. In ASCII text a word boundary lies exactly at the ends of the
+/// maximal runs of `[A-Za-z0-9_]`, and a bracketed word is such a run
+/// between `[` and `]`, so the first run that is a level word is the match.
+fn keyword_ascii(window: &str) -> Option<&str> {
+    let bytes = window.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_word(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_word(bytes[i]) {
+            i += 1;
+        }
+        let word = &window[start..i];
+        if KEYWORDS_WHOLE.contains(&word) {
+            return Some(word);
+        }
+        if start > 0
+            && bytes[start - 1] == b'['
+            && bytes.get(i) == Some(&b']')
+            && KEYWORDS_BRACKETED.contains(&word)
+        {
+            return window.get(start - 1..=i);
+        }
+    }
+    None
+}
 
 /// glog / klog (`E1126 05:02:54.123456 …`) and Android (`E/Tag:`) single
 /// letters: unambiguous only at the very start of the line.
@@ -305,7 +356,11 @@ fn from_keywords(line: &str) -> Option<Severity> {
             });
         }
     }
-    let found = KEYWORD.as_ref()?.find(window)?.as_str();
+    let found = if window.is_ascii() {
+        keyword_ascii(window)?
+    } else {
+        KEYWORD.as_ref()?.find(window)?.as_str()
+    };
     let word = found.trim_start_matches('[').trim_end_matches(']');
     Some(Severity {
         number: word_number(word)?,
@@ -342,6 +397,53 @@ mod tests {
             let window = &window[..end];
             let matched = LOGFMT_LEVEL.as_ref().and_then(|re| re.find(window)).is_some();
             proptest::prop_assert!(!matched || may_hold_logfmt_level(window), "{:?}", window);
+        }
+    }
+
+    /// Every level word as written, in brackets, upper-, lower- and
+    /// title-cased,
+    /// with a plural, and the separators around them.
+    fn keyword_fragments() -> Vec<String> {
+        let mut parts: Vec<String> = Vec::new();
+        for w in KEYWORDS_WHOLE.iter().chain(KEYWORDS_BRACKETED) {
+            parts.push(w.to_string());
+            parts.push(format!("[{w}]"));
+            parts.push(w.to_ascii_lowercase());
+            parts.push(w.to_ascii_uppercase());
+            let (first, rest) = w.split_at(1);
+            parts.push(first.to_ascii_uppercase() + &rest.to_ascii_lowercase());
+            parts.push(format!("{w}S"));
+        }
+        for sep in [
+            "[",
+            "]",
+            "_",
+            "-",
+            " ",
+            "  ",
+            ":",
+            "2",
+            "x",
+            ".",
+            "=",
+            "2024-01-01T00:00:00Z",
+        ] {
+            parts.push(sep.to_string());
+        }
+        parts
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// The word-by-word keyword scan finds what the regex finds.
+        #[test]
+        fn the_ascii_keyword_scan_matches_the_regex(
+            parts in proptest::collection::vec(proptest::sample::select(keyword_fragments()), 0..12)
+        ) {
+            let window = parts.concat();
+            let by_regex = KEYWORD.as_ref().and_then(|re| re.find(&window)).map(|m| m.as_str());
+            proptest::prop_assert_eq!(keyword_ascii(&window), by_regex, "{:?}", window);
         }
     }
 
