@@ -20,6 +20,10 @@ pub struct CommitError(pub String);
 #[derive(Debug, Default)]
 struct State {
     pending: Vec<u8>,
+    /// The buffer of the last group write, emptied, to take pending
+    /// records next: under steady load the records are copied into memory
+    /// already in use instead of a fresh allocation the kernel must zero.
+    spare: Vec<u8>,
     /// Sequence number of the newest enqueued batch.
     enqueued: u64,
     /// Every batch up to this number has been written (or failed).
@@ -110,7 +114,8 @@ impl GroupCommit {
             }
             if !st.writing {
                 st.writing = true;
-                let batch = std::mem::take(&mut st.pending);
+                let spare = std::mem::take(&mut st.spare);
+                let mut batch = std::mem::replace(&mut st.pending, spare);
                 let (from, to) = (st.settled + 1, st.enqueued);
                 drop(st);
                 let started = Instant::now();
@@ -121,6 +126,10 @@ impl GroupCommit {
                 st = lock(&self.state);
                 st.writing = false;
                 st.settled = to;
+                batch.clear();
+                if batch.capacity() <= self.max_pending && batch.capacity() > st.spare.capacity() {
+                    st.spare = batch;
+                }
                 if let Err(e) = result {
                     st.failed.push((from, to, e.to_string()));
                     if st.failed.len() > FAILED_RANGES_KEPT {

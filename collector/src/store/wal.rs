@@ -115,6 +115,39 @@ pub fn frame(kind: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), WalError
     Ok(())
 }
 
+/// Starts a record framed in place: reserves its frame header at the end
+/// of `out` and returns where the frame starts. Write the payload after it
+/// and close the frame with [`finish_frame`]; the bytes are then exactly
+/// what [`frame`] would have written, without copying the payload.
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_LEN]);
+    start
+}
+
+/// Closes a frame begun at `start` by [`begin_frame`]: the payload is
+/// everything written after its header. A payload over the limit is an
+/// error and is removed again, leaving `out` as it was before the frame.
+pub fn finish_frame(kind: u8, out: &mut Vec<u8>, start: usize) -> Result<(), WalError> {
+    let Some(payload) = out.get(start + FRAME_LEN..) else {
+        out.truncate(start);
+        return Err(WalError::RecordTooLarge { len: 0 });
+    };
+    let len = payload.len();
+    if len > MAX_RECORD_BYTES {
+        out.truncate(start);
+        return Err(WalError::RecordTooLarge { len });
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&[kind]);
+    h.update(payload);
+    let crc = h.finalize();
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 8] = kind;
+    Ok(())
+}
+
 /// What [`Wal::open`] found on disk.
 #[derive(Debug, Default)]
 pub struct Replay {
@@ -650,6 +683,32 @@ mod tests {
             Wal::open_from(dir.path(), WalOptions::default(), 2, |r| seen.push(r)).unwrap();
         assert_eq!(opened.missing_segments, 6);
         assert_eq!(seen, vec![rec(1, "s1"), rec(1, "after")]);
+    }
+
+    #[test]
+    fn frames_built_in_place_equal_copied_ones() {
+        let mut copied = b"before".to_vec();
+        frame(3, b"payload", &mut copied).unwrap();
+        let mut in_place = b"before".to_vec();
+        let start = begin_frame(&mut in_place);
+        in_place.extend_from_slice(b"payload");
+        finish_frame(3, &mut in_place, start).unwrap();
+        assert_eq!(in_place, copied);
+        // An empty payload frames too.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        frame(1, b"", &mut a).unwrap();
+        let start = begin_frame(&mut b);
+        finish_frame(1, &mut b, start).unwrap();
+        assert_eq!(a, b);
+        // Over the limit: refused, and the buffer is as it was.
+        let mut big = b"kept".to_vec();
+        let start = begin_frame(&mut big);
+        big.resize(start + FRAME_LEN + MAX_RECORD_BYTES + 1, 0);
+        assert!(matches!(
+            finish_frame(1, &mut big, start),
+            Err(WalError::RecordTooLarge { .. })
+        ));
+        assert_eq!(big, b"kept");
     }
 
     #[test]
