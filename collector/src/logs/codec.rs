@@ -206,7 +206,20 @@ pub struct Dict {
     /// foldhash: looked up for every string of every record appended.
     index: foldhash::HashMap<Box<str>, u32>,
     bytes: usize,
+    /// The entry each field of the record encoded last referred to (plus
+    /// one; 0 for none). Consecutive records mostly repeat their origin,
+    /// severity text and attributes, so comparing with the previous
+    /// record's string spares hashing it.
+    recent: [u32; RECENT_SLOTS],
 }
+
+/// Fields of a record with a [`Dict::recent`] slot: agent, file,
+/// severity text, and the names and values of the first attributes.
+const RECENT_SLOTS: usize = 16;
+const SLOT_AGENT: usize = 0;
+const SLOT_FILE: usize = 1;
+const SLOT_SEVERITY_TEXT: usize = 2;
+const SLOT_ATTRIBUTES: usize = 3;
 
 /// Entries per dictionary: past it, strings are written inline.
 const MAX_DICT_ENTRIES: usize = 1 << 16;
@@ -220,9 +233,19 @@ impl Dict {
         self.bytes
     }
 
+    /// Strings held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Drops the lookup index once no more records will be added.
     pub fn freeze(&mut self) {
         self.index = foldhash::HashMap::default();
+        self.recent = [0; RECENT_SLOTS];
         self.entries.shrink_to_fit();
         self.bytes = self
             .entries
@@ -231,23 +254,52 @@ impl Dict {
             .sum();
     }
 
-    fn put(&mut self, out: &mut Vec<u8>, s: &str) {
-        if s.len() <= MAX_DICT_STRING {
-            if let Some(&i) = self.index.get(s) {
-                put_uvarint(out, u64::from(i) + 1);
-                return;
-            }
-            if self.entries.len() < MAX_DICT_ENTRIES {
-                let i = self.entries.len() as u32;
-                self.entries.push(s.into());
-                self.index.insert(s.into(), i);
-                self.bytes += 2 * s.len() + DICT_ENTRY_OVERHEAD;
-                put_uvarint(out, u64::from(i) + 1);
-                return;
+    /// Writes a reference to `s` (adding it when new), or `s` inline.
+    /// `slot` names the record field, for the [`Dict::recent`] shortcut;
+    /// the bytes written are the same either way.
+    fn put(&mut self, out: &mut Vec<u8>, s: &str, slot: Option<usize>) {
+        if let Some(recent) = slot.and_then(|k| self.recent.get(k).copied())
+            && recent > 0
+            && self
+                .entries
+                .get(recent as usize - 1)
+                .is_some_and(|e| **e == *s)
+        {
+            put_uvarint(out, u64::from(recent));
+            return;
+        }
+        let found = self.lookup_or_add(s);
+        if let Some(k) = slot
+            && let Some(r) = self.recent.get_mut(k)
+        {
+            *r = found.map_or(0, |i| i + 1);
+        }
+        match found {
+            Some(i) => put_uvarint(out, u64::from(i) + 1),
+            None => {
+                put_uvarint(out, 0);
+                put_str(out, s);
             }
         }
-        put_uvarint(out, 0);
-        put_str(out, s);
+    }
+
+    /// The entry holding `s`, added when new; None when `s` is written
+    /// inline (too long, or the dictionary is full).
+    fn lookup_or_add(&mut self, s: &str) -> Option<u32> {
+        if s.len() > MAX_DICT_STRING {
+            return None;
+        }
+        if let Some(&i) = self.index.get(s) {
+            return Some(i);
+        }
+        if self.entries.len() >= MAX_DICT_ENTRIES {
+            return None;
+        }
+        let i = self.entries.len() as u32;
+        self.entries.push(s.into());
+        self.index.insert(s.into(), i);
+        self.bytes += 2 * s.len() + DICT_ENTRY_OVERHEAD;
+        Some(i)
     }
 
     fn get<'a>(&'a self, r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
@@ -270,19 +322,20 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
         None => out.push(0),
         Some(o) => {
             out.push(1);
-            dict.put(out, &o.agent_id);
-            dict.put(out, &o.file_id);
+            dict.put(out, &o.agent_id, Some(SLOT_AGENT));
+            dict.put(out, &o.file_id, Some(SLOT_FILE));
             put_uvarint(out, o.offset);
         }
     }
     put_varint(out, rec.time_ms);
     put_varint(out, rec.received_ms);
     out.push(severity_code(rec.severity));
-    dict.put(out, &rec.severity_text);
+    dict.put(out, &rec.severity_text, Some(SLOT_SEVERITY_TEXT));
     put_str(out, &rec.body);
     put_uvarint(out, rec.attributes.len() as u64);
-    for (k, v) in &rec.attributes {
-        dict.put(out, k);
+    for (i, (k, v)) in rec.attributes.iter().enumerate() {
+        let slot = SLOT_ATTRIBUTES + 2 * i;
+        dict.put(out, k, (slot < RECENT_SLOTS).then_some(slot));
         if k == FILE_OFFSET_ATTRIBUTE {
             // Differs on every record: a dictionary entry would only cost
             // two allocations, a hash insert and memory (inline is the
@@ -290,7 +343,7 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
             put_uvarint(out, 0);
             put_str(out, v);
         } else {
-            dict.put(out, v);
+            dict.put(out, v, (slot + 1 < RECENT_SLOTS).then_some(slot + 1));
         }
     }
     put_opt_str(out, rec.trace_id.as_deref());
@@ -399,10 +452,38 @@ pub fn encode_batch(
     deltas: &[CounterDelta],
     out: &mut Vec<u8>,
 ) {
+    encode_batch_into(tag, at_ms, records, deltas, &mut Vec::new(), out);
+}
+
+/// A batch as [`encode_batch_into`] wrote it: each record's stored form
+/// lies in the output at its span and refers to `dict` (frozen), so a
+/// memory block can keep the bytes as they are instead of encoding the
+/// record again.
+#[derive(Debug)]
+pub struct EncodedBatch {
+    pub dict: Dict,
+    /// Per record, in order: where its stored form lies in the output.
+    pub spans: Vec<std::ops::Range<usize>>,
+}
+
+/// As [`encode_batch`], with `scratch` for the records while the
+/// dictionary is built (kept by the caller across batches, so large
+/// batches do not grow a fresh buffer each time); returns the dictionary
+/// and where each record's stored form lies in `out`.
+pub fn encode_batch_into(
+    tag: u64,
+    at_ms: i64,
+    records: &[&LogRecord],
+    deltas: &[CounterDelta],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> EncodedBatch {
     let mut dict = Dict::default();
     let mut lsets: Vec<&Labels> = Vec::new();
     let mut lset_index: foldhash::HashMap<&Labels, u64> = foldhash::HashMap::default();
-    let mut body = Vec::new();
+    let body = scratch;
+    body.clear();
+    let mut spans = Vec::with_capacity(records.len());
     let mut one = Vec::new();
     for rec in records {
         // Runs of records share their labels: compare with the previous
@@ -416,8 +497,9 @@ pub fn encode_batch(
         };
         one.clear();
         encode_stored(rec, &mut dict, &mut one);
-        put_uvarint(&mut body, id);
-        put_uvarint(&mut body, one.len() as u64);
+        put_uvarint(body, id);
+        put_uvarint(body, one.len() as u64);
+        spans.push(body.len()..body.len() + one.len());
         body.extend_from_slice(&one);
     }
     out.push(PAYLOAD_VERSION);
@@ -432,15 +514,37 @@ pub fn encode_batch(
         put_labels(out, l);
     }
     put_uvarint(out, records.len() as u64);
-    out.extend_from_slice(&body);
+    let base = out.len();
+    out.extend_from_slice(body);
     put_uvarint(out, deltas.len() as u64);
     for d in deltas {
         put_labels(out, &d.labels);
         put_uvarint(out, d.delta);
     }
+    for span in &mut spans {
+        *span = span.start + base..span.end + base;
+    }
+    dict.freeze();
+    EncodedBatch { dict, spans }
 }
 
 pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
+    decode_batch_stored(buf).map(|b| b.batch)
+}
+
+/// A decoded WAL batch with its records' stored form: where each lies in
+/// the payload, and the batch dictionary they refer to.
+#[derive(Debug)]
+pub struct StoredBatch {
+    pub batch: Batch,
+    pub dict: Dict,
+    /// Per record of `batch.records`: its stored form in the payload.
+    pub spans: Vec<std::ops::Range<usize>>,
+}
+
+/// Decodes a batch payload, also giving its records' stored form (as
+/// [`encode_batch_into`] does), so replay can keep them without encoding.
+pub fn decode_batch_stored(buf: &[u8]) -> Result<StoredBatch, DecodeError> {
     let mut r = Reader::new(buf, "log batch");
     r.version()?;
     let tag = r.uvarint()?;
@@ -450,6 +554,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
     for _ in 0..n {
         dict.entries.push(r.str()?.into());
     }
+    dict.freeze();
     let n = r.count(1)?;
     let mut lsets = Vec::with_capacity(n);
     for _ in 0..n {
@@ -457,12 +562,14 @@ pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
     }
     let n = r.count(8)?;
     let mut records = Vec::with_capacity(n);
+    let mut spans = Vec::with_capacity(n);
     for _ in 0..n {
         let lset = usize::try_from(r.uvarint()?).map_err(|_| r.err())?;
         let labels = lsets.get(lset).cloned().ok_or_else(|| r.err())?;
         let len = r.count(1)?;
-        let bytes = &r.buf[r.pos..r.pos + len];
-        records.push(decode_stored(bytes, &dict, labels).map_err(|_| r.err())?);
+        let span = r.pos..r.pos + len;
+        records.push(decode_stored(&r.buf[span.clone()], &dict, labels).map_err(|_| r.err())?);
+        spans.push(span);
         r.pos += len;
     }
     let n = r.count(2)?;
@@ -475,11 +582,15 @@ pub fn decode_batch(buf: &[u8]) -> Result<Batch, DecodeError> {
     if !r.is_empty() {
         return Err(r.err());
     }
-    Ok(Batch {
-        tag,
-        at_ms,
-        records,
-        deltas,
+    Ok(StoredBatch {
+        batch: Batch {
+            tag,
+            at_ms,
+            records,
+            deltas,
+        },
+        dict,
+        spans,
     })
 }
 
@@ -569,6 +680,50 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn batch_spans_hold_each_record_s_stored_form() {
+        // Records whose fields change from one to the next, so the
+        // previous record's entries are sometimes right and sometimes not.
+        let mut recs = Vec::new();
+        for i in 0..40u64 {
+            let mut r = record(&format!("line {i}"));
+            r.severity_text = ["ERROR", "WARN"][(i % 3 == 0) as usize].into();
+            if let Some(o) = r.origin.as_mut() {
+                o.file_id = format!("f{}", i / 10);
+                o.offset = i * 77;
+            }
+            r.attributes = (0..(i % 9))
+                .map(|k| (format!("k{}", (k + i / 4) % 5), format!("v{}", k % 3)))
+                .collect();
+            r.attributes.sort();
+            recs.push(r);
+        }
+        let refs: Vec<&LogRecord> = recs.iter().collect();
+        let deltas = vec![CounterDelta {
+            labels: Labels::from_pairs([("__name__", "x_total")]),
+            delta: 40,
+        }];
+        let mut plain = Vec::new();
+        encode_batch(3, 4, &refs, &deltas, &mut plain);
+        // Into a buffer that already holds something, with a used scratch.
+        let mut out = b"frame header".to_vec();
+        let mut scratch = b"leftovers".to_vec();
+        let enc = encode_batch_into(3, 4, &refs, &deltas, &mut scratch, &mut out);
+        assert_eq!(&out[12..], &plain[..]);
+        assert_eq!(enc.spans.len(), recs.len());
+        for ((r, span), stored) in recs.iter().zip(&enc.spans).zip(&refs) {
+            let got = decode_stored(&out[span.clone()], &enc.dict, r.labels.clone()).unwrap();
+            assert_eq!(&got, *stored);
+        }
+        let back = decode_batch_stored(&plain).unwrap();
+        assert_eq!(back.batch.records, recs);
+        assert_eq!(back.batch.deltas, deltas);
+        let shifted: Vec<_> = enc.spans.iter().map(|s| s.start - 12..s.end - 12).collect();
+        assert_eq!(back.spans, shifted);
+        assert_eq!(back.dict.accounted(), enc.dict.accounted());
+        assert_eq!(back.dict.len(), enc.dict.len());
+    }
+
+    #[test]
     fn snapshot_round_trips_and_versions_are_checked() {
         let s = vec![CounterState {
             labels: Labels::from_pairs([("__name__", "x_total")]),
@@ -620,6 +775,7 @@ pub(crate) mod tests {
         #[test]
         fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = decode_batch(&bytes);
+            let _ = decode_batch_stored(&bytes);
             let _ = decode_snapshot(&bytes);
             let _ = decode_stored(&bytes, &Dict::default(), Labels::empty());
             let _ = stored_body(&bytes, &Dict::default());
@@ -632,6 +788,7 @@ pub(crate) mod tests {
             encode_batch(1, 2, &[&a], &[], &mut buf);
             let cut = cut.min(buf.len() - 1);
             prop_assert!(decode_batch(&buf[..cut]).is_err());
+            prop_assert!(decode_batch_stored(&buf[..cut]).is_err());
         }
     }
 }
