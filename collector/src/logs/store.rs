@@ -27,23 +27,29 @@
 //! - Age retention goes by arrival time (the collector's clock), in steps
 //!   of a block (at most 1/24 of the window); queries filter on the
 //!   records' own time.
+//!
+//! Each record is encoded once: the bytes a WAL batch holds for it are
+//! what the memory block keeps, next to the batch's dictionary (a block is
+//! a run of such parts). Only a batch too small to be worth its own
+//! dictionary is encoded again into the block's dictionary. Replay keeps
+//! the batches it reads the same way, so it rebuilds the same blocks.
 
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 // Hashed per record on the append path: foldhash is several times
 // faster than SipHash on short keys and still seeded per process.
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashMapExt};
 
 use tocsin_rules::file::LogMetric;
 use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable};
 use tocsin_rules::promql::value::Labels;
 
 use super::codec::{
-    Batch, CounterDelta, Dict, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, decode_batch,
-    decode_snapshot, decode_stored, encode_batch, encode_snapshot, encode_stored, stored_body,
-    stored_origin,
+    Batch, CounterDelta, Dict, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, StoredBatch,
+    decode_batch_stored, decode_snapshot, decode_stored, encode_batch_into, encode_snapshot,
+    encode_stored, stored_body, stored_origin,
 };
 use super::counters::{
     CounterLimits, Counters, LogMetrics, LogMetricsError, RECORDS_TOTAL, cut, groups_match,
@@ -53,7 +59,7 @@ use super::query::LogQuery;
 use super::record::LogRecord;
 use crate::store::SeriesStore;
 use crate::store::commit::{CommitError, GroupCommit};
-use crate::store::wal::{Wal, WalError, WalOptions, frame};
+use crate::store::wal::{Wal, WalError, WalOptions, begin_frame, finish_frame, frame};
 
 /// The log's format version: unchanged since the first (the series
 /// store's version 2 says nothing about this log), so older builds read it.
@@ -66,6 +72,20 @@ const MAX_BLOCK_BYTES: usize = 1 << 30;
 /// A batch is split into WAL frames of about this size (one frame is
 /// atomic, so each carries its own records' counter increments).
 const FRAME_TARGET_BYTES: usize = 4 << 20;
+/// A new head block reserves its byte buffer once, for `block_bytes` (up
+/// to this much) plus the record that may cross it, instead of growing
+/// it by doubling (each step a copy into memory the kernel zeroes anew).
+const HEAD_RESERVE_MAX: usize = 64 << 20;
+/// A batch's records keep its dictionary when the dictionary is at most
+/// this fraction (1/n) of their bytes; smaller batches are encoded into
+/// the block's own dictionary instead, which they mostly share with the
+/// records around them, so memory per record stays what one dictionary
+/// per block costs.
+const BATCH_DICT_MAX_SHARE: usize = 8;
+/// Encoding buffers kept for the next appends (one per append in
+/// flight), and the largest kept: larger ones are freed.
+const SCRATCH_KEPT: usize = 4;
+const SCRATCH_MAX_BYTES: usize = 64 << 20;
 
 /// Settings of the log store.
 #[derive(Debug, Clone)]
@@ -201,12 +221,29 @@ struct Entry {
     lset: u32,
 }
 
+/// A run of a block's entries whose records refer to one dictionary.
+#[derive(Debug, Clone)]
+struct Part {
+    /// The run's first entry.
+    first: u32,
+    /// The dictionary of the WAL batch the records were encoded in (shared
+    /// with the neighbouring block when the batch crosses a seal), or None
+    /// for the block's own.
+    dict: Option<Arc<Dict>>,
+}
+
 /// Records in arrival order, encoded back to back. Immutable once sealed;
 /// queries hold `Arc`s so they scan without the store's lock.
 #[derive(Debug, Clone, Default)]
 struct Block {
     bytes: Vec<u8>,
     entries: Vec<Entry>,
+    /// Runs of entries by dictionary, in entry order; the first run starts
+    /// at entry 0 (none while the block is empty).
+    parts: Vec<Part>,
+    /// Bytes of the batch dictionaries in `parts`: each counts fully in
+    /// every block that refers to it.
+    shared_dict_bytes: usize,
     min_time: i64,
     max_time: i64,
     first_received: i64,
@@ -221,8 +258,22 @@ struct Block {
 
 impl Block {
     fn accounted(&self) -> u64 {
-        (self.bytes.len() + self.dict.accounted()) as u64
+        (self.bytes.len()
+            + self.dict.accounted()
+            + self.shared_dict_bytes
+            + self.parts.len() * std::mem::size_of::<Part>()) as u64
             + self.entries.len() as u64 * ENTRY_OVERHEAD
+    }
+
+    /// The dictionary entry `i`'s record refers to.
+    fn dict_of(&self, i: usize) -> &Dict {
+        let p = self.parts.partition_point(|p| p.first as usize <= i);
+        match p.checked_sub(1).and_then(|p| self.parts.get(p)) {
+            Some(Part {
+                dict: Some(dict), ..
+            }) => dict,
+            _ => &self.dict,
+        }
     }
 
     fn record_bytes(&self, i: usize) -> &[u8] {
@@ -253,10 +304,23 @@ struct State {
     next_lset: u32,
     /// The label set interned last (its id may be released since).
     last_lset: u32,
-    /// agent id → file id → (id, records referencing it).
-    files: HashMap<String, HashMap<String, (u64, u64)>>,
+    /// agent id → file id → the file's number in `offsets`; a file is
+    /// known exactly while it has claimed offsets.
+    files: HashMap<String, HashMap<String, u64>>,
+    /// Numbers are never reused, so a stale [`LastFile`] cannot name
+    /// another file.
     next_file: u64,
-    dedup: HashSet<(u64, u64)>,
+    /// The de-duplication index: per file, the offsets of its retained and
+    /// in-flight records, never empty. Sorted sets: a file's offsets are
+    /// claimed mostly in increasing order and evicted oldest first, so
+    /// inserts and removals work at the ends of one small tree instead of
+    /// at random places in one big hash table, in any order.
+    offsets: HashMap<u64, BTreeSet<u64>>,
+    /// The file looked up last: a request's records come in runs of one
+    /// file, so comparing with it spares two string-keyed lookups.
+    last_file: Option<LastFile>,
+    /// Encoding buffers for appends, reused (see [`SCRATCH_KEPT`]).
+    scratch: Vec<Scratch>,
     counters: Counters,
     /// The WAL segment believed current: batches logged now lie in it or a
     /// later one.
@@ -271,6 +335,52 @@ struct State {
     truncated_below: u64,
     stats: LogStoreStats,
     refused_since_flush: BTreeMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct LastFile {
+    agent: String,
+    file: String,
+    number: u64,
+}
+
+/// An append's encoding buffers.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The framed WAL records, which the accepted records' bytes are
+    /// copied from into the head block once durable.
+    frames: Vec<u8>,
+    /// A batch's records while its dictionary is built.
+    body: Vec<u8>,
+}
+
+/// Where the bytes of a record inserted into the head block come from.
+enum Stored<'a> {
+    /// Encoded for the block's own dictionary.
+    Encode,
+    /// Its stored form as its WAL batch holds it, referring to the
+    /// batch's dictionary.
+    Encoded {
+        bytes: &'a [u8],
+        dict: &'a Arc<Dict>,
+    },
+}
+
+/// One chunk of an append, framed.
+struct Framed {
+    /// Its end in the append's accepted records.
+    end: usize,
+    /// The batch dictionary its records keep, or None when they are to be
+    /// encoded into the block's own.
+    dict: Option<Arc<Dict>>,
+    /// Per record: where its stored form lies in the frames.
+    spans: Vec<std::ops::Range<usize>>,
+}
+
+/// Whether a batch's records keep the batch dictionary rather than being
+/// encoded again (see [`BATCH_DICT_MAX_SHARE`]).
+fn keeps_batch_dict(dict: &Dict, record_bytes: usize) -> bool {
+    dict.accounted().saturating_mul(BATCH_DICT_MAX_SHARE) <= record_bytes
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -327,56 +437,88 @@ impl State {
         }
     }
 
+    /// The number of a known file.
+    fn known_file(&mut self, agent: &str, file: &str) -> Option<u64> {
+        if let Some(last) = &self.last_file
+            && last.agent == agent
+            && last.file == file
+        {
+            return Some(last.number);
+        }
+        // Looked up by &str: a known file allocates nothing but the cache.
+        let number = *self.files.get(agent)?.get(file)?;
+        self.last_file = Some(LastFile {
+            agent: agent.to_string(),
+            file: file.to_string(),
+            number,
+        });
+        Some(number)
+    }
+
     /// Claims a record's origin; false when it is already claimed.
     fn claim(&mut self, agent: &str, file: &str, offset: u64) -> bool {
-        // Looked up by &str first: the common case (a known file)
-        // allocates nothing.
-        let known = self
-            .files
-            .get(agent)
-            .and_then(|f| f.get(file))
-            .map(|&(id, _)| id);
-        let id = match known {
-            Some(id) => id,
+        let number = match self.known_file(agent, file) {
+            Some(n) => n,
             None => {
-                let id = self.next_file;
+                let n = self.next_file;
                 self.next_file += 1;
-                id
-            }
-        };
-        if !self.dedup.insert((id, offset)) {
-            return false;
-        }
-        match self.files.get_mut(agent).and_then(|f| f.get_mut(file)) {
-            Some(f) => f.1 += 1,
-            None => {
                 self.files
                     .entry(agent.to_string())
                     .or_default()
-                    .insert(file.to_string(), (id, 1));
+                    .insert(file.to_string(), n);
+                n
             }
-        }
-        true
+        };
+        self.offsets.entry(number).or_default().insert(offset)
     }
 
     fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
-        let Some(files) = self.files.get_mut(agent) else {
+        let Some(number) = self.known_file(agent, file) else {
             return;
         };
-        if let Some(f) = files.get_mut(file) {
-            self.dedup.remove(&(f.0, offset));
-            f.1 = f.1.saturating_sub(1);
-            if f.1 == 0 {
+        let Some(offsets) = self.offsets.get_mut(&number) else {
+            return;
+        };
+        offsets.remove(&offset);
+        if offsets.is_empty() {
+            self.offsets.remove(&number);
+            if let Some(files) = self.files.get_mut(agent) {
                 files.remove(file);
+                if files.is_empty() {
+                    self.files.remove(agent);
+                }
+            }
+            if self.last_file.as_ref().is_some_and(|l| l.number == number) {
+                self.last_file = None;
             }
         }
-        if files.is_empty() {
-            self.files.remove(agent);
+    }
+
+    /// An append's encoding buffers: kept ones when there are.
+    fn take_scratch(&mut self) -> Scratch {
+        self.scratch.pop().unwrap_or_default()
+    }
+
+    fn put_scratch(&mut self, mut s: Scratch) {
+        if self.scratch.len() < SCRATCH_KEPT
+            && s.frames.capacity() <= SCRATCH_MAX_BYTES
+            && s.body.capacity() <= SCRATCH_MAX_BYTES
+        {
+            s.frames.clear();
+            s.body.clear();
+            self.scratch.push(s);
         }
     }
 
     /// Adds a durable record; `wal_bytes` is its share of the log on disk.
-    fn insert(&mut self, rec: &LogRecord, tag: u64, wal_bytes: u64, opts: &LogStoreOptions) {
+    fn insert(
+        &mut self,
+        rec: &LogRecord,
+        stored: Stored<'_>,
+        tag: u64,
+        wal_bytes: u64,
+        opts: &LogStoreOptions,
+    ) {
         let seal = !self.head.entries.is_empty()
             && (self.head.bytes.len() >= opts.block_bytes.min(MAX_BLOCK_BYTES)
                 || rec.received_ms.saturating_sub(self.head.first_received)
@@ -386,6 +528,7 @@ impl State {
             let b = Arc::make_mut(&mut full);
             b.bytes.shrink_to_fit();
             b.entries.shrink_to_fit();
+            b.parts.shrink_to_fit();
             let before = b.accounted();
             b.dict.freeze();
             self.bytes = self.bytes.saturating_sub(before - b.accounted());
@@ -400,9 +543,39 @@ impl State {
             b.first_received = rec.received_ms;
             b.last_received = rec.received_ms;
             b.min_tag = tag;
+            if b.bytes.capacity() == 0 {
+                let reserve = opts.block_bytes.min(MAX_BLOCK_BYTES).min(HEAD_RESERVE_MAX)
+                    + opts.max_body_bytes.min(1 << 20)
+                    + 4096;
+                b.bytes.reserve_exact(reserve);
+                b.entries.reserve_exact(reserve / 128);
+            }
         }
         let offset = b.bytes.len() as u32;
-        encode_stored(rec, &mut b.dict, &mut b.bytes);
+        let first = b.entries.len() as u32;
+        match stored {
+            Stored::Encode => {
+                if b.parts.last().is_none_or(|p| p.dict.is_some()) {
+                    b.parts.push(Part { first, dict: None });
+                }
+                encode_stored(rec, &mut b.dict, &mut b.bytes);
+            }
+            Stored::Encoded { bytes, dict } => {
+                let same = b
+                    .parts
+                    .last()
+                    .and_then(|p| p.dict.as_ref())
+                    .is_some_and(|d| Arc::ptr_eq(d, dict));
+                if !same {
+                    b.parts.push(Part {
+                        first,
+                        dict: Some(Arc::clone(dict)),
+                    });
+                    b.shared_dict_bytes += dict.accounted();
+                }
+                b.bytes.extend_from_slice(bytes);
+            }
+        }
         b.entries.push(Entry {
             time_ms: rec.time_ms,
             offset,
@@ -426,7 +599,7 @@ impl State {
     fn forget(&mut self, block: &Block) {
         for (i, e) in block.entries.iter().enumerate() {
             if let Ok(Some((agent, file, offset))) =
-                stored_origin(block.record_bytes(i), &block.dict)
+                stored_origin(block.record_bytes(i), block.dict_of(i))
             {
                 self.unclaim(agent, file, offset);
             }
@@ -540,15 +713,25 @@ impl LogStore {
             |rec| {
                 report.wal_records += 1;
                 match rec.kind {
-                    KIND_LOG_BATCH => match decode_batch(&rec.payload) {
-                        Ok(Batch {
-                            tag,
-                            at_ms,
-                            records,
-                            deltas,
+                    KIND_LOG_BATCH => match decode_batch_stored(&rec.payload) {
+                        Ok(StoredBatch {
+                            batch:
+                                Batch {
+                                    tag,
+                                    at_ms,
+                                    records,
+                                    deltas,
+                                },
+                            dict,
+                            spans,
                         }) => {
                             let share = rec.payload.len() as u64 / records.len().max(1) as u64;
-                            for r in &records {
+                            // The same choice the live store made for this
+                            // batch, so the blocks come out the same.
+                            let stored_bytes = spans.iter().map(|s| s.len()).sum();
+                            let dict =
+                                keeps_batch_dict(&dict, stored_bytes).then(|| Arc::new(dict));
+                            for (r, span) in records.iter().zip(&spans) {
                                 if r.received_ms < cutoff {
                                     report.records_expired += 1;
                                     continue;
@@ -561,7 +744,11 @@ impl LogStore {
                                 {
                                     continue;
                                 }
-                                st.insert(r, tag, share, &opts);
+                                let stored = match (&dict, rec.payload.get(span.clone())) {
+                                    (Some(dict), Some(bytes)) => Stored::Encoded { bytes, dict },
+                                    _ => Stored::Encode,
+                                };
+                                st.insert(r, stored, tag, share, &opts);
                                 report.records_restored += 1;
                             }
                             st.counters.replay(&deltas, at_ms);
@@ -712,10 +899,10 @@ impl LogStore {
                 tracing::warn!(error = %e, "log WAL: deleting segments past retention failed");
             }
         }
-        let mut frames = Vec::new();
+        let mut scratch = st.take_scratch();
         let with_snapshot = st.snapshot_needed;
         if with_snapshot {
-            st.snapshot_frame(&mut frames)?;
+            st.snapshot_frame(&mut scratch.frames)?;
         }
 
         let mut accepted: Vec<usize> = Vec::with_capacity(records.len());
@@ -727,8 +914,11 @@ impl LogStore {
         }
 
         // Count and frame in chunks: one frame is atomic, so each carries
-        // the increments of its own records.
+        // the increments of its own records. Each chunk is encoded once,
+        // straight into its frame; the head block takes the bytes from
+        // there once they are durable.
         let mut all_deltas: Vec<CounterDelta> = Vec::new();
+        let mut chunks: Vec<Framed> = Vec::new();
         let mut start = 0;
         while start < accepted.len() {
             let mut end = start;
@@ -740,30 +930,39 @@ impl LogStore {
             let chunk: Vec<&LogRecord> =
                 accepted[start..end].iter().map(|&i| &records[i]).collect();
             let deltas = self.count(&mut st, &metrics, &chunk, now_ms, &mut out);
-            let mut payload = Vec::new();
-            encode_batch(st.tag, now_ms, &chunk, &deltas, &mut payload);
-            if let Err(e) = frame(KIND_LOG_BATCH, &payload, &mut frames) {
+            let Scratch { frames, body } = &mut scratch;
+            let at = begin_frame(frames);
+            let encoded = encode_batch_into(st.tag, now_ms, &chunk, &deltas, body, frames);
+            all_deltas.extend(deltas);
+            if let Err(e) = finish_frame(KIND_LOG_BATCH, frames, at) {
                 for &i in &accepted {
                     if let Some(o) = &records[i].origin {
                         st.unclaim(&o.agent_id, &o.file_id, o.offset);
                     }
                 }
-                all_deltas.extend(deltas);
                 st.counters.subtract(&all_deltas);
                 return Err(e.into());
             }
-            all_deltas.extend(deltas);
+            let stored_bytes = encoded.spans.iter().map(|s| s.len()).sum();
+            let dict =
+                keeps_batch_dict(&encoded.dict, stored_bytes).then(|| Arc::new(encoded.dict));
+            chunks.push(Framed {
+                end,
+                dict,
+                spans: encoded.spans,
+            });
             start = end;
         }
-        if frames.is_empty() {
+        if scratch.frames.is_empty() {
             st.stats.duplicates_total += out.duplicates as u64;
+            st.put_scratch(scratch);
             drop(st);
             self.log_outcome(&out);
             return Ok(out);
         }
         let tag = st.tag;
-        let ticket = self.log.enqueue(&frames);
-        st.segment_written += frames.len() as u64;
+        let ticket = self.log.enqueue(&scratch.frames);
+        st.segment_written += scratch.frames.len() as u64;
         *st.pending_tags.entry(tag).or_insert(0) += 1;
         drop(st);
 
@@ -793,10 +992,24 @@ impl LogStore {
         if with_snapshot {
             st.snapshot_needed = false;
         }
-        let share = frames.len() as u64 / accepted.len().max(1) as u64;
-        for &i in &accepted {
-            st.insert(&records[i], tag, share, &self.opts);
+        let share = scratch.frames.len() as u64 / accepted.len().max(1) as u64;
+        let mut start = 0;
+        for chunk in &chunks {
+            for (k, &i) in accepted[start..chunk.end].iter().enumerate() {
+                let bytes = chunk
+                    .spans
+                    .get(k)
+                    .and_then(|s| scratch.frames.get(s.clone()));
+                let stored = match (&chunk.dict, bytes) {
+                    (Some(dict), Some(bytes)) => Stored::Encoded { bytes, dict },
+                    _ => Stored::Encode,
+                };
+                st.insert(&records[i], stored, tag, share, &self.opts);
+            }
+            start = chunk.end;
         }
+        drop(chunks);
+        st.put_scratch(scratch);
         out.accepted = accepted.len();
         st.stats.accepted_total += out.accepted as u64;
         st.stats.duplicates_total += out.duplicates as u64;
@@ -971,7 +1184,7 @@ impl LogStore {
                 }
                 result.scanned += 1;
                 if let Some(text) = &q.text {
-                    let Ok(body) = stored_body(b.record_bytes(i), &b.dict) else {
+                    let Ok(body) = stored_body(b.record_bytes(i), b.dict_of(i)) else {
                         continue;
                     };
                     if !text.is_match(body) {
@@ -990,7 +1203,7 @@ impl LogStore {
         for (_, bi, i) in keys {
             let b = &blocks[bi];
             let labels = lsets.get(&b.entries[i].lset).cloned().unwrap_or_default();
-            match decode_stored(b.record_bytes(i), &b.dict, labels) {
+            match decode_stored(b.record_bytes(i), b.dict_of(i), labels) {
                 Ok(r) => result.records.push(r),
                 Err(e) => tracing::error!(error = %e, "log store: stored record does not decode"),
             }
@@ -1624,6 +1837,169 @@ mod tests {
             .unwrap();
         assert_eq!(out.accepted, 1);
         assert_eq!(s.counter_value(&total), Some(9));
+    }
+
+    /// A request as the agent sends it: `n` records of one file from
+    /// `offset` on, with the file attributes.
+    fn file_batch(agent: &str, first: u64, n: u64, t: i64) -> Vec<LogRecord> {
+        (first..first + n)
+            .map(|k| {
+                let offset = k * 100;
+                let mut r = rec(
+                    agent,
+                    if k % 3 == 0 {
+                        Severity::Error
+                    } else {
+                        Severity::Info
+                    },
+                    t + k as i64,
+                    &format!("line {k} of {agent}: some text that is typical of a log line"),
+                    Some(offset),
+                );
+                r.severity_text = "INFO".into();
+                r.attributes = vec![
+                    ("log.file.name".into(), "app.log".into()),
+                    ("log.file.path".into(), "/var/log/app.log".into()),
+                    ("tocsin.file.id".into(), "file-1".into()),
+                    ("tocsin.file.offset".into(), offset.to_string()),
+                ];
+                r
+            })
+            .collect()
+    }
+
+    /// What a query gives back for an appended record.
+    fn as_stored(mut r: LogRecord) -> LogRecord {
+        r.labels = r.labels.with("severity", r.severity.as_str());
+        r
+    }
+
+    fn all_records(s: &LogStore) -> Vec<LogRecord> {
+        let mut got = s.query(&all()).records;
+        got.sort_by_key(|r| (r.labels.get("host_name").to_string(), r.time_ms));
+        got
+    }
+
+    #[test]
+    fn batches_keep_their_encoding_and_replay_rebuilds_the_same_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        // Blocks of 16 KiB: batches of 300 records (~30 KiB) cross seals.
+        let opts = LogStoreOptions {
+            block_bytes: 16 << 10,
+            ..LogStoreOptions::default()
+        };
+        let mut want = Vec::new();
+        let (bytes, blocks) = {
+            let s = open(dir.path(), &opts, T0);
+            for b in 0..4 {
+                let batch = file_batch("a", b * 300, 300, T0);
+                want.extend(batch.iter().cloned().map(as_stored));
+                assert_eq!(s.append(batch).unwrap().accepted, 300);
+                // A record on its own is encoded into the block's
+                // dictionary, between parts that keep their batch's.
+                let single = file_batch("b", b, 1, T0);
+                want.extend(single.iter().cloned().map(as_stored));
+                assert_eq!(s.append(single).unwrap().accepted, 1);
+            }
+            {
+                let st = lock(&s.state);
+                let blocks: Vec<&Block> =
+                    st.sealed.iter().map(|b| &**b).chain([&*st.head]).collect();
+                assert!(blocks.len() > 4, "{} blocks", blocks.len());
+                let parts: Vec<&Part> = blocks.iter().flat_map(|b| &b.parts).collect();
+                assert!(parts.iter().any(|p| p.dict.is_some()));
+                assert!(parts.iter().any(|p| p.dict.is_none()));
+                // A batch that crosses a seal shares its dictionary.
+                assert!(blocks.windows(2).any(|w| {
+                    match (w[0].parts.last(), w[1].parts.first()) {
+                        (Some(Part { dict: Some(a), .. }), Some(Part { dict: Some(b), .. })) => {
+                            Arc::ptr_eq(a, b)
+                        }
+                        _ => false,
+                    }
+                }));
+            }
+            want.sort_by_key(|r| (r.labels.get("host_name").to_string(), r.time_ms));
+            assert_eq!(all_records(&s), want);
+            // A retry of any subset, across batches, is all duplicates.
+            let mut retry = file_batch("a", 250, 100, T0);
+            retry.extend(file_batch("b", 2, 1, T0));
+            let out = s.append(retry).unwrap();
+            assert_eq!((out.accepted, out.duplicates), (0, 101));
+            let q = LogQuery::from_params(None, None, None, None, Some("line 777 "), None, None)
+                .unwrap();
+            assert_eq!(bodies(&s.query(&q)).len(), 1);
+            let st = s.stats();
+            (st.bytes, st.blocks)
+        };
+        let (s, report) = LogStore::open(dir.path(), opts, T0).unwrap();
+        assert_eq!(report.records_restored, 1204);
+        assert_eq!(s.stats().bytes, bytes);
+        assert_eq!(s.stats().blocks, blocks);
+        assert_eq!(all_records(&s), want);
+        let out = s.append(file_batch("a", 1199, 2, T0)).unwrap();
+        assert_eq!((out.accepted, out.duplicates), (1, 1));
+    }
+
+    #[test]
+    fn evicting_batches_frees_their_origins_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogStoreOptions {
+            max_bytes: 96 << 10,
+            block_bytes: 8 << 10,
+            segment_bytes: 32 << 10,
+            ..LogStoreOptions::default()
+        };
+        let s = open(dir.path(), &opts, T0);
+        // Requests of one file land out of order (several in flight).
+        for b in [1u64, 0, 3, 2, 5, 4, 7, 6, 9, 8] {
+            let out = s.append(file_batch("a", b * 200, 200, T0)).unwrap();
+            assert_eq!(out.accepted, 200);
+        }
+        let st = s.stats();
+        assert!(st.evicted_size_total > 0, "{st:?}");
+        assert!(st.bytes <= opts.max_bytes, "{st:?}");
+        assert_eq!(st.records + st.evicted_size_total, 2000);
+        // Exactly the retained records are duplicates; the evicted ones
+        // are stored again.
+        let kept: BTreeSet<u64> = s
+            .query(&all())
+            .records
+            .iter()
+            .map(|r| r.origin.as_ref().unwrap().offset)
+            .collect();
+        let out = s.append(file_batch("a", 0, 2000, T0)).unwrap();
+        assert_eq!(out.duplicates, kept.len());
+        assert_eq!(out.accepted, 2000 - kept.len());
+    }
+
+    proptest::proptest! {
+        /// Claims answer as a set of (agent, file, offset) would, and the
+        /// index forgets a file once it has no claimed offsets.
+        #[test]
+        fn claims_equal_a_set_of_origins(
+            ops in proptest::collection::vec((proptest::bool::ANY, 0u8..2, 0u8..3, 0u64..6), 0..200),
+        ) {
+            let mut st = State::default();
+            let mut model = std::collections::HashSet::new();
+            for (claim, agent, file, offset) in ops {
+                let (a, f) = (format!("agent-{agent}"), format!("file-{file}"));
+                if claim {
+                    proptest::prop_assert_eq!(
+                        st.claim(&a, &f, offset),
+                        model.insert((a.clone(), f.clone(), offset))
+                    );
+                } else {
+                    st.unclaim(&a, &f, offset);
+                    model.remove(&(a, f, offset));
+                }
+                let files: usize = st.files.values().map(|f| f.len()).sum();
+                proptest::prop_assert_eq!(files, st.offsets.len());
+                proptest::prop_assert!(st.offsets.values().all(|o| !o.is_empty()));
+                let claimed: usize = st.offsets.values().map(|o| o.len()).sum();
+                proptest::prop_assert_eq!(claimed, model.len());
+            }
+        }
     }
 
     mod model {
