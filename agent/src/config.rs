@@ -571,6 +571,7 @@ impl Parts {
                 gzip: true,
                 timeout: None,
                 memory_batches: None,
+                max_in_flight: None,
                 retry_initial: None,
                 retry_max: None,
             }

@@ -48,6 +48,9 @@ pub struct CollectorConfig {
     /// Batches held in memory before new ones go to the spool (default 64).
     #[serde(default)]
     pub memory_batches: Option<usize>,
+    /// Requests sent before the first is answered (default 4, 1..=64).
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
     /// First delay between retries while the collector is away (default
     /// `500ms`); it doubles, with jitter, up to `retry_max`.
     #[serde(default)]
@@ -272,6 +275,15 @@ pub fn validate(
             format!("{memory_batches} is outside 1..=10000"),
         );
     }
+    let max_in_flight = collector
+        .max_in_flight
+        .unwrap_or(ExporterOptions::default().max_in_flight);
+    if !(1..=64).contains(&max_in_flight) {
+        problem(
+            "collector.max_in_flight",
+            format!("{max_in_flight} is outside 1..=64"),
+        );
+    }
     let max_bytes = match spool.max_mib {
         None => DEFAULT_MAX_BYTES,
         Some(mib) if (MIN_SPOOL_MIB..=1 << 20).contains(&mib) => mib << 20,
@@ -298,7 +310,7 @@ pub fn validate(
         options: ExporterOptions {
             memory_batches,
             memory_bytes: ExporterOptions::default().memory_bytes,
-            max_in_flight: ExporterOptions::default().max_in_flight,
+            max_in_flight,
             spool: SpoolOptions {
                 max_bytes,
                 fsync: spool.fsync,
@@ -338,6 +350,7 @@ mod tests {
         assert_eq!(e.options.spool.max_bytes, 256 << 20);
         assert!(e.options.spool.fsync);
         assert_eq!(e.options.memory_batches, 64);
+        assert_eq!(e.options.max_in_flight, 4);
         assert!(!format!("{e:?}").contains("s3cret"));
     }
 
@@ -350,6 +363,7 @@ mod tests {
              token_file: /nonexistent\n\
              timeout: 10 parsecs\n\
              memory_batches: 0\n\
+             max_in_flight: 65\n\
              tls:\n  cert_file: client.pem\n",
         );
         let s: SpoolConfig = serde_saphyr::from_str("max_mib: 0\n").unwrap();
@@ -363,6 +377,7 @@ mod tests {
                 "collector.tls.key_file",
                 "collector.timeout",
                 "collector.memory_batches",
+                "collector.max_in_flight",
                 "spool.max_mib",
             ],
             "{p:#?}"
