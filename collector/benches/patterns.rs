@@ -11,6 +11,12 @@
 //! CPU-second of the mining thread (from `/proc/thread-self/stat`), which
 //! is the per-core figure even when other processes share the cores.
 //!
+//! Before the rounds it prints a fingerprint of the output (outside the
+//! timing): a hash of every distinct line's masked tokens, and one of the
+//! group id of every line of the input with the final groups (id,
+//! template, count). A change that is meant to be a pure speed-up must
+//! leave both unchanged.
+//!
 //! Run: `cargo bench -p tocsin-collector --bench patterns`.
 
 #![allow(
@@ -24,6 +30,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use tocsin_collector::patterns::Miner;
+use tocsin_collector::patterns::mask::{MaskedLine, mask_line};
 
 const TOTAL_LINES: usize = 1_000_000;
 const ROUNDS: usize = 5;
@@ -39,6 +46,55 @@ fn thread_cpu_seconds() -> Option<f64> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) as f64 / 100.0)
+}
+
+/// 64-bit FNV-1a, fed piece by piece (stable across runs and platforms,
+/// unlike the standard library's hasher).
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        // A separator, so that ("ab", "c") and ("a", "bc") differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
+/// Hashes of the masking of every distinct line, and of the grouping of
+/// `lines` by one fresh miner (each line's id, then every group).
+fn fingerprint(contents: &[String], lines: &[&str]) -> (u64, u64) {
+    let mut masked = MaskedLine::default();
+    let mut mask_hash = Fnv::new();
+    for line in contents {
+        let capped = mask_line(line, &mut masked);
+        mask_hash.feed(&[u8::from(capped)]);
+        for token in masked.tokens() {
+            mask_hash.feed(token.as_bytes());
+        }
+        mask_hash.feed(b"\n");
+    }
+    let mut miner = Miner::default();
+    let mut group_hash = Fnv::new();
+    for line in lines {
+        group_hash.feed(&miner.observe(line).as_u64().to_le_bytes());
+    }
+    for group in miner.groups() {
+        group_hash.feed(&group.id().as_u64().to_le_bytes());
+        group_hash.feed(group.template().as_bytes());
+        group_hash.feed(&group.count().to_le_bytes());
+    }
+    let stats = miner.stats();
+    group_hash.feed(&stats.truncated_lines.to_le_bytes());
+    group_hash.feed(&stats.overflow_lines.to_le_bytes());
+    (mask_hash.0, group_hash.0)
 }
 
 fn loghub_dir() -> PathBuf {
@@ -93,6 +149,8 @@ fn main() {
         files.len(),
         bytes as f64 / 1e6
     );
+    let (mask_hash, group_hash) = fingerprint(&contents, &lines);
+    println!("patterns output: masking {mask_hash:016x}, grouping {group_hash:016x}");
     let mut rates = Vec::with_capacity(ROUNDS);
     let mut cpu_rates = Vec::with_capacity(ROUNDS);
     for round in 1..=ROUNDS {

@@ -23,9 +23,10 @@
 //! elsewhere stay valid, and [`Miner::restore_group`] brings groups back
 //! after a restart.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::PatternsError;
 use super::mask::{MaskedLine, WILDCARD, mask_line};
@@ -179,7 +180,11 @@ pub struct MinerStats {
     pub overflow_lines: u64,
 }
 
-/// The leaves under one token count.
+/// The leaves under one token count. The maps here and in [`Miner`] are
+/// looked up for every line, so they hash with foldhash (seeded per
+/// process), far cheaper than SipHash; each is small and bounded (at most
+/// [`MinerConfig::max_children`] first tokens per token count), so keys
+/// chosen to collide cannot make a lookup slow for long.
 #[derive(Debug, Default)]
 struct LengthNode {
     by_first: HashMap<Box<str>, Vec<u32>>,
@@ -271,12 +276,14 @@ impl Miner {
     }
 
     fn place(&mut self, line: &MaskedLine) -> GroupId {
-        if let Some(group) = self
-            .best_match(line)
-            .and_then(|index| self.groups.get_mut(index))
+        if let Some(best) = self.best_match(line)
+            && let Some(group) = self.groups.get_mut(best.index)
         {
             group.count += 1;
-            generalise(group, line);
+            // A template that covers the line has nothing to learn from it.
+            if !best.covers {
+                generalise(group, line);
+            }
             return group.id;
         }
         if self.groups.len() >= self.config.max_groups {
@@ -333,13 +340,13 @@ impl Miner {
         }
     }
 
-    fn best_match(&self, line: &MaskedLine) -> Option<usize> {
+    fn best_match(&self, line: &MaskedLine) -> Option<Candidate> {
         // Only the line's own leaf: a line whose first word differs is
         // another event far more often than not (searching the other leaves
         // of the same length costs accuracy on the Loghub formats).
         let mut best = None;
         self.scan(self.leaf(line), line, &mut best);
-        best.map(|b| b.index)
+        best
     }
 
     /// Scores the groups of `leaf` against `line`, keeping in `best` the
