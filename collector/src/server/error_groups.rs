@@ -23,10 +23,13 @@
 
 mod db;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 
+// Looked up for every mined record, by group id: foldhash is far cheaper
+// than SipHash, and the number of groups is capped.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use tocsin_rules::promql::Labels;
 
 use crate::logs::counters::cut;
@@ -244,9 +247,14 @@ impl ErrorGroups {
         if rec.severity < Severity::Warn {
             return;
         }
+        self.observe_locked(&mut self.lock(), rec);
+    }
+
+    /// [`ErrorGroups::observe`] with the lock held; allocates nothing for
+    /// a record of a known group from a known host once its samples are
+    /// full (the oldest sample's buffer takes the newest line).
+    fn observe_locked(&self, inner: &mut Inner, rec: &LogRecord) {
         let warm = self.started_ms.saturating_add(self.policy.warm_up_ms);
-        let mut inner = self.lock();
-        let inner = &mut *inner;
         let id = inner.miner.observe(&rec.body);
         if id != GroupId::OVERFLOW && self.db.is_some() {
             inner.dirty.insert(id);
@@ -259,14 +267,20 @@ impl ErrorGroups {
         });
         m.last_seen_ms = m.last_seen_ms.max(at);
         let host = rec.labels.get("host_name");
-        if !host.is_empty() && m.hosts.len() < MAX_HOSTS {
+        if !host.is_empty() && m.hosts.len() < MAX_HOSTS && !m.hosts.contains(host) {
             m.hosts.insert(host.to_string());
         }
-        if m.samples.len() == MAX_SAMPLES {
-            m.samples.pop_back();
-        }
-        m.samples
-            .push_front(cut(&rec.body, MAX_SAMPLE_BYTES).to_string());
+        let mut sample = if m.samples.len() >= MAX_SAMPLES {
+            m.samples.pop_back().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let body = cut(&rec.body, MAX_SAMPLE_BYTES);
+        sample.clear();
+        // Exact, so that a kept buffer is never larger than a kept line.
+        sample.reserve_exact(body.len());
+        sample.push_str(body);
+        m.samples.push_front(sample);
     }
 
     /// Every group, most recently seen first.
@@ -340,8 +354,16 @@ impl ErrorGroups {
 
 impl RecordObserver for ErrorGroups {
     fn accepted(&self, records: &[&LogRecord]) {
-        for r in records {
-            self.observe(r);
+        // One lock per batch, taken only when the batch holds a record to
+        // mine (the store calls this for every batch it makes durable).
+        let mut mined = records.iter().filter(|r| r.severity >= Severity::Warn);
+        let Some(first) = mined.next() else {
+            return;
+        };
+        let mut inner = self.lock();
+        self.observe_locked(&mut inner, first);
+        for r in mined {
+            self.observe_locked(&mut inner, r);
         }
     }
 }
@@ -405,6 +427,33 @@ mod tests {
         };
         assert_eq!(new_at(4_000), vec![groups[0].template.clone()]);
         assert!(new_at(13_000).is_empty());
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_samples_newest_first_and_each_host_once() {
+        let g = ErrorGroups::new(MinerConfig::default(), restart_policy(), 0);
+        let records: Vec<LogRecord> = (0..2 * MAX_SAMPLES + 1)
+            .map(|i| {
+                let host = format!("h{}", i % 3);
+                let severity = if i == 1 {
+                    Severity::Info
+                } else {
+                    Severity::Error
+                };
+                rec(&format!("disk {i} failed"), &host, severity, i as i64)
+            })
+            .collect();
+        g.accepted(&records.iter().collect::<Vec<_>>());
+        let groups = g.groups();
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        // The info record is not mined.
+        assert_eq!(groups[0].count, 2 * MAX_SAMPLES as u64);
+        assert_eq!(groups[0].hosts, ["h0", "h1", "h2"]);
+        let newest: Vec<String> = (MAX_SAMPLES + 1..=2 * MAX_SAMPLES)
+            .rev()
+            .map(|i| format!("disk {i} failed"))
+            .collect();
+        assert_eq!(groups[0].samples, newest);
     }
 
     fn restart_policy() -> NewGroupPolicy {
