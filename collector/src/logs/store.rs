@@ -85,7 +85,7 @@ const BATCH_DICT_MAX_SHARE: usize = 8;
 /// Encoding buffers kept for the next appends (one per append in
 /// flight), and the largest kept: larger ones are freed.
 const SCRATCH_KEPT: usize = 4;
-const SCRATCH_MAX_BYTES: usize = 64 << 20;
+const SCRATCH_MAX_BYTES: usize = 16 << 20;
 
 /// Settings of the log store.
 #[derive(Debug, Clone)]
