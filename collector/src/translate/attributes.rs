@@ -125,6 +125,17 @@ pub fn value_text(v: Option<&AnyValue>) -> String {
     }
 }
 
+/// [`value_text`] of a value the caller gives up: a string is moved, not
+/// copied.
+pub fn value_text_owned(v: Option<AnyValue>) -> String {
+    match v {
+        Some(AnyValue {
+            value: Some(Value::StringValue(s)),
+        }) => s,
+        other => value_text(other.as_ref()),
+    }
+}
+
 /// A float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` writes it,
 /// which is what Prometheus uses for `le` and `quantile` labels.
 pub fn float_text(v: f64) -> String {

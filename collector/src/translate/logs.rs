@@ -13,10 +13,14 @@
 use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use tocsin_rules::promql::value::{Label, Labels};
 
-use super::attributes::{AgentResource, AgentsSeen, ResourceLabels, find, json_value, value_text};
+use super::attributes::{
+    AgentResource, AgentsSeen, ResourceLabels, json_value, value_text, value_text_owned,
+};
 use crate::logs::record::{LogRecord, RecordOrigin, Severity};
 
 /// Record attribute: the agent's file incarnation id.
@@ -63,10 +67,227 @@ fn ns_to_ms(ns: u64) -> i64 {
 }
 
 fn hex(bytes: &[u8]) -> Option<String> {
-    if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    if bytes.iter().all(|b| *b == 0) {
         return None;
     }
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    Some(out)
+}
+
+/// A log record's attributes as they are decoded, in their order: each
+/// rendered as text ([`value_text`], strings moved rather than copied),
+/// and the first `tocsin.file.id` and `tocsin.file.offset` read as the
+/// record's origin.
+#[derive(Debug, Default)]
+pub(super) struct RecordAttributes {
+    list: Vec<(String, String)>,
+    /// The first `tocsin.file.id` attribute's value as text; `Some(None)`
+    /// when that attribute has no value.
+    file_id: Option<Option<String>>,
+    /// The first `tocsin.file.offset` attribute's value as an offset;
+    /// `Some(None)` when that attribute has no usable one.
+    offset: Option<Option<u64>>,
+}
+
+impl RecordAttributes {
+    pub(super) fn with_capacity(n: usize) -> RecordAttributes {
+        RecordAttributes {
+            list: Vec::with_capacity(n),
+            ..RecordAttributes::default()
+        }
+    }
+
+    /// Adds the next attribute of the record.
+    pub(super) fn push(&mut self, key: String, value: Option<AnyValue>) {
+        if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
+            self.file_id = Some(value.as_ref().map(|v| value_text(Some(v))));
+        } else if self.offset.is_none() && key == FILE_OFFSET_ATTRIBUTE {
+            self.offset = Some(value.as_ref().and_then(|v| match &v.value {
+                Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
+                Some(Value::StringValue(s)) => s.parse().ok(),
+                _ => None,
+            }));
+        }
+        self.list.push((key, value_text_owned(value)));
+    }
+}
+
+/// One OTLP log record's fields, however it was decoded.
+#[derive(Debug)]
+pub(super) struct RecordParts<'a> {
+    pub time_unix_nano: u64,
+    pub observed_time_unix_nano: u64,
+    pub severity_number: i32,
+    pub severity_text: String,
+    pub body: Option<AnyValue>,
+    pub attributes: RecordAttributes,
+    pub trace_id: &'a [u8],
+    pub span_id: &'a [u8],
+}
+
+/// Builds a [`LogsBatch`] from a request's resources and their records in
+/// request order; shared by [`translate_logs`] and the direct protobuf
+/// decoder ([`super::logs_wire`]), so the two cannot translate apart.
+///
+/// A resource is only known once all of it has been read (on the wire
+/// `resource` may follow the records, or come twice and merge), so a
+/// record is built when it is read, with a placeholder label set and an
+/// origin without its agent, and [`BatchBuilder::end_resource`] completes
+/// (or, over the label limits, refuses) the resource's records. Between
+/// [`BatchBuilder::begin_resource`] and `end_resource`, the records of the
+/// open resource are `out.records[start..]`.
+#[derive(Debug)]
+pub(super) struct BatchBuilder<'o> {
+    out: LogsBatch,
+    newest: HashMap<String, i64>,
+    agents: AgentsSeen,
+    received_ms: i64,
+    opts: &'o LogsOptions,
+    /// Stands in for the labels of the open resource's records.
+    placeholder: Labels,
+    start: usize,
+    /// The newest record time of the open resource, refused records too.
+    resource_newest: Option<i64>,
+}
+
+impl<'o> BatchBuilder<'o> {
+    pub(super) fn new(received_ms: i64, opts: &'o LogsOptions) -> BatchBuilder<'o> {
+        BatchBuilder {
+            out: LogsBatch::default(),
+            newest: HashMap::new(),
+            agents: AgentsSeen::default(),
+            received_ms,
+            opts,
+            placeholder: Labels::empty(),
+            start: 0,
+            resource_newest: None,
+        }
+    }
+
+    /// Opens the next resource.
+    pub(super) fn begin_resource(&mut self) {
+        self.start = self.out.records.len();
+        self.resource_newest = None;
+    }
+
+    /// Adds a record of the open resource.
+    pub(super) fn record(&mut self, r: RecordParts<'_>) {
+        self.out.total += 1;
+        let time_ms = if r.time_unix_nano > 0 {
+            ns_to_ms(r.time_unix_nano)
+        } else if r.observed_time_unix_nano > 0 {
+            ns_to_ms(r.observed_time_unix_nano)
+        } else {
+            self.received_ms
+        };
+        self.resource_newest = Some(self.resource_newest.map_or(time_ms, |t| t.max(time_ms)));
+        if time_ms > self.received_ms.saturating_add(self.opts.max_future_ms) {
+            self.out.refused_future += 1;
+            return;
+        }
+        let RecordAttributes {
+            list: mut attributes,
+            file_id,
+            offset,
+        } = r.attributes;
+        // The agent is filled in by `end_resource`.
+        let origin = match (file_id.flatten(), offset.flatten()) {
+            (Some(file_id), Some(offset)) if !file_id.is_empty() => Some(RecordOrigin {
+                agent_id: String::new(),
+                file_id,
+                offset,
+            }),
+            _ => None,
+        };
+        attributes.sort();
+        let body = match r.body.and_then(|b| b.value) {
+            None => String::new(),
+            Some(Value::StringValue(s)) => s,
+            Some(other) => json_value(Some(&other)).to_string(),
+        };
+        self.out.records.push(LogRecord {
+            time_ms,
+            received_ms: self.received_ms,
+            severity: Severity::from_number(r.severity_number),
+            severity_text: r.severity_text,
+            labels: self.placeholder.clone(),
+            body,
+            attributes,
+            origin,
+            trace_id: hex(r.trace_id),
+            span_id: hex(r.span_id),
+        });
+    }
+
+    /// Closes the open resource, now that `resource` is complete: its
+    /// agent, its records' labels and origins, or their refusal.
+    pub(super) fn end_resource(&mut self, resource: Option<&Resource>) {
+        let resource = ResourceLabels::from_resource(resource);
+        if let Some(a) = &resource.agent {
+            self.agents.note(a);
+        }
+        if let (Some(agent), Some(time_ms)) = (resource.agent_id(), self.resource_newest) {
+            match self.newest.get_mut(agent) {
+                Some(e) => *e = (*e).max(time_ms),
+                None => {
+                    self.newest.insert(agent.to_string(), time_ms);
+                }
+            }
+        }
+        let (base, _) = resource.labels_for(&[]);
+        if base
+            .values()
+            .any(|v| v.len() > self.opts.max_label_value_bytes)
+        {
+            self.out.refused_label_limits += self.out.records.len() - self.start;
+            self.out.records.truncate(self.start);
+            return;
+        }
+        // A resource's records of one severity share their labels: built
+        // once and shared (cloning `Labels` only counts a reference), which
+        // also lets the store compare them by pointer.
+        let mut by_severity: [Option<Labels>; 7] = Default::default();
+        for r in &mut self.out.records[self.start..] {
+            let severity = r.severity;
+            r.labels = by_severity[severity as usize]
+                .get_or_insert_with(|| {
+                    let mut labels: Vec<Label> = base
+                        .iter()
+                        .map(|(n, v)| Label {
+                            name: n.clone(),
+                            value: v.clone(),
+                        })
+                        .collect();
+                    labels.push(Label {
+                        name: "severity".to_string(),
+                        value: severity.as_str().to_string(),
+                    });
+                    Labels::from_vec(labels)
+                })
+                .clone();
+            match resource.agent_id() {
+                Some(agent) => {
+                    if let Some(origin) = &mut r.origin {
+                        origin.agent_id = agent.to_string();
+                    }
+                }
+                None => r.origin = None,
+            }
+        }
+    }
+
+    pub(super) fn finish(self) -> LogsBatch {
+        let mut out = self.out;
+        out.newest_by_agent = self.newest.into_iter().collect();
+        out.newest_by_agent.sort();
+        out.agents = self.agents.into_vec();
+        out
+    }
 }
 
 /// Translates a request received at `received_ms`.
@@ -75,114 +296,30 @@ pub fn translate_logs(
     received_ms: i64,
     opts: &LogsOptions,
 ) -> LogsBatch {
-    let mut out = LogsBatch::default();
-    let mut newest: HashMap<String, i64> = HashMap::new();
-    let mut agents = AgentsSeen::default();
+    let mut batch = BatchBuilder::new(received_ms, opts);
     for rl in req.resource_logs {
-        let resource = ResourceLabels::from_resource(rl.resource.as_ref());
-        if let Some(a) = &resource.agent {
-            agents.note(a);
-        }
-        let (base, _) = resource.labels_for(&[]);
-        let oversize = base.values().any(|v| v.len() > opts.max_label_value_bytes);
-        // A resource's records of one severity share their labels: built
-        // once and shared (cloning `Labels` only counts a reference), which
-        // also lets the store compare them by pointer.
-        let mut by_severity: [Option<Labels>; 7] = Default::default();
+        batch.begin_resource();
         for sl in rl.scope_logs {
             for r in sl.log_records {
-                out.total += 1;
-                let time_ms = if r.time_unix_nano > 0 {
-                    ns_to_ms(r.time_unix_nano)
-                } else if r.observed_time_unix_nano > 0 {
-                    ns_to_ms(r.observed_time_unix_nano)
-                } else {
-                    received_ms
-                };
-                if let Some(agent) = resource.agent_id() {
-                    match newest.get_mut(agent) {
-                        Some(e) => *e = (*e).max(time_ms),
-                        None => {
-                            newest.insert(agent.to_string(), time_ms);
-                        }
-                    }
+                let mut attributes = RecordAttributes::with_capacity(r.attributes.len());
+                for kv in r.attributes {
+                    attributes.push(kv.key, kv.value);
                 }
-                if time_ms > received_ms.saturating_add(opts.max_future_ms) {
-                    out.refused_future += 1;
-                    continue;
-                }
-                if oversize {
-                    out.refused_label_limits += 1;
-                    continue;
-                }
-                let severity = Severity::from_number(r.severity_number);
-                let labels = by_severity[severity as usize]
-                    .get_or_insert_with(|| {
-                        let mut labels: Vec<Label> = base
-                            .iter()
-                            .map(|(n, v)| Label {
-                                name: n.clone(),
-                                value: v.clone(),
-                            })
-                            .collect();
-                        labels.push(Label {
-                            name: "severity".to_string(),
-                            value: severity.as_str().to_string(),
-                        });
-                        Labels::from_vec(labels)
-                    })
-                    .clone();
-                let origin = match (
-                    resource.agent_id(),
-                    find(&r.attributes, FILE_ID_ATTRIBUTE).map(|v| value_text(Some(v))),
-                    find(&r.attributes, FILE_OFFSET_ATTRIBUTE).and_then(|v| match &v.value {
-                        Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
-                        Some(Value::StringValue(s)) => s.parse().ok(),
-                        _ => None,
-                    }),
-                ) {
-                    (Some(agent_id), Some(file_id), Some(offset)) if !file_id.is_empty() => {
-                        Some(RecordOrigin {
-                            agent_id: agent_id.to_string(),
-                            file_id,
-                            offset,
-                        })
-                    }
-                    _ => None,
-                };
-                let mut attributes: Vec<(String, String)> = r
-                    .attributes
-                    .into_iter()
-                    .map(|kv| {
-                        let value = value_text(kv.value.as_ref());
-                        (kv.key, value)
-                    })
-                    .collect();
-                attributes.sort();
-                let body = match r.body.and_then(|b| b.value) {
-                    None => String::new(),
-                    Some(Value::StringValue(s)) => s,
-                    Some(other) => json_value(Some(&other)).to_string(),
-                };
-                out.records.push(LogRecord {
-                    time_ms,
-                    received_ms,
-                    severity,
+                batch.record(RecordParts {
+                    time_unix_nano: r.time_unix_nano,
+                    observed_time_unix_nano: r.observed_time_unix_nano,
+                    severity_number: r.severity_number,
                     severity_text: r.severity_text,
-                    labels,
-                    body,
+                    body: r.body,
                     attributes,
-                    origin,
-                    trace_id: hex(&r.trace_id),
-                    span_id: hex(&r.span_id),
+                    trace_id: &r.trace_id,
+                    span_id: &r.span_id,
                 });
             }
         }
+        batch.end_resource(rl.resource.as_ref());
     }
-    out.newest_by_agent = newest.into_iter().collect();
-    out.newest_by_agent.sort();
-    out.agents = agents.into_vec();
-    out
+    batch.finish()
 }
 
 #[cfg(test)]
