@@ -8,6 +8,7 @@
 pub mod attributes;
 pub mod cache;
 pub mod logs;
+pub mod logs_wire;
 pub mod metrics;
 pub mod names;
 pub mod skew;

@@ -1,0 +1,284 @@
+//! OTLP/protobuf `ExportLogsServiceRequest` bytes straight to a
+//! [`LogsBatch`], without building the request's prost structures first.
+//!
+//! The result is the one [`super::logs::translate_logs`] gives for the
+//! request prost decodes from the same bytes, and the error (message
+//! included) is the one prost's decoding gives, because the decoding *is*
+//! prost's: the four outer messages (request, `ResourceLogs`, `ScopeLogs`,
+//! `LogRecord`) are decode-only [`Message`] implementations whose
+//! `merge_field` mirrors the generated code field by field — same
+//! `prost::encoding` merge functions, same unknown-field skipping, same
+//! recursion limit (prost passes the context down), same error locations
+//! — but hands each log record to the shared [`BatchBuilder`] as soon as
+//! it is read, its strings moved into the collector's record rather than
+//! copied out of a request that is then dropped. Everything below a
+//! record's fields (`AnyValue`, `KeyValue`, `Resource`,
+//! `InstrumentationScope`) is decoded into prost's own types, so repeated
+//! and merged fields, oneofs and their rendering are prost's and
+//! [`super::attributes`]'.
+//!
+//! The [`Message`] implementations here are decode-only: they are never
+//! encoded (`encode_raw` writes nothing) and live only inside
+//! [`decode_logs`].
+
+use bytes::{Buf, BufMut};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::encoding::{
+    DecodeContext, WireType, bytes as pbytes, fixed32, fixed64, int32, message, skip_field, string,
+    uint32,
+};
+use prost::{DecodeError, Message};
+
+use super::logs::{BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts};
+
+/// Decodes a protobuf `ExportLogsServiceRequest` received at
+/// `received_ms` and translates it; `Err` exactly when prost cannot
+/// decode `bytes`, with prost's error.
+pub fn decode_logs(
+    bytes: &[u8],
+    received_ms: i64,
+    opts: &LogsOptions,
+) -> Result<LogsBatch, DecodeError> {
+    let mut batch = BatchBuilder::new(received_ms, opts);
+    let mut request = RequestSink { batch: &mut batch };
+    request.merge(bytes)?;
+    Ok(batch.finish())
+}
+
+/// Names the field an error came from, as prost's generated code does.
+fn at(message: &'static str, field: &'static str) -> impl FnOnce(DecodeError) -> DecodeError {
+    move |mut e| {
+        e.push(message, field);
+        e
+    }
+}
+
+/// `ExportLogsServiceRequest`: each `resource_logs` is one resource of
+/// the batch.
+#[derive(Debug)]
+struct RequestSink<'b, 'o> {
+    batch: &'b mut BatchBuilder<'o>,
+}
+
+impl Message for RequestSink<'_, '_> {
+    fn encode_raw(&self, _buf: &mut impl BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        match tag {
+            1 => {
+                self.batch.begin_resource();
+                let mut rl = ResourceLogsSink {
+                    batch: self.batch,
+                    resource: None,
+                    schema_url: String::new(),
+                };
+                message::merge(wire_type, &mut rl, buf, ctx)
+                    .map_err(at("ExportLogsServiceRequest", "resource_logs"))?;
+                let resource = rl.resource;
+                self.batch.end_resource(resource.as_ref());
+                Ok(())
+            }
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {}
+}
+
+/// `ResourceLogs`: the resource (merged as prost merges a repeated
+/// message field) is complete only at its end, when the caller closes it.
+#[derive(Debug)]
+struct ResourceLogsSink<'b, 'o> {
+    batch: &'b mut BatchBuilder<'o>,
+    resource: Option<Resource>,
+    /// Checked (UTF-8) and dropped.
+    schema_url: String,
+}
+
+impl Message for ResourceLogsSink<'_, '_> {
+    fn encode_raw(&self, _buf: &mut impl BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ResourceLogs";
+        match tag {
+            1 => message::merge(
+                wire_type,
+                self.resource.get_or_insert_with(Resource::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "resource")),
+            2 => {
+                let mut sl = ScopeLogsSink {
+                    batch: self.batch,
+                    scope: None,
+                    schema_url: String::new(),
+                };
+                message::merge(wire_type, &mut sl, buf, ctx).map_err(at(NAME, "scope_logs"))
+            }
+            3 => string::merge(wire_type, &mut self.schema_url, buf, ctx)
+                .map_err(at(NAME, "schema_url")),
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {}
+}
+
+/// `ScopeLogs`: each log record goes to the batch once read; the scope
+/// and schema URL are checked and dropped.
+#[derive(Debug)]
+struct ScopeLogsSink<'b, 'o> {
+    batch: &'b mut BatchBuilder<'o>,
+    scope: Option<InstrumentationScope>,
+    schema_url: String,
+}
+
+impl Message for ScopeLogsSink<'_, '_> {
+    fn encode_raw(&self, _buf: &mut impl BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "ScopeLogs";
+        match tag {
+            1 => message::merge(
+                wire_type,
+                self.scope.get_or_insert_with(InstrumentationScope::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "scope")),
+            2 => {
+                let mut r = RecordSink::default();
+                message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
+                self.batch.record(RecordParts {
+                    time_unix_nano: r.time_unix_nano,
+                    observed_time_unix_nano: r.observed_time_unix_nano,
+                    severity_number: r.severity_number,
+                    severity_text: r.severity_text,
+                    body: r.body,
+                    attributes: r.attributes,
+                    trace_id: &r.trace_id,
+                    span_id: &r.span_id,
+                });
+                Ok(())
+            }
+            3 => string::merge(wire_type, &mut self.schema_url, buf, ctx)
+                .map_err(at(NAME, "schema_url")),
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {}
+}
+
+/// `LogRecord`, its fields decoded by the same functions prost's
+/// generated code calls; attributes are handed to [`RecordAttributes`]
+/// one by one instead of collected.
+#[derive(Debug, Default)]
+struct RecordSink {
+    time_unix_nano: u64,
+    observed_time_unix_nano: u64,
+    severity_number: i32,
+    severity_text: String,
+    body: Option<AnyValue>,
+    attributes: RecordAttributes,
+    trace_id: Vec<u8>,
+    span_id: Vec<u8>,
+    /// Checked and dropped.
+    dropped_attributes_count: u32,
+    flags: u32,
+    event_name: String,
+}
+
+impl Message for RecordSink {
+    fn encode_raw(&self, _buf: &mut impl BufMut) {}
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), DecodeError> {
+        const NAME: &str = "LogRecord";
+        match tag {
+            1 => fixed64::merge(wire_type, &mut self.time_unix_nano, buf, ctx)
+                .map_err(at(NAME, "time_unix_nano")),
+            2 => int32::merge(wire_type, &mut self.severity_number, buf, ctx)
+                .map_err(at(NAME, "severity_number")),
+            3 => string::merge(wire_type, &mut self.severity_text, buf, ctx)
+                .map_err(at(NAME, "severity_text")),
+            5 => message::merge(
+                wire_type,
+                self.body.get_or_insert_with(AnyValue::default),
+                buf,
+                ctx,
+            )
+            .map_err(at(NAME, "body")),
+            6 => {
+                // As `message::merge_repeated`: a new element per occurrence.
+                let mut kv = KeyValue::default();
+                message::merge(wire_type, &mut kv, buf, ctx).map_err(at(NAME, "attributes"))?;
+                self.attributes.push(kv.key, kv.value);
+                Ok(())
+            }
+            7 => uint32::merge(wire_type, &mut self.dropped_attributes_count, buf, ctx)
+                .map_err(at(NAME, "dropped_attributes_count")),
+            8 => fixed32::merge(wire_type, &mut self.flags, buf, ctx).map_err(at(NAME, "flags")),
+            9 => {
+                pbytes::merge(wire_type, &mut self.trace_id, buf, ctx).map_err(at(NAME, "trace_id"))
+            }
+            10 => {
+                pbytes::merge(wire_type, &mut self.span_id, buf, ctx).map_err(at(NAME, "span_id"))
+            }
+            11 => fixed64::merge(wire_type, &mut self.observed_time_unix_nano, buf, ctx)
+                .map_err(at(NAME, "observed_time_unix_nano")),
+            12 => string::merge(wire_type, &mut self.event_name, buf, ctx)
+                .map_err(at(NAME, "event_name")),
+            _ => skip_field(wire_type, tag, buf, ctx),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        0
+    }
+
+    fn clear(&mut self) {
+        *self = RecordSink::default();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests;
