@@ -217,8 +217,7 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
             let body = request.into_inner();
             let who = sender.clone();
             let result = tokio::task::spawn_blocking(move || {
-                <S::Request as prost::Message>::decode(body)
-                    .map(|msg| S::export(&ingest, &sender, peer, msg))
+                S::export_protobuf(&ingest, &sender, peer, body)
             })
             .await;
             match result {

@@ -265,15 +265,15 @@ async fn export<S: Signal>(
         } else {
             raw
         };
-        let decoded: Result<S::Request, String> = match enc {
-            Encoding::Protobuf => <S::Request as prost::Message>::decode(data)
+        let exported = match enc {
+            Encoding::Protobuf => S::export_protobuf(&ingest, &sender, Some(peer), data)
                 .map_err(|e| format!("malformed protobuf: {e}")),
-            Encoding::Json => {
-                serde_json::from_slice(&data).map_err(|e| format!("malformed JSON: {e}"))
-            }
+            Encoding::Json => serde_json::from_slice(&data)
+                .map(|msg| S::export(&ingest, &sender, Some(peer), msg))
+                .map_err(|e| format!("malformed JSON: {e}")),
         };
-        match decoded {
-            Ok(msg) => Prepared::Exported(S::export(&ingest, &sender, Some(peer), msg)),
+        match exported {
+            Ok(r) => Prepared::Exported(r),
             Err(message) => Prepared::Malformed(message),
         }
     });

@@ -22,7 +22,8 @@ use super::limits::SeriesLimiter;
 use super::{LogSink, MetricsSink, ReceiverCounters, SinkError};
 use crate::agents::{AgentRegistry, AgentReport};
 use crate::translate::attributes::AgentResource;
-use crate::translate::logs::{LogsOptions, translate_logs};
+use crate::translate::logs::{LogsBatch, LogsOptions, translate_logs};
+use crate::translate::logs_wire::decode_logs;
 use crate::translate::metrics::{MetricsOptions, MetricsTranslator};
 use crate::translate::skew::ClockSkew;
 
@@ -278,8 +279,8 @@ impl Ingest {
         })
     }
 
-    /// Translates and stores a logs request; Ok once the accepted records
-    /// are durable.
+    /// Translates and stores a decoded logs request (OTLP/JSON); Ok once
+    /// the accepted records are durable.
     #[tracing::instrument(name = "otlp_export_logs", skip_all, fields(sender = %sender))]
     pub fn export_logs(
         &self,
@@ -290,6 +291,36 @@ impl Ingest {
         let received_ms = (self.clock)();
         C::inc(&self.counters.logs_requests);
         let batch = translate_logs(req, received_ms, &self.logs_opts);
+        self.store_logs(sender, peer, batch, received_ms)
+    }
+
+    /// Decodes, translates and stores a protobuf logs request, straight
+    /// from its bytes to log records ([`decode_logs`]). `Err` when the
+    /// bytes are not an `ExportLogsServiceRequest` (nothing is counted as
+    /// a request then, as when the transport's decoding fails); otherwise
+    /// what [`Ingest::export_logs`] gives for the decoded request. The
+    /// arrival time is taken before decoding.
+    #[tracing::instrument(name = "otlp_export_logs", skip_all, fields(sender = %sender))]
+    pub fn export_logs_protobuf(
+        &self,
+        sender: &str,
+        peer: Option<SocketAddr>,
+        body: &[u8],
+    ) -> Result<Result<ExportLogsServiceResponse, SinkError>, prost::DecodeError> {
+        let received_ms = (self.clock)();
+        let batch = decode_logs(body, received_ms, &self.logs_opts)?;
+        C::inc(&self.counters.logs_requests);
+        Ok(self.store_logs(sender, peer, batch, received_ms))
+    }
+
+    /// Counts, stores and acknowledges a translated logs request.
+    fn store_logs(
+        &self,
+        sender: &str,
+        peer: Option<SocketAddr>,
+        batch: LogsBatch,
+        received_ms: i64,
+    ) -> Result<ExportLogsServiceResponse, SinkError> {
         for (agent, newest) in &batch.newest_by_agent {
             self.skew.observe(agent, *newest, received_ms);
         }

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -32,6 +34,19 @@ pub trait Signal: Send + Sync + 'static {
         peer: Option<SocketAddr>,
         req: Self::Request,
     ) -> Result<Self::Response, SinkError>;
+
+    /// Decodes a protobuf request and handles it as [`Signal::export`]
+    /// does; `Err` (prost's) when `body` is not a `Self::Request`, in
+    /// which case nothing was handled.
+    fn export_protobuf(
+        ingest: &Ingest,
+        sender: &str,
+        peer: Option<SocketAddr>,
+        body: Bytes,
+    ) -> Result<Result<Self::Response, SinkError>, prost::DecodeError> {
+        <Self::Request as prost::Message>::decode(body)
+            .map(|req| Self::export(ingest, sender, peer, req))
+    }
 }
 
 /// `opentelemetry.proto.collector.metrics.v1.MetricsService`.
@@ -74,5 +89,16 @@ impl Signal for Logs {
         req: Self::Request,
     ) -> Result<Self::Response, SinkError> {
         ingest.export_logs(sender, peer, req)
+    }
+
+    /// Straight from the bytes to log records, without prost's request
+    /// structures.
+    fn export_protobuf(
+        ingest: &Ingest,
+        sender: &str,
+        peer: Option<SocketAddr>,
+        body: Bytes,
+    ) -> Result<Result<Self::Response, SinkError>, prost::DecodeError> {
+        ingest.export_logs_protobuf(sender, peer, &body)
     }
 }
