@@ -785,27 +785,37 @@ async fn shutdown_spools_what_is_in_flight_and_in_memory(protocol: Protocol) {
     .await;
     agent.exporter.submit_logs(&log_batch(2, 20));
     agent.exporter.submit_metrics(&metrics_at(1_700_000_000));
-    // Held in memory or in flight beside the first (requests are
-    // pipelined), none spooled yet.
-    assert_eq!(agent.exporter.pending().1, 0);
+    agent.exporter.submit_metrics(&metrics_at(1_700_000_010));
+    // The second log batch and the first metrics batch go in flight beside
+    // the first (requests are pipelined); the second metrics batch waits in
+    // memory, since only one metrics batch is ever in flight.
+    wait_until("three batches are in flight and one in memory", || {
+        agent.exporter.pending() == (1, 0)
+    })
+    .await;
     let exporter = agent.exporter.clone();
     let mut deliveries = agent.shutdown().await;
-    assert_eq!(exporter.pending(), (0, 3));
+    assert_eq!(exporter.pending(), (0, 4));
     assert!(drain(&mut deliveries).is_empty());
     // The spool stays locked while any handle of the exporter lives.
     drop(exporter);
-    // The hung collector is left hanging: its held request never completes.
+    // The hung collector is left hanging: its held requests never complete.
 
     let mut collector = Collector::start(protocol).await;
     let agent = start_exporter(&collector, &spool, TOKEN, false);
     wait_until("the spooled batches arrive", || {
-        collector.fake.received().len() == 3
+        collector.fake.received().len() == 4
     })
     .await;
     let order: Vec<_> = collector.fake.received().iter().map(describe).collect();
     assert_eq!(
         order,
-        vec![("logs", 0), ("logs", 20), ("metrics", 1_700_000_000)]
+        vec![
+            ("logs", 0),
+            ("logs", 20),
+            ("metrics", 1_700_000_000),
+            ("metrics", 1_700_000_010)
+        ]
     );
     agent.shutdown().await;
     collector.stop().await;

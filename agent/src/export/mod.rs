@@ -133,7 +133,9 @@ pub struct ExporterOptions {
     /// Payload bytes held in memory before new batches go to the spool
     /// (a single larger batch is still held alone).
     pub memory_bytes: usize,
-    /// Requests sent before the first is answered (at least 1).
+    /// Requests sent before the first is answered (at least 1). Batches in
+    /// flight have left the memory queue: memory holds up to this many
+    /// batches beyond `memory_batches` / `memory_bytes`.
     pub max_in_flight: usize,
     pub spool: SpoolOptions,
     pub backoff: BackoffPolicy,
@@ -540,9 +542,14 @@ impl<S: OtlpSink> ExporterTask<S> {
                 }
             }
             tokio::select! {
+                // An answer already in is settled before a shutdown, so a
+                // batch the collector took is not spooled and sent again.
+                biased;
                 Some((batch, from_spool, result)) = in_flight.next() => {
                     sent.pop_front();
-                    let backing_off = resume_at.is_some();
+                    // A wait that has passed is no wait: this failure
+                    // sets a new one.
+                    let backing_off = resume_at.is_some_and(|t| t > Instant::now());
                     let delay = blocking(|| self.settle(&batch, from_spool, result, backing_off));
                     if let Some(delay) = delay {
                         let at = Instant::now() + delay;
@@ -933,6 +940,111 @@ mod tests {
             }
             prop_assert_eq!(exp.pending(), (0, 0));
         }
+    }
+
+    /// A collector whose answers take scripted times: (delay, accept?) per
+    /// attempt, then quick acceptance; it records when each attempt came.
+    #[derive(Default)]
+    struct Slow {
+        script: Mutex<VecDeque<(Duration, bool)>>,
+        attempts: Mutex<Vec<(u64, tokio::time::Instant)>>,
+    }
+
+    impl OtlpSink for Arc<Slow> {
+        fn send(
+            &self,
+            _signal: Signal,
+            payload: &[u8],
+        ) -> impl Future<Output = Result<Accepted, SendError>> + Send {
+            let id = u64::from_le_bytes(payload.try_into().unwrap());
+            self.attempts
+                .lock()
+                .unwrap()
+                .push((id, tokio::time::Instant::now()));
+            let (delay, accept) = self
+                .script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or((Duration::ZERO, true));
+            async move {
+                tokio::time::sleep(delay).await;
+                if accept {
+                    Ok(Accepted {
+                        rejected: 0,
+                        message: String::new(),
+                    })
+                } else {
+                    Err(SendError::Unreachable {
+                        endpoint: "slow".into(),
+                        signal: "logs",
+                        message: "timed out".into(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Two sends in flight fail one after the other, the second after the
+    /// first's wait has passed: the second failure waits again before the
+    /// spool is retried (a wait that has passed is not a reason to skip
+    /// the next one).
+    #[test]
+    fn a_failure_after_an_expired_wait_waits_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Slow::default());
+        sink.script
+            .lock()
+            .unwrap()
+            .extend([(Duration::ZERO, false), (Duration::from_millis(500), false)]);
+        let options = ExporterOptions {
+            memory_batches: 4,
+            memory_bytes: 1 << 20,
+            max_in_flight: 2,
+            spool: SpoolOptions {
+                max_bytes: 1 << 20,
+                fsync: false,
+            },
+            backoff: BackoffPolicy {
+                initial: Duration::from_millis(200),
+                max: Duration::from_secs(10),
+            },
+        };
+        let (exp, task, _rx) = exporter(dir.path(), options, Arc::clone(&sink), info()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let stop = CancellationToken::new();
+            let handle = tokio::spawn(task.run(stop.clone()));
+            for id in 0..2u64 {
+                let origin = Some(Origin {
+                    run: exp.run_id(),
+                    batch: id,
+                });
+                exp.submit(Signal::Logs, id.to_le_bytes().to_vec(), origin);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while sink.attempts.lock().unwrap().len() < 4 {
+                assert!(tokio::time::Instant::now() < deadline, "no retries");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            stop.cancel();
+            handle.await.unwrap();
+        });
+        let attempts = sink.attempts.lock().unwrap().clone();
+        let ids: Vec<u64> = attempts.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids[..4], [0, 1, 0, 1]);
+        // Batch 1 failed 500 ms after it was sent; the second wait is at
+        // least half of 400 ms (the delay doubled, jitter takes up to half).
+        let second_failure = attempts[1].1 + Duration::from_millis(500);
+        let retry = attempts[2].1;
+        assert!(
+            retry >= second_failure + Duration::from_millis(190),
+            "retried {:?} after the second failure",
+            retry.saturating_duration_since(second_failure)
+        );
     }
 
     #[test]

@@ -285,48 +285,64 @@ mod tests {
 
     fn fragment() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
-        let words = prop::sample::select(vec![
-            "password",
-            "PassWd",
-            "pwd",
-            "db_secret",
-            "Token",
-            "api-key",
-            "APIKEY",
-            "api_key",
-            "access_key",
-            "Private-Key",
-            "credentials",
-            "key",
-            "aws_secret_access_key",
-            "AWS_SECRET_KEY",
-            "bearer",
-            "Basic",
-            "Authorization:",
-            "https://",
-            "postgres://u:",
-            "@db",
-            "AKIAIOSFODNN7EXAMPLE",
-            "ASIAABCDEFGHIJKLMNOP",
-            "akiaiosfodnn7example",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "=",
-            ":",
-            " = ",
-            "\"",
-            "'",
-            ",",
-            " ",
-            "  ",
-            "user",
-            "value",
-            "x1",
-            "\u{212A}",
-            "é",
-            "ſ",
-            "{",
-            "}",
-        ]);
+        // Every rule's words as listed and title-cased, then spellings and
+        // pieces around them.
+        let mut pieces: Vec<String> = Vec::new();
+        for rule in BUILTIN.iter() {
+            for f in &rule.needs {
+                let w = String::from_utf8_lossy(f.needle()).into_owned();
+                let (first, rest) = w.split_at(1);
+                pieces.push(first.to_ascii_uppercase() + rest);
+                pieces.push(w);
+            }
+        }
+        pieces.extend(
+            [
+                "password",
+                "PassWd",
+                "pwd",
+                "db_secret",
+                "Token",
+                "api-key",
+                "APIKEY",
+                "api_key",
+                "access_key",
+                "Private-Key",
+                "credentials",
+                "key",
+                "aws_secret_access_key",
+                "AWS_SECRET_KEY",
+                "bearer",
+                "Basic",
+                "Authorization:",
+                "https://",
+                "postgres://u:",
+                "@db",
+                "AKIAIOSFODNN7EXAMPLE",
+                "ASIAABCDEFGHIJKLMNOP",
+                "akiaiosfodnn7example",
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "=",
+                ":",
+                " = ",
+                "\"",
+                "'",
+                ",",
+                " ",
+                "  ",
+                "user",
+                "value",
+                "x1",
+                "\u{212A}",
+                "é",
+                "ſ",
+                "{",
+                "}",
+            ]
+            .iter()
+            .map(|p| p.to_string()),
+        );
+        let words = prop::sample::select(pieces);
         proptest::collection::vec(words, 0..12).prop_map(|w| w.concat())
     }
 
