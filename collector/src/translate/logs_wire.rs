@@ -41,9 +41,47 @@ pub fn decode_logs(
     opts: &LogsOptions,
 ) -> Result<LogsBatch, DecodeError> {
     let mut batch = BatchBuilder::new(received_ms, opts);
+    batch.reserve(count_log_records(bytes));
     let mut request = RequestSink { batch: &mut batch };
     request.merge(bytes)?;
     Ok(batch.finish())
+}
+
+/// How many `log_records` fields `bytes` holds, found by walking the
+/// three length-delimited levels above them without decoding anything
+/// else; stops at the first malformed part (decoding proper reports it).
+/// Never more than `bytes.len() / 2`: a record field takes at least two
+/// bytes, so a hostile count cannot make the caller reserve much.
+fn count_log_records(bytes: &[u8]) -> usize {
+    /// The length-delimited fields numbered `field` in `buf`, as slices.
+    fn each(mut buf: &[u8], field: u32, mut f: impl FnMut(&[u8])) {
+        while !buf.is_empty() {
+            let Ok((tag, wire_type)) = prost::encoding::decode_key(&mut buf) else {
+                return;
+            };
+            let len = match wire_type {
+                WireType::LengthDelimited => match prost::encoding::decode_varint(&mut buf) {
+                    Ok(len) if len <= buf.len() as u64 => len as usize,
+                    _ => return,
+                },
+                // Anything else ends the count (the decoder skips or
+                // refuses it); the count is only a size hint.
+                _ => return,
+            };
+            let (inner, rest) = buf.split_at(len);
+            if tag == field {
+                f(inner);
+            }
+            buf = rest;
+        }
+    }
+    let mut n = 0;
+    each(bytes, 1, |resource_logs| {
+        each(resource_logs, 2, |scope_logs| {
+            each(scope_logs, 2, |_| n += 1);
+        });
+    });
+    n.min(bytes.len() / 2)
 }
 
 /// Names the field an error came from, as prost's generated code does.

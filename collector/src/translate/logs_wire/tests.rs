@@ -652,6 +652,8 @@ fn check(bytes: &[u8], opts: &LogsOptions) -> Result<Outcome, TestCaseError> {
     let decoded = <ExportLogsServiceRequest as Message>::decode(bytes);
     match (direct, decoded) {
         (Ok(direct), Ok(req)) => {
+            // The size hint never claims more records than there are.
+            prop_assert!(super::count_log_records(bytes) <= direct.total);
             let expected = translate_logs_before(req.clone(), NOW_MS, opts);
             same_batch(&direct, &expected)?;
             same_batch(&translate_logs(req, NOW_MS, opts), &expected)?;
@@ -889,6 +891,7 @@ fn an_agent_request_decodes_as_prost_and_translates_as_before() {
         .collect();
     let bytes = encode_logs_request(&info, &records);
     assert_eq!(unwrap_check(&bytes), Outcome::Decoded);
+    assert_eq!(super::count_log_records(&bytes), 50);
     let b = decode_logs(&bytes, NOW_MS + 1000, &LogsOptions::default()).unwrap();
     assert_eq!(b.total, 50);
     assert_eq!(b.records.len(), 50);
