@@ -28,6 +28,9 @@
     reason = "a benchmark fails loudly"
 )]
 
+mod common;
+
+use common::{Rng, thread_cpu_seconds};
 use std::time::Instant;
 
 use tocsin_collector::logs::{
@@ -58,31 +61,6 @@ fn rss_bytes() -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     kb * 1024
-}
-
-/// CPU time this thread has used, in seconds (Linux, nanosecond
-/// resolution): the store appends and writes its log on the caller's
-/// thread, so this is the store's CPU time, without building the records.
-fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
-    let ns: u64 = stat.split_whitespace().next().unwrap().parse().unwrap();
-    ns as f64 / 1e9
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*: fixed seed, the same records every run.
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const WORDS: [&str; 16] = [
@@ -205,9 +183,12 @@ fn main() {
         let n = REQUEST_RECORDS.min(total - r * REQUEST_RECORDS);
         let req = source.request(n, T0 + r as i64 * 50);
         line_bytes += req.iter().map(|r| r.body.len()).sum::<usize>();
-        let (cpu0, wall0) = (thread_cpu_seconds(), Instant::now());
+        let (cpu0, wall0) = (
+            thread_cpu_seconds().expect("thread CPU time (Linux)"),
+            Instant::now(),
+        );
         accepted += store.append(req).unwrap().accepted;
-        cpu += thread_cpu_seconds() - cpu0;
+        cpu += thread_cpu_seconds().expect("thread CPU time (Linux)") - cpu0;
         wall += wall0.elapsed().as_secs_f64();
     }
     let rss = rss_bytes().saturating_sub(rss0);

@@ -31,6 +31,9 @@
     reason = "a benchmark fails loudly"
 )]
 
+mod common;
+
+use common::thread_cpu_seconds;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
@@ -56,19 +59,6 @@ type Decode<'a> = &'a dyn Fn(&Bytes) -> LogsBatch;
 const ROUNDS: usize = 7;
 const REQUESTS_PER_ROUND: usize = 24;
 const NOW_MS: i64 = 1_764_000_000_000;
-
-/// CPU time used by the calling thread so far (user + system), where the
-/// platform tells it; `/proc` counts in USER_HZ ticks, 100 per second.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the parenthesised command name, which may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / 100.0)
-}
 
 fn agent_request(records: usize) -> Vec<u8> {
     let info = ResourceInfo {

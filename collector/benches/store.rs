@@ -35,6 +35,9 @@
     reason = "a benchmark fails loudly"
 )]
 
+mod common;
+
+use common::Rng;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -78,22 +81,6 @@ fn dir_bytes(dir: &Path, prefix: Option<&str>) -> u64 {
         })
         .map(|e| e.metadata().unwrap().len())
         .sum()
-}
-
-/// xorshift64*: deterministic, fast, good enough for synthetic values.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const DAY_SEED: u64 = 0x1234_5678_9abc_def1;
