@@ -18,7 +18,16 @@
 # written at most once a second: up to a second late). That measures the
 # agent's side alone.
 #
-# Env:   PROTOCOL=http uses OTLP/HTTP (default grpc); GZIP=true compresses
+# Env:   LOG_STORE_MIB=N gives the collector's log store N MiB (its
+#        logs.max_bytes); by default it is sized above the input so nothing
+#        is evicted and the store only grows (every stored byte is memory
+#        the kernel hands out fresh); 1024 is the collector's default, with
+#        which a run longer than that measures the store in its steady
+#        state, evicting the oldest records as new ones come;
+#        COLLECTOR_CPUS=LIST pins the collector (taskset -c LIST; default 1,
+#        the core the agent does not use; 0,1 lets it use what the agent
+#        leaves of core 0 too);
+#        PROTOCOL=http uses OTLP/HTTP (default grpc); GZIP=true compresses
 #        (default false: on loopback compression only costs CPU);
 #        KEEP=1 keeps the work directory; BIN_DIR=DIR uses the binaries in
 #        DIR instead of building them.
@@ -39,8 +48,9 @@ make_workdir throughput
 
 read -r grpc http api <<<"$(python3 $helper free-ports 3)"
 mkdir -p "$work/collector" "$work/agent" "$work/logs"
-# The log store is sized above the input so that no eviction runs during
-# the measurement.
+# The log store is sized above the input (unless LOG_STORE_MIB says
+# otherwise) so that no eviction runs during the measurement.
+log_store_mib=${LOG_STORE_MIB:-$(( size_mib * 4 + 1024 ))}
 cat >"$work/collector/collector.yaml" <<EOF
 data_dir: $work/collector/data
 receivers:
@@ -50,7 +60,7 @@ receivers:
 api:
   listen: "127.0.0.1:$api"
 logs:
-  max_bytes: $(( (size_mib * 4 + 1024) << 20 ))
+  max_bytes: $(( log_store_mib << 20 ))
 EOF
 if [ "$protocol" = grpc ]; then endpoint=http://127.0.0.1:$grpc; else endpoint=http://127.0.0.1:$http; fi
 cat >"$work/agent/agent.yaml" <<EOF
@@ -82,7 +92,7 @@ if [ "$sink" = null ]; then
     sleep 0.1
   done
 else
-  taskset -c 1 "$bin/tocsin-collector" --config "$work/collector/collector.yaml" >"$work/collector.log" 2>&1 &
+  taskset -c "${COLLECTOR_CPUS:-1}" "$bin/tocsin-collector" --config "$work/collector/collector.yaml" >"$work/collector.log" 2>&1 &
   collector=$!; pids+=("$collector")
   for _ in $(seq 300); do
     curl -fs "http://127.0.0.1:$api/-/ready" >/dev/null && break
@@ -113,9 +123,12 @@ collector_cpu=$(python3 $helper cpu "$collector")
 agent_rss=$(grep VmHWM "/proc/$agent/status" | awk '{print $2}')
 collector_rss=$(grep VmHWM "/proc/$collector/status" | awk '{print $2}')
 
-python3 - "$start" "$end" "$bytes" "$lines" "$stored" "$dup" "$agent_cpu" "$collector_cpu0" "$collector_cpu" "$agent_rss" "$collector_rss" "$agent_runq" <<'EOF'
+receiver_cpus=1
+[ "$sink" = collector ] && receiver_cpus=${COLLECTOR_CPUS:-1}
+python3 - "$start" "$end" "$bytes" "$lines" "$stored" "$dup" "$agent_cpu" "$collector_cpu0" "$collector_cpu" "$agent_rss" "$collector_rss" "$agent_runq" "$receiver_cpus" <<'EOF'
 import sys
-start, end, size, lines, stored, dup, acpu, ccpu0, ccpu1, arss, crss, arunq = map(float, sys.argv[1:])
+start, end, size, lines, stored, dup, acpu, ccpu0, ccpu1, arss, crss, arunq = map(float, sys.argv[1:13])
+rcpus = sys.argv[13]
 wall = end - start
 ccpu = ccpu1 - ccpu0
 print("lines acknowledged: %d stored + %d duplicates of %d" % (stored, dup, lines))
@@ -123,8 +136,8 @@ print("wall %.2f s: %.1f MiB/s, %.0f lines/s" % (wall, size / wall / 2**20, line
 print("agent (core 0):     %.2f CPU-s = %3.0f%% of its core, %.1f MiB per CPU-second, peak RSS %.1f MB" % (
     acpu, 100 * acpu / wall, size / acpu / 2**20, arss / 1000))
 print("agent threads waited %.2f s in total for a CPU (run queue): the rest of the wall time not running is waiting for the receiver" % arunq)
-print("receiver (core 1):  %.2f CPU-s = %3.0f%% of its core, %.1f MiB per CPU-second, peak RSS %.1f MB" % (
-    ccpu, 100 * ccpu / wall, size / ccpu / 2**20, crss / 1000))
+print("receiver (cores %s): %.2f CPU-s = %3.0f%% of one core, %.1f MiB per CPU-second, peak RSS %.1f MB" % (
+    rcpus, ccpu, 100 * ccpu / wall, size / ccpu / 2**20, crss / 1000))
 EOF
 echo "receiver: $sink, protocol $protocol, gzip $gzip; load average $(cut -d' ' -f1-3 /proc/loadavg) at end"
 if grep -qiE 'error|warn' "$work/agent.log"; then echo "agent warnings:"; grep -iE 'error|warn' "$work/agent.log" | head; fi
