@@ -646,8 +646,11 @@ impl State {
     /// The lowest segment a retained or in-flight record may lie in.
     fn needed_segment(&self) -> u64 {
         let mut low = self.snapshot_tag;
-        if let Some(b) = self.sealed.front() {
-            low = low.min(b.min_tag);
+        // Every sealed block, not only the oldest: concurrent appends are
+        // inserted in the order they retake the lock, not in WAL order, so
+        // a later block can hold records of an older segment.
+        if let Some(t) = self.sealed.iter().map(|b| b.min_tag).min() {
+            low = low.min(t);
         }
         if !self.head.entries.is_empty() {
             low = low.min(self.head.min_tag);
@@ -1340,6 +1343,24 @@ pub fn self_series(s: &LogStoreStats, now_ms: i64) -> Vec<(Labels, i64, f64)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Concurrent appends are inserted in the order they retake the lock:
+    /// a block after the oldest can hold records of an older segment, and
+    /// that segment must stay.
+    #[test]
+    fn the_needed_segment_is_the_oldest_of_every_sealed_block() {
+        let mut st = State {
+            snapshot_tag: 10,
+            ..State::default()
+        };
+        for min_tag in [7, 3, 9] {
+            st.sealed.push_back(Arc::new(Block {
+                min_tag,
+                ..Block::default()
+            }));
+        }
+        assert_eq!(st.needed_segment(), 3);
+    }
     use crate::logs::counters::tests::metric;
     use crate::logs::query::TextFilter;
     use crate::logs::record::{RecordOrigin, Severity};

@@ -50,8 +50,10 @@ pub fn decode_logs(
 /// How many `log_records` fields `bytes` holds, found by walking the
 /// three length-delimited levels above them without decoding anything
 /// else; stops at the first malformed part (decoding proper reports it).
-/// Never more than `bytes.len() / 2`: a record field takes at least two
-/// bytes, so a hostile count cannot make the caller reserve much.
+/// A size hint, never more than [`MAX_RESERVED_RECORDS`] nor one record
+/// per 64 bytes of request: a request of empty records (two bytes each)
+/// would otherwise make the caller reserve a hundred times its size
+/// before anything is validated; past the hint the vector grows as usual.
 fn count_log_records(bytes: &[u8]) -> usize {
     /// The length-delimited fields numbered `field` in `buf`, as slices.
     fn each(mut buf: &[u8], field: u32, mut f: impl FnMut(&[u8])) {
@@ -81,8 +83,12 @@ fn count_log_records(bytes: &[u8]) -> usize {
             each(scope_logs, 2, |_| n += 1);
         });
     });
-    n.min(bytes.len() / 2)
+    n.min(bytes.len() / 64).min(MAX_RESERVED_RECORDS)
 }
+
+/// Most records reserved up front for one request (an agent sends at
+/// most 8192 per request).
+const MAX_RESERVED_RECORDS: usize = 16_384;
 
 /// Names the field an error came from, as prost's generated code does.
 fn at(message: &'static str, field: &'static str) -> impl FnOnce(DecodeError) -> DecodeError {

@@ -892,6 +892,20 @@ fn an_agent_request_decodes_as_prost_and_translates_as_before() {
     let bytes = encode_logs_request(&info, &records);
     assert_eq!(unwrap_check(&bytes), Outcome::Decoded);
     assert_eq!(super::count_log_records(&bytes), 50);
+    // Empty records take two bytes each: the hint stays at one record per
+    // 64 bytes of request, so it cannot reserve more than the request's
+    // size in records.
+    let empty_records: Vec<u8> = bytes_of(&[(
+        1,
+        W::Msg(vec![(
+            2,
+            W::Msg((0..10_000).map(|_| (2, W::Msg(vec![]))).collect()),
+        )]),
+    )]);
+    assert_eq!(
+        super::count_log_records(&empty_records),
+        empty_records.len() / 64
+    );
     let b = decode_logs(&bytes, NOW_MS + 1000, &LogsOptions::default()).unwrap();
     assert_eq!(b.total, 50);
     assert_eq!(b.records.len(), 50);
