@@ -32,7 +32,12 @@
 //! what the memory block keeps, next to the batch's dictionary (a block is
 //! a run of such parts). Only a batch too small to be worth its own
 //! dictionary is encoded again into the block's dictionary. Replay keeps
-//! the batches it reads the same way, so it rebuilds the same blocks.
+//! the batches it reads the same way and evicts by the same rules, but it
+//! starts at the oldest segment still on disk, so its block boundaries,
+//! and with them which records size retention keeps, can differ from the
+//! live store's by up to a block (records the live store had evicted may
+//! come back, or a few it kept may go): retention is exact in amount, not
+//! in which records.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::path::Path;
@@ -755,9 +760,11 @@ impl LogStore {
                                 report.records_restored += 1;
                             }
                             st.counters.replay(&deltas, at_ms);
-                            // Evicting as the live store did keeps replay's
-                            // memory bounded and its de-duplication equal to
-                            // what the live store decided.
+                            // Evicting by the live store's rules keeps
+                            // replay's memory bounded; the blocks start where
+                            // the oldest kept segment does, so the records
+                            // kept can differ from the live store's by up to
+                            // a block (module docs).
                             st.evict(now_ms, &opts);
                         }
                         Err(e) => {
