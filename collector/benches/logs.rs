@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::{Rng, thread_cpu_seconds};
+use common::{Rng, env, thread_cpu_seconds};
 use std::time::Instant;
 
 use tocsin_collector::logs::{
@@ -44,16 +44,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const REQUEST_RECORDS: usize = 8192;
 const T0: i64 = 1_700_000_000_000;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v}: expected a whole number"))
-        })
-        .unwrap_or(default)
-}
 
 /// Resident memory of this process in bytes (Linux).
 fn rss_bytes() -> u64 {

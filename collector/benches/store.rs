@@ -37,7 +37,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{Rng, env};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -49,16 +49,6 @@ use tocsin_rules::promql::{Engine, EngineOptions, Labels, Value};
 // The allocator `tocsin-collector` runs with, so memory figures match it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name}={v}: expected a whole number"))
-        })
-        .unwrap_or(default)
-}
 
 /// Resident memory of this process in bytes (Linux), for growth figures.
 fn rss_bytes() -> Option<u64> {

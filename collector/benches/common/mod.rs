@@ -1,8 +1,21 @@
-//! What the collector's benchmarks share: the calling thread's CPU time
-//! and a deterministic random number generator. Each benchmark includes
+//! What the collector's benchmarks share: settings from the environment,
+//! the calling thread's CPU time and a deterministic random number
+//! generator. Each benchmark includes
 //! this module with `mod common;` and uses part of it.
 
 #![allow(dead_code, reason = "each benchmark uses part of this module")]
+
+/// The whole number in environment variable `name`, or `default` when it
+/// is unset; anything else stops the benchmark with a message naming it.
+pub fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v}: expected a whole number"))
+        })
+        .unwrap_or(default)
+}
 
 /// CPU time the calling thread has used so far, in seconds, from
 /// `/proc/thread-self/schedstat` (Linux, nanosecond resolution: the tick
