@@ -16,6 +16,11 @@
 //! - [`LogStore::append`] returns Ok only once the accepted records and their
 //!   counter increments are fsync'd (group commit); a failed write takes the
 //!   increments and de-duplication keys back, so a retry is accepted.
+//! - A duplicate is answered as delivered only once its original is
+//!   durable: a request repeating records another request is still writing
+//!   (a sender that timed out and resent) waits for that write, and fails
+//!   if it failed, so the sender sends them again rather than count them
+//!   delivered when they were never stored.
 //! - A record with an origin is stored at most once per retention window:
 //!   the de-duplication index holds exactly the origins of retained and
 //!   in-flight records, and is rebuilt from the log on open.
@@ -41,7 +46,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
 // Hashed per record on the append path: foldhash is several times
 // faster than SipHash on short keys and still seeded per process.
@@ -152,6 +157,10 @@ pub enum LogStoreError {
     Query(#[from] tocsin_rules::promql::StorageError),
     #[error(transparent)]
     Metrics(#[from] LogMetricsError),
+    #[error(
+        "log store: {records} records repeat ones another request was writing, and that write failed; send them again"
+    )]
+    RepeatedWriteFailed { records: usize },
 }
 
 /// What opening the store found and did.
@@ -321,6 +330,10 @@ struct State {
     /// inserts and removals work at the ends of one small tree instead of
     /// at random places in one big hash table, in any order.
     offsets: HashMap<u64, BTreeSet<u64>>,
+    /// Appends whose records are claimed but not yet durable, oldest
+    /// first: a request repeating one of their records must not be
+    /// answered before that record is durable (or its write failed).
+    in_flight: Vec<InFlight>,
     /// The file looked up last: a request's records come in runs of one
     /// file, so comparing with it spares two string-keyed lookups.
     last_file: Option<LastFile>,
@@ -340,6 +353,26 @@ struct State {
     truncated_below: u64,
     stats: LogStoreStats,
     refused_since_flush: BTreeMap<String, u64>,
+}
+
+/// An append between claiming its records' origins and settling its
+/// write.
+#[derive(Debug)]
+struct InFlight {
+    /// Per run of one file's records: (file number, lowest offset,
+    /// highest offset). A range may span offsets the append does not
+    /// hold, so a repeat found in it may wait needlessly, never wrongly.
+    runs: Vec<(u64, u64, u64)>,
+    /// Set once the write settled: true when durable.
+    durable: Arc<OnceLock<bool>>,
+}
+
+impl InFlight {
+    fn holds(&self, number: u64, offset: u64) -> bool {
+        self.runs
+            .iter()
+            .any(|&(n, lo, hi)| n == number && (lo..=hi).contains(&offset))
+    }
 }
 
 #[derive(Debug)]
@@ -462,6 +495,12 @@ impl State {
 
     /// Claims a record's origin; false when it is already claimed.
     fn claim(&mut self, agent: &str, file: &str, offset: u64) -> bool {
+        self.claim_numbered(agent, file, offset).1
+    }
+
+    /// Claims a record's origin: the file's number, and false when the
+    /// origin is already claimed.
+    fn claim_numbered(&mut self, agent: &str, file: &str, offset: u64) -> (u64, bool) {
         let number = match self.known_file(agent, file) {
             Some(n) => n,
             None => {
@@ -474,7 +513,25 @@ impl State {
                 n
             }
         };
-        self.offsets.entry(number).or_default().insert(offset)
+        (
+            number,
+            self.offsets.entry(number).or_default().insert(offset),
+        )
+    }
+
+    /// The settlement of the in-flight append that may hold an origin.
+    fn in_flight_holding(&self, number: u64, offset: u64) -> Option<&Arc<OnceLock<bool>>> {
+        self.in_flight
+            .iter()
+            .find(|f| f.holds(number, offset))
+            .map(|f| &f.durable)
+    }
+
+    /// Ends an append's in-flight entry and tells who waits on it.
+    fn settle(&mut self, durable: &Arc<OnceLock<bool>>, ok: bool, settled: &Condvar) {
+        self.in_flight.retain(|f| !Arc::ptr_eq(&f.durable, durable));
+        let _ = durable.set(ok);
+        settled.notify_all();
     }
 
     fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
@@ -683,6 +740,8 @@ pub trait RecordObserver: Send + Sync {
 /// The durable log store. Safe to share between threads.
 pub struct LogStore {
     state: Mutex<State>,
+    /// Signalled under `state` whenever an in-flight append settles.
+    settled: Condvar,
     log: GroupCommit,
     metrics: RwLock<Arc<LogMetrics>>,
     observer: RwLock<Option<Arc<dyn RecordObserver>>>,
@@ -792,6 +851,7 @@ impl LogStore {
         let log = GroupCommit::new(wal);
         let store = LogStore {
             state: Mutex::new(st),
+            settled: Condvar::new(),
             log,
             metrics: RwLock::new(Arc::new(LogMetrics::default())),
             observer: RwLock::new(None),
@@ -916,10 +976,33 @@ impl LogStore {
         }
 
         let mut accepted: Vec<usize> = Vec::with_capacity(records.len());
+        // This append's claims by file, and the in-flight appends holding
+        // the records it repeats: it answers only once those are settled.
+        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        let mut repeats: Vec<(Arc<OnceLock<bool>>, usize)> = Vec::new();
         for (i, rec) in records.iter().enumerate() {
-            match &rec.origin {
-                Some(o) if !st.claim(&o.agent_id, &o.file_id, o.offset) => out.duplicates += 1,
-                _ => accepted.push(i),
+            let Some(o) = &rec.origin else {
+                accepted.push(i);
+                continue;
+            };
+            let (number, fresh) = st.claim_numbered(&o.agent_id, &o.file_id, o.offset);
+            if fresh {
+                accepted.push(i);
+                match runs.last_mut() {
+                    Some((n, lo, hi)) if *n == number => {
+                        *lo = (*lo).min(o.offset);
+                        *hi = (*hi).max(o.offset);
+                    }
+                    _ => runs.push((number, o.offset, o.offset)),
+                }
+                continue;
+            }
+            out.duplicates += 1;
+            if let Some(durable) = st.in_flight_holding(number, o.offset) {
+                match repeats.iter_mut().find(|(d, _)| Arc::ptr_eq(d, durable)) {
+                    Some((_, n)) => *n += 1,
+                    None => repeats.push((Arc::clone(durable), 1)),
+                }
             }
         }
 
@@ -966,6 +1049,7 @@ impl LogStore {
         if scratch.frames.is_empty() {
             st.stats.duplicates_total += out.duplicates as u64;
             st.put_scratch(scratch);
+            let st = self.await_repeats(st, &repeats)?;
             drop(st);
             self.log_outcome(&out);
             return Ok(out);
@@ -974,6 +1058,13 @@ impl LogStore {
         let ticket = self.log.enqueue(&scratch.frames);
         st.segment_written += scratch.frames.len() as u64;
         *st.pending_tags.entry(tag).or_insert(0) += 1;
+        let durable = Arc::new(OnceLock::new());
+        if !runs.is_empty() {
+            st.in_flight.push(InFlight {
+                runs,
+                durable: Arc::clone(&durable),
+            });
+        }
         drop(st);
 
         let result = self.log.wait(ticket);
@@ -991,6 +1082,7 @@ impl LogStore {
                     st.unclaim(&o.agent_id, &o.file_id, o.offset);
                 }
             }
+            st.settle(&durable, false, &self.settled);
             st.counters.subtract(&all_deltas);
             // A snapshot logged after these increments were applied may
             // hold them: the next append logs a fresh one that replaces it.
@@ -1002,6 +1094,7 @@ impl LogStore {
         if with_snapshot {
             st.snapshot_needed = false;
         }
+        st.settle(&durable, true, &self.settled);
         let share = scratch.frames.len() as u64 / accepted.len().max(1) as u64;
         let mut start = 0;
         for chunk in &chunks {
@@ -1037,7 +1130,9 @@ impl LogStore {
         if let Err(e) = self.truncate_segments(&mut st) {
             tracing::warn!(error = %e, "log WAL: deleting segments past retention failed");
         }
-        drop(st);
+        // This append's own records are stored whatever the appends it
+        // repeats come to, so the observer sees them either way.
+        let repeated = self.await_repeats(st, &repeats).map(drop);
         self.log_outcome(&out);
         let observer = self
             .observer
@@ -1048,7 +1143,40 @@ impl LogStore {
             let stored: Vec<&LogRecord> = accepted.iter().map(|&i| &records[i]).collect();
             observer.accepted(&stored);
         }
-        Ok(out)
+        repeated.map(|()| out)
+    }
+
+    /// Waits until the in-flight appends whose records this one repeats
+    /// have settled. A repeat is answered as delivered only once the
+    /// record is durable: when such a write failed (and took its claims
+    /// back), the sender must send the records again, so the append
+    /// fails. Appends only wait on appends that claimed before them, so
+    /// waits cannot form a cycle.
+    fn await_repeats<'a>(
+        &self,
+        mut st: MutexGuard<'a, State>,
+        repeats: &[(Arc<OnceLock<bool>>, usize)],
+    ) -> Result<MutexGuard<'a, State>, LogStoreError> {
+        let mut lost = 0;
+        for (durable, records) in repeats {
+            let ok = loop {
+                if let Some(&ok) = durable.get() {
+                    break ok;
+                }
+                st = self.settled.wait(st).unwrap_or_else(|e| e.into_inner());
+            };
+            if !ok {
+                lost += records;
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(
+                records = lost,
+                "log records repeated from a request whose write failed; asking the sender to send them again"
+            );
+            return Err(LogStoreError::RepeatedWriteFailed { records: lost });
+        }
+        Ok(st)
     }
 
     /// Registers what sees every record once it is stored (durable, not a
@@ -1906,6 +2034,101 @@ mod tests {
         let mut got = s.query(&all()).records;
         got.sort_by_key(|r| (r.labels.get("host_name").to_string(), r.time_ms));
         got
+    }
+
+    /// Stalls the store's next WAL write until the returned sender says
+    /// how it ends (`Ok` or an error message); later writes go through.
+    /// The receiver hears when the stalled write has started.
+    fn stall_next_write(
+        s: &LogStore,
+    ) -> (
+        std::sync::mpsc::Sender<Result<(), String>>,
+        std::sync::mpsc::Receiver<()>,
+    ) {
+        let (release, gate) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let gate = Mutex::new(Some((gate, entered_tx)));
+        s.log.inject_faults(move || match lock(&gate).take() {
+            Some((gate, entered)) => {
+                entered.send(()).unwrap();
+                gate.recv().unwrap()
+            }
+            None => Ok(()),
+        });
+        (release, entered)
+    }
+
+    /// Runs an append on its own thread; its answer comes on the receiver.
+    fn append_in_background(
+        s: &Arc<LogStore>,
+        records: Vec<LogRecord>,
+    ) -> std::sync::mpsc::Receiver<Result<LogAppendOutcome, LogStoreError>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let s = Arc::clone(s);
+        std::thread::spawn(move || tx.send(s.append(records)).unwrap());
+        rx
+    }
+
+    #[test]
+    fn a_repeat_of_records_being_written_is_answered_once_they_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(open(dir.path(), &LogStoreOptions::default(), T0));
+        let (release, entered) = stall_next_write(&s);
+        let first = append_in_background(&s, file_batch("a", 0, 10, T0));
+        entered.recv().unwrap();
+        // The sender timed out on the first request and sends its records
+        // again: they are claimed, but not durable yet.
+        let repeat = append_in_background(&s, file_batch("a", 0, 10, T0));
+        let early = repeat.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(
+            early.is_err(),
+            "answered before the repeated records were durable: {early:?}"
+        );
+        release.send(Ok(())).unwrap();
+        assert_eq!(first.recv().unwrap().unwrap().accepted, 10);
+        let out = repeat.recv().unwrap().unwrap();
+        assert_eq!((out.accepted, out.duplicates), (0, 10));
+        assert_eq!(all_records(&s).len(), 10);
+    }
+
+    #[test]
+    fn a_repeat_of_records_whose_write_fails_fails_and_the_resend_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(open(dir.path(), &LogStoreOptions::default(), T0));
+        let (release, entered) = stall_next_write(&s);
+        let first = append_in_background(&s, file_batch("a", 0, 10, T0));
+        entered.recv().unwrap();
+        // Records 5..10 repeat the stalled write's, 10..15 are new.
+        let repeat = append_in_background(&s, file_batch("a", 5, 10, T0));
+        let early = repeat.recv_timeout(std::time::Duration::from_millis(300));
+        assert!(
+            early.is_err(),
+            "answered before the repeated records were durable: {early:?}"
+        );
+        release.send(Err("disk on fire".into())).unwrap();
+        let err = first.recv().unwrap().unwrap_err();
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        // Its own records are stored, the repeated ones must come again.
+        let err = repeat.recv().unwrap().unwrap_err();
+        assert!(
+            matches!(err, LogStoreError::RepeatedWriteFailed { records: 5 }),
+            "{err}"
+        );
+        let offsets = |s: &LogStore| -> Vec<u64> {
+            let mut o: Vec<u64> = all_records(s)
+                .iter()
+                .map(|r| r.origin.as_ref().unwrap().offset / 100)
+                .collect();
+            o.sort_unstable();
+            o
+        };
+        assert_eq!(offsets(&s), (10..15).collect::<Vec<_>>());
+        let out = s.append(file_batch("a", 5, 10, T0)).unwrap();
+        assert_eq!((out.accepted, out.duplicates), (5, 5));
+        let out = s.append(file_batch("a", 0, 10, T0)).unwrap();
+        assert_eq!((out.accepted, out.duplicates), (5, 5));
+        assert_eq!(offsets(&s), (0..15).collect::<Vec<_>>());
+        assert_eq!(s.stats().wal_failures_total, 1);
     }
 
     #[test]

@@ -46,6 +46,16 @@ impl std::fmt::Debug for WriteObserver {
     }
 }
 
+#[cfg(test)]
+struct Fault(Box<dyn Fn() -> Result<(), String> + Send + Sync>);
+
+#[cfg(test)]
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fault")
+    }
+}
+
 /// A ticket for one enqueued batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket(u64);
@@ -60,6 +70,10 @@ pub struct GroupCommit {
     /// instead of growing the buffer: the buffer stays bounded.
     max_pending: usize,
     observer: OnceLock<WriteObserver>,
+    /// Runs before each group write; an error fails the write without
+    /// writing (tests stall and fail writes with it).
+    #[cfg(test)]
+    fault: OnceLock<Fault>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,7 +90,28 @@ impl GroupCommit {
             wal: Mutex::new(wal),
             max_pending: 64 << 20,
             observer: OnceLock::new(),
+            #[cfg(test)]
+            fault: OnceLock::new(),
         }
+    }
+
+    /// Installs the hook run before each group write (see `fault`).
+    #[cfg(test)]
+    pub fn inject_faults(&self, f: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
+        assert!(
+            self.fault.set(Fault(Box::new(f))).is_ok(),
+            "a fault hook is installed already"
+        );
+    }
+
+    #[cfg(test)]
+    fn before_write(&self) -> Result<(), String> {
+        self.fault.get().map_or(Ok(()), |f| (f.0)())
+    }
+
+    #[cfg(not(test))]
+    fn before_write(&self) -> Result<(), String> {
+        Ok(())
     }
 
     /// Installs this log's write observer; false when one is installed
@@ -119,7 +154,11 @@ impl GroupCommit {
                 let (from, to) = (st.settled + 1, st.enqueued);
                 drop(st);
                 let started = Instant::now();
-                let result = lock(&self.wal).write_frames(&batch);
+                let result = self.before_write().and_then(|()| {
+                    lock(&self.wal)
+                        .write_frames(&batch)
+                        .map_err(|e| e.to_string())
+                });
                 if let Some(observe) = self.observer.get() {
                     (observe.0)(started.elapsed(), batch.len());
                 }
@@ -131,7 +170,7 @@ impl GroupCommit {
                     st.spare = batch;
                 }
                 if let Err(e) = result {
-                    st.failed.push((from, to, e.to_string()));
+                    st.failed.push((from, to, e));
                     if st.failed.len() > FAILED_RANGES_KEPT {
                         st.failed.remove(0);
                     }
