@@ -29,6 +29,8 @@
 #        leaves of core 0 too);
 #        PROTOCOL=http uses OTLP/HTTP (default grpc); GZIP=true compresses
 #        (default false: on loopback compression only costs CPU);
+#        MAX_IN_FLIGHT=N lets the agent have N requests awaiting an
+#        answer (its collector.max_in_flight; default 4, the agent's own);
 #        KEEP=1 keeps the work directory; BIN_DIR=DIR uses the binaries in
 #        DIR instead of building them.
 set -euo pipefail
@@ -68,6 +70,7 @@ collector:
   endpoint: $endpoint
   protocol: $protocol
   gzip: $gzip
+  max_in_flight: ${MAX_IN_FLIGHT:-4}
 resource:
   host.name: bench-host
   service.name: bench

@@ -232,9 +232,9 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
                 Ok(Ok(Err(SinkError::Overloaded(m)))) => Err(Status::unavailable(format!(
                     "storage is overloaded, retry later: {m}"
                 ))),
-                Ok(Ok(Err(e @ SinkError::Storage(_)))) => Err(Status::unavailable(format!(
-                    "{e}; nothing of this request was stored, retry later"
-                ))),
+                Ok(Ok(Err(e @ SinkError::Storage(_)))) => {
+                    Err(Status::unavailable(format!("{e}; retry later")))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "OTLP/gRPC export task failed");
                     Err(Status::internal("export task failed"))

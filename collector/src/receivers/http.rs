@@ -324,7 +324,7 @@ async fn export<S: Signal>(
                 match e {
                     SinkError::Overloaded(m) => format!("storage is overloaded, retry later: {m}"),
                     e @ SinkError::Storage(_) => {
-                        format!("{e}; nothing of this request was stored, retry later")
+                        format!("{e}; retry later")
                     }
                 },
             );
