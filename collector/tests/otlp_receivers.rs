@@ -418,11 +418,7 @@ mod grpc {
         assert_eq!(recs[0].labels.get("host_name"), "web-1");
         let origin = recs[0].origin.clone().unwrap();
         assert_eq!(
-            (
-                origin.agent_id.as_str(),
-                origin.file_id.as_str(),
-                origin.offset
-            ),
+            (&*origin.agent_id, &*origin.file_id, origin.offset),
             ("agent-web-1", "inc-1", 4096)
         );
         assert!(h.ingest.clock_skew().get("agent-web-1").is_some());

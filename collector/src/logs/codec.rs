@@ -389,8 +389,8 @@ pub fn decode_stored(buf: &[u8], dict: &Dict, labels: Labels) -> Result<LogRecor
     let origin = match r.u8()? {
         0 => None,
         1 => Some(RecordOrigin {
-            agent_id: dict.get(&mut r)?.to_string(),
-            file_id: dict.get(&mut r)?.to_string(),
+            agent_id: dict.get(&mut r)?.into(),
+            file_id: dict.get(&mut r)?.into(),
             offset: r.uvarint()?,
         }),
         _ => return Err(r.err()),
@@ -688,7 +688,7 @@ pub(crate) mod tests {
             let mut r = record(&format!("line {i}"));
             r.severity_text = ["ERROR", "WARN"][(i % 3 == 0) as usize].into();
             if let Some(o) = r.origin.as_mut() {
-                o.file_id = format!("f{}", i / 10);
+                o.file_id = format!("f{}", i / 10).into();
                 o.offset = i * 77;
             }
             r.attributes = (0..(i % 9))

@@ -6,6 +6,8 @@
 //! `severity`, the normalised word; `time_ms` is the record's own time
 //! (observed time when the record has none).
 
+use std::sync::Arc;
+
 use tocsin_rules::promql::Labels;
 
 /// OTLP severity, normalised as DESIGN.md "Log records on the wire" says.
@@ -65,13 +67,14 @@ impl Severity {
 
 /// Where an agent read a record: the identity the collector de-duplicates
 /// on (DESIGN.md: same agent, file incarnation and byte offset = same
-/// record).
+/// record). The ids are shared: a request's records from one agent and
+/// file refer to one copy of each.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordOrigin {
     /// `tocsin.agent.id`
-    pub agent_id: String,
+    pub agent_id: Arc<str>,
     /// `tocsin.file.id`
-    pub file_id: String,
+    pub file_id: Arc<str>,
     /// `tocsin.file.offset`
     pub offset: u64,
 }

@@ -66,7 +66,7 @@ use super::counters::{
     records_total_labels,
 };
 use super::query::LogQuery;
-use super::record::LogRecord;
+use super::record::{LogRecord, RecordOrigin};
 use crate::store::SeriesStore;
 use crate::store::commit::{CommitError, GroupCommit};
 use crate::store::wal::{Wal, WalError, WalOptions, begin_frame, finish_frame, frame};
@@ -377,9 +377,15 @@ impl InFlight {
 
 #[derive(Debug)]
 struct LastFile {
-    agent: String,
-    file: String,
+    agent: Arc<str>,
+    file: Arc<str>,
     number: u64,
+}
+
+/// Whether `s` is `shared`'s text: by address first (a request's records
+/// share their origin's ids), then by content.
+fn same_text(shared: &Arc<str>, s: &str) -> bool {
+    std::ptr::eq(shared.as_ptr(), s.as_ptr()) && shared.len() == s.len() || **shared == *s
 }
 
 /// An append's encoding buffers.
@@ -475,33 +481,48 @@ impl State {
         }
     }
 
-    /// The number of a known file.
-    fn known_file(&mut self, agent: &str, file: &str) -> Option<u64> {
-        if let Some(last) = &self.last_file
-            && last.agent == agent
-            && last.file == file
+    /// The number of a known file. The file looked up is remembered (as
+    /// `ids` when given, so that records sharing them compare by address).
+    fn known_file(
+        &mut self,
+        agent: &str,
+        file: &str,
+        ids: Option<(&Arc<str>, &Arc<str>)>,
+    ) -> Option<u64> {
+        if let Some(last) = &mut self.last_file
+            && same_text(&last.agent, agent)
+            && same_text(&last.file, file)
         {
+            if let Some((a, f)) = ids {
+                last.agent = Arc::clone(a);
+                last.file = Arc::clone(f);
+            }
             return Some(last.number);
         }
         // Looked up by &str: a known file allocates nothing but the cache.
         let number = *self.files.get(agent)?.get(file)?;
+        let (agent, file) = match ids {
+            Some((a, f)) => (Arc::clone(a), Arc::clone(f)),
+            None => (Arc::from(agent), Arc::from(file)),
+        };
         self.last_file = Some(LastFile {
-            agent: agent.to_string(),
-            file: file.to_string(),
+            agent,
+            file,
             number,
         });
         Some(number)
     }
 
     /// Claims a record's origin; false when it is already claimed.
-    fn claim(&mut self, agent: &str, file: &str, offset: u64) -> bool {
-        self.claim_numbered(agent, file, offset).1
+    fn claim(&mut self, o: &RecordOrigin) -> bool {
+        self.claim_numbered(o).1
     }
 
     /// Claims a record's origin: the file's number, and false when the
     /// origin is already claimed.
-    fn claim_numbered(&mut self, agent: &str, file: &str, offset: u64) -> (u64, bool) {
-        let number = match self.known_file(agent, file) {
+    fn claim_numbered(&mut self, o: &RecordOrigin) -> (u64, bool) {
+        let (agent, file, offset) = (&*o.agent_id, &*o.file_id, o.offset);
+        let number = match self.known_file(agent, file, Some((&o.agent_id, &o.file_id))) {
             Some(n) => n,
             None => {
                 let n = self.next_file;
@@ -535,7 +556,7 @@ impl State {
     }
 
     fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
-        let Some(number) = self.known_file(agent, file) else {
+        let Some(number) = self.known_file(agent, file, None) else {
             return;
         };
         let Some(offsets) = self.offsets.get_mut(&number) else {
@@ -807,7 +828,7 @@ impl LogStore {
                                 // origin here means a retry that was logged
                                 // twice after a failed write: keep one.
                                 if let Some(o) = &r.origin
-                                    && !st.claim(&o.agent_id, &o.file_id, o.offset)
+                                    && !st.claim(o)
                                 {
                                     continue;
                                 }
@@ -985,7 +1006,7 @@ impl LogStore {
                 accepted.push(i);
                 continue;
             };
-            let (number, fresh) = st.claim_numbered(&o.agent_id, &o.file_id, o.offset);
+            let (number, fresh) = st.claim_numbered(o);
             if fresh {
                 accepted.push(i);
                 match runs.last_mut() {
@@ -1514,7 +1535,7 @@ mod tests {
             body: body.into(),
             attributes: Vec::new(),
             origin: offset.map(|offset| RecordOrigin {
-                agent_id: format!("agent-{host}"),
+                agent_id: format!("agent-{host}").into(),
                 file_id: "file-1".into(),
                 offset,
             }),
@@ -2229,15 +2250,30 @@ mod tests {
         /// index forgets a file once it has no claimed offsets.
         #[test]
         fn claims_equal_a_set_of_origins(
-            ops in proptest::collection::vec((proptest::bool::ANY, 0u8..2, 0u8..3, 0u64..6), 0..200),
+            ops in proptest::collection::vec(
+                (proptest::bool::ANY, 0u8..2, 0u8..3, 0u64..6, proptest::bool::ANY),
+                0..200,
+            ),
         ) {
             let mut st = State::default();
             let mut model = std::collections::HashSet::new();
-            for (claim, agent, file, offset) in ops {
+            // Ids shared between claims (compared by address) or fresh
+            // copies (compared by content).
+            let mut shared: HashMap<(u8, u8), (Arc<str>, Arc<str>)> = HashMap::new();
+            for (claim, agent, file, offset, share) in ops {
                 let (a, f) = (format!("agent-{agent}"), format!("file-{file}"));
                 if claim {
+                    let (agent_id, file_id) = if share {
+                        shared
+                            .entry((agent, file))
+                            .or_insert_with(|| (a.as_str().into(), f.as_str().into()))
+                            .clone()
+                    } else {
+                        (a.as_str().into(), f.as_str().into())
+                    };
+                    let o = RecordOrigin { agent_id, file_id, offset };
                     proptest::prop_assert_eq!(
-                        st.claim(&a, &f, offset),
+                        st.claim(&o),
                         model.insert((a.clone(), f.clone(), offset))
                     );
                 } else {

@@ -11,6 +11,7 @@
 //! (`tocsin_log_records_total`, log metrics), bounded as metrics' are.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
@@ -18,9 +19,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tocsin_rules::promql::value::{Label, Labels};
 
-use super::attributes::{
-    AgentResource, AgentsSeen, ResourceLabels, json_value, value_text, value_text_owned,
-};
+use super::attributes::{AgentResource, AgentsSeen, ResourceLabels, json_value, value_text_owned};
 use crate::logs::record::{LogRecord, RecordOrigin, Severity};
 
 /// Record attribute: the agent's file incarnation id.
@@ -86,9 +85,9 @@ fn hex(bytes: &[u8]) -> Option<String> {
 #[derive(Debug, Default)]
 pub(super) struct RecordAttributes {
     list: Vec<(String, String)>,
-    /// The first `tocsin.file.id` attribute's value as text; `Some(None)`
-    /// when that attribute has no value.
-    file_id: Option<Option<String>>,
+    /// Where the first `tocsin.file.id` attribute is in `list` (its value
+    /// as text there is the record's file id).
+    file_id: Option<usize>,
     /// The first `tocsin.file.offset` attribute's value as an offset;
     /// `Some(None)` when that attribute has no usable one.
     offset: Option<Option<u64>>,
@@ -105,7 +104,7 @@ impl RecordAttributes {
     /// Adds the next attribute of the record.
     pub(super) fn push(&mut self, key: String, value: Option<AnyValue>) {
         if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
-            self.file_id = Some(value.as_ref().map(|v| value_text(Some(v))));
+            self.file_id = Some(self.list.len());
         } else if self.offset.is_none() && key == FILE_OFFSET_ATTRIBUTE {
             self.offset = Some(value.as_ref().and_then(|v| match &v.value {
                 Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
@@ -153,6 +152,11 @@ pub(super) struct BatchBuilder<'o> {
     start: usize,
     /// The newest record time of the open resource, refused records too.
     resource_newest: Option<i64>,
+    /// Stands in for the agent of the open resource's origins.
+    no_agent: Arc<str>,
+    /// The file id of the last origin built: a request's records come in
+    /// runs of one file, which share one copy of its id.
+    last_file_id: Option<Arc<str>>,
 }
 
 impl<'o> BatchBuilder<'o> {
@@ -166,6 +170,20 @@ impl<'o> BatchBuilder<'o> {
             placeholder: Labels::empty(),
             start: 0,
             resource_newest: None,
+            no_agent: Arc::from(""),
+            last_file_id: None,
+        }
+    }
+
+    /// `id` shared with the previous origin's when they are equal.
+    fn shared_file_id(&mut self, id: &str) -> Arc<str> {
+        match &self.last_file_id {
+            Some(last) if **last == *id => Arc::clone(last),
+            _ => {
+                let shared: Arc<str> = Arc::from(id);
+                self.last_file_id = Some(Arc::clone(&shared));
+                shared
+            }
         }
     }
 
@@ -203,10 +221,13 @@ impl<'o> BatchBuilder<'o> {
             offset,
         } = r.attributes;
         // The agent is filled in by `end_resource`.
-        let origin = match (file_id.flatten(), offset.flatten()) {
+        let file_id = file_id
+            .and_then(|i| attributes.get(i))
+            .map(|(_, v)| v.as_str());
+        let origin = match (file_id, offset.flatten()) {
             (Some(file_id), Some(offset)) if !file_id.is_empty() => Some(RecordOrigin {
-                agent_id: String::new(),
-                file_id,
+                agent_id: Arc::clone(&self.no_agent),
+                file_id: self.shared_file_id(file_id),
                 offset,
             }),
             _ => None,
@@ -259,6 +280,7 @@ impl<'o> BatchBuilder<'o> {
         // once and shared (cloning `Labels` only counts a reference), which
         // also lets the store compare them by pointer.
         let mut by_severity: [Option<Labels>; 7] = Default::default();
+        let agent: Option<Arc<str>> = resource.agent_id().map(Arc::from);
         for r in &mut self.out.records[self.start..] {
             let severity = r.severity;
             r.labels = by_severity[severity as usize]
@@ -277,10 +299,10 @@ impl<'o> BatchBuilder<'o> {
                     Labels::from_vec(labels)
                 })
                 .clone();
-            match resource.agent_id() {
+            match &agent {
                 Some(agent) => {
                     if let Some(origin) = &mut r.origin {
-                        origin.agent_id = agent.to_string();
+                        origin.agent_id = Arc::clone(agent);
                     }
                 }
                 None => r.origin = None,

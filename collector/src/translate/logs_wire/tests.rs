@@ -107,8 +107,8 @@ fn translate_logs_before(
                 ) {
                     (Some(agent_id), Some(file_id), Some(offset)) if !file_id.is_empty() => {
                         Some(RecordOrigin {
-                            agent_id: agent_id.to_string(),
-                            file_id,
+                            agent_id: agent_id.into(),
+                            file_id: file_id.into(),
                             offset,
                         })
                     }
