@@ -648,7 +648,31 @@ enum Outcome {
 /// [`decode_logs`] against prost plus [`translate_logs_before`], and
 /// [`translate_logs`] against the same.
 fn check(bytes: &[u8], opts: &LogsOptions) -> Result<Outcome, TestCaseError> {
+    check_recycling(bytes, opts, &[])
+}
+
+/// [`check`], and [`decode_logs_recycling`] against [`decode_logs`], the
+/// spare records being those `spare` decodes to (none when it does not).
+fn check_recycling(
+    bytes: &[u8],
+    opts: &LogsOptions,
+    spare: &[u8],
+) -> Result<Outcome, TestCaseError> {
     let direct = decode_logs(bytes, NOW_MS, opts);
+    let spare = decode_logs(spare, NOW_MS, &LogsOptions::default())
+        .map(|b| b.records)
+        .unwrap_or_default();
+    match (&direct, decode_logs_recycling(bytes, NOW_MS, opts, spare)) {
+        (Ok(direct), Ok(recycled)) => same_batch(&recycled, direct)?,
+        (Err(direct), Err(recycled)) => prop_assert_eq!(recycled.to_string(), direct.to_string()),
+        (direct, recycled) => {
+            return Err(TestCaseError::fail(format!(
+                "recycling: {:?}, fresh: {:?}",
+                recycled.map(|b| b.total),
+                direct.as_ref().map(|b| b.total)
+            )));
+        }
+    }
     let decoded = <ExportLogsServiceRequest as Message>::decode(bytes);
     match (direct, decoded) {
         (Ok(direct), Ok(req)) => {
@@ -680,9 +704,10 @@ proptest! {
     #[test]
     fn any_request_decodes_as_prost_and_translates_as_before(
         req in any::<bool>().prop_flat_map(request),
+        spare in any::<bool>().prop_flat_map(request),
         opts in options(),
     ) {
-        check(&bytes_of(&req), &opts)?;
+        check_recycling(&bytes_of(&req), &opts, &bytes_of(&spare))?;
     }
 
     /// The same, with a few bytes changed, added, removed or cut off.
@@ -691,11 +716,12 @@ proptest! {
         req in request(false),
         corruptions in proptest::collection::vec(corruption(), 1..4),
     ) {
-        let mut bytes = bytes_of(&req);
+        let intact = bytes_of(&req);
+        let mut bytes = intact.clone();
         for c in &corruptions {
             corrupt(&mut bytes, c);
         }
-        check(&bytes, &LogsOptions::default())?;
+        check_recycling(&bytes, &LogsOptions::default(), &intact)?;
     }
 
     /// Arbitrary bytes.
