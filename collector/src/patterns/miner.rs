@@ -360,15 +360,9 @@ impl Miner {
             let Some(group) = self.groups.get(index as usize) else {
                 continue;
             };
-            let mut matched = 0;
-            let mut both_wild = 0;
-            for (t, l) in group.tokens.iter().zip(line.tokens()) {
-                if &**t == WILDCARD {
-                    both_wild += usize::from(l == WILDCARD);
-                } else if &**t == l {
-                    matched += 1;
-                }
-            }
+            let Some((matched, both_wild)) = self.compare(group, line) else {
+                continue;
+            };
             let covers = matched == group.constants;
             // Placeholders the masker put in both count for nothing; a
             // placeholder the template learned counts against the line, so
@@ -398,6 +392,39 @@ impl Miner {
                 });
             }
         }
+    }
+}
+
+impl Miner {
+    /// Counts the positions where `line` equals the constants of `group`'s
+    /// template, and those where both hold a placeholder; `None` once the
+    /// positions left cannot bring the similarity up to the threshold (the
+    /// group would be skipped anyway).
+    fn compare(&self, group: &Group, line: &MaskedLine) -> Option<(usize, usize)> {
+        let wildcard = WILDCARD.as_bytes();
+        let len = group.tokens.len();
+        let mut matched = 0;
+        let mut both_wild = 0;
+        for (i, (t, l)) in group.tokens.iter().zip(line.token_bytes()).enumerate() {
+            let t = t.as_bytes();
+            if t == wildcard {
+                both_wild += usize::from(l == wildcard);
+            } else if t == l {
+                matched += 1;
+            } else {
+                // A mismatch: at best every position left matches, which
+                // gives (matched + left) / (compared + left); the similarity
+                // in the end is at most that (positions masked in both take
+                // as much from the count of matches as from the compared),
+                // and division rounds monotonically.
+                let left = len - i - 1;
+                let compared = i + 1 - both_wild;
+                if similarity(matched + left, compared + left) < self.config.similarity {
+                    return None;
+                }
+            }
+        }
+        Some((matched, both_wild))
     }
 }
 
@@ -466,7 +493,87 @@ mod tests {
         prop::collection::vec(token, 0..24).prop_map(|t| t.join(" "))
     }
 
+    /// [`Miner::scan`] as it was before [`Miner::compare`] stopped early:
+    /// the test-only oracle of the best candidate.
+    fn scan_oracle(miner: &Miner, leaf: &[u32], line: &MaskedLine) -> Option<Candidate> {
+        let mut best: Option<Candidate> = None;
+        for &index in leaf {
+            let Some(group) = miner.groups.get(index as usize) else {
+                continue;
+            };
+            let mut matched = 0;
+            let mut both_wild = 0;
+            for (t, l) in group.tokens.iter().zip(line.tokens()) {
+                if &**t == WILDCARD {
+                    both_wild += usize::from(l == WILDCARD);
+                } else if &**t == l {
+                    matched += 1;
+                }
+            }
+            let covers = matched == group.constants;
+            let sim = similarity(matched, group.tokens.len() - both_wild);
+            if sim < miner.config.similarity {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some(b) => {
+                    if covers != b.covers {
+                        covers
+                    } else if covers {
+                        group.constants > b.constants
+                    } else {
+                        sim > b.sim
+                    }
+                }
+            };
+            if better {
+                best = Some(Candidate {
+                    index: index as usize,
+                    covers,
+                    constants: group.constants,
+                    sim,
+                });
+            }
+        }
+        best
+    }
+
+    fn same_candidate(a: Option<Candidate>, b: Option<Candidate>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.index == b.index
+                    && a.covers == b.covers
+                    && a.constants == b.constants
+                    && a.sim.to_bits() == b.sim.to_bits()
+            }
+            _ => false,
+        }
+    }
+
     proptest! {
+        /// Every line finds the group the scan before its early stop found,
+        /// at several thresholds, as templates generalise.
+        #[test]
+        fn best_match_agrees_with_the_oracle(
+            lines in prop::collection::vec(line(), 1..200),
+            similarity in prop::sample::select(vec![0.0, 0.3, 0.5, 0.6, 0.75, 0.8, 0.9, 1.0]),
+        ) {
+            let mut miner = Miner::new(MinerConfig {
+                similarity,
+                ..MinerConfig::default()
+            });
+            let mut masked = MaskedLine::default();
+            for l in &lines {
+                mask_line(l, &mut masked);
+                let new = miner.best_match(&masked);
+                let old = scan_oracle(&miner, miner.leaf(&masked), &masked);
+                prop_assert!(same_candidate(new, old), "{:?}: {:?} vs {:?}", l, new, old);
+                miner.observe(l);
+            }
+        }
+
         #[test]
         fn every_line_gets_a_group_and_the_cap_holds(
             lines in prop::collection::vec(line(), 1..120),

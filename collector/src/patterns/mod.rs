@@ -13,6 +13,8 @@
 //! when a group is founded and printed as 16 hex digits.
 
 pub mod mask;
+#[cfg(test)]
+mod mask_oracle;
 pub mod miner;
 
 use std::fs::File;

@@ -1,0 +1,827 @@
+//! The masking stage as it was before its per-token shortcuts, kept as an
+//! oracle for the tests: [`super::mask`] must give byte for byte what this
+//! gives, on every input. Test-only; never change it to follow `mask`.
+
+#![allow(dead_code, reason = "only mask_line and its results are used")]
+
+/// The placeholder that stands for a variable part of a line.
+pub const WILDCARD: &str = "<*>";
+
+/// Most tokens a masked line keeps; the rest of a longer line becomes one
+/// trailing placeholder so that a pathological line cannot blow up a group.
+pub const MAX_TOKENS: usize = 128;
+
+/// A masked line: tokens stored back to back in one buffer so that masking a
+/// line allocates nothing once the buffers have grown.
+///
+/// Invariant: `ends` and `wild` have one entry per token; `wild[i]` says
+/// whether token `i` holds a placeholder, kept as tokens are pushed so that
+/// folding lists of ids never searches the tokens.
+#[derive(Debug, Default, Clone)]
+pub struct MaskedLine {
+    buf: String,
+    ends: Vec<usize>,
+    wild: Vec<bool>,
+    /// Kinds of the current run of variables, units and dates (scratch).
+    run: Vec<Kind>,
+}
+
+impl MaskedLine {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the line had no token at all (empty or only whitespace).
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Token `i`, or `""` past the end.
+    pub fn token(&self, i: usize) -> &str {
+        self.buf.get(self.span(i)).unwrap_or("")
+    }
+
+    /// The tokens in order.
+    pub fn tokens(&self) -> impl Iterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let token = self.buf.get(start..end).unwrap_or("");
+            start = end;
+            token
+        })
+    }
+
+    /// Whether each token holds a placeholder.
+    pub fn wild_flags(&self) -> &[bool] {
+        &self.wild
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.wild.clear();
+        self.run.clear();
+    }
+
+    /// Ends the token that began after the previous one; `wild` says
+    /// whether it holds a placeholder.
+    fn push_end(&mut self, wild: bool) {
+        self.ends.push(self.buf.len());
+        self.wild.push(wild);
+    }
+
+    fn last_token(&self) -> &str {
+        match self.len() {
+            0 => "",
+            n => self.token(n - 1),
+        }
+    }
+
+    /// Where token `i` is in `buf`.
+    fn span(&self, i: usize) -> std::ops::Range<usize> {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before).copied().unwrap_or(0),
+            None => 0,
+        };
+        start..self.ends.get(i).copied().unwrap_or(start)
+    }
+
+    /// Whether tokens `i` and `j` are equal. Compared in place, lengths
+    /// first: most differ there, and the rest are too short for `memcmp`.
+    fn same_tokens(&self, i: usize, j: usize) -> bool {
+        let (a, b) = (self.span(i), self.span(j));
+        let bytes = self.buf.as_bytes();
+        match (bytes.get(a), bytes.get(b)) {
+            (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y),
+            _ => false,
+        }
+    }
+
+    fn pop(&mut self) {
+        if self.ends.pop().is_some() {
+            self.wild.pop();
+            let start = self.ends.last().copied().unwrap_or(0);
+            self.buf.truncate(start);
+        }
+    }
+}
+
+/// What a masked token is, for folding runs of variables together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Only a placeholder, maybe inside brackets or quotes.
+    Var,
+    /// A unit that qualifies the number before it (`bytes`, `ms`, `KB`).
+    Unit,
+    /// A date or time word (`Tue`, `Jul`, `UTC`) next to a number.
+    Date,
+    /// Anything else: part of the event's wording.
+    Word,
+}
+
+/// Masks `line` into `out`; returns whether the token cap cut the line short.
+pub fn mask_line(line: &str, out: &mut MaskedLine) -> bool {
+    out.clear();
+    // Unicode whitespace splits tokens too, but the ASCII split is cheaper.
+    let capped = if line.is_ascii() {
+        mask_tokens(AsciiTokens { line, pos: 0 }, out)
+    } else {
+        mask_tokens(line.split_whitespace().map(|t| (t, summary(t))), out)
+    };
+    if capped && classify(out.last_token()) != Kind::Var {
+        // The cut tail becomes one placeholder, taking the last kept slot.
+        out.pop();
+        out.buf.push_str(WILDCARD);
+        out.push_end(true);
+    }
+    capped
+}
+
+/// The tokens of an ASCII line (split at ASCII whitespace, as
+/// `split_ascii_whitespace` does) with their byte classes (see
+/// [`summary`]), both found in one pass over the line.
+struct AsciiTokens<'a> {
+    line: &'a str,
+    pos: usize,
+}
+
+impl<'a> Iterator for AsciiTokens<'a> {
+    type Item = (&'a str, (u16, u16));
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.line.as_bytes();
+        let mut i = self.pos;
+        while bytes.get(i).is_some_and(|b| class(*b) & SPACE != 0) {
+            i += 1;
+        }
+        let start = i;
+        let (mut any, mut all) = (0, u16::MAX);
+        while let Some(&b) = bytes.get(i) {
+            let c = class(b);
+            if c & SPACE != 0 {
+                break;
+            }
+            any |= c;
+            all &= c;
+            i += 1;
+        }
+        self.pos = i;
+        if i == start {
+            return None;
+        }
+        Some((self.line.get(start..i)?, (any, all)))
+    }
+}
+
+/// Masks `tokens` (each with its byte classes) into `out`; returns whether
+/// the token cap cut them short.
+fn mask_tokens<'a>(
+    tokens: impl Iterator<Item = (&'a str, (u16, u16))>,
+    out: &mut MaskedLine,
+) -> bool {
+    // The run of variables/units/dates is folded when a word ends it.
+    let mut capped = false;
+    for (raw, classes) in tokens {
+        if out.len() >= MAX_TOKENS {
+            capped = true;
+            break;
+        }
+        let (kind, wild) = mask_token(raw, classes, &mut out.buf);
+        out.push_end(wild);
+        if kind == Kind::Word {
+            if !out.run.is_empty() {
+                fold_run(out, 1);
+                out.run.clear();
+            }
+            drop_repeat(out);
+        } else {
+            out.run.push(kind);
+        }
+    }
+    fold_run(out, 0);
+    drop_repeat(out);
+    capped
+}
+
+/// Longest repeated group of tokens that [`drop_repeat`] recognises.
+const MAX_PERIOD: usize = 3;
+
+/// Drops the last `k` tokens when they repeat the `k` before them and hold
+/// a placeholder: a list of ids (`blk_<*> blk_<*> …`, `node-<*> <*> <ok>
+/// node-<*> <*> <ok> …`) is one variable however long it is.
+fn drop_repeat(out: &mut MaskedLine) {
+    let n = out.len();
+    let wild = |back: usize| n > back && out.wild.get(n - 1 - back).copied().unwrap_or(false);
+    // A group of `k` tokens holds a placeholder once `k` reaches the newest
+    // one; most lines stop here, with none among the last tokens.
+    let first_k = if wild(0) {
+        1
+    } else if wild(1) {
+        2
+    } else if wild(2) {
+        3
+    } else {
+        return;
+    };
+    for k in first_k..=MAX_PERIOD {
+        if n < 2 * k {
+            return;
+        }
+        if (1..=k).all(|j| out.same_tokens(n - j, n - k - j)) {
+            for _ in 0..k {
+                out.pop();
+            }
+            return;
+        }
+    }
+}
+
+/// Folds the run of variable/unit/date tokens that ends `skip_last` tokens
+/// before the end of `out` into one placeholder. Units before the first
+/// variable qualify nothing and stay words; a run without a variable (a lone
+/// month name, a lone `ms`) is left alone.
+fn fold_run(out: &mut MaskedLine, skip_last: usize) {
+    let run = &out.run;
+    let Some(first_var) = run.iter().position(|k| *k == Kind::Var) else {
+        return;
+    };
+    // Leading units stay; leading dates belong to the date that follows.
+    let first = run
+        .iter()
+        .take(first_var)
+        .rposition(|k| *k == Kind::Unit)
+        .map_or(0, |p| p + 1);
+    let folded = run.len() - first;
+    if folded < 2 {
+        return;
+    }
+    // Replace the folded tokens in place; the word after them moves left.
+    let n = out.len();
+    let tail_start = token_start(out, n - skip_last);
+    let run_start = token_start(out, n - skip_last - folded);
+    if run_start > tail_start || !out.buf.is_char_boundary(tail_start) {
+        return;
+    }
+    let tail_wild = out.wild.last().copied().unwrap_or(false);
+    out.buf.replace_range(run_start..tail_start, WILDCARD);
+    out.ends.truncate(n - skip_last - folded);
+    out.wild.truncate(n - skip_last - folded);
+    out.ends.push(run_start + WILDCARD.len());
+    out.wild.push(true);
+    if skip_last == 1 {
+        out.push_end(tail_wild);
+    }
+}
+
+fn token_start(out: &MaskedLine, i: usize) -> usize {
+    if i == 0 {
+        0
+    } else {
+        out.ends.get(i - 1).copied().unwrap_or(0)
+    }
+}
+
+/// Byte classes: one bit per property a byte can have, looked up in
+/// [`CLASSES`] so that one pass over a token tells which of the (much
+/// costlier) checks below can match at all. Non-ASCII bytes have none.
+const DIGIT: u16 = 1 << 0;
+/// An ASCII letter.
+const ALPHA: u16 = 1 << 1;
+/// What host and field names are made of: letters, digits, `.`, `-`, `_`.
+const NAME: u16 = 1 << 2;
+/// Opening brackets and quotes.
+const OPENER: u16 = 1 << 3;
+/// Closing brackets, quotes and trailing punctuation.
+const CLOSER: u16 = 1 << 4;
+/// Separators that glue the parts of one value (`10.0.0.1:80`, `12:30:01`,
+/// `2016-09-27`, `a##b`): a placeholder, such separators and another
+/// placeholder fold into one. One of `.:-_/#,+@|~`.
+const GLUE: u16 = 1 << 5;
+/// A letter or `%`: what a unit or date word is made of.
+const WORDY: u16 = 1 << 6;
+const COLON: u16 = 1 << 7;
+const AT: u16 = 1 << 8;
+const DOT: u16 = 1 << 9;
+const SLASH: u16 = 1 << 10;
+const BACKSLASH: u16 = 1 << 11;
+const STAR: u16 = 1 << 12;
+const EQUALS: u16 = 1 << 13;
+/// ASCII whitespace, as `u8::is_ascii_whitespace` has it.
+const SPACE: u16 = 1 << 14;
+/// Bytes that send a token to the slow path of [`mask_token`]: digits and
+/// the marks of URLs, endpoints, addresses and paths.
+const SLOW: u16 = DIGIT | COLON | AT | DOT | SLASH | BACKSLASH;
+
+static CLASSES: [u16; 256] = byte_classes();
+
+const fn byte_classes() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut b = 0u8;
+    loop {
+        let mut c = 0;
+        if b.is_ascii_digit() {
+            c |= DIGIT | NAME;
+        }
+        if b.is_ascii_alphabetic() {
+            c |= ALPHA | NAME | WORDY;
+        }
+        c |= match b {
+            b'%' => WORDY,
+            b'.' => NAME | DOT | GLUE | CLOSER,
+            b'-' | b'_' => NAME | GLUE,
+            b':' => COLON | GLUE | CLOSER,
+            b'/' => SLASH | GLUE,
+            b',' => GLUE | CLOSER,
+            b'#' | b'+' | b'|' | b'~' => GLUE,
+            b'@' => AT | GLUE,
+            b'\\' => BACKSLASH,
+            b'*' => STAR,
+            b'=' => EQUALS,
+            b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' => SPACE,
+            b'(' | b'[' | b'{' | b'<' => OPENER,
+            b'"' | b'\'' | b'`' => OPENER | CLOSER,
+            b')' | b']' | b'}' | b'>' | b';' | b'!' | b'?' => CLOSER,
+            _ => 0,
+        };
+        t[b as usize] = c;
+        if b == u8::MAX {
+            return t;
+        }
+        b += 1;
+    }
+}
+
+fn class(b: u8) -> u16 {
+    CLASSES[usize::from(b)]
+}
+
+/// The classes found in `s` (any byte) and those shared by every byte.
+fn summary(s: &str) -> (u16, u16) {
+    s.bytes().fold((0, u16::MAX), |(any, all), b| {
+        let c = class(b);
+        (any | c, all & c)
+    })
+}
+
+/// `s` without its leading brackets and quotes (ASCII, so the cut is on a
+/// character boundary).
+fn trim_openers(s: &str) -> &str {
+    let n = s.bytes().take_while(|b| class(*b) & OPENER != 0).count();
+    s.get(n..).unwrap_or("")
+}
+
+/// `s` without its trailing brackets, quotes and punctuation.
+fn trim_closers(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 && b.get(end - 1).is_some_and(|b| class(*b) & CLOSER != 0) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or("")
+}
+
+/// Whether `s` holds a placeholder.
+fn has_wildcard(s: &str) -> bool {
+    s.as_bytes()
+        .windows(WILDCARD.len())
+        .any(|w| matches!(w, [b'<', b'*', b'>']))
+}
+
+/// The kind of a masked token.
+fn classify(token: &str) -> Kind {
+    classify_masked(token, has_wildcard(token))
+}
+
+/// The kind of a masked token; `wild` says whether it holds a placeholder.
+fn classify_masked(token: &str, wild: bool) -> Kind {
+    let core = trim_closers(trim_openers(token));
+    if core.is_empty() {
+        // `<*>` itself trims to nothing (`<` and `>` are brackets); so does
+        // an empty value (`()`, `""`, `[]`), which is a variable left blank.
+        return if wild || is_empty_value(token) {
+            Kind::Var
+        } else {
+            Kind::Word
+        };
+    }
+    if core == "*" && wild {
+        return Kind::Var;
+    }
+    if summary(core).1 & WORDY == 0 && core != "µs" {
+        Kind::Word
+    } else {
+        classify_word(core)
+    }
+}
+
+/// The kind of a word made of letters and `%` only.
+fn classify_word(word: &str) -> Kind {
+    if !might_be_unit_or_date(word) {
+        Kind::Word
+    } else if is_unit(word) {
+        Kind::Unit
+    } else if is_date_word(word) {
+        Kind::Date
+    } else {
+        Kind::Word
+    }
+}
+
+fn is_empty_value(token: &str) -> bool {
+    let token = token.trim_end_matches([',', ';', ':', '.']);
+    matches!(token, "()" | "[]" | "{}" | "<>" | "\"\"" | "''" | "``")
+}
+
+/// Defines a list of words as a constant (for [`WORD_SHAPES`]) and a
+/// function telling whether a word is in it (a `match`, which compiles to
+/// length checks and inline compares).
+macro_rules! word_list {
+    ($(#[$doc:meta])* $list:ident, $is:ident: $($word:literal)|+) => {
+        $(#[$doc])*
+        const $list: &[&str] = &[$($word),+];
+
+        fn $is(word: &str) -> bool {
+            matches!(word, $($word)|+)
+        }
+    };
+}
+
+word_list!(
+    /// Units that qualify the number before them.
+    UNITS,
+    is_unit: "ns" | "us" | "µs" | "ms" | "s" | "sec" | "secs" | "second" | "seconds" | "min"
+        | "mins" | "minute" | "minutes" | "hr" | "hrs" | "hour" | "hours" | "day" | "days" | "B"
+        | "b" | "byte" | "bytes" | "KB" | "kB" | "kb" | "KiB" | "MB" | "mb" | "MiB" | "GB" | "gb"
+        | "GiB" | "TB" | "TiB" | "%"
+);
+
+word_list!(
+    /// Weekday, month, half-day and time-zone names.
+    DATE_WORDS,
+    is_date_word: "Mon" | "Tue" | "Wed" | "Thu" | "Fri" | "Sat" | "Sun" | "Monday" | "Tuesday"
+        | "Wednesday" | "Thursday" | "Friday" | "Saturday" | "Sunday" | "Jan" | "Feb" | "Mar"
+        | "Apr" | "May" | "Jun" | "Jul" | "Aug" | "Sep" | "Oct" | "Nov" | "Dec" | "January"
+        | "February" | "March" | "April" | "June" | "July" | "August" | "September" | "October"
+        | "November" | "December" | "AM" | "PM" | "UTC" | "GMT" | "Z" | "CET" | "CEST" | "EST"
+        | "EDT" | "CST" | "CDT" | "MST" | "MDT" | "PST" | "PDT"
+);
+
+/// For each first byte, bit `n` is set when some unit or date word of `n`
+/// bytes (below 16) starts with it: most words are told apart from all of
+/// them by one lookup.
+static WORD_SHAPES: [u16; 256] = word_shapes();
+
+const fn word_shapes() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < UNITS.len() + DATE_WORDS.len() {
+        let word = if i < UNITS.len() {
+            UNITS[i].as_bytes()
+        } else {
+            DATE_WORDS[i - UNITS.len()].as_bytes()
+        };
+        assert!(!word.is_empty() && word.len() < 16);
+        t[word[0] as usize] |= 1 << word.len();
+        i += 1;
+    }
+    t
+}
+
+/// Whether some unit or date word has the length and first byte of `word`.
+fn might_be_unit_or_date(word: &str) -> bool {
+    match word.as_bytes() {
+        [first, ..] if word.len() < 16 => WORD_SHAPES[usize::from(*first)] & (1 << word.len()) != 0,
+        _ => false,
+    }
+}
+
+/// Masks one whitespace-delimited token, whose byte classes are `(any,
+/// all)` (see [`summary`]), into `out`; returns its kind and whether it
+/// holds a placeholder.
+fn mask_token(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, bool) {
+    // Fast path: most tokens are plain words.
+    if any & SLOW == 0 {
+        out.push_str(raw);
+        if all & ALPHA != 0 {
+            // Letters only: no brackets to trim, no placeholder.
+            return (classify_word(raw), false);
+        }
+        let wild = any & STAR != 0 && has_wildcard(raw);
+        return (classify_masked(raw, wild), wild);
+    }
+    let start = out.len();
+    mask_token_slow(raw, out);
+    let masked = out.get(start..).unwrap_or("");
+    let wild = has_wildcard(masked);
+    (classify_masked(masked, wild), wild)
+}
+
+fn mask_token_slow(raw: &str, out: &mut String) {
+    let rest = trim_openers(raw);
+    let core_start = raw.len() - rest.len();
+    let core = trim_closers(rest);
+    let (prefix, suffix) = (
+        raw.get(..core_start).unwrap_or(""),
+        rest.get(core.len()..).unwrap_or(""),
+    );
+    // A digit-free core can still be a whole variable (URL, endpoint,
+    // e-mail address), but only with one of their marks.
+    let (any, all) = summary(core);
+    if core.is_empty() || any & SLOW == 0 {
+        out.push_str(raw);
+        return;
+    }
+    // `[v6 address]:port` is one endpoint, brackets included.
+    if prefix.ends_with('[') && core.contains("]:") {
+        out.push_str(prefix.get(..prefix.len() - 1).unwrap_or(""));
+        out.push_str(WILDCARD);
+        out.push_str(suffix);
+        return;
+    }
+    out.push_str(prefix);
+    let start = out.len();
+    mask_core(core, (any, all), start, out);
+    // A variable dressed in glue (`#3#`, `-5`) is just a variable.
+    let masked = out.get(start..).unwrap_or("");
+    if masked != WILDCARD && is_dressed_wildcard(masked) {
+        out.truncate(start);
+        out.push_str(WILDCARD);
+    }
+    out.push_str(suffix);
+}
+
+/// Whether `s` is placeholders and glue only, with at least one placeholder.
+fn is_dressed_wildcard(s: &str) -> bool {
+    let mut rest = s.as_bytes();
+    let mut seen = false;
+    loop {
+        match rest {
+            [] => return seen,
+            [b'<', b'*', b'>', tail @ ..] => {
+                rest = tail;
+                seen = true;
+            }
+            [first, tail @ ..] if class(*first) & GLUE != 0 => rest = tail,
+            _ => return false,
+        }
+    }
+}
+
+/// Masks the core of a token (brackets and trailing punctuation removed)
+/// whose byte classes are `(any, all)` (see [`summary`]); `start` is where
+/// the token's masked text begins in `out`.
+fn mask_core(core: &str, (any, all): (u16, u16), start: usize, out: &mut String) {
+    // `key=value`: the key names the field and stays; the value is masked
+    // on its own, so that `rhost=host-1.example.net` loses the whole host
+    // and `path=/api/v1/users/7` keeps `path=`.
+    if any & EQUALS != 0
+        && let Some((key, value)) = core.split_once('=')
+        && is_key(key)
+        && !value.is_empty()
+    {
+        mask_segments(key, start, out);
+        out.push('=');
+        let value_start = out.len();
+        let inner = trim_openers(value);
+        out.push_str(value.get(..value.len() - inner.len()).unwrap_or(""));
+        mask_core(inner, summary(inner), value_start, out);
+        return;
+    }
+    if is_whole_variable(core, (any, all)) {
+        out.push_str(WILDCARD);
+        return;
+    }
+    if any & DIGIT != 0 {
+        mask_segments(core, start, out);
+        // An id made mostly of numbers with short tags between them
+        // (`attempt_1445_0020_m_000000_0`) is one variable: its tags vary too.
+        let masked = out.get(start..).unwrap_or("");
+        if count_wildcards(masked) >= 2
+            && core.bytes().filter(u8::is_ascii_digit).count() * 2 >= core.len()
+        {
+            out.truncate(start);
+            out.push_str(WILDCARD);
+        }
+    } else {
+        out.push_str(core);
+    }
+}
+
+/// Placeholders in `s` (two cannot overlap, so this is also the count of
+/// non-overlapping ones).
+fn count_wildcards(s: &str) -> usize {
+    s.as_bytes()
+        .windows(WILDCARD.len())
+        .filter(|w| matches!(w, [b'<', b'*', b'>']))
+        .count()
+}
+
+/// A field name: letters, digits, `_`, `-`, `.`, starting with a letter.
+fn is_key(s: &str) -> bool {
+    s.as_bytes().first().is_some_and(|b| class(*b) & ALPHA != 0)
+        && s.bytes().all(|b| class(b) & NAME != 0)
+}
+
+/// Whether the whole token is one variable even where parts of it carry no
+/// digit: URLs, endpoints, e-mail addresses, paths with numbers. `(any,
+/// all)` are the byte classes of `core` (see [`summary`]): each check runs
+/// only when the marks it needs are there.
+fn is_whole_variable(core: &str, (any, all): (u16, u16)) -> bool {
+    let has_digit = any & DIGIT != 0;
+    if any & COLON != 0 && any & SLASH != 0 && core.as_bytes().windows(3).any(|w| w == b"://") {
+        return true;
+    }
+    if any & AT != 0
+        && let Some((user, host)) = core.split_once('@')
+        && !user.is_empty()
+        && host.contains('.')
+        && is_hostname(host)
+    {
+        return true;
+    }
+    if any & COLON != 0
+        && any & DOT != 0
+        && let Some((host, port)) = core.rsplit_once(':')
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && host.contains('.')
+        && is_hostname(host)
+    {
+        return true;
+    }
+    if is_absolute_path(core)
+        || has_digit && any & (SLASH | BACKSLASH) != 0 && looks_like_path(core)
+    {
+        return true;
+    }
+    // A dotted name carrying a number: a host (`host-10.example.net`), an
+    // address or a numbered file (`core.2275`); or a domain name. The
+    // classes tell `core.contains('.') && is_hostname(core)`.
+    if any & DOT != 0 && any & ALPHA != 0 && all & NAME != 0 && (has_digit || is_domain_name(core))
+    {
+        return true;
+    }
+    false
+}
+
+fn is_hostname(s: &str) -> bool {
+    let (any, all) = summary(s);
+    !s.is_empty() && any & ALPHA != 0 && all & NAME != 0
+}
+
+/// A host name by its top-level domain: a generic one (`example.com`), or
+/// a two-letter country code under a generic second level
+/// (`mail.example.co.uk`, `isp.com.br`), so that `java.lang.String`,
+/// `app.py`, `mapred.task.id` or `android.intent.action.MAIN` stay words.
+fn is_domain_name(s: &str) -> bool {
+    let Some((rest, tld)) = s.rsplit_once('.') else {
+        return false;
+    };
+    if rest.is_empty() || rest.ends_with('.') {
+        return false;
+    }
+    if is_generic_tld(tld) {
+        return true;
+    }
+    let Some((above, second)) = rest.rsplit_once('.') else {
+        return false;
+    };
+    !above.is_empty()
+        && tld.len() == 2
+        && tld.bytes().all(|b| b.is_ascii_lowercase())
+        && (is_generic_tld(second) || matches!(second, "ac" | "co" | "ne" | "or" | "go"))
+}
+
+fn is_generic_tld(label: &str) -> bool {
+    matches!(
+        label,
+        "com"
+            | "net"
+            | "org"
+            | "edu"
+            | "gov"
+            | "mil"
+            | "info"
+            | "biz"
+            | "local"
+            | "localdomain"
+            | "internal"
+            | "lan"
+            | "arpa"
+    )
+}
+
+/// A file path rooted somewhere (`/var/log/x`, `~/x`, `./x`, `C:\\x`):
+/// which file an event concerns is its variable, not its wording.
+fn is_absolute_path(s: &str) -> bool {
+    let b = s.as_bytes();
+    match b {
+        [b'/', next, ..] => next.is_ascii_alphanumeric() || matches!(next, b'_' | b'.' | b'-'),
+        [b'~' | b'.', b'/', ..] | [b'.', b'.', b'/', ..] => true,
+        [drive, b':', b'\\', ..] => drive.is_ascii_alphabetic(),
+        _ => false,
+    }
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.starts_with('/')
+        || s.starts_with("./")
+        || s.starts_with("~/")
+        || s.contains('\\')
+        || s.bytes().filter(|b| *b == b'/').count() >= 2
+}
+
+/// Masks the digit-bearing segments (maximal runs of letters, digits and
+/// `_`... minus separators) of a token, keeping the other segments and the
+/// punctuation between them.
+fn mask_segments(core: &str, token_start: usize, out: &mut String) {
+    if !core.is_ascii() {
+        mask_segments_unicode(core, token_start, out);
+        return;
+    }
+    // ASCII: segments are runs of ASCII letters and digits, and the
+    // punctuation between two segments is copied in one piece.
+    let bytes = core.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let mut classes = 0;
+        while let Some(&b) = bytes.get(i)
+            && class(b) & (ALPHA | DIGIT) != 0
+        {
+            classes |= class(b);
+            i += 1;
+        }
+        if i > start {
+            if classes & DIGIT != 0 {
+                push_wildcard(token_start, out);
+            } else {
+                out.push_str(core.get(start..i).unwrap_or(""));
+            }
+            continue;
+        }
+        while let Some(&b) = bytes.get(i)
+            && class(b) & (ALPHA | DIGIT) == 0
+        {
+            i += 1;
+        }
+        out.push_str(core.get(start..i).unwrap_or(""));
+    }
+}
+
+/// [`mask_segments`] for a token with non-ASCII characters, where letters
+/// and digits are Unicode's.
+fn mask_segments_unicode(core: &str, token_start: usize, out: &mut String) {
+    let mut seg_start: Option<usize> = None;
+    let flush = |seg: &str, out: &mut String| {
+        if seg.bytes().any(|b| b.is_ascii_digit()) {
+            push_wildcard(token_start, out);
+        } else {
+            out.push_str(seg);
+        }
+    };
+    for (i, c) in core.char_indices() {
+        if c.is_alphanumeric() {
+            if seg_start.is_none() {
+                seg_start = Some(i);
+            }
+        } else {
+            if let Some(s) = seg_start.take() {
+                flush(core.get(s..i).unwrap_or(""), out);
+            }
+            out.push(c);
+        }
+    }
+    if let Some(s) = seg_start {
+        flush(core.get(s..).unwrap_or(""), out);
+    }
+}
+
+/// Appends a placeholder, folding it into a placeholder of the same token
+/// (which starts at `token_start`) that precedes it through glue only.
+fn push_wildcard(token_start: usize, out: &mut String) {
+    // A sign right after a separator belongs to the number (`blk_-42`,
+    // `vCores:-27`), so that negative and positive values look alike.
+    let token = out.get(token_start..).unwrap_or("");
+    if let Some(unsigned) = token.strip_suffix(['-', '+'])
+        && !unsigned.ends_with(char::is_alphanumeric)
+    {
+        out.truncate(token_start + unsigned.len());
+    }
+    // Glue is ASCII, so trimming it byte by byte stops where trimming
+    // characters would.
+    let token = out.as_bytes().get(token_start..).unwrap_or_default();
+    let mut glued = token.len();
+    while glued > 0 && token.get(glued - 1).is_some_and(|b| class(*b) & GLUE != 0) {
+        glued -= 1;
+    }
+    if token
+        .get(..glued)
+        .is_some_and(|t| t.ends_with(WILDCARD.as_bytes()))
+    {
+        out.truncate(token_start + glued);
+    } else {
+        out.push_str(WILDCARD);
+    }
+}
