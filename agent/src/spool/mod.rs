@@ -529,6 +529,13 @@ impl Spool {
         if id < self.removed_mark {
             return Ok(());
         }
+        // The mark below says every lower id is gone: one still stored
+        // would be lost at the next open.
+        debug_assert!(
+            self.index.range(..id).next().is_none(),
+            "spool batch {id} removed before older batch {:?}",
+            self.index.keys().next()
+        );
         if self.index.contains_key(&id) {
             self.counters.removed += 1;
         }
