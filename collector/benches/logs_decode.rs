@@ -24,7 +24,7 @@
 //!
 //! Then, as the collector's ingest does per request, decoding with the
 //! batch dropped once done (`direct+drop`) against decoding with the
-//! previous batch's records lending their strings' memory
+//! previous batch's records lending their strings' memory and vector
 //! (`recycling`, `decode_logs_recycling`): both pay for the records'
 //! frees as well as their allocations.
 //!
@@ -51,9 +51,8 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use prost::Message;
 use tocsin_agent::export::{ResourceInfo, encode_logs_request};
 use tocsin_agent::sources::logtail::LogRecord as AgentRecord;
-use tocsin_collector::logs::LogRecord;
 use tocsin_collector::translate::logs::{LogsBatch, LogsOptions, translate_logs};
-use tocsin_collector::translate::logs_wire::{decode_logs, decode_logs_recycling};
+use tocsin_collector::translate::logs_wire::{SpareRecords, decode_logs, decode_logs_recycling};
 
 // The allocator `tocsin-collector` runs with: decoding is mostly
 // allocation and copying.
@@ -187,24 +186,26 @@ fn main() {
         }
     }
 
-    let recycled = decode_logs_recycling(&bytes, NOW_MS, &opts, direct(&bytes).records).unwrap();
+    let mut spare = SpareRecords {
+        records: direct(&bytes).records,
+        empty: Vec::new(),
+    };
+    let recycled = decode_logs_recycling(&bytes, NOW_MS, &opts, &mut spare).unwrap();
     assert_same(&a, &recycled);
     for (name, recycle) in [("direct+drop", false), ("recycling", true)] {
-        let mut spare: Vec<LogRecord> = direct(&bytes).records;
+        let mut spare = SpareRecords {
+            records: direct(&bytes).records,
+            empty: Vec::new(),
+        };
         let mut per_cpu = Vec::new();
         for round in 0..ROUNDS {
             let cpu = thread_cpu_seconds();
             let wall = Instant::now();
             for _ in 0..REQUESTS_PER_ROUND {
                 if recycle {
-                    let batch = decode_logs_recycling(
-                        black_box(&bytes),
-                        NOW_MS,
-                        &opts,
-                        std::mem::take(&mut spare),
-                    )
-                    .unwrap();
-                    spare = black_box(batch).records;
+                    let batch = decode_logs_recycling(black_box(&bytes), NOW_MS, &opts, &mut spare)
+                        .unwrap();
+                    spare.records = black_box(batch).records;
                 } else {
                     drop(black_box(direct(black_box(&bytes))));
                 }

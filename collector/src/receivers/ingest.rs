@@ -21,10 +21,9 @@ use super::counters::ReceiverCounters as C;
 use super::limits::SeriesLimiter;
 use super::{LogSink, MetricsSink, ReceiverCounters, SinkError};
 use crate::agents::{AgentRegistry, AgentReport};
-use crate::logs::record::LogRecord;
 use crate::translate::attributes::AgentResource;
 use crate::translate::logs::{LogsBatch, LogsOptions, translate_logs};
-use crate::translate::logs_wire::decode_logs_recycling;
+use crate::translate::logs_wire::{SpareRecords, decode_logs_recycling};
 use crate::translate::metrics::{MetricsOptions, MetricsTranslator};
 use crate::translate::skew::ClockSkew;
 
@@ -77,7 +76,7 @@ pub struct Ingest {
     clock: Clock,
     /// Stored requests' records, whose memory the next requests' records
     /// reuse ([`decode_logs_recycling`]); at most [`SPARE_BATCHES`].
-    spare_records: Mutex<Vec<Vec<LogRecord>>>,
+    spare_records: Mutex<Vec<SpareRecords>>,
 }
 
 /// Record batches kept for reuse: one per request being decoded at once
@@ -122,21 +121,28 @@ impl Ingest {
         }
     }
 
-    /// Keeps a stored request's records for the next request to reuse.
-    fn recycle(&self, records: Vec<LogRecord>) {
-        if records.is_empty() || records.len() > SPARE_BATCH_MAX_RECORDS {
+    /// Keeps a stored request's records (and an emptied vector) for the
+    /// next request to reuse.
+    fn recycle(&self, mut spare: SpareRecords) {
+        if spare.records.capacity() > SPARE_BATCH_MAX_RECORDS {
+            spare.records = Vec::new();
+        }
+        if spare.empty.capacity() > SPARE_BATCH_MAX_RECORDS {
+            spare.empty = Vec::new();
+        }
+        if spare.records.capacity() == 0 && spare.empty.capacity() == 0 {
             return;
         }
-        let mut spare = self.spare_records.lock().unwrap_or_else(|e| e.into_inner());
-        if spare.len() < SPARE_BATCHES {
-            spare.push(records);
+        let mut pool = self.spare_records.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < SPARE_BATCHES {
+            pool.push(spare);
             return;
         }
         // Dropped after the lock is released.
-        drop(spare);
+        drop(pool);
     }
 
-    fn spare_records(&self) -> Vec<LogRecord> {
+    fn spare_records(&self) -> SpareRecords {
         self.spare_records
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -326,7 +332,7 @@ impl Ingest {
         let received_ms = (self.clock)();
         C::inc(&self.counters.logs_requests);
         let batch = translate_logs(req, received_ms, &self.logs_opts);
-        self.store_logs(sender, peer, batch, received_ms)
+        self.store_logs(sender, peer, batch, received_ms, SpareRecords::default())
     }
 
     /// Decodes, translates and stores a protobuf logs request, straight
@@ -343,10 +349,10 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Result<ExportLogsServiceResponse, SinkError>, prost::DecodeError> {
         let received_ms = (self.clock)();
-        let batch =
-            decode_logs_recycling(body, received_ms, &self.logs_opts, self.spare_records())?;
+        let mut spare = self.spare_records();
+        let batch = decode_logs_recycling(body, received_ms, &self.logs_opts, &mut spare)?;
         C::inc(&self.counters.logs_requests);
-        Ok(self.store_logs(sender, peer, batch, received_ms))
+        Ok(self.store_logs(sender, peer, batch, received_ms, spare))
     }
 
     /// Counts, stores and acknowledges a translated logs request.
@@ -356,6 +362,7 @@ impl Ingest {
         peer: Option<SocketAddr>,
         mut batch: LogsBatch,
         received_ms: i64,
+        mut spare: SpareRecords,
     ) -> Result<ExportLogsServiceResponse, SinkError> {
         for (agent, newest) in &batch.newest_by_agent {
             self.skew.observe(agent, *newest, received_ms);
@@ -383,19 +390,20 @@ impl Ingest {
                 "log records with a promoted resource attribute over the label limits refused"
             );
         }
-        let outcome = if batch.records.is_empty() {
-            super::LogAppendOutcome::default()
+        let stored = if batch.records.is_empty() {
+            Ok(super::LogAppendOutcome::default())
         } else {
-            let n = batch.records.len();
-            let stored = self.log_sink.append(&mut batch.records);
-            self.recycle(std::mem::take(&mut batch.records));
-            match stored {
-                Ok(o) => o,
-                Err(e) => {
-                    C::inc(&self.counters.requests_sink_failed);
-                    tracing::error!(sender, error = %e, records = n, "storing log records failed; the request is refused and will be retried");
-                    return Err(e);
-                }
+            self.log_sink.append(&mut batch.records)
+        };
+        let n = batch.records.len();
+        spare.records = std::mem::take(&mut batch.records);
+        self.recycle(spare);
+        let outcome = match stored {
+            Ok(o) => o,
+            Err(e) => {
+                C::inc(&self.counters.requests_sink_failed);
+                tracing::error!(sender, error = %e, records = n, "storing log records failed; the request is refused and will be retried");
+                return Err(e);
             }
         };
         self.report_agents(&batch.agents, peer, received_ms);

@@ -218,16 +218,21 @@ impl<'o> BatchBuilder<'o> {
     }
 
     /// As [`BatchBuilder::new`], taking the memory of new records' strings
-    /// from `spare` (records the caller is done with) while it lasts.
+    /// from `spare` (records the caller is done with) while it lasts, and
+    /// putting the records in `container` (emptied first).
     pub(super) fn recycling(
         received_ms: i64,
         opts: &'o LogsOptions,
         spare: Vec<LogRecord>,
+        mut container: Vec<LogRecord>,
     ) -> BatchBuilder<'o> {
-        BatchBuilder {
+        container.clear();
+        let mut b = BatchBuilder {
             spare,
             ..BatchBuilder::new(received_ms, opts)
-        }
+        };
+        b.out.records = container;
+        b
     }
 
     /// A finished record to take string memory from, if any is left.
@@ -370,6 +375,14 @@ impl<'o> BatchBuilder<'o> {
                 None => r.origin = None,
             }
         }
+    }
+
+    /// The batch, and the spare records' vector emptied (a container for
+    /// a later batch).
+    pub(super) fn finish_recycling(mut self) -> (LogsBatch, Vec<LogRecord>) {
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.clear();
+        (self.finish(), spare)
     }
 
     pub(super) fn finish(self) -> LogsBatch {

@@ -45,17 +45,40 @@ pub fn decode_logs(
     decode_with(BatchBuilder::new(received_ms, opts), bytes)
 }
 
-/// [`decode_logs`], the new records' strings reusing the memory of
-/// `spare`'s (records the caller is done with, such as the previous
-/// request's once stored): the same result, with most of a record's
-/// allocations (and the frees when it is dropped) saved.
+/// Memory of finished log records that decoding reuses
+/// ([`decode_logs_recycling`]).
+#[derive(Debug, Default)]
+pub struct SpareRecords {
+    /// Records the caller is done with (such as the previous request's,
+    /// once stored): new records' strings reuse their memory.
+    pub records: Vec<LogRecord>,
+    /// An emptied records vector, which the next batch's records go in.
+    pub empty: Vec<LogRecord>,
+}
+
+/// [`decode_logs`], reusing `spare`: the new records' strings take the
+/// memory of `spare.records`' and the batch's vector is `spare.empty`'s.
+/// The same result, with most of a record's allocations (and the frees
+/// when it is dropped) saved. Afterwards `spare.records` is empty and
+/// `spare.empty` holds the old records' emptied vector.
 pub fn decode_logs_recycling(
     bytes: &[u8],
     received_ms: i64,
     opts: &LogsOptions,
-    spare: Vec<LogRecord>,
+    spare: &mut SpareRecords,
 ) -> Result<LogsBatch, DecodeError> {
-    decode_with(BatchBuilder::recycling(received_ms, opts, spare), bytes)
+    let mut batch = BatchBuilder::recycling(
+        received_ms,
+        opts,
+        std::mem::take(&mut spare.records),
+        std::mem::take(&mut spare.empty),
+    );
+    batch.reserve(count_log_records(bytes));
+    let mut request = RequestSink { batch: &mut batch };
+    request.merge(bytes)?;
+    let (batch, empty) = batch.finish_recycling();
+    spare.empty = empty;
+    Ok(batch)
 }
 
 fn decode_with(mut batch: BatchBuilder<'_>, bytes: &[u8]) -> Result<LogsBatch, DecodeError> {

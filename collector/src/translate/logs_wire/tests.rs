@@ -659,11 +659,22 @@ fn check_recycling(
     spare: &[u8],
 ) -> Result<Outcome, TestCaseError> {
     let direct = decode_logs(bytes, NOW_MS, opts);
-    let spare = decode_logs(spare, NOW_MS, &LogsOptions::default())
+    let records = decode_logs(spare, NOW_MS, &LogsOptions::default())
         .map(|b| b.records)
         .unwrap_or_default();
-    match (&direct, decode_logs_recycling(bytes, NOW_MS, opts, spare)) {
-        (Ok(direct), Ok(recycled)) => same_batch(&recycled, direct)?,
+    // An "emptied" vector that still holds records, so a container used
+    // without emptying it would show.
+    let empty = records.clone();
+    let mut spare = SpareRecords { records, empty };
+    match (
+        &direct,
+        decode_logs_recycling(bytes, NOW_MS, opts, &mut spare),
+    ) {
+        (Ok(direct), Ok(recycled)) => {
+            same_batch(&recycled, direct)?;
+            // What is left to reuse: the old records' vector, emptied.
+            prop_assert!(spare.records.is_empty() && spare.empty.is_empty());
+        }
         (Err(direct), Err(recycled)) => prop_assert_eq!(recycled.to_string(), direct.to_string()),
         (direct, recycled) => {
             return Err(TestCaseError::fail(format!(
