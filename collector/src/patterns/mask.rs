@@ -120,6 +120,9 @@ impl MaskedLine {
     /// first: most differ there, and the rest are too short for `memcmp`.
     fn same_tokens(&self, i: usize, j: usize) -> bool {
         let (a, b) = (self.span(i), self.span(j));
+        if a.len() != b.len() {
+            return false;
+        }
         let bytes = self.buf.as_bytes();
         match (bytes.get(a), bytes.get(b)) {
             (Some(a), Some(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y),
@@ -432,8 +435,8 @@ fn classify(token: &str) -> Kind {
 fn classify_masked(token: &str, wild: bool) -> Kind {
     // A lone placeholder, the commonest masked token: what the checks below
     // make of it (it trims to `*`).
-    if wild && token == WILDCARD {
-        return Kind::Var;
+    if wild {
+        return classify_wild(token);
     }
     let core = trim_closers(trim_openers(token));
     if core.is_empty() {
@@ -454,6 +457,19 @@ fn classify_masked(token: &str, wild: bool) -> Kind {
         classify_word(core)
     } else {
         Kind::Word
+    }
+}
+
+/// [`classify_masked`] for a token holding a placeholder. Its `*` is neither
+/// a bracket nor a letter, so the checks there come to this: a variable
+/// when the token trims to that `*` alone (`<*>`, `(<*>)`, `"<*>",`), else
+/// a word (`uid=<*>`, `[worker-<*>]`).
+fn classify_wild(token: &str) -> Kind {
+    let b = token.as_bytes();
+    let openers = b.iter().take_while(|c| class(**c) & OPENER != 0).count();
+    match b.get(openers..) {
+        Some([b'*', rest @ ..]) if rest.iter().all(|c| class(*c) & CLOSER != 0) => Kind::Var,
+        _ => Kind::Word,
     }
 }
 
@@ -559,7 +575,7 @@ fn mask_token(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, boo
         return (Kind::Var, true);
     }
     let start = out.len();
-    mask_token_slow(raw, out);
+    mask_token_slow(raw, (any, all), out);
     let masked = out.get(start..).unwrap_or("");
     if masked == WILDCARD {
         return (Kind::Var, true);
@@ -570,7 +586,8 @@ fn mask_token(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, boo
     (classify_masked(masked, wild), wild)
 }
 
-fn mask_token_slow(raw: &str, out: &mut String) {
+/// Masks a token that may hold a variable; `classes` are those of `raw`.
+fn mask_token_slow(raw: &str, classes: (u16, u16), out: &mut String) {
     let rest = trim_openers(raw);
     let core_start = raw.len() - rest.len();
     let core = trim_closers(rest);
@@ -580,7 +597,12 @@ fn mask_token_slow(raw: &str, out: &mut String) {
     );
     // A digit-free core can still be a whole variable (URL, endpoint,
     // e-mail address), but only with one of their marks.
-    let (any, all) = summary(core);
+    // Most tokens have nothing to trim, and then their classes are known.
+    let (any, all) = if core.len() == raw.len() {
+        classes
+    } else {
+        summary(core)
+    };
     if core.is_empty() || any & SLOW == 0 {
         out.push_str(raw);
         return;
@@ -635,7 +657,7 @@ fn mask_core(core: &str, (any, all): (u16, u16), start: usize, out: &mut String)
     // on its own, so that `rhost=host-1.example.net` loses the whole host
     // and `path=/api/v1/users/7` keeps `path=`.
     if any & EQUALS != 0
-        && let Some((key, value)) = core.split_once('=')
+        && let Some((key, value)) = split_first(core, b'=')
         && is_key(key)
         && !value.is_empty()
     {
@@ -692,19 +714,19 @@ fn is_whole_variable(core: &str, (any, all): (u16, u16)) -> bool {
         return true;
     }
     if any & AT != 0
-        && let Some((user, host)) = core.split_once('@')
+        && let Some((user, host)) = split_first(core, b'@')
         && !user.is_empty()
-        && host.contains('.')
+        && host.bytes().any(|b| b == b'.')
         && is_hostname(host)
     {
         return true;
     }
     if any & COLON != 0
         && any & DOT != 0
-        && let Some((host, port)) = core.rsplit_once(':')
+        && let Some((host, port)) = split_last(core, b':')
         && !port.is_empty()
         && port.bytes().all(|b| b.is_ascii_digit())
-        && host.contains('.')
+        && host.bytes().any(|b| b == b'.')
         && is_hostname(host)
     {
         return true;
@@ -724,6 +746,20 @@ fn is_whole_variable(core: &str, (any, all): (u16, u16)) -> bool {
     false
 }
 
+/// `s` split around its first `sep` (an ASCII byte), as `str::split_once`
+/// splits it; a plain scan, cheaper than a `memchr` on tokens this short.
+fn split_first(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+/// `s` split around its last `sep` (an ASCII byte), as `str::rsplit_once`
+/// splits it.
+fn split_last(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().rposition(|b| b == sep)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
 fn is_hostname(s: &str) -> bool {
     let (any, all) = summary(s);
     !s.is_empty() && any & ALPHA != 0 && all & NAME != 0
@@ -734,7 +770,7 @@ fn is_hostname(s: &str) -> bool {
 /// (`mail.example.co.uk`, `isp.com.br`), so that `java.lang.String`,
 /// `app.py`, `mapred.task.id` or `android.intent.action.MAIN` stay words.
 fn is_domain_name(s: &str) -> bool {
-    let Some((rest, tld)) = s.rsplit_once('.') else {
+    let Some((rest, tld)) = split_last(s, b'.') else {
         return false;
     };
     if rest.is_empty() || rest.ends_with('.') {
@@ -743,7 +779,7 @@ fn is_domain_name(s: &str) -> bool {
     if is_generic_tld(tld) {
         return true;
     }
-    let Some((above, second)) = rest.rsplit_once('.') else {
+    let Some((above, second)) = split_last(rest, b'.') else {
         return false;
     };
     !above.is_empty()
@@ -1163,6 +1199,10 @@ mod tests {
             "login failed for user=u123456 from 10.3.200.7 reason=bad_credentials password=hunter123456",
             "cache miss key=session:00ff12ab34cd56ef ttl_s=3600 fallback=db latency_ms=9",
             "x -5 +6 #3# blk_-42 vCores:-27> é-1 Ω+2 ×-3 a\u{3000}-4",
+            " 0!!a",
+            "1<*>\u{3000}",
+            " 1]# 0x1f>",
+            "0x1f\u{3000}1]a",
             "",
             "   ",
         ] {
