@@ -22,12 +22,6 @@
 //! from `/proc/thread-self/stat` (Linux; 10 ms ticks, so rounds last a
 //! good fraction of a second).
 //!
-//! Then, as the collector's ingest does per request, decoding with the
-//! batch dropped once done (`direct+drop`) against decoding with the
-//! previous batch's records lending their strings' memory and vector
-//! (`recycling`, `decode_logs_recycling`): both pay for the records'
-//! frees as well as their allocations.
-//!
 //! Run: `cargo bench -p tocsin-collector --bench logs_decode`.
 
 #![allow(
@@ -52,7 +46,7 @@ use prost::Message;
 use tocsin_agent::export::{ResourceInfo, encode_logs_request};
 use tocsin_agent::sources::logtail::LogRecord as AgentRecord;
 use tocsin_collector::translate::logs::{LogsBatch, LogsOptions, translate_logs};
-use tocsin_collector::translate::logs_wire::{SpareRecords, decode_logs, decode_logs_recycling};
+use tocsin_collector::translate::logs_wire::decode_logs;
 
 // The allocator `tocsin-collector` runs with: decoding is mostly
 // allocation and copying.
@@ -181,57 +175,6 @@ fn main() {
             per_cpu.sort_by(f64::total_cmp);
             println!(
                 "{name:>6} median: {:.0} records per CPU-second",
-                per_cpu[per_cpu.len() / 2]
-            );
-        }
-    }
-
-    let mut spare = SpareRecords {
-        records: direct(&bytes).records,
-        empty: Vec::new(),
-    };
-    let recycled = decode_logs_recycling(&bytes, NOW_MS, &opts, &mut spare).unwrap();
-    assert_same(&a, &recycled);
-    for (name, recycle) in [("direct+drop", false), ("recycling", true)] {
-        let mut spare = SpareRecords {
-            records: direct(&bytes).records,
-            empty: Vec::new(),
-        };
-        let mut per_cpu = Vec::new();
-        for round in 0..ROUNDS {
-            let cpu = thread_cpu_seconds();
-            let wall = Instant::now();
-            for _ in 0..REQUESTS_PER_ROUND {
-                if recycle {
-                    let batch = decode_logs_recycling(black_box(&bytes), NOW_MS, &opts, &mut spare)
-                        .unwrap();
-                    spare.records = black_box(batch).records;
-                } else {
-                    drop(black_box(direct(black_box(&bytes))));
-                }
-            }
-            let wall = wall.elapsed().as_secs_f64();
-            let cpu = cpu.and_then(|c| Some(thread_cpu_seconds()? - c));
-            let n = (records * REQUESTS_PER_ROUND) as f64;
-            match cpu {
-                Some(cpu) if cpu > 0.0 => {
-                    per_cpu.push(n / cpu);
-                    println!(
-                        "{name:>11} round {round}: {:>10.0} records/CPU-s {:>10.0} records/s wall",
-                        n / cpu,
-                        n / wall
-                    );
-                }
-                _ => println!(
-                    "{name:>11} round {round}: {:>10.0} records/s wall",
-                    n / wall
-                ),
-            }
-        }
-        if !per_cpu.is_empty() {
-            per_cpu.sort_by(f64::total_cmp);
-            println!(
-                "{name:>11} median: {:.0} records per CPU-second",
                 per_cpu[per_cpu.len() / 2]
             );
         }

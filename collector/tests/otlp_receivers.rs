@@ -66,12 +66,12 @@ impl MetricsSink for Capture {
 }
 
 impl LogSink for Capture {
-    fn append(&self, records: &mut [LogRecord]) -> Result<LogAppendOutcome, SinkError> {
+    fn append(&self, records: Vec<LogRecord>) -> Result<LogAppendOutcome, SinkError> {
         if self.fail.load(Ordering::SeqCst) {
             return Err(SinkError::Storage("disk on fire".into()));
         }
         let n = records.len();
-        self.logs.lock().unwrap().extend(records.iter().cloned());
+        self.logs.lock().unwrap().extend(records);
         Ok(LogAppendOutcome {
             stored: n,
             ..LogAppendOutcome::default()
@@ -1141,7 +1141,7 @@ mod store {
     /// Logs go nowhere in this test.
     struct NoLogs;
     impl LogSink for NoLogs {
-        fn append(&self, records: &mut [LogRecord]) -> Result<LogAppendOutcome, SinkError> {
+        fn append(&self, records: Vec<LogRecord>) -> Result<LogAppendOutcome, SinkError> {
             Ok(LogAppendOutcome {
                 stored: records.len(),
                 ..LogAppendOutcome::default()

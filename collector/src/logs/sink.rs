@@ -9,9 +9,8 @@ use super::record::LogRecord;
 use super::store::LogStore;
 
 impl LogSink for LogStore {
-    fn append(&self, records: &mut [LogRecord]) -> Result<LogAppendOutcome, SinkError> {
-        let out = LogStore::append_in_place(self, records)
-            .map_err(|e| SinkError::Storage(Box::new(e)))?;
+    fn append(&self, records: Vec<LogRecord>) -> Result<LogAppendOutcome, SinkError> {
+        let out = LogStore::append(self, records).map_err(|e| SinkError::Storage(Box::new(e)))?;
         Ok(LogAppendOutcome {
             stored: out.accepted,
             duplicates: out.duplicates,
@@ -34,7 +33,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = LogStore::open(dir.path(), LogStoreOptions::default(), 0).unwrap();
         let sink: &dyn LogSink = &store;
-        let out = sink.append(&mut [record("a"), record("a")]).unwrap();
+        let out = sink.append(vec![record("a"), record("a")]).unwrap();
         assert_eq!(
             out,
             LogAppendOutcome {

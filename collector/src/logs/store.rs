@@ -960,21 +960,11 @@ impl LogStore {
     /// Stores records and returns once the accepted ones are durable.
     /// Records whose origin was already accepted are dropped and counted.
     pub fn append(&self, mut records: Vec<LogRecord>) -> Result<LogAppendOutcome, LogStoreError> {
-        self.append_in_place(&mut records)
-    }
-
-    /// [`LogStore::append`], leaving the records to the caller (their
-    /// severity label and body may have been normalised), whose memory
-    /// the next request's records can reuse.
-    pub fn append_in_place(
-        &self,
-        records: &mut [LogRecord],
-    ) -> Result<LogAppendOutcome, LogStoreError> {
         let mut out = LogAppendOutcome::default();
         if records.is_empty() {
             return Ok(out);
         }
-        for rec in records.iter_mut() {
+        for rec in &mut records {
             // The severity label is the normalised word, whatever the
             // sender's labels said.
             if rec.labels.get("severity") != rec.severity.as_str() {

@@ -8,7 +8,7 @@
 //! from an injectable clock.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -23,7 +23,7 @@ use super::{LogSink, MetricsSink, ReceiverCounters, SinkError};
 use crate::agents::{AgentRegistry, AgentReport};
 use crate::translate::attributes::AgentResource;
 use crate::translate::logs::{LogsBatch, LogsOptions, translate_logs};
-use crate::translate::logs_wire::{SpareRecords, decode_logs_recycling};
+use crate::translate::logs_wire::decode_logs;
 use crate::translate::metrics::{MetricsOptions, MetricsTranslator};
 use crate::translate::skew::ClockSkew;
 
@@ -74,18 +74,7 @@ pub struct Ingest {
     agents: Arc<AgentRegistry>,
     counters: Arc<ReceiverCounters>,
     clock: Clock,
-    /// Stored requests' records, whose memory the next requests' records
-    /// reuse ([`decode_logs_recycling`]); at most [`SPARE_BATCHES`].
-    spare_records: Mutex<Vec<SpareRecords>>,
 }
-
-/// Record batches kept for reuse: one per request being decoded at once
-/// under steady load (an agent has up to 4 in flight by default).
-const SPARE_BATCHES: usize = 4;
-/// Batches of more records are not kept: the spare memory stays about
-/// what steady load uses (an agent sends at most 8192 records a request,
-/// and strings over 4 KiB are not reused).
-const SPARE_BATCH_MAX_RECORDS: usize = 16_384;
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,37 +106,7 @@ impl Ingest {
             agents: Arc::new(AgentRegistry::default()),
             counters: Arc::new(ReceiverCounters::default()),
             clock,
-            spare_records: Mutex::new(Vec::new()),
         }
-    }
-
-    /// Keeps a stored request's records (and an emptied vector) for the
-    /// next request to reuse.
-    fn recycle(&self, mut spare: SpareRecords) {
-        if spare.records.capacity() > SPARE_BATCH_MAX_RECORDS {
-            spare.records = Vec::new();
-        }
-        if spare.empty.capacity() > SPARE_BATCH_MAX_RECORDS {
-            spare.empty = Vec::new();
-        }
-        if spare.records.capacity() == 0 && spare.empty.capacity() == 0 {
-            return;
-        }
-        let mut pool = self.spare_records.lock().unwrap_or_else(|e| e.into_inner());
-        if pool.len() < SPARE_BATCHES {
-            pool.push(spare);
-            return;
-        }
-        // Dropped after the lock is released.
-        drop(pool);
-    }
-
-    fn spare_records(&self) -> SpareRecords {
-        self.spare_records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_default()
     }
 
     /// Reports the agents of accepted requests to `agents` (by default an
@@ -332,7 +291,7 @@ impl Ingest {
         let received_ms = (self.clock)();
         C::inc(&self.counters.logs_requests);
         let batch = translate_logs(req, received_ms, &self.logs_opts);
-        self.store_logs(sender, peer, batch, received_ms, SpareRecords::default())
+        self.store_logs(sender, peer, batch, received_ms)
     }
 
     /// Decodes, translates and stores a protobuf logs request, straight
@@ -349,10 +308,9 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Result<ExportLogsServiceResponse, SinkError>, prost::DecodeError> {
         let received_ms = (self.clock)();
-        let mut spare = self.spare_records();
-        let batch = decode_logs_recycling(body, received_ms, &self.logs_opts, &mut spare)?;
+        let batch = decode_logs(body, received_ms, &self.logs_opts)?;
         C::inc(&self.counters.logs_requests);
-        Ok(self.store_logs(sender, peer, batch, received_ms, spare))
+        Ok(self.store_logs(sender, peer, batch, received_ms))
     }
 
     /// Counts, stores and acknowledges a translated logs request.
@@ -360,9 +318,8 @@ impl Ingest {
         &self,
         sender: &str,
         peer: Option<SocketAddr>,
-        mut batch: LogsBatch,
+        batch: LogsBatch,
         received_ms: i64,
-        mut spare: SpareRecords,
     ) -> Result<ExportLogsServiceResponse, SinkError> {
         for (agent, newest) in &batch.newest_by_agent {
             self.skew.observe(agent, *newest, received_ms);
@@ -390,20 +347,17 @@ impl Ingest {
                 "log records with a promoted resource attribute over the label limits refused"
             );
         }
-        let stored = if batch.records.is_empty() {
-            Ok(super::LogAppendOutcome::default())
+        let outcome = if batch.records.is_empty() {
+            super::LogAppendOutcome::default()
         } else {
-            self.log_sink.append(&mut batch.records)
-        };
-        let n = batch.records.len();
-        spare.records = std::mem::take(&mut batch.records);
-        self.recycle(spare);
-        let outcome = match stored {
-            Ok(o) => o,
-            Err(e) => {
-                C::inc(&self.counters.requests_sink_failed);
-                tracing::error!(sender, error = %e, records = n, "storing log records failed; the request is refused and will be retried");
-                return Err(e);
+            let n = batch.records.len();
+            match self.log_sink.append(batch.records) {
+                Ok(o) => o,
+                Err(e) => {
+                    C::inc(&self.counters.requests_sink_failed);
+                    tracing::error!(sender, error = %e, records = n, "storing log records failed; the request is refused and will be retried");
+                    return Err(e);
+                }
             }
         };
         self.report_agents(&batch.agents, peer, received_ms);

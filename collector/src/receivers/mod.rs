@@ -78,10 +78,8 @@ pub struct LogAppendOutcome {
 
 /// Where translated log records go.
 pub trait LogSink: Send + Sync + 'static {
-    /// Stores a batch; returns once it is durable. The records stay the
-    /// caller's (a sink may normalise them in place), to be dropped or
-    /// to lend their memory to the next request's.
-    fn append(&self, records: &mut [LogRecord]) -> Result<LogAppendOutcome, SinkError>;
+    /// Stores a batch; returns once it is durable.
+    fn append(&self, records: Vec<LogRecord>) -> Result<LogAppendOutcome, SinkError>;
 }
 
 /// How long a request may wait for an export slot before it is refused

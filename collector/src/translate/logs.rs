@@ -79,15 +79,12 @@ fn hex(bytes: &[u8]) -> Option<String> {
 }
 
 /// A log record's attributes as they are decoded, in their order: each
-/// rendered as text ([`super::attributes::value_text`], strings moved
-/// rather than copied), and the first `tocsin.file.id` and
-/// `tocsin.file.offset` read as the record's origin.
+/// rendered as text ([`value_text`], strings moved rather than copied),
+/// and the first `tocsin.file.id` and `tocsin.file.offset` read as the
+/// record's origin.
 #[derive(Debug, Default)]
 pub(super) struct RecordAttributes {
-    /// The attributes read so far are `list[..filled]`; past them lie a
-    /// recycled record's attributes, whose strings the next ones reuse.
     list: Vec<(String, String)>,
-    filled: usize,
     /// Where the first `tocsin.file.id` attribute is in `list` (its value
     /// as text there is the record's file id).
     file_id: Option<usize>,
@@ -104,28 +101,10 @@ impl RecordAttributes {
         }
     }
 
-    /// Starts with no attributes, reusing a finished record's list and
-    /// strings.
-    pub(super) fn recycling(list: Vec<(String, String)>) -> RecordAttributes {
-        RecordAttributes {
-            list,
-            ..RecordAttributes::default()
-        }
-    }
-
-    /// Empty strings for the next attribute's key and value: recycled
-    /// ones (their memory reused) while there are.
-    pub(super) fn spare_strings(&mut self) -> (String, String) {
-        match self.list.get_mut(self.filled) {
-            Some((k, v)) => (recycled(std::mem::take(k)), recycled(std::mem::take(v))),
-            None => (String::new(), String::new()),
-        }
-    }
-
     /// Adds the next attribute of the record.
     pub(super) fn push(&mut self, key: String, value: Option<AnyValue>) {
         if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
-            self.file_id = Some(self.filled);
+            self.file_id = Some(self.list.len());
         } else if self.offset.is_none() && key == FILE_OFFSET_ATTRIBUTE {
             self.offset = Some(value.as_ref().and_then(|v| match &v.value {
                 Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
@@ -133,26 +112,8 @@ impl RecordAttributes {
                 _ => None,
             }));
         }
-        let attribute = (key, value_text_owned(value));
-        match self.list.get_mut(self.filled) {
-            Some(slot) => *slot = attribute,
-            None => self.list.push(attribute),
-        }
-        self.filled += 1;
+        self.list.push((key, value_text_owned(value)));
     }
-}
-
-/// Strings of finished records longer than this are not reused: a rare
-/// huge body must not stay allocated in the recycled records.
-const RECYCLED_STRING_MAX: usize = 4096;
-
-/// `s` emptied for reuse, or a new string when `s` is too large to keep.
-pub(super) fn recycled(mut s: String) -> String {
-    if s.capacity() > RECYCLED_STRING_MAX {
-        return String::new();
-    }
-    s.clear();
-    s
 }
 
 /// One OTLP log record's fields, however it was decoded.
@@ -196,8 +157,6 @@ pub(super) struct BatchBuilder<'o> {
     /// The file id of the last origin built: a request's records come in
     /// runs of one file, which share one copy of its id.
     last_file_id: Option<Arc<str>>,
-    /// Records of an earlier request, whose strings new records reuse.
-    spare: Vec<LogRecord>,
 }
 
 impl<'o> BatchBuilder<'o> {
@@ -213,31 +172,7 @@ impl<'o> BatchBuilder<'o> {
             resource_newest: None,
             no_agent: Arc::from(""),
             last_file_id: None,
-            spare: Vec::new(),
         }
-    }
-
-    /// As [`BatchBuilder::new`], taking the memory of new records' strings
-    /// from `spare` (records the caller is done with) while it lasts, and
-    /// putting the records in `container` (emptied first).
-    pub(super) fn recycling(
-        received_ms: i64,
-        opts: &'o LogsOptions,
-        spare: Vec<LogRecord>,
-        mut container: Vec<LogRecord>,
-    ) -> BatchBuilder<'o> {
-        container.clear();
-        let mut b = BatchBuilder {
-            spare,
-            ..BatchBuilder::new(received_ms, opts)
-        };
-        b.out.records = container;
-        b
-    }
-
-    /// A finished record to take string memory from, if any is left.
-    pub(super) fn spare_record(&mut self) -> Option<LogRecord> {
-        self.spare.pop()
     }
 
     /// `id` shared with the previous origin's when they are equal.
@@ -282,11 +217,9 @@ impl<'o> BatchBuilder<'o> {
         }
         let RecordAttributes {
             list: mut attributes,
-            filled,
             file_id,
             offset,
         } = r.attributes;
-        attributes.truncate(filled);
         // The agent is filled in by `end_resource`.
         let file_id = file_id
             .and_then(|i| attributes.get(i))
@@ -375,14 +308,6 @@ impl<'o> BatchBuilder<'o> {
                 None => r.origin = None,
             }
         }
-    }
-
-    /// The batch, and the spare records' vector emptied (a container for
-    /// a later batch).
-    pub(super) fn finish_recycling(mut self) -> (LogsBatch, Vec<LogRecord>) {
-        let mut spare = std::mem::take(&mut self.spare);
-        spare.clear();
-        (self.finish(), spare)
     }
 
     pub(super) fn finish(self) -> LogsBatch {

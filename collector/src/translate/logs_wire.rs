@@ -22,7 +22,6 @@
 //! [`decode_logs`].
 
 use bytes::{Buf, BufMut};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{
@@ -31,8 +30,7 @@ use prost::encoding::{
 };
 use prost::{DecodeError, Message};
 
-use super::logs::{BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts, recycled};
-use crate::logs::record::LogRecord;
+use super::logs::{BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts};
 
 /// Decodes a protobuf `ExportLogsServiceRequest` received at
 /// `received_ms` and translates it; `Err` exactly when prost cannot
@@ -42,46 +40,7 @@ pub fn decode_logs(
     received_ms: i64,
     opts: &LogsOptions,
 ) -> Result<LogsBatch, DecodeError> {
-    decode_with(BatchBuilder::new(received_ms, opts), bytes)
-}
-
-/// Memory of finished log records that decoding reuses
-/// ([`decode_logs_recycling`]).
-#[derive(Debug, Default)]
-pub struct SpareRecords {
-    /// Records the caller is done with (such as the previous request's,
-    /// once stored): new records' strings reuse their memory.
-    pub records: Vec<LogRecord>,
-    /// An emptied records vector, which the next batch's records go in.
-    pub empty: Vec<LogRecord>,
-}
-
-/// [`decode_logs`], reusing `spare`: the new records' strings take the
-/// memory of `spare.records`' and the batch's vector is `spare.empty`'s.
-/// The same result, with most of a record's allocations (and the frees
-/// when it is dropped) saved. Afterwards `spare.records` is empty and
-/// `spare.empty` holds the old records' emptied vector.
-pub fn decode_logs_recycling(
-    bytes: &[u8],
-    received_ms: i64,
-    opts: &LogsOptions,
-    spare: &mut SpareRecords,
-) -> Result<LogsBatch, DecodeError> {
-    let mut batch = BatchBuilder::recycling(
-        received_ms,
-        opts,
-        std::mem::take(&mut spare.records),
-        std::mem::take(&mut spare.empty),
-    );
-    batch.reserve(count_log_records(bytes));
-    let mut request = RequestSink { batch: &mut batch };
-    request.merge(bytes)?;
-    let (batch, empty) = batch.finish_recycling();
-    spare.empty = empty;
-    Ok(batch)
-}
-
-fn decode_with(mut batch: BatchBuilder<'_>, bytes: &[u8]) -> Result<LogsBatch, DecodeError> {
+    let mut batch = BatchBuilder::new(received_ms, opts);
     batch.reserve(count_log_records(bytes));
     let mut request = RequestSink { batch: &mut batch };
     request.merge(bytes)?;
@@ -260,10 +219,7 @@ impl Message for ScopeLogsSink<'_, '_> {
             )
             .map_err(at(NAME, "scope")),
             2 => {
-                let mut r = match self.batch.spare_record() {
-                    Some(old) => RecordSink::recycling(old),
-                    None => RecordSink::default(),
-                };
+                let mut r = RecordSink::default();
                 message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
                 self.batch.record(RecordParts {
                     time_unix_nano: r.time_unix_nano,
@@ -309,34 +265,6 @@ struct RecordSink {
     event_name: String,
 }
 
-impl RecordSink {
-    /// An empty record whose strings reuse `old`'s memory. The body and
-    /// each attribute value start as an empty string value rather than
-    /// absent, which renders the same (absent values are empty text) and
-    /// is replaced by whatever value the wire holds, as prost's merge
-    /// replaces a oneof of another kind.
-    fn recycling(old: LogRecord) -> RecordSink {
-        let LogRecord {
-            severity_text,
-            body,
-            attributes,
-            ..
-        } = old;
-        RecordSink {
-            severity_text: recycled(severity_text),
-            body: Some(string_value(recycled(body))),
-            attributes: RecordAttributes::recycling(attributes),
-            ..RecordSink::default()
-        }
-    }
-}
-
-fn string_value(s: String) -> AnyValue {
-    AnyValue {
-        value: Some(Value::StringValue(s)),
-    }
-}
-
 impl Message for RecordSink {
     fn encode_raw(&self, _buf: &mut impl BufMut) {}
 
@@ -363,14 +291,8 @@ impl Message for RecordSink {
             )
             .map_err(at(NAME, "body")),
             6 => {
-                // As `message::merge_repeated`: a new element per
-                // occurrence (its strings' memory possibly recycled).
-                let (key, value) = self.attributes.spare_strings();
-                let mut kv = KeyValue {
-                    key,
-                    value: Some(string_value(value)),
-                    ..KeyValue::default()
-                };
+                // As `message::merge_repeated`: a new element per occurrence.
+                let mut kv = KeyValue::default();
                 message::merge(wire_type, &mut kv, buf, ctx).map_err(at(NAME, "attributes"))?;
                 self.attributes.push(kv.key, kv.value);
                 Ok(())

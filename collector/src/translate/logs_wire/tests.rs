@@ -648,42 +648,7 @@ enum Outcome {
 /// [`decode_logs`] against prost plus [`translate_logs_before`], and
 /// [`translate_logs`] against the same.
 fn check(bytes: &[u8], opts: &LogsOptions) -> Result<Outcome, TestCaseError> {
-    check_recycling(bytes, opts, &[])
-}
-
-/// [`check`], and [`decode_logs_recycling`] against [`decode_logs`], the
-/// spare records being those `spare` decodes to (none when it does not).
-fn check_recycling(
-    bytes: &[u8],
-    opts: &LogsOptions,
-    spare: &[u8],
-) -> Result<Outcome, TestCaseError> {
     let direct = decode_logs(bytes, NOW_MS, opts);
-    let records = decode_logs(spare, NOW_MS, &LogsOptions::default())
-        .map(|b| b.records)
-        .unwrap_or_default();
-    // An "emptied" vector that still holds records, so a container used
-    // without emptying it would show.
-    let empty = records.clone();
-    let mut spare = SpareRecords { records, empty };
-    match (
-        &direct,
-        decode_logs_recycling(bytes, NOW_MS, opts, &mut spare),
-    ) {
-        (Ok(direct), Ok(recycled)) => {
-            same_batch(&recycled, direct)?;
-            // What is left to reuse: the old records' vector, emptied.
-            prop_assert!(spare.records.is_empty() && spare.empty.is_empty());
-        }
-        (Err(direct), Err(recycled)) => prop_assert_eq!(recycled.to_string(), direct.to_string()),
-        (direct, recycled) => {
-            return Err(TestCaseError::fail(format!(
-                "recycling: {:?}, fresh: {:?}",
-                recycled.map(|b| b.total),
-                direct.as_ref().map(|b| b.total)
-            )));
-        }
-    }
     let decoded = <ExportLogsServiceRequest as Message>::decode(bytes);
     match (direct, decoded) {
         (Ok(direct), Ok(req)) => {
@@ -715,10 +680,9 @@ proptest! {
     #[test]
     fn any_request_decodes_as_prost_and_translates_as_before(
         req in any::<bool>().prop_flat_map(request),
-        spare in any::<bool>().prop_flat_map(request),
         opts in options(),
     ) {
-        check_recycling(&bytes_of(&req), &opts, &bytes_of(&spare))?;
+        check(&bytes_of(&req), &opts)?;
     }
 
     /// The same, with a few bytes changed, added, removed or cut off.
@@ -727,12 +691,11 @@ proptest! {
         req in request(false),
         corruptions in proptest::collection::vec(corruption(), 1..4),
     ) {
-        let intact = bytes_of(&req);
-        let mut bytes = intact.clone();
+        let mut bytes = bytes_of(&req);
         for c in &corruptions {
             corrupt(&mut bytes, c);
         }
-        check_recycling(&bytes, &LogsOptions::default(), &intact)?;
+        check(&bytes, &LogsOptions::default())?;
     }
 
     /// Arbitrary bytes.
