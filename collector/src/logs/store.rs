@@ -361,7 +361,9 @@ struct State {
 struct InFlight {
     /// Per run of one file's records: (file number, lowest offset,
     /// highest offset). A range may span offsets the append does not
-    /// hold, so a repeat found in it may wait needlessly, never wrongly.
+    /// hold, so a repeat found in it may wait needlessly, and fail
+    /// needlessly when that write fails (its sender then sends it again):
+    /// never is a record answered as delivered before it is durable.
     runs: Vec<(u64, u64, u64)>,
     /// Set once the write settled: true when durable.
     durable: Arc<OnceLock<bool>>,
