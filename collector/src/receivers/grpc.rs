@@ -245,9 +245,9 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
 }
 
 /// HTTP/2 flow-control windows: how much of a request a sender may have
-/// in transit before the receiver reads it. Windows of hyper's 64 KiB to
-/// 1 MiB make a sender of multi-megabyte exports wait for a window update
-/// every few frames, and those updates wait for the receiver's reader to
+/// in transit before the receiver reads it. With the default windows
+/// (HTTP/2's 64 KiB, hyper's 1 MiB) a sender of multi-megabyte exports
+/// waits for a window update every few frames, and those updates wait for the receiver's reader to
 /// be scheduled: under load the collector sat idle a fifth of the time
 /// with exports half-sent (bench/agent/throughput.sh, gRPC against HTTP).
 /// The bytes a connection can buffer unread are bounded by the connection
