@@ -2082,31 +2082,41 @@ mod tests {
     }
 
     /// Runs an append on its own thread; its answer comes on the receiver.
-    fn append_in_background(
-        s: &Arc<LogStore>,
-        records: Vec<LogRecord>,
-    ) -> std::sync::mpsc::Receiver<Result<LogAppendOutcome, LogStoreError>> {
+    fn append_in_background(s: &Arc<LogStore>, records: Vec<LogRecord>) -> Answer {
         let (tx, rx) = std::sync::mpsc::channel();
         let s = Arc::clone(s);
         std::thread::spawn(move || tx.send(s.append(records)).unwrap());
         rx
     }
 
-    #[test]
-    fn a_repeat_of_records_being_written_is_answered_once_they_are_durable() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(open(dir.path(), &LogStoreOptions::default(), T0));
-        let (release, entered) = stall_next_write(&s);
-        let first = append_in_background(&s, file_batch("a", 0, 10, T0));
+    type Answer = std::sync::mpsc::Receiver<Result<LogAppendOutcome, LogStoreError>>;
+
+    /// Appends records 0..10 of a file with their WAL write stalled, then
+    /// records `from..from + 10` again from another request (a sender that
+    /// timed out and resent), and checks the repeat is not answered while
+    /// the write it repeats is stalled. Returns how to end the stalled
+    /// write and both answers.
+    fn repeat_while_stalled(
+        s: &Arc<LogStore>,
+        from: u64,
+    ) -> (std::sync::mpsc::Sender<Result<(), String>>, Answer, Answer) {
+        let (release, entered) = stall_next_write(s);
+        let first = append_in_background(s, file_batch("a", 0, 10, T0));
         entered.recv().unwrap();
-        // The sender timed out on the first request and sends its records
-        // again: they are claimed, but not durable yet.
-        let repeat = append_in_background(&s, file_batch("a", 0, 10, T0));
+        let repeat = append_in_background(s, file_batch("a", from, 10, T0));
         let early = repeat.recv_timeout(std::time::Duration::from_millis(300));
         assert!(
             early.is_err(),
             "answered before the repeated records were durable: {early:?}"
         );
+        (release, first, repeat)
+    }
+
+    #[test]
+    fn a_repeat_of_records_being_written_is_answered_once_they_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(open(dir.path(), &LogStoreOptions::default(), T0));
+        let (release, first, repeat) = repeat_while_stalled(&s, 0);
         release.send(Ok(())).unwrap();
         assert_eq!(first.recv().unwrap().unwrap().accepted, 10);
         let out = repeat.recv().unwrap().unwrap();
@@ -2118,16 +2128,8 @@ mod tests {
     fn a_repeat_of_records_whose_write_fails_fails_and_the_resend_is_stored() {
         let dir = tempfile::tempdir().unwrap();
         let s = Arc::new(open(dir.path(), &LogStoreOptions::default(), T0));
-        let (release, entered) = stall_next_write(&s);
-        let first = append_in_background(&s, file_batch("a", 0, 10, T0));
-        entered.recv().unwrap();
         // Records 5..10 repeat the stalled write's, 10..15 are new.
-        let repeat = append_in_background(&s, file_batch("a", 5, 10, T0));
-        let early = repeat.recv_timeout(std::time::Duration::from_millis(300));
-        assert!(
-            early.is_err(),
-            "answered before the repeated records were durable: {early:?}"
-        );
+        let (release, first, repeat) = repeat_while_stalled(&s, 5);
         release.send(Err("disk on fire".into())).unwrap();
         let err = first.recv().unwrap().unwrap_err();
         assert!(err.to_string().contains("disk on fire"), "{err}");
