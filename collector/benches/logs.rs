@@ -125,14 +125,14 @@ impl Source {
                     time_ms,
                     received_ms,
                     severity: sev,
-                    severity_text: text.to_string(),
+                    severity_text: text.into(),
                     labels: self.labels[li].clone(),
                     body,
                     attributes: vec![
                         ("log.file.name".into(), "app.log".into()),
                         ("log.file.path".into(), "/var/log/bench/app.log".into()),
                         ("tocsin.file.id".into(), "8388609:1234567".into()),
-                        ("tocsin.file.offset".into(), offset.to_string()),
+                        ("tocsin.file.offset".into(), offset.to_string().into()),
                     ],
                     origin: Some(RecordOrigin {
                         agent_id: "0f3c9a52-8d1e-4b7a-9c61-2e5d8f4a7b10".into(),

@@ -691,14 +691,14 @@ async fn logs_query(p: &Parts, req: Request) -> Result<Response, ApiError> {
             let attributes: serde_json::Map<String, serde_json::Value> = r
                 .attributes
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .map(|(k, v)| (k.to_string(), (**v).into()))
                 .collect();
             serde_json::json!({
                 "time": format_time(Some(r.time_ms)),
                 "time_ms": r.time_ms,
                 "received_ms": r.received_ms,
                 "severity": r.severity.as_str(),
-                "severity_text": r.severity_text,
+                "severity_text": &*r.severity_text,
                 "labels": labels,
                 "body": r.body,
                 "attributes": attributes,

@@ -709,16 +709,13 @@ mod http {
         let recs = h.sink.logs.lock().unwrap().clone();
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].severity, Severity::Warn);
-        assert_eq!(recs[0].severity_text, "WARNING");
+        assert_eq!(&*recs[0].severity_text, "WARNING");
         assert_eq!(recs[0].trace_id.as_deref(), Some(trace));
         assert_eq!(
             recs[0].labels.to_string(),
             r#"{job="api", service_name="api", severity="warn"}"#
         );
-        assert_eq!(
-            recs[0].attributes,
-            vec![("http.route".to_string(), "/x".to_string())]
-        );
+        assert_eq!(recs[0].attributes, vec![("http.route".into(), "/x".into())]);
         assert_eq!(recs[1].body, "boom");
         h.stop().await;
     }

@@ -11,6 +11,8 @@
 //! Invariant: decoding never panics and never allocates more than the
 //! input's length justifies; malformed input is an error, not a guess.
 
+use std::sync::Arc;
+
 use tocsin_rules::promql::value::{Label, Labels};
 
 use super::record::{LogRecord, RecordOrigin, Severity};
@@ -336,7 +338,7 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
     for (i, (k, v)) in rec.attributes.iter().enumerate() {
         let slot = SLOT_ATTRIBUTES + 2 * i;
         dict.put(out, k, (slot < RECENT_SLOTS).then_some(slot));
-        if k == FILE_OFFSET_ATTRIBUTE {
+        if **k == *FILE_OFFSET_ATTRIBUTE {
             // Differs on every record: a dictionary entry would only cost
             // two allocations, a hash insert and memory (inline is the
             // dictionary's own escape, so readers are unchanged).
@@ -398,12 +400,12 @@ pub fn decode_stored(buf: &[u8], dict: &Dict, labels: Labels) -> Result<LogRecor
     let time_ms = r.varint()?;
     let received_ms = r.varint()?;
     let severity = severity_of(r.u8()?).ok_or_else(|| r.err())?;
-    let severity_text = dict.get(&mut r)?.to_string();
+    let severity_text = Arc::from(dict.get(&mut r)?);
     let body = r.str()?.to_string();
     let n = r.count(2)?;
     let mut attributes = Vec::with_capacity(n);
     for _ in 0..n {
-        attributes.push((dict.get(&mut r)?.to_string(), dict.get(&mut r)?.to_string()));
+        attributes.push((Arc::from(dict.get(&mut r)?), Arc::from(dict.get(&mut r)?)));
     }
     let trace_id = r.opt_str()?;
     let span_id = r.opt_str()?;
@@ -692,7 +694,10 @@ pub(crate) mod tests {
                 o.offset = i * 77;
             }
             r.attributes = (0..(i % 9))
-                .map(|k| (format!("k{}", (k + i / 4) % 5), format!("v{}", k % 3)))
+                .map(|k| {
+                    let name = format!("k{}", (k + i / 4) % 5);
+                    (name.into(), format!("v{}", k % 3).into())
+                })
                 .collect();
             r.attributes.sort();
             recs.push(r);
@@ -744,7 +749,7 @@ pub(crate) mod tests {
         let a = record("first");
         let mut b = record("second");
         b.attributes
-            .push(("long".into(), "v".repeat(MAX_DICT_STRING + 1)));
+            .push(("long".into(), "v".repeat(MAX_DICT_STRING + 1).into()));
         let mut dict = Dict::default();
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         encode_stored(&a, &mut dict, &mut ea);

@@ -87,13 +87,17 @@ pub struct LogRecord {
     /// When the collector received it (ms), for retention and skew.
     pub received_ms: i64,
     pub severity: Severity,
-    /// The original severity text, if the sender set one.
-    pub severity_text: String,
+    /// The original severity text, empty if the sender set none. Shared:
+    /// records decoded from one request that repeat a text (the previous
+    /// record's) refer to one copy.
+    pub severity_text: Arc<str>,
     pub labels: Labels,
     /// The body as text (non-string OTLP bodies rendered as JSON).
     pub body: String,
-    /// Record attributes (e.g. `log.file.path`), name-sorted.
-    pub attributes: Vec<(String, String)>,
+    /// Record attributes (e.g. `log.file.path`), name-sorted, values as
+    /// text. Shared like the severity text: a name or value equal to the
+    /// one at its place in the previous record refers to the same copy.
+    pub attributes: Vec<(Arc<str>, Arc<str>)>,
     /// Set for records that carry the agent's file identity.
     pub origin: Option<RecordOrigin>,
     pub trace_id: Option<String>,

@@ -1532,7 +1532,7 @@ mod tests {
             time_ms: t,
             received_ms: t,
             severity: sev,
-            severity_text: String::new(),
+            severity_text: "".into(),
             labels: Labels::from_pairs([("host_name", host), ("service_name", "api")]),
             body: body.into(),
             attributes: Vec::new(),
@@ -2040,7 +2040,7 @@ mod tests {
                     ("log.file.name".into(), "app.log".into()),
                     ("log.file.path".into(), "/var/log/app.log".into()),
                     ("tocsin.file.id".into(), "file-1".into()),
-                    ("tocsin.file.offset".into(), offset.to_string()),
+                    ("tocsin.file.offset".into(), offset.to_string().into()),
                 ];
                 r
             })

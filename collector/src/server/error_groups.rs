@@ -378,7 +378,7 @@ mod tests {
             time_ms: at,
             received_ms: at,
             severity,
-            severity_text: String::new(),
+            severity_text: "".into(),
             labels: Labels::from_pairs([("host_name", host)]),
             body: body.into(),
             attributes: Vec::new(),

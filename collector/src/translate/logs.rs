@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use tocsin_rules::promql::value::{Label, Labels};
 
@@ -78,13 +78,22 @@ fn hex(bytes: &[u8]) -> Option<String> {
     Some(out)
 }
 
+/// A record attribute's value as a decoder hands it over: text already
+/// shared or checked, an integer, or any OTLP value (rendered by
+/// [`value_text_owned`]).
+#[derive(Debug)]
+pub(super) enum AttributeValue {
+    Text(Arc<str>),
+    Int(i64),
+    Other(Option<AnyValue>),
+}
+
 /// A log record's attributes as they are decoded, in their order: each
-/// rendered as text ([`value_text`], strings moved rather than copied),
-/// and the first `tocsin.file.id` and `tocsin.file.offset` read as the
-/// record's origin.
+/// rendered as text, and the first `tocsin.file.id` and
+/// `tocsin.file.offset` read as the record's origin.
 #[derive(Debug, Default)]
 pub(super) struct RecordAttributes {
-    list: Vec<(String, String)>,
+    list: Vec<(Arc<str>, Arc<str>)>,
     /// Where the first `tocsin.file.id` attribute is in `list` (its value
     /// as text there is the record's file id).
     file_id: Option<usize>,
@@ -101,18 +110,38 @@ impl RecordAttributes {
         }
     }
 
+    /// Attributes added so far.
+    pub(super) fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// Adds the next attribute of the record.
-    pub(super) fn push(&mut self, key: String, value: Option<AnyValue>) {
-        if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
+    pub(super) fn push(&mut self, key: Arc<str>, value: AttributeValue) {
+        if self.file_id.is_none() && *key == *FILE_ID_ATTRIBUTE {
             self.file_id = Some(self.list.len());
-        } else if self.offset.is_none() && key == FILE_OFFSET_ATTRIBUTE {
-            self.offset = Some(value.as_ref().and_then(|v| match &v.value {
-                Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
-                Some(Value::StringValue(s)) => s.parse().ok(),
-                _ => None,
-            }));
+        } else if self.offset.is_none() && *key == *FILE_OFFSET_ATTRIBUTE {
+            self.offset = Some(match &value {
+                AttributeValue::Text(s) => s.parse().ok(),
+                AttributeValue::Int(i) => u64::try_from(*i).ok(),
+                AttributeValue::Other(v) => v.as_ref().and_then(|v| match &v.value {
+                    Some(Value::IntValue(i)) => u64::try_from(*i).ok(),
+                    Some(Value::StringValue(s)) => s.parse().ok(),
+                    _ => None,
+                }),
+            });
         }
-        self.list.push((key, value_text_owned(value)));
+        let text = match value {
+            AttributeValue::Text(s) => s,
+            // As `value_text` writes an integer, without the String.
+            AttributeValue::Int(i) => Arc::from(itoa::Buffer::new().format(i)),
+            AttributeValue::Other(v) => Arc::from(value_text_owned(v)),
+        };
+        self.list.push((key, text));
+    }
+
+    /// Adds the next attribute of the record, as prost decoded it.
+    pub(super) fn push_otlp(&mut self, kv: KeyValue) {
+        self.push(Arc::from(kv.key), AttributeValue::Other(kv.value));
     }
 }
 
@@ -122,7 +151,8 @@ pub(super) struct RecordParts<'a> {
     pub time_unix_nano: u64,
     pub observed_time_unix_nano: u64,
     pub severity_number: i32,
-    pub severity_text: String,
+    /// None when the record has none (the batch's shared empty text).
+    pub severity_text: Option<Arc<str>>,
     pub body: Option<AnyValue>,
     pub attributes: RecordAttributes,
     pub trace_id: &'a [u8],
@@ -157,6 +187,8 @@ pub(super) struct BatchBuilder<'o> {
     /// The file id of the last origin built: a request's records come in
     /// runs of one file, which share one copy of its id.
     last_file_id: Option<Arc<str>>,
+    /// The severity text of records that have none.
+    empty_text: Arc<str>,
 }
 
 impl<'o> BatchBuilder<'o> {
@@ -172,19 +204,25 @@ impl<'o> BatchBuilder<'o> {
             resource_newest: None,
             no_agent: Arc::from(""),
             last_file_id: None,
+            empty_text: Arc::from(""),
         }
     }
 
     /// `id` shared with the previous origin's when they are equal.
-    fn shared_file_id(&mut self, id: &str) -> Arc<str> {
+    fn shared_file_id(&mut self, id: &Arc<str>) -> Arc<str> {
         match &self.last_file_id {
-            Some(last) if **last == *id => Arc::clone(last),
+            Some(last) if Arc::ptr_eq(last, id) || **last == **id => Arc::clone(last),
             _ => {
-                let shared: Arc<str> = Arc::from(id);
-                self.last_file_id = Some(Arc::clone(&shared));
-                shared
+                self.last_file_id = Some(Arc::clone(id));
+                Arc::clone(id)
             }
         }
+    }
+
+    /// The record added last, if any: a decoder's hint of the strings the
+    /// next record repeats.
+    pub(super) fn last_record(&self) -> Option<&LogRecord> {
+        self.out.records.last()
     }
 
     /// Makes room for `n` more records at once: a request's records
@@ -221,9 +259,7 @@ impl<'o> BatchBuilder<'o> {
             offset,
         } = r.attributes;
         // The agent is filled in by `end_resource`.
-        let file_id = file_id
-            .and_then(|i| attributes.get(i))
-            .map(|(_, v)| v.as_str());
+        let file_id = file_id.and_then(|i| attributes.get(i)).map(|(_, v)| v);
         let origin = match (file_id, offset.flatten()) {
             (Some(file_id), Some(offset)) if !file_id.is_empty() => Some(RecordOrigin {
                 agent_id: Arc::clone(&self.no_agent),
@@ -242,7 +278,9 @@ impl<'o> BatchBuilder<'o> {
             time_ms,
             received_ms: self.received_ms,
             severity: Severity::from_number(r.severity_number),
-            severity_text: r.severity_text,
+            severity_text: r
+                .severity_text
+                .unwrap_or_else(|| Arc::clone(&self.empty_text)),
             labels: self.placeholder.clone(),
             body,
             attributes,
@@ -332,13 +370,14 @@ pub fn translate_logs(
             for r in sl.log_records {
                 let mut attributes = RecordAttributes::with_capacity(r.attributes.len());
                 for kv in r.attributes {
-                    attributes.push(kv.key, kv.value);
+                    attributes.push_otlp(kv);
                 }
                 batch.record(RecordParts {
                     time_unix_nano: r.time_unix_nano,
                     observed_time_unix_nano: r.observed_time_unix_nano,
                     severity_number: r.severity_number,
-                    severity_text: r.severity_text,
+                    severity_text: (!r.severity_text.is_empty())
+                        .then(|| Arc::from(r.severity_text)),
                     body: r.body,
                     attributes,
                     trace_id: &r.trace_id,
@@ -417,7 +456,7 @@ mod tests {
         assert_eq!(r.time_ms, NOW_MS);
         assert_eq!(r.received_ms, NOW_MS + 3);
         assert_eq!(r.severity, Severity::Error);
-        assert_eq!(r.severity_text, "ERR");
+        assert_eq!(&*r.severity_text, "ERR");
         assert_eq!(r.body, "disk full");
         assert_eq!(
             r.labels.to_string(),

@@ -21,16 +21,21 @@
 //! encoded (`encode_raw` writes nothing) and live only inside
 //! [`decode_logs`].
 
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{
-    DecodeContext, WireType, bytes as pbytes, fixed32, fixed64, int32, message, skip_field, string,
-    uint32,
+    DecodeContext, WireType, bytes as pbytes, decode_varint, fixed32, fixed64, int32, message,
+    skip_field, string, uint32,
 };
 use prost::{DecodeError, Message};
 
-use super::logs::{BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts};
+use super::logs::{
+    AttributeValue, BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts,
+};
+use crate::logs::record::LogRecord;
 
 /// Decodes a protobuf `ExportLogsServiceRequest` received at
 /// `received_ms` and translates it; `Err` exactly when prost cannot
@@ -219,17 +224,29 @@ impl Message for ScopeLogsSink<'_, '_> {
             )
             .map_err(at(NAME, "scope")),
             2 => {
-                let mut r = RecordSink::default();
+                let mut r = RecordSink::new(self.batch.last_record());
                 message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
+                let RecordSink {
+                    previous: _,
+                    time_unix_nano,
+                    observed_time_unix_nano,
+                    severity_number,
+                    severity_text,
+                    body,
+                    attributes,
+                    trace_id,
+                    span_id,
+                    ..
+                } = r;
                 self.batch.record(RecordParts {
-                    time_unix_nano: r.time_unix_nano,
-                    observed_time_unix_nano: r.observed_time_unix_nano,
-                    severity_number: r.severity_number,
-                    severity_text: r.severity_text,
-                    body: r.body,
-                    attributes: r.attributes,
-                    trace_id: &r.trace_id,
-                    span_id: &r.span_id,
+                    time_unix_nano,
+                    observed_time_unix_nano,
+                    severity_number,
+                    severity_text,
+                    body,
+                    attributes,
+                    trace_id: &trace_id,
+                    span_id: &span_id,
                 });
                 Ok(())
             }
@@ -248,13 +265,19 @@ impl Message for ScopeLogsSink<'_, '_> {
 
 /// `LogRecord`, its fields decoded by the same functions prost's
 /// generated code calls; attributes are handed to [`RecordAttributes`]
-/// one by one instead of collected.
+/// one by one instead of collected. The severity text and the attributes
+/// in their plainest encoding are read as shared text (see
+/// [`merge_text`], [`plain_attribute`]), which gives the same record
+/// prost's decoding does.
 #[derive(Debug, Default)]
-struct RecordSink {
+struct RecordSink<'p> {
+    /// The record decoded before this one: strings equal to its are
+    /// shared with it rather than copied.
+    previous: Option<&'p LogRecord>,
     time_unix_nano: u64,
     observed_time_unix_nano: u64,
     severity_number: i32,
-    severity_text: String,
+    severity_text: Option<Arc<str>>,
     body: Option<AnyValue>,
     attributes: RecordAttributes,
     trace_id: Vec<u8>,
@@ -265,7 +288,17 @@ struct RecordSink {
     event_name: String,
 }
 
-impl Message for RecordSink {
+impl<'p> RecordSink<'p> {
+    fn new(previous: Option<&'p LogRecord>) -> RecordSink<'p> {
+        RecordSink {
+            previous,
+            attributes: RecordAttributes::with_capacity(previous.map_or(0, |p| p.attributes.len())),
+            ..RecordSink::default()
+        }
+    }
+}
+
+impl Message for RecordSink<'_> {
     fn encode_raw(&self, _buf: &mut impl BufMut) {}
 
     fn merge_field(
@@ -281,8 +314,13 @@ impl Message for RecordSink {
                 .map_err(at(NAME, "time_unix_nano")),
             2 => int32::merge(wire_type, &mut self.severity_number, buf, ctx)
                 .map_err(at(NAME, "severity_number")),
-            3 => string::merge(wire_type, &mut self.severity_text, buf, ctx)
-                .map_err(at(NAME, "severity_text")),
+            3 => {
+                let previous = self.previous.map(|p| &p.severity_text);
+                let text =
+                    merge_text(wire_type, previous, buf, ctx).map_err(at(NAME, "severity_text"))?;
+                self.severity_text = Some(text);
+                Ok(())
+            }
             5 => message::merge(
                 wire_type,
                 self.body.get_or_insert_with(AnyValue::default),
@@ -291,10 +329,19 @@ impl Message for RecordSink {
             )
             .map_err(at(NAME, "body")),
             6 => {
+                let previous = self
+                    .previous
+                    .and_then(|p| p.attributes.get(self.attributes.len()));
+                if let Some((key, value, used)) = plain_attribute(wire_type, buf.chunk(), previous)
+                {
+                    buf.advance(used);
+                    self.attributes.push(key, value);
+                    return Ok(());
+                }
                 // As `message::merge_repeated`: a new element per occurrence.
                 let mut kv = KeyValue::default();
                 message::merge(wire_type, &mut kv, buf, ctx).map_err(at(NAME, "attributes"))?;
-                self.attributes.push(kv.key, kv.value);
+                self.attributes.push_otlp(kv);
                 Ok(())
             }
             7 => uint32::merge(wire_type, &mut self.dropped_attributes_count, buf, ctx)
@@ -319,8 +366,112 @@ impl Message for RecordSink {
     }
 
     fn clear(&mut self) {
-        *self = RecordSink::default();
+        *self = RecordSink::new(self.previous);
     }
+}
+
+/// A string field as prost's `string::merge` reads it (a field read
+/// again replaces the value), as shared text: `previous` itself when the
+/// bytes are its text, else a new copy. Only well-formed fields are read
+/// here; anything else goes through prost's own function, for its error.
+fn merge_text(
+    wire_type: WireType,
+    previous: Option<&Arc<str>>,
+    buf: &mut impl Buf,
+    ctx: DecodeContext,
+) -> Result<Arc<str>, DecodeError> {
+    if wire_type == WireType::LengthDelimited {
+        let chunk = buf.chunk();
+        let mut rest = chunk;
+        if let Some((bytes, used)) =
+            length_delimited(&mut rest).map(|b| (b, chunk.len() - rest.len()))
+            && let Some(text) = shared_text(bytes, previous)
+        {
+            buf.advance(used);
+            return Ok(text);
+        }
+    }
+    let mut s = String::new();
+    string::merge(wire_type, &mut s, buf, ctx)?;
+    Ok(Arc::from(s))
+}
+
+/// A length-delimited value at the start of `buf` (its length varint
+/// then its bytes, all in `buf`), `buf` moved past it.
+fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = usize::try_from(decode_varint(buf).ok()?).ok()?;
+    let (bytes, rest) = buf.split_at_checked(len)?;
+    *buf = rest;
+    Some(bytes)
+}
+
+/// `bytes` as text: `previous` when they are its text, a new copy when
+/// they are UTF-8, None otherwise.
+fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
+    match previous {
+        Some(p) if p.as_bytes() == bytes => Some(Arc::clone(p)),
+        _ => std::str::from_utf8(bytes).ok().map(Arc::from),
+    }
+}
+
+/// A `KeyValue` field in the encoding every OTLP exporter writes for a
+/// string or integer attribute — key (field 1), then the value (field 2)
+/// holding only `string_value` (1) or `int_value` (3), each once — read
+/// from `chunk`, the bytes from the field's length on: the key, the
+/// value, and how many bytes of `chunk` the field takes. The key and a
+/// string equal to `previous`'s (the attribute at the same place in the
+/// previous record) share its text. None for any other encoding, which
+/// prost's `KeyValue` decoding then reads; for these bytes it gives the
+/// same key and value (one occurrence of each field, nothing to merge),
+/// and no recursion-limit error can arise two levels below a record.
+fn plain_attribute(
+    wire_type: WireType,
+    chunk: &[u8],
+    previous: Option<&(Arc<str>, Arc<str>)>,
+) -> Option<(Arc<str>, AttributeValue, usize)> {
+    if wire_type != WireType::LengthDelimited {
+        return None;
+    }
+    let mut rest = chunk;
+    let mut kv = length_delimited(&mut rest)?;
+    let used = chunk.len() - rest.len();
+    let (&key_tag, after) = kv.split_first()?;
+    kv = after;
+    if key_tag != 0x0a {
+        return None;
+    }
+    let key = length_delimited(&mut kv)?;
+    let (&value_tag, after) = kv.split_first()?;
+    kv = after;
+    if value_tag != 0x12 {
+        return None;
+    }
+    let mut any = length_delimited(&mut kv)?;
+    if !kv.is_empty() {
+        return None;
+    }
+    let (&oneof_tag, after) = any.split_first()?;
+    any = after;
+    let value = match oneof_tag {
+        0x0a => {
+            let text = length_delimited(&mut any)?;
+            if !any.is_empty() {
+                return None;
+            }
+            AttributeValue::Text(shared_text(text, previous.map(|p| &p.1))?)
+        }
+        0x18 => {
+            let i = decode_varint(&mut any).ok()?;
+            if !any.is_empty() {
+                return None;
+            }
+            // int64 on the wire: the varint's bits, as prost reads them.
+            AttributeValue::Int(i as i64)
+        }
+        _ => return None,
+    };
+    let key = shared_text(key, previous.map(|p| &p.0))?;
+    Some((key, value, used))
 }
 
 #[cfg(test)]

@@ -132,10 +132,13 @@ fn translate_logs_before(
                     time_ms,
                     received_ms,
                     severity,
-                    severity_text: r.severity_text,
+                    severity_text: r.severity_text.into(),
                     labels,
                     body,
-                    attributes,
+                    attributes: attributes
+                        .into_iter()
+                        .map(|(k, v)| (k.into(), v.into()))
+                        .collect(),
                     origin,
                     trace_id: hex_before(&r.trace_id),
                     span_id: hex_before(&r.span_id),
@@ -913,10 +916,10 @@ fn an_agent_request_decodes_as_prost_and_translates_as_before() {
     assert_eq!(
         r.attributes,
         [
-            ("log.file.path".to_string(), "/var/log/app.log".to_string()),
-            ("tocsin.file.id".to_string(), "803:1835021".to_string()),
-            ("tocsin.file.offset".to_string(), "700".to_string()),
-            ("tocsin.log.truncated".to_string(), "true".to_string()),
+            ("log.file.path".into(), "/var/log/app.log".into()),
+            ("tocsin.file.id".into(), "803:1835021".into()),
+            ("tocsin.file.offset".into(), "700".into()),
+            ("tocsin.log.truncated".into(), "true".into()),
         ]
     );
     assert_eq!(
@@ -928,4 +931,66 @@ fn an_agent_request_decodes_as_prost_and_translates_as_before() {
         })
     );
     assert_eq!(b.agents.len(), 1);
+}
+
+#[test]
+fn strings_repeated_from_the_previous_record_are_shared() {
+    use std::path::Path;
+    use std::sync::Arc;
+    use tocsin_agent::export::{ResourceInfo, encode_logs_request};
+    use tocsin_agent::sources::logtail::LogRecord as AgentRecord;
+
+    let info = ResourceInfo {
+        host_name: "web-1".into(),
+        service_name: "host".into(),
+        environment: None,
+        service_version: None,
+        track: None,
+        agent_id: "agent-7".into(),
+        agent_version: "0.1.0".into(),
+        interval_secs: 10,
+    };
+    let path: Arc<Path> = Arc::from(Path::new("/var/log/app.log"));
+    let records: Vec<AgentRecord> = (0..20u64)
+        .map(|i| AgentRecord {
+            body: format!("line {i}"),
+            path: Arc::clone(&path),
+            file_id: Arc::from(if i < 10 { "803:1" } else { "803:2" }),
+            offset: i * 100,
+            end_offset: i * 100 + 99,
+            severity_number: 17,
+            severity_text: Some("ERROR".to_string()),
+            truncated: false,
+            observed_unix_nanos: NOW_NS + i,
+            input: 0,
+            attributes: Arc::default(),
+        })
+        .collect();
+    let bytes = encode_logs_request(&info, &records);
+    assert_eq!(unwrap_check(&bytes), Outcome::Decoded);
+    let b = decode_logs(&bytes, NOW_MS + 1000, &LogsOptions::default()).unwrap();
+    assert_eq!(b.records.len(), 20);
+    let first = &b.records[0];
+    let names: Vec<&str> = first.attributes.iter().map(|(k, _)| &**k).collect();
+    assert_eq!(
+        names,
+        ["log.file.path", FILE_ID_ATTRIBUTE, FILE_OFFSET_ATTRIBUTE]
+    );
+    for (i, r) in b.records.iter().enumerate() {
+        assert!(Arc::ptr_eq(&r.severity_text, &first.severity_text), "{i}");
+        for (k, (a, b)) in r.attributes.iter().zip(&first.attributes).enumerate() {
+            assert!(Arc::ptr_eq(&a.0, &b.0), "record {i} attribute {k}");
+        }
+        // The path throughout; the file id within each file's run.
+        assert!(Arc::ptr_eq(&r.attributes[0].1, &first.attributes[0].1));
+        let run_start = &b.records[i / 10 * 10];
+        assert!(Arc::ptr_eq(&r.attributes[1].1, &run_start.attributes[1].1));
+        assert_eq!(&*r.attributes[2].1, (i as u64 * 100).to_string());
+        let origin = r.origin.as_ref().unwrap();
+        assert!(Arc::ptr_eq(&origin.file_id, &r.attributes[1].1), "{i}");
+    }
+    assert!(!Arc::ptr_eq(
+        &b.records[9].attributes[1].1,
+        &b.records[10].attributes[1].1
+    ));
 }
