@@ -25,6 +25,10 @@
 //! letters, the marks of paths and addresses, …); the costlier checks run
 //! only on the tokens whose classes let them match, and a token's "holds a
 //! placeholder" flag is kept beside it instead of being searched for again.
+//! Tokens that need those checks are remembered by shape (digits made
+//! alike: see [`Shape`]) in a table kept in the reused [`MaskedLine`], so a
+//! timestamp, `[worker-7]` or `attempt=2/3` shaped like one masked before
+//! is copied from it.
 
 /// The placeholder that stands for a variable part of a line.
 pub const WILDCARD: &str = "<*>";
@@ -34,7 +38,9 @@ pub const WILDCARD: &str = "<*>";
 pub const MAX_TOKENS: usize = 128;
 
 /// A masked line: tokens stored back to back in one buffer so that masking a
-/// line allocates nothing once the buffers have grown.
+/// line allocates nothing once the buffers have grown. Reused from line to
+/// line, it also keeps the masking of recent token shapes (about 100 KiB
+/// once filled), which later lines take instead of masking their tokens.
 ///
 /// Invariant: `ends` and `wild` have one entry per token; `wild[i]` says
 /// whether token `i` holds a placeholder, kept as tokens are pushed so that
@@ -46,6 +52,8 @@ pub struct MaskedLine {
     wild: Vec<bool>,
     /// Kinds of the current run of variables, units and dates (scratch).
     run: Vec<Kind>,
+    /// Masked tokens by shape, kept from line to line.
+    cache: ShapeCache,
 }
 
 impl MaskedLine {
@@ -217,7 +225,7 @@ fn mask_tokens<'a>(
             capped = true;
             break;
         }
-        let (kind, wild) = mask_token(raw, classes, &mut out.buf);
+        let (kind, wild) = mask_token(raw, classes, &mut out.buf, &mut out.cache);
         out.push_end(wild);
         if kind == Kind::Word {
             if !out.run.is_empty() {
@@ -560,10 +568,144 @@ fn might_be_unit_or_date(word: &str) -> bool {
     }
 }
 
+/// Longest token, in 8-byte words, that [`ShapeCache`] keeps.
+const SHAPE_WORDS: usize = 5;
+
+/// Slots of [`ShapeCache`] (a power of two).
+const SHAPE_SLOTS: usize = 1024;
+
+/// A token's shape: its bytes with every ASCII digit turned into `0`, in
+/// little-endian 8-byte words padded with zero bytes, and its length.
+///
+/// Masking gives every token of one shape the same masked text, kind and
+/// placeholder flag: no check tells one digit from another (digits only
+/// ever meet classes, `is_ascii_digit`, `is_ascii_alphanumeric` and
+/// comparisons with digit-free words), and no digit is ever copied to the
+/// output (every segment holding one becomes a placeholder). So the
+/// masking of a token stands for that of every token of its shape.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    words: [u64; SHAPE_WORDS],
+    len: usize,
+}
+
+impl PartialEq for Shape {
+    /// Word by word without branches (a derived comparison of the array
+    /// calls `memcmp`).
+    fn eq(&self, other: &Shape) -> bool {
+        let differ = self
+            .words
+            .iter()
+            .zip(&other.words)
+            .fold(0, |acc, (a, b)| acc | (a ^ b));
+        differ == 0 && self.len == other.len
+    }
+}
+
+impl Shape {
+    /// The shape of `raw`, or `None` when it is longer than the cache keeps.
+    fn of(raw: &[u8]) -> Option<Shape> {
+        if raw.len() > SHAPE_WORDS * 8 {
+            return None;
+        }
+        let mut words = [0u64; SHAPE_WORDS];
+        let chunks = raw.chunks_exact(8);
+        let tail = chunks.remainder();
+        let full = raw.len() / 8;
+        for (word, chunk) in words.iter_mut().zip(chunks) {
+            *word = zero_digits(u64::from_le_bytes(chunk.try_into().unwrap_or_default()));
+        }
+        if let Some(word) = words.get_mut(full)
+            && !tail.is_empty()
+        {
+            // The tail's bytes, shifted in as a load would place them (no
+            // call to copy them into a padded buffer).
+            let last = tail
+                .iter()
+                .rev()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            *word = zero_digits(last);
+        }
+        Some(Shape {
+            words,
+            len: raw.len(),
+        })
+    }
+
+    /// Where the shape goes in a cache of [`SHAPE_SLOTS`] slots.
+    fn slot(&self) -> usize {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = self.len as u64;
+        for w in self.words {
+            h = (h.rotate_left(23) ^ w).wrapping_mul(K);
+        }
+        (h >> (64 - SHAPE_SLOTS.trailing_zeros())) as usize
+    }
+}
+
+/// `w` with every byte that is an ASCII digit turned into `0` (each byte
+/// on its own: no carry crosses bytes).
+fn zero_digits(w: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = w & LOW7;
+    // High bit set where the low 7 bits are at least `0`, resp. above `9`.
+    let from_zero = low + 0x5050_5050_5050_5050;
+    let above_nine = low + 0x4646_4646_4646_4646;
+    let digits = from_zero & !above_nine & !w & HIGH;
+    // A digit is `0x30 | n`: clearing its low nibble leaves `0`.
+    w & !((digits >> 7) * 0x0f)
+}
+
+/// The masking of one token shape (see [`Shape`]).
+#[derive(Debug, Clone)]
+struct CachedToken {
+    shape: Shape,
+    masked: String,
+    kind: Kind,
+    wild: bool,
+}
+
+/// Masked tokens by shape, so that a token shaped like one masked before
+/// (a timestamp, `[worker-7]`, `attempt=2/3`) is copied instead of masked
+/// again: a direct-mapped table of [`SHAPE_SLOTS`] slots, a newer shape
+/// taking the slot of an older one. It holds only tokens that take the
+/// slow path of [`mask_token`] and fit in [`SHAPE_WORDS`] words; its
+/// table is allocated when the first such token is masked.
+#[derive(Clone, Default)]
+struct ShapeCache {
+    slots: Vec<Option<CachedToken>>,
+}
+
+impl ShapeCache {
+    /// The slot of `shape`, which may hold another shape.
+    fn slot(&mut self, shape: &Shape) -> &mut Option<CachedToken> {
+        if self.slots.len() != SHAPE_SLOTS {
+            self.slots.resize(SHAPE_SLOTS, None);
+        }
+        &mut self.slots[shape.slot() & (SHAPE_SLOTS - 1)]
+    }
+}
+
+impl std::fmt::Debug for ShapeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shapes = self.slots.iter().flatten().count();
+        f.debug_struct("ShapeCache")
+            .field("shapes", &shapes)
+            .finish()
+    }
+}
+
 /// Masks one whitespace-delimited token, whose byte classes are `(any,
 /// all)` (see [`summary`]), into `out`; returns its kind and whether it
-/// holds a placeholder.
-fn mask_token(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, bool) {
+/// holds a placeholder. Tokens that take the slow path are looked up in
+/// `cache` by shape first.
+fn mask_token(
+    raw: &str,
+    (any, all): (u16, u16),
+    out: &mut String,
+    cache: &mut ShapeCache,
+) -> (Kind, bool) {
     // Fast path: most tokens are plain words.
     if any & SLOW == 0 {
         out.push_str(raw);
@@ -580,6 +722,39 @@ fn mask_token(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, boo
         out.push_str(WILDCARD);
         return (Kind::Var, true);
     }
+    let Some(shape) = Shape::of(raw.as_bytes()) else {
+        return mask_token_uncached(raw, (any, all), out);
+    };
+    let slot = cache.slot(&shape);
+    if let Some(slot) = slot.as_ref().filter(|s| s.shape == shape) {
+        out.push_str(&slot.masked);
+        return (slot.kind, slot.wild);
+    }
+    let start = out.len();
+    let (kind, wild) = mask_token_uncached(raw, (any, all), out);
+    let masked = out.get(start..).unwrap_or("");
+    match slot {
+        Some(slot) => {
+            slot.shape = shape;
+            slot.masked.clear();
+            slot.masked.push_str(masked);
+            (slot.kind, slot.wild) = (kind, wild);
+        }
+        None => {
+            *slot = Some(CachedToken {
+                shape,
+                masked: masked.into(),
+                kind,
+                wild,
+            })
+        }
+    }
+    (kind, wild)
+}
+
+/// [`mask_token`] past its fast paths and the cache: a token with a digit
+/// or a mark of a URL, endpoint, address or path, not digits only.
+fn mask_token_uncached(raw: &str, (any, all): (u16, u16), out: &mut String) -> (Kind, bool) {
     let start = out.len();
     mask_token_slow(raw, (any, all), out);
     let masked = out.get(start..).unwrap_or("");
@@ -1218,6 +1393,137 @@ mod tests {
             let (new, old) = both_maskings(&l);
             prop_assert_eq!(new, old, "{:?}", l);
         }
+    }
+
+    /// `s` with every ASCII digit replaced by another digit, drawn from
+    /// `seed` (the same shape, other values).
+    fn other_digits(s: &str, seed: u64) -> String {
+        let mut x = seed | 1;
+        s.chars()
+            .map(|c| {
+                if !c.is_ascii_digit() {
+                    return c;
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'0' + (x % 10) as u8)
+            })
+            .collect()
+    }
+
+    /// The masking of `l` by the oracle, as [`both_maskings`] gives it.
+    fn oracle_masking(l: &str) -> Masking {
+        let mut m = oracle::MaskedLine::default();
+        let capped = oracle::mask_line(l, &mut m);
+        (
+            capped,
+            m.tokens().map(str::to_owned).collect(),
+            m.wild_flags().to_vec(),
+        )
+    }
+
+    #[test]
+    fn shapes_turn_exactly_the_digits_into_zeros() {
+        for b in 0..=u8::MAX {
+            for at in 0..8 {
+                // `b` among bytes that are and are not digits.
+                let mut bytes = [b'a', b'9', b'/', b'0', b':', b'Z', b'\\', 0xff];
+                bytes[at] = b;
+                let expected = bytes.map(|c| if c.is_ascii_digit() { b'0' } else { c });
+                let word = zero_digits(u64::from_le_bytes(bytes));
+                assert_eq!(word.to_le_bytes(), expected, "{b:#x} at {at}");
+            }
+        }
+        let shape = |s: &str| Shape::of(s.as_bytes());
+        assert_eq!(shape("blk_-1234"), shape("blk_-9876"));
+        assert_ne!(shape("blk_-1234"), shape("blk_-123"));
+        assert_ne!(shape("blk_-1234"), shape("blk_-123a"));
+        assert_ne!(shape("a1"), shape("a1\0"));
+        let longest = "1".repeat(SHAPE_WORDS * 8);
+        assert!(shape(&longest).is_some());
+        assert!(shape(&format!("{longest}1")).is_none());
+        // Every length up to the longest, with the tail past a whole word.
+        for len in 1..=SHAPE_WORDS * 8 {
+            let a: String = "ab:1/".chars().cycle().take(len).collect();
+            let b = other_digits(&a, len as u64);
+            assert_eq!(shape(&a), shape(&b), "{a:?}");
+            let c = format!("{}x", &a[..len - 1]);
+            assert_eq!(shape(&a) == shape(&c), a.ends_with('x'), "{a:?}");
+        }
+    }
+
+    /// Token lists that share shapes: tokens drawn from a few, each drawn
+    /// again with other digits.
+    fn lines_sharing_shapes() -> impl Strategy<Value = Vec<String>> {
+        let line = (
+            prop::collection::vec(any::<prop::sample::Index>(), 1..16),
+            any::<u64>(),
+        );
+        (
+            prop::collection::vec(oracle_token(), 1..10),
+            prop::collection::vec(line, 1..40),
+        )
+            .prop_map(|(tokens, lines)| {
+                lines
+                    .into_iter()
+                    .map(|(picks, seed)| {
+                        let picked = picks.iter().enumerate().map(|(n, i)| {
+                            let token: &String = i.get(&tokens);
+                            other_digits(token, seed.wrapping_add(n as u64))
+                        });
+                        picked.collect::<Vec<_>>().join(" ")
+                    })
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// What the shape cache relies on: which digit a token holds does
+        /// not change its masking (the oracle has no cache).
+        #[test]
+        fn masking_does_not_depend_on_which_digits(l in oracle_line(), seed in any::<u64>()) {
+            let other = other_digits(&l, seed);
+            prop_assert_eq!(oracle_masking(&l), oracle_masking(&other), "{:?} / {:?}", l, other);
+        }
+
+        /// One masked line reused from line to line, as the miner reuses
+        /// it, so that tokens are taken from the shape cache: every line
+        /// is still masked as the oracle masks it.
+        #[test]
+        fn cached_masking_matches_the_oracle(lines in lines_sharing_shapes()) {
+            let mut m = MaskedLine::default();
+            for l in &lines {
+                let capped = mask_line(l, &mut m);
+                let new = (capped, m.tokens().map(str::to_owned).collect(), m.wild.clone());
+                prop_assert_eq!(new, oracle_masking(l), "{:?}", l);
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_take_each_others_slots_are_masked_as_the_oracle_masks_them() {
+        // Far more shapes than slots, each seen twice: every slot is
+        // taken over many times.
+        let mut m = MaskedLine::default();
+        for round in 0..2 {
+            for n in 0..4 * SHAPE_SLOTS {
+                let key: String = (0..n % 7 + 1)
+                    .map(|i| char::from(b'a' + ((n >> (3 * i)) % 26) as u8))
+                    .collect();
+                let l = format!("x {key}=1.{n} [{key}-{n}] {n}:{key}:{round}");
+                mask_line(&l, &mut m);
+                let new = (
+                    false,
+                    m.tokens().map(str::to_owned).collect(),
+                    m.wild.clone(),
+                );
+                assert_eq!(new, oracle_masking(&l), "{l:?}");
+            }
+        }
+        assert!(m.cache.slots.iter().all(Option::is_some));
     }
 
     #[test]
