@@ -16,6 +16,7 @@
 //! Invariant: a record is counted exactly when it is stored: the counter
 //! increments it causes are logged in the same frame as the record.
 
+mod claims;
 pub mod codec;
 pub mod config;
 pub mod counters;

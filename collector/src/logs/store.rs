@@ -44,7 +44,7 @@
 //! come back, or a few it kept may go): retention is exact in amount, not
 //! in which records.
 
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
@@ -56,6 +56,7 @@ use tocsin_rules::file::LogMetric;
 use tocsin_rules::promql::storage::{MatchOp, Matcher, Queryable};
 use tocsin_rules::promql::value::Labels;
 
+use super::claims::FileOffsets;
 use super::codec::{
     Batch, CounterDelta, Dict, KIND_COUNTER_SNAPSHOT, KIND_LOG_BATCH, StoredBatch,
     decode_batch_stored, decode_snapshot, decode_stored, encode_batch_into, encode_snapshot,
@@ -325,11 +326,11 @@ struct State {
     /// another file.
     next_file: u64,
     /// The de-duplication index: per file, the offsets of its retained and
-    /// in-flight records, never empty. Sorted sets: a file's offsets are
-    /// claimed mostly in increasing order and evicted oldest first, so
-    /// inserts and removals work at the ends of one small tree instead of
-    /// at random places in one big hash table, in any order.
-    offsets: HashMap<u64, BTreeSet<u64>>,
+    /// in-flight records, never empty. Per file rather than in one big
+    /// hash table: a file's offsets are claimed mostly in increasing order
+    /// and evicted oldest first, which [`FileOffsets`] makes pushes and
+    /// pops at the ends of a deque.
+    offsets: HashMap<u64, FileOffsets>,
     /// Appends whose records are claimed but not yet durable, oldest
     /// first: a request repeating one of their records must not be
     /// answered before that record is durable (or its write failed).
@@ -538,7 +539,7 @@ impl State {
         };
         (
             number,
-            self.offsets.entry(number).or_default().insert(offset),
+            self.offsets.entry(number).or_default().claim(offset),
         )
     }
 
@@ -564,7 +565,7 @@ impl State {
         let Some(offsets) = self.offsets.get_mut(&number) else {
             return;
         };
-        offsets.remove(&offset);
+        offsets.release(offset);
         if offsets.is_empty() {
             self.offsets.remove(&number);
             if let Some(files) = self.files.get_mut(agent) {
@@ -2238,7 +2239,7 @@ mod tests {
         assert_eq!(st.records + st.evicted_size_total, 2000);
         // Exactly the retained records are duplicates; the evicted ones
         // are stored again.
-        let kept: BTreeSet<u64> = s
+        let kept: std::collections::BTreeSet<u64> = s
             .query(&all())
             .records
             .iter()
