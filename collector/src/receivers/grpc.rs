@@ -254,6 +254,12 @@ impl<S: Signal> UnaryService<Bytes> for Handler<S> {
 /// window.
 const GRPC_STREAM_WINDOW: u32 = 4 << 20;
 const GRPC_CONNECTION_WINDOW: u32 = 8 << 20;
+/// The largest HTTP/2 frame a sender may send (HTTP/2's default is 16
+/// KiB): a multi-megabyte export then comes in a few DATA frames rather
+/// than a hundred, each of which both sides frame, account against the
+/// windows and wake their tasks for. A connection reads a whole frame
+/// before handing it on, so this bounds its read buffer.
+const GRPC_MAX_FRAME: u32 = 1 << 20;
 
 /// Binds `listener` and serves both services until `shutdown`.
 pub(crate) async fn start(
@@ -278,7 +284,8 @@ pub(crate) async fn start(
     let mut builder = tonic::transport::Server::builder()
         .timeout(super::REQUEST_TIMEOUT)
         .initial_stream_window_size(GRPC_STREAM_WINDOW)
-        .initial_connection_window_size(GRPC_CONNECTION_WINDOW);
+        .initial_connection_window_size(GRPC_CONNECTION_WINDOW)
+        .max_frame_size(GRPC_MAX_FRAME);
     if let Some(tls) = &listener.tls {
         let mut cfg =
             ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem));
