@@ -391,6 +391,18 @@ fn same_text(shared: &Arc<str>, s: &str) -> bool {
     std::ptr::eq(shared.as_ptr(), s.as_ptr()) && shared.len() == s.len() || **shared == *s
 }
 
+/// Whether two strings are equal: by address first (a block's records
+/// refer to one dictionary entry for a repeated string), then by content.
+fn same_str(a: &str, b: &str) -> bool {
+    std::ptr::eq(a, b) || a == b
+}
+
+/// Whether two origins are of the same file: by address first (a
+/// request's records share their ids), then by content.
+fn same_file(a: &RecordOrigin, b: &RecordOrigin) -> bool {
+    same_text(&a.agent_id, &b.agent_id) && same_text(&a.file_id, &b.file_id)
+}
+
 /// An append's encoding buffers.
 #[derive(Debug, Default)]
 struct Scratch {
@@ -524,23 +536,30 @@ impl State {
     /// Claims a record's origin: the file's number, and false when the
     /// origin is already claimed.
     fn claim_numbered(&mut self, o: &RecordOrigin) -> (u64, bool) {
-        let (agent, file, offset) = (&*o.agent_id, &*o.file_id, o.offset);
-        let number = match self.known_file(agent, file, Some((&o.agent_id, &o.file_id))) {
-            Some(n) => n,
-            None => {
-                let n = self.next_file;
-                self.next_file += 1;
-                self.files
-                    .entry(agent.to_string())
-                    .or_default()
-                    .insert(file.to_string(), n);
-                n
-            }
-        };
-        (
-            number,
-            self.offsets.entry(number).or_default().claim(offset),
-        )
+        let number = self.file_number(o);
+        (number, self.claim_in(number, o.offset))
+    }
+
+    /// The number of the origin's file, a new one when it is not known.
+    /// A new file must have an offset claimed before the lock is let go
+    /// (a file is known exactly while it has claimed offsets).
+    fn file_number(&mut self, o: &RecordOrigin) -> u64 {
+        let (agent, file) = (&*o.agent_id, &*o.file_id);
+        if let Some(n) = self.known_file(agent, file, Some((&o.agent_id, &o.file_id))) {
+            return n;
+        }
+        let n = self.next_file;
+        self.next_file += 1;
+        self.files
+            .entry(agent.to_string())
+            .or_default()
+            .insert(file.to_string(), n);
+        n
+    }
+
+    /// Claims an offset of file `number`; false when already claimed.
+    fn claim_in(&mut self, number: u64, offset: u64) -> bool {
+        self.offsets.entry(number).or_default().claim(offset)
     }
 
     /// The settlement of the in-flight append that may hold an origin.
@@ -559,13 +578,23 @@ impl State {
     }
 
     fn unclaim(&mut self, agent: &str, file: &str, offset: u64) {
+        self.unclaim_run(agent, file, &[offset]);
+    }
+
+    /// Releases offsets of one file, increasing (a run a block holds):
+    /// at once when they lie side by side, one by one otherwise.
+    fn unclaim_run(&mut self, agent: &str, file: &str, run: &[u64]) {
         let Some(number) = self.known_file(agent, file, None) else {
             return;
         };
         let Some(offsets) = self.offsets.get_mut(&number) else {
             return;
         };
-        offsets.release(offset);
+        if !offsets.release_run(run) {
+            for &offset in run {
+                offsets.release(offset);
+            }
+        }
         if offsets.is_empty() {
             self.offsets.remove(&number);
             if let Some(files) = self.files.get_mut(agent) {
@@ -683,13 +712,33 @@ impl State {
 
     /// Drops a block's records from the indexes.
     fn forget(&mut self, block: &Block) {
+        // Released by runs of one file's records, as they were claimed.
+        let mut run: Option<(&str, &str)> = None;
+        let mut offsets: Vec<u64> = Vec::new();
         for (i, e) in block.entries.iter().enumerate() {
             if let Ok(Some((agent, file, offset))) =
                 stored_origin(block.record_bytes(i), block.dict_of(i))
             {
-                self.unclaim(agent, file, offset);
+                let last = offsets.last().copied();
+                match run {
+                    Some((a, f))
+                        if same_str(a, agent)
+                            && same_str(f, file)
+                            && last.is_some_and(|l| offset > l) => {}
+                    _ => {
+                        if let Some((a, f)) = run {
+                            self.unclaim_run(a, f, &offsets);
+                        }
+                        run = Some((agent, file));
+                        offsets.clear();
+                    }
+                }
+                offsets.push(offset);
             }
             self.release_lset(e.lset);
+        }
+        if let Some((a, f)) = run {
+            self.unclaim_run(a, f, &offsets);
         }
         self.bytes = self.bytes.saturating_sub(block.accounted());
         self.wal_bytes = self.wal_bytes.saturating_sub(block.wal_bytes);
@@ -1004,30 +1053,51 @@ impl LogStore {
         // the records it repeats: it answers only once those are settled.
         let mut runs: Vec<(u64, u64, u64)> = Vec::new();
         let mut repeats: Vec<(Arc<OnceLock<bool>>, usize)> = Vec::new();
-        for (i, rec) in records.iter().enumerate() {
-            let Some(o) = &rec.origin else {
-                accepted.push(i);
+        let mut offsets: Vec<u64> = Vec::new();
+        let mut start = 0;
+        while start < records.len() {
+            let Some(o) = &records[start].origin else {
+                accepted.push(start);
+                start += 1;
                 continue;
             };
-            let (number, fresh) = st.claim_numbered(o);
-            if fresh {
-                accepted.push(i);
-                match runs.last_mut() {
-                    Some((n, lo, hi)) if *n == number => {
-                        *lo = (*lo).min(o.offset);
-                        *hi = (*hi).max(o.offset);
+            // The run of records from o's file at increasing offsets:
+            // claimed at once when none is claimed yet, one by one
+            // otherwise.
+            offsets.clear();
+            offsets.push(o.offset);
+            let mut end = start + 1;
+            while let Some(p) = records.get(end).and_then(|r| r.origin.as_ref())
+                && same_file(p, o)
+                && offsets.last().is_some_and(|&last| p.offset > last)
+            {
+                offsets.push(p.offset);
+                end += 1;
+            }
+            let number = st.file_number(o);
+            let claimed = st.offsets.entry(number).or_default().claim_run(&offsets);
+            for (i, rec) in records.iter().enumerate().take(end).skip(start) {
+                let Some(o) = &rec.origin else { continue };
+                if claimed || st.claim_in(number, o.offset) {
+                    accepted.push(i);
+                    match runs.last_mut() {
+                        Some((n, lo, hi)) if *n == number => {
+                            *lo = (*lo).min(o.offset);
+                            *hi = (*hi).max(o.offset);
+                        }
+                        _ => runs.push((number, o.offset, o.offset)),
                     }
-                    _ => runs.push((number, o.offset, o.offset)),
+                    continue;
                 }
-                continue;
-            }
-            out.duplicates += 1;
-            if let Some(durable) = st.in_flight_holding(number, o.offset) {
-                match repeats.iter_mut().find(|(d, _)| Arc::ptr_eq(d, durable)) {
-                    Some((_, n)) => *n += 1,
-                    None => repeats.push((Arc::clone(durable), 1)),
+                out.duplicates += 1;
+                if let Some(durable) = st.in_flight_holding(number, o.offset) {
+                    match repeats.iter_mut().find(|(d, _)| Arc::ptr_eq(d, durable)) {
+                        Some((_, n)) => *n += 1,
+                        None => repeats.push((Arc::clone(durable), 1)),
+                    }
                 }
             }
+            start = end;
         }
 
         // Count and frame in chunks: one frame is atomic, so each carries
