@@ -213,6 +213,11 @@ pub struct Dict {
     /// severity text and attributes, so comparing with the previous
     /// record's string spares hashing it.
     recent: [u32; RECENT_SLOTS],
+    /// The shared string each field's `recent` entry was last put from,
+    /// kept alive here so that its address cannot be reused: a record
+    /// repeating that very string (records decoded from one request
+    /// share them) is known to match without comparing bytes.
+    recent_src: [Option<Arc<str>>; RECENT_SLOTS],
 }
 
 /// Fields of a record with a [`Dict::recent`] slot: agent, file,
@@ -248,6 +253,7 @@ impl Dict {
     pub fn freeze(&mut self) {
         self.index = foldhash::HashMap::default();
         self.recent = [0; RECENT_SLOTS];
+        self.recent_src = Default::default();
         self.entries.shrink_to_fit();
         self.bytes = self
             .entries
@@ -260,6 +266,9 @@ impl Dict {
     /// `slot` names the record field, for the [`Dict::recent`] shortcut;
     /// the bytes written are the same either way.
     fn put(&mut self, out: &mut Vec<u8>, s: &str, slot: Option<usize>) {
+        if let Some(src) = slot.and_then(|k| self.recent_src.get_mut(k)) {
+            *src = None;
+        }
         if let Some(recent) = slot.and_then(|k| self.recent.get(k).copied())
             && recent > 0
             && self
@@ -282,6 +291,23 @@ impl Dict {
                 put_uvarint(out, 0);
                 put_str(out, s);
             }
+        }
+    }
+
+    /// [`Dict::put`] of a shared string: when it is the very string the
+    /// field's slot was last put from, its entry is known without
+    /// comparing bytes.
+    fn put_shared(&mut self, out: &mut Vec<u8>, s: &Arc<str>, slot: usize) {
+        if let (Some(Some(src)), Some(&recent)) = (self.recent_src.get(slot), self.recent.get(slot))
+            && recent > 0
+            && Arc::ptr_eq(src, s)
+        {
+            put_uvarint(out, u64::from(recent));
+            return;
+        }
+        self.put(out, s, Some(slot));
+        if let Some(src) = self.recent_src.get_mut(slot) {
+            *src = Some(Arc::clone(s));
         }
     }
 
@@ -324,28 +350,34 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
         None => out.push(0),
         Some(o) => {
             out.push(1);
-            dict.put(out, &o.agent_id, Some(SLOT_AGENT));
-            dict.put(out, &o.file_id, Some(SLOT_FILE));
+            dict.put_shared(out, &o.agent_id, SLOT_AGENT);
+            dict.put_shared(out, &o.file_id, SLOT_FILE);
             put_uvarint(out, o.offset);
         }
     }
     put_varint(out, rec.time_ms);
     put_varint(out, rec.received_ms);
     out.push(severity_code(rec.severity));
-    dict.put(out, &rec.severity_text, Some(SLOT_SEVERITY_TEXT));
+    dict.put_shared(out, &rec.severity_text, SLOT_SEVERITY_TEXT);
     put_str(out, &rec.body);
     put_uvarint(out, rec.attributes.len() as u64);
     for (i, (k, v)) in rec.attributes.iter().enumerate() {
         let slot = SLOT_ATTRIBUTES + 2 * i;
-        dict.put(out, k, (slot < RECENT_SLOTS).then_some(slot));
+        if slot < RECENT_SLOTS {
+            dict.put_shared(out, k, slot);
+        } else {
+            dict.put(out, k, None);
+        }
         if **k == *FILE_OFFSET_ATTRIBUTE {
             // Differs on every record: a dictionary entry would only cost
             // two allocations, a hash insert and memory (inline is the
             // dictionary's own escape, so readers are unchanged).
             put_uvarint(out, 0);
             put_str(out, v);
+        } else if slot + 1 < RECENT_SLOTS {
+            dict.put_shared(out, v, slot + 1);
         } else {
-            dict.put(out, v, (slot + 1 < RECENT_SLOTS).then_some(slot + 1));
+            dict.put(out, v, None);
         }
     }
     put_opt_str(out, rec.trace_id.as_deref());
@@ -684,19 +716,39 @@ pub(crate) mod tests {
     #[test]
     fn batch_spans_hold_each_record_s_stored_form() {
         // Records whose fields change from one to the next, so the
-        // previous record's entries are sometimes right and sometimes not.
+        // previous record's entries are sometimes right and sometimes not;
+        // every other record's strings are shared ones, as decoding gives
+        // them (the same allocation again, or another one), the others
+        // fresh copies of the same texts.
+        let texts: Vec<Arc<str>> = [
+            "ERROR", "WARN", "k0", "k1", "k2", "k3", "k4", "v0", "v1", "v2",
+        ]
+        .into_iter()
+        .map(Arc::from)
+        .collect();
+        let files: Vec<Arc<str>> = (0..4).map(|f| Arc::from(format!("f{f}"))).collect();
+        let text = |i: u64, s: String| -> Arc<str> {
+            match texts.iter().find(|t| ***t == *s) {
+                Some(t) if i.is_multiple_of(2) => Arc::clone(t),
+                _ => s.into(),
+            }
+        };
         let mut recs = Vec::new();
         for i in 0..40u64 {
             let mut r = record(&format!("line {i}"));
-            r.severity_text = ["ERROR", "WARN"][(i % 3 == 0) as usize].into();
+            r.severity_text = text(i, ["ERROR", "WARN"][(i % 3 == 0) as usize].to_string());
             if let Some(o) = r.origin.as_mut() {
-                o.file_id = format!("f{}", i / 10).into();
+                o.file_id = if i.is_multiple_of(2) {
+                    Arc::clone(&files[(i / 10) as usize])
+                } else {
+                    format!("f{}", i / 10).into()
+                };
                 o.offset = i * 77;
             }
             r.attributes = (0..(i % 9))
                 .map(|k| {
                     let name = format!("k{}", (k + i / 4) % 5);
-                    (name.into(), format!("v{}", k % 3).into())
+                    (text(i, name), text(i, format!("v{}", k % 3)))
                 })
                 .collect();
             r.attributes.sort();

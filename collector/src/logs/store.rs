@@ -67,7 +67,7 @@ use super::counters::{
     records_total_labels,
 };
 use super::query::LogQuery;
-use super::record::{LogRecord, RecordOrigin};
+use super::record::{LogRecord, RecordOrigin, Severity};
 use crate::store::SeriesStore;
 use crate::store::commit::{CommitError, GroupCommit};
 use crate::store::wal::{Wal, WalError, WalOptions, begin_frame, finish_frame, frame};
@@ -340,6 +340,10 @@ struct State {
     last_file: Option<LastFile>,
     /// Encoding buffers for appends, reused (see [`SCRATCH_KEPT`]).
     scratch: Vec<Scratch>,
+    /// The byte buffer of the block evicted last, when no query held it:
+    /// the next head block takes it rather than memory the kernel has to
+    /// fault in and zero again.
+    spare: Option<Vec<u8>>,
     counters: Counters,
     /// The WAL segment believed current: batches logged now lie in it or a
     /// later one.
@@ -641,7 +645,13 @@ impl State {
         if seal {
             let mut full = std::mem::take(&mut self.head);
             let b = Arc::make_mut(&mut full);
-            b.bytes.shrink_to_fit();
+            // A full block keeps its buffer as reserved (what it does not
+            // use is the room kept for the record that crosses the limit),
+            // so that once evicted it can serve as a new head's; one
+            // sealed early gives back what it did not use.
+            if b.bytes.capacity() - b.bytes.len() > b.bytes.len() / 8 {
+                b.bytes.shrink_to_fit();
+            }
             b.entries.shrink_to_fit();
             b.parts.shrink_to_fit();
             let before = b.accounted();
@@ -662,7 +672,10 @@ impl State {
                 let reserve = opts.block_bytes.min(MAX_BLOCK_BYTES).min(HEAD_RESERVE_MAX)
                     + opts.max_body_bytes.min(1 << 20)
                     + 4096;
-                b.bytes.reserve_exact(reserve);
+                match self.spare.take() {
+                    Some(spare) if spare.capacity() >= reserve => b.bytes = spare,
+                    _ => b.bytes.reserve_exact(reserve),
+                }
                 b.entries.reserve_exact(reserve / 128);
             }
         }
@@ -772,6 +785,10 @@ impl State {
                 by_size += n;
             }
             self.forget(&block);
+            if let Ok(Block { mut bytes, .. }) = Arc::try_unwrap(block) {
+                bytes.clear();
+                self.spare = Some(bytes);
+            }
         }
         self.stats.evicted_age_total += by_age;
         self.stats.evicted_size_total += by_size;
@@ -1016,11 +1033,20 @@ impl LogStore {
         if records.is_empty() {
             return Ok(out);
         }
+        // The label set and severity checked last: records come in runs
+        // sharing both (labels compare by address first).
+        let mut checked: Option<(Labels, Severity)> = None;
         for rec in &mut records {
             // The severity label is the normalised word, whatever the
             // sender's labels said.
-            if rec.labels.get("severity") != rec.severity.as_str() {
-                rec.labels = rec.labels.with("severity", rec.severity.as_str());
+            if checked
+                .as_ref()
+                .is_none_or(|(l, s)| *s != rec.severity || *l != rec.labels)
+            {
+                if rec.labels.get("severity") != rec.severity.as_str() {
+                    rec.labels = rec.labels.with("severity", rec.severity.as_str());
+                }
+                checked = Some((rec.labels.clone(), rec.severity));
             }
             if rec.body.len() > self.opts.max_body_bytes {
                 rec.body = cut(&rec.body, self.opts.max_body_bytes).to_string();
