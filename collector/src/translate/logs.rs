@@ -147,7 +147,7 @@ impl RecordAttributes {
 
 /// One OTLP log record's fields, however it was decoded.
 #[derive(Debug)]
-pub(super) struct RecordParts<'a> {
+pub(super) struct RecordParts {
     pub time_unix_nano: u64,
     pub observed_time_unix_nano: u64,
     pub severity_number: i32,
@@ -155,8 +155,8 @@ pub(super) struct RecordParts<'a> {
     pub severity_text: Option<Arc<str>>,
     pub body: Option<AnyValue>,
     pub attributes: RecordAttributes,
-    pub trace_id: &'a [u8],
-    pub span_id: &'a [u8],
+    pub trace_id: Vec<u8>,
+    pub span_id: Vec<u8>,
 }
 
 /// Builds a [`LogsBatch`] from a request's resources and their records in
@@ -239,7 +239,7 @@ impl<'o> BatchBuilder<'o> {
     }
 
     /// Adds a record of the open resource.
-    pub(super) fn record(&mut self, r: RecordParts<'_>) {
+    pub(super) fn record(&mut self, r: RecordParts) {
         self.out.total += 1;
         let time_ms = if r.time_unix_nano > 0 {
             ns_to_ms(r.time_unix_nano)
@@ -285,8 +285,8 @@ impl<'o> BatchBuilder<'o> {
             body,
             attributes,
             origin,
-            trace_id: hex(r.trace_id),
-            span_id: hex(r.span_id),
+            trace_id: hex(&r.trace_id),
+            span_id: hex(&r.span_id),
         });
     }
 
@@ -380,8 +380,8 @@ pub fn translate_logs(
                         .then(|| Arc::from(r.severity_text)),
                     body: r.body,
                     attributes,
-                    trace_id: &r.trace_id,
-                    span_id: &r.span_id,
+                    trace_id: r.trace_id,
+                    span_id: r.span_id,
                 });
             }
         }

@@ -226,28 +226,8 @@ impl Message for ScopeLogsSink<'_, '_> {
             2 => {
                 let mut r = RecordSink::new(self.batch.last_record());
                 message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
-                let RecordSink {
-                    previous: _,
-                    time_unix_nano,
-                    observed_time_unix_nano,
-                    severity_number,
-                    severity_text,
-                    body,
-                    attributes,
-                    trace_id,
-                    span_id,
-                    ..
-                } = r;
-                self.batch.record(RecordParts {
-                    time_unix_nano,
-                    observed_time_unix_nano,
-                    severity_number,
-                    severity_text,
-                    body,
-                    attributes,
-                    trace_id: &trace_id,
-                    span_id: &span_id,
-                });
+                let parts = r.into_parts();
+                self.batch.record(parts);
                 Ok(())
             }
             3 => string::merge(wire_type, &mut self.schema_url, buf, ctx)
@@ -294,6 +274,20 @@ impl<'p> RecordSink<'p> {
             previous,
             attributes: RecordAttributes::with_capacity(previous.map_or(0, |p| p.attributes.len())),
             ..RecordSink::default()
+        }
+    }
+
+    /// The record's fields, for the batch (which `previous` borrows).
+    fn into_parts(self) -> RecordParts {
+        RecordParts {
+            time_unix_nano: self.time_unix_nano,
+            observed_time_unix_nano: self.observed_time_unix_nano,
+            severity_number: self.severity_number,
+            severity_text: self.severity_text,
+            body: self.body,
+            attributes: self.attributes,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
         }
     }
 }
