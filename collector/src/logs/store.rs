@@ -389,22 +389,16 @@ struct LastFile {
     number: u64,
 }
 
-/// Whether `s` is `shared`'s text: by address first (a request's records
-/// share their origin's ids), then by content.
-fn same_text(shared: &Arc<str>, s: &str) -> bool {
-    std::ptr::eq(shared.as_ptr(), s.as_ptr()) && shared.len() == s.len() || **shared == *s
-}
-
-/// Whether two strings are equal: by address first (a block's records
-/// refer to one dictionary entry for a repeated string), then by content.
+/// Whether two strings are equal: by address first (a request's records
+/// share their origin's ids, a block's records refer to one dictionary
+/// entry for a repeated string), then by content.
 fn same_str(a: &str, b: &str) -> bool {
     std::ptr::eq(a, b) || a == b
 }
 
-/// Whether two origins are of the same file: by address first (a
-/// request's records share their ids), then by content.
+/// Whether two origins are of the same file.
 fn same_file(a: &RecordOrigin, b: &RecordOrigin) -> bool {
-    same_text(&a.agent_id, &b.agent_id) && same_text(&a.file_id, &b.file_id)
+    same_str(&a.agent_id, &b.agent_id) && same_str(&a.file_id, &b.file_id)
 }
 
 /// An append's encoding buffers.
@@ -509,8 +503,8 @@ impl State {
         ids: Option<(&Arc<str>, &Arc<str>)>,
     ) -> Option<u64> {
         if let Some(last) = &mut self.last_file
-            && same_text(&last.agent, agent)
-            && same_text(&last.file, file)
+            && same_str(&last.agent, agent)
+            && same_str(&last.file, file)
         {
             if let Some((a, f)) = ids {
                 last.agent = Arc::clone(a);
