@@ -218,15 +218,22 @@ pub struct Dict {
     /// repeating that very string (records decoded from one request
     /// share them) is known to match without comparing bytes.
     recent_src: [Option<Arc<str>>; RECENT_SLOTS],
+    /// Shared severity texts already put, with their entries (plus one):
+    /// records of mixed severities alternate between a few texts, which
+    /// the one `recent` slot would miss on most records.
+    severity_texts: Vec<(Arc<str>, u32)>,
 }
 
-/// Fields of a record with a [`Dict::recent`] slot: agent, file,
-/// severity text, and the names and values of the first attributes.
+/// Shared severity texts a [`Dict`] remembers by address.
+const MAX_SEVERITY_TEXTS: usize = 8;
+
+/// Fields of a record with a [`Dict::recent`] slot: agent, file, and the
+/// names and values of the first attributes (the severity text has
+/// [`Dict::severity_texts`]).
 const RECENT_SLOTS: usize = 16;
 const SLOT_AGENT: usize = 0;
 const SLOT_FILE: usize = 1;
-const SLOT_SEVERITY_TEXT: usize = 2;
-const SLOT_ATTRIBUTES: usize = 3;
+const SLOT_ATTRIBUTES: usize = 2;
 
 /// Entries per dictionary: past it, strings are written inline.
 const MAX_DICT_ENTRIES: usize = 1 << 16;
@@ -254,6 +261,7 @@ impl Dict {
         self.index = foldhash::HashMap::default();
         self.recent = [0; RECENT_SLOTS];
         self.recent_src = Default::default();
+        self.severity_texts = Vec::new();
         self.entries.shrink_to_fit();
         self.bytes = self
             .entries
@@ -311,6 +319,27 @@ impl Dict {
         }
     }
 
+    /// [`Dict::put_shared`] of a record's severity text, remembering a
+    /// few texts by address rather than one.
+    fn put_severity_text(&mut self, out: &mut Vec<u8>, s: &Arc<str>) {
+        if let Some(&(_, id)) = self.severity_texts.iter().find(|(t, _)| Arc::ptr_eq(t, s)) {
+            put_uvarint(out, u64::from(id));
+            return;
+        }
+        match self.lookup_or_add(s) {
+            Some(i) => {
+                put_uvarint(out, u64::from(i) + 1);
+                if self.severity_texts.len() < MAX_SEVERITY_TEXTS {
+                    self.severity_texts.push((Arc::clone(s), i + 1));
+                }
+            }
+            None => {
+                put_uvarint(out, 0);
+                put_str(out, s);
+            }
+        }
+    }
+
     /// The entry holding `s`, added when new; None when `s` is written
     /// inline (too long, or the dictionary is full).
     fn lookup_or_add(&mut self, s: &str) -> Option<u32> {
@@ -358,7 +387,7 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
     put_varint(out, rec.time_ms);
     put_varint(out, rec.received_ms);
     out.push(severity_code(rec.severity));
-    dict.put_shared(out, &rec.severity_text, SLOT_SEVERITY_TEXT);
+    dict.put_severity_text(out, &rec.severity_text);
     put_str(out, &rec.body);
     put_uvarint(out, rec.attributes.len() as u64);
     for (i, (k, v)) in rec.attributes.iter().enumerate() {

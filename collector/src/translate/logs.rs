@@ -189,6 +189,35 @@ pub(super) struct BatchBuilder<'o> {
     last_file_id: Option<Arc<str>>,
     /// The severity text of records that have none.
     empty_text: Arc<str>,
+    /// The severity texts read so far, for records to share.
+    severity_texts: RecentTexts,
+}
+
+/// The few distinct severity texts of a request's records (`INFO`,
+/// `WARN`, …), each kept once so that records share its copy: records of
+/// mixed severities alternate between them, so the previous record's text
+/// alone would be copied again on most records.
+#[derive(Debug, Default)]
+pub(super) struct RecentTexts {
+    texts: Vec<Arc<str>>,
+}
+
+impl RecentTexts {
+    /// Distinct texts kept; a request with more copies the rest.
+    const MAX: usize = 8;
+
+    /// `bytes` as text, a kept copy when there is one; None when they are
+    /// not UTF-8.
+    pub(super) fn shared(&mut self, bytes: &[u8]) -> Option<Arc<str>> {
+        if let Some(t) = self.texts.iter().find(|t| t.as_bytes() == bytes) {
+            return Some(Arc::clone(t));
+        }
+        let text: Arc<str> = Arc::from(std::str::from_utf8(bytes).ok()?);
+        if self.texts.len() < Self::MAX {
+            self.texts.push(Arc::clone(&text));
+        }
+        Some(text)
+    }
 }
 
 impl<'o> BatchBuilder<'o> {
@@ -205,6 +234,7 @@ impl<'o> BatchBuilder<'o> {
             no_agent: Arc::from(""),
             last_file_id: None,
             empty_text: Arc::from(""),
+            severity_texts: RecentTexts::default(),
         }
     }
 
@@ -223,6 +253,12 @@ impl<'o> BatchBuilder<'o> {
     /// next record repeats.
     pub(super) fn last_record(&self) -> Option<&LogRecord> {
         self.out.records.last()
+    }
+
+    /// [`BatchBuilder::last_record`] and the severity texts read so far,
+    /// for a decoder to share strings with.
+    pub(super) fn sharing(&mut self) -> (Option<&LogRecord>, &mut RecentTexts) {
+        (self.out.records.last(), &mut self.severity_texts)
     }
 
     /// Makes room for `n` more records at once: a request's records

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::encoding::{
@@ -33,7 +34,8 @@ use prost::encoding::{
 use prost::{DecodeError, Message};
 
 use super::logs::{
-    AttributeValue, BatchBuilder, LogsBatch, LogsOptions, RecordAttributes, RecordParts,
+    AttributeValue, BatchBuilder, LogsBatch, LogsOptions, RecentTexts, RecordAttributes,
+    RecordParts,
 };
 use crate::logs::record::LogRecord;
 
@@ -224,6 +226,19 @@ impl Message for ScopeLogsSink<'_, '_> {
             )
             .map_err(at(NAME, "scope")),
             2 => {
+                if wire_type == WireType::LengthDelimited {
+                    let chunk = buf.chunk();
+                    let mut rest = chunk;
+                    if let Some(record) = length_delimited(&mut rest) {
+                        let used = chunk.len() - rest.len();
+                        let (previous, texts) = self.batch.sharing();
+                        if let Some(parts) = plain_record(record, previous, texts) {
+                            buf.advance(used);
+                            self.batch.record(parts);
+                            return Ok(());
+                        }
+                    }
+                }
                 let mut r = RecordSink::new(self.batch.last_record());
                 message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
                 let parts = r.into_parts();
@@ -390,10 +405,34 @@ fn merge_text(
     Ok(Arc::from(s))
 }
 
+/// A varint at the start of `buf` as prost reads it, `buf` moved past
+/// it; keys and most lengths (one or two bytes) without a call.
+#[inline]
+fn varint(buf: &mut &[u8]) -> Option<u64> {
+    match **buf {
+        [b, ref rest @ ..] if b < 0x80 => {
+            *buf = rest;
+            Some(u64::from(b))
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            Some(u64::from(b0 & 0x7f) | u64::from(b1) << 7)
+        }
+        _ => decode_varint(buf).ok(),
+    }
+}
+
+/// A little-endian fixed64 at the start of `buf`, `buf` moved past it.
+fn fixed_u64(buf: &mut &[u8]) -> Option<u64> {
+    let (bytes, rest) = buf.split_first_chunk::<8>()?;
+    *buf = rest;
+    Some(u64::from_le_bytes(*bytes))
+}
+
 /// A length-delimited value at the start of `buf` (its length varint
 /// then its bytes, all in `buf`), `buf` moved past it.
 fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
-    let len = usize::try_from(decode_varint(buf).ok()?).ok()?;
+    let len = usize::try_from(varint(buf)?).ok()?;
     let (bytes, rest) = buf.split_at_checked(len)?;
     *buf = rest;
     Some(bytes)
@@ -406,6 +445,88 @@ fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
         Some(p) if p.as_bytes() == bytes => Some(Arc::clone(p)),
         _ => std::str::from_utf8(bytes).ok().map(Arc::from),
     }
+}
+
+/// A `LogRecord`'s bytes (the field's content) in the encoding OTLP
+/// exporters write, read without prost's field loop: each field once or
+/// more under its one-byte key, of its own wire type, the body a string
+/// value given once, the attributes as [`plain_attribute`] reads them. The
+/// record's parts are what [`RecordSink`] gives for the same bytes (a
+/// scalar or string field read again replaces the value, attributes
+/// add up, ids and event name as prost reads them); None for anything
+/// else — another field, another encoding, text that is not UTF-8, bytes
+/// cut short — which [`RecordSink`] then reads, for prost's record or
+/// error. `previous` and `texts` are the strings to share.
+fn plain_record(
+    mut buf: &[u8],
+    previous: Option<&LogRecord>,
+    texts: &mut RecentTexts,
+) -> Option<RecordParts> {
+    let mut parts = RecordParts {
+        time_unix_nano: 0,
+        observed_time_unix_nano: 0,
+        severity_number: 0,
+        severity_text: None,
+        body: None,
+        attributes: RecordAttributes::with_capacity(previous.map_or(0, |p| p.attributes.len())),
+        trace_id: Vec::new(),
+        span_id: Vec::new(),
+    };
+    while let [key, ref rest @ ..] = *buf {
+        buf = rest;
+        match key {
+            // time_unix_nano = 1, fixed64
+            0x09 => parts.time_unix_nano = fixed_u64(&mut buf)?,
+            // severity_number = 2, int32 (the varint's low bits, as prost)
+            0x10 => parts.severity_number = varint(&mut buf)? as i32,
+            // severity_text = 3
+            0x1a => parts.severity_text = Some(texts.shared(length_delimited(&mut buf)?)?),
+            // body = 5: an AnyValue holding only string_value = 1, once
+            // (a second body merges into the first: prost's to read).
+            0x2a => {
+                if parts.body.is_some() {
+                    return None;
+                }
+                let mut any = length_delimited(&mut buf)?;
+                let (&0x0a, after) = any.split_first()? else {
+                    return None;
+                };
+                any = after;
+                let text = length_delimited(&mut any)?;
+                if !any.is_empty() {
+                    return None;
+                }
+                let text = std::str::from_utf8(text).ok()?;
+                parts.body = Some(AnyValue {
+                    value: Some(Value::StringValue(text.to_owned())),
+                });
+            }
+            // attributes = 6
+            0x32 => {
+                let previous = previous.and_then(|p| p.attributes.get(parts.attributes.len()));
+                let (key, value, used) = plain_attribute(WireType::LengthDelimited, buf, previous)?;
+                buf = buf.get(used..)?;
+                parts.attributes.push(key, value);
+            }
+            // dropped_attributes_count = 7, uint32: read and dropped
+            0x38 => {
+                varint(&mut buf)?;
+            }
+            // flags = 8, fixed32: read and dropped
+            0x45 => buf = buf.get(4..)?,
+            // trace_id = 9, span_id = 10
+            0x4a => length_delimited(&mut buf)?.clone_into(&mut parts.trace_id),
+            0x52 => length_delimited(&mut buf)?.clone_into(&mut parts.span_id),
+            // observed_time_unix_nano = 11, fixed64
+            0x59 => parts.observed_time_unix_nano = fixed_u64(&mut buf)?,
+            // event_name = 12: checked and dropped
+            0x62 => {
+                std::str::from_utf8(length_delimited(&mut buf)?).ok()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts)
 }
 
 /// A `KeyValue` field in the encoding every OTLP exporter writes for a
@@ -455,7 +576,7 @@ fn plain_attribute(
             AttributeValue::Text(shared_text(text, previous.map(|p| &p.1))?)
         }
         0x18 => {
-            let i = decode_varint(&mut any).ok()?;
+            let i = varint(&mut any)?;
             if !any.is_empty() {
                 return None;
             }
