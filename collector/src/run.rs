@@ -691,7 +691,7 @@ async fn logs_query(p: &Parts, req: Request) -> Result<Response, ApiError> {
             let attributes: serde_json::Map<String, serde_json::Value> = r
                 .attributes
                 .iter()
-                .map(|(k, v)| (k.to_string(), (**v).into()))
+                .map(|(k, v)| (k.to_string(), v.to_string().into()))
                 .collect();
             serde_json::json!({
                 "time": format_time(Some(r.time_ms)),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tocsin_rules::promql::value::{Label, Labels};
 
-use super::record::{LogRecord, RecordOrigin, Severity};
+use super::record::{AttrValue, LogRecord, RecordOrigin, Severity};
 use crate::translate::logs::FILE_OFFSET_ATTRIBUTE;
 
 /// WAL record kind of a batch of accepted log records and their counter
@@ -397,16 +397,20 @@ pub fn encode_stored(rec: &LogRecord, dict: &mut Dict, out: &mut Vec<u8>) {
         } else {
             dict.put(out, k, None);
         }
-        if **k == *FILE_OFFSET_ATTRIBUTE {
+        let slot = Some(slot + 1).filter(|&s| s < RECENT_SLOTS);
+        match v {
             // Differs on every record: a dictionary entry would only cost
             // two allocations, a hash insert and memory (inline is the
             // dictionary's own escape, so readers are unchanged).
-            put_uvarint(out, 0);
-            put_str(out, v);
-        } else if slot + 1 < RECENT_SLOTS {
-            dict.put_shared(out, v, slot + 1);
-        } else {
-            dict.put(out, v, None);
+            _ if **k == *FILE_OFFSET_ATTRIBUTE => v.with_text(|t| {
+                put_uvarint(out, 0);
+                put_str(out, t);
+            }),
+            AttrValue::Text(t) => match slot {
+                Some(slot) => dict.put_shared(out, t, slot),
+                None => dict.put(out, t, None),
+            },
+            AttrValue::Int(_) => v.with_text(|t| dict.put(out, t, slot)),
         }
     }
     put_opt_str(out, rec.trace_id.as_deref());
@@ -466,7 +470,7 @@ pub fn decode_stored(buf: &[u8], dict: &Dict, labels: Labels) -> Result<LogRecor
     let n = r.count(2)?;
     let mut attributes = Vec::with_capacity(n);
     for _ in 0..n {
-        attributes.push((Arc::from(dict.get(&mut r)?), Arc::from(dict.get(&mut r)?)));
+        attributes.push((Arc::from(dict.get(&mut r)?), dict.get(&mut r)?.into()));
     }
     let trace_id = r.opt_str()?;
     let span_id = r.opt_str()?;
@@ -777,9 +781,20 @@ pub(crate) mod tests {
             r.attributes = (0..(i % 9))
                 .map(|k| {
                     let name = format!("k{}", (k + i / 4) % 5);
-                    (text(i, name), text(i, format!("v{}", k % 3)))
+                    // Integers too (written as their digits), some
+                    // repeated from record to record, some not.
+                    let value = match (k + i) % 4 {
+                        0 => AttrValue::Int(-7),
+                        1 => AttrValue::Int(i as i64 * 1000),
+                        _ => text(i, format!("v{}", k % 3)).into(),
+                    };
+                    (text(i, name), value)
                 })
                 .collect();
+            if i % 5 == 2 {
+                r.attributes
+                    .push((FILE_OFFSET_ATTRIBUTE.into(), AttrValue::Int(i as i64 * 77)));
+            }
             r.attributes.sort();
             recs.push(r);
         }

@@ -79,6 +79,99 @@ pub struct RecordOrigin {
     pub offset: u64,
 }
 
+/// A record attribute's value: text, or an integer as the sender sent
+/// it (the agent's `tocsin.file.offset`, different on every record, costs
+/// no string this way). Either reads as its text: an integer is its
+/// decimal digits, and compares, orders and prints as them.
+#[derive(Debug, Clone)]
+pub enum AttrValue {
+    Text(Arc<str>),
+    Int(i64),
+}
+
+impl AttrValue {
+    /// Calls `f` with the value as text, without allocating.
+    pub fn with_text<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        match self {
+            AttrValue::Text(t) => f(t),
+            AttrValue::Int(i) => f(itoa::Buffer::new().format(*i)),
+        }
+    }
+
+    /// The shared text, for a text value.
+    pub fn as_shared(&self) -> Option<&Arc<str>> {
+        match self {
+            AttrValue::Text(t) => Some(t),
+            AttrValue::Int(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with_text(|t| f.write_str(t))
+    }
+}
+
+impl PartialEq for AttrValue {
+    fn eq(&self, other: &AttrValue) -> bool {
+        match (self, other) {
+            (AttrValue::Int(a), AttrValue::Int(b)) => a == b,
+            _ => self.with_text(|a| other.with_text(|b| a == b)),
+        }
+    }
+}
+
+impl Eq for AttrValue {}
+
+impl PartialOrd for AttrValue {
+    fn partial_cmp(&self, other: &AttrValue) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AttrValue {
+    fn cmp(&self, other: &AttrValue) -> std::cmp::Ordering {
+        self.with_text(|a| other.with_text(|b| a.cmp(b)))
+    }
+}
+
+impl PartialEq<str> for AttrValue {
+    fn eq(&self, other: &str) -> bool {
+        self.with_text(|t| t == other)
+    }
+}
+
+impl PartialEq<&str> for AttrValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.with_text(|t| t == *other)
+    }
+}
+
+impl From<Arc<str>> for AttrValue {
+    fn from(t: Arc<str>) -> AttrValue {
+        AttrValue::Text(t)
+    }
+}
+
+impl From<&str> for AttrValue {
+    fn from(t: &str) -> AttrValue {
+        AttrValue::Text(Arc::from(t))
+    }
+}
+
+impl From<String> for AttrValue {
+    fn from(t: String) -> AttrValue {
+        AttrValue::Text(Arc::from(t))
+    }
+}
+
+impl From<i64> for AttrValue {
+    fn from(i: i64) -> AttrValue {
+        AttrValue::Int(i)
+    }
+}
+
 /// One accepted log record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
@@ -95,9 +188,10 @@ pub struct LogRecord {
     /// The body as text (non-string OTLP bodies rendered as JSON).
     pub body: String,
     /// Record attributes (e.g. `log.file.path`), name-sorted, values as
-    /// text. Shared like the severity text: a name or value equal to the
-    /// one at its place in the previous record refers to the same copy.
-    pub attributes: Vec<(Arc<str>, Arc<str>)>,
+    /// text or integers. Shared like the severity text: a name or text
+    /// equal to the one at its place in the previous record refers to the
+    /// same copy.
+    pub attributes: Vec<(Arc<str>, AttrValue)>,
     /// Set for records that carry the agent's file identity.
     pub origin: Option<RecordOrigin>,
     pub trace_id: Option<String>,

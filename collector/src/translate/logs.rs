@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tocsin_rules::promql::value::{Label, Labels};
 
 use super::attributes::{AgentResource, AgentsSeen, ResourceLabels, json_value, value_text_owned};
-use crate::logs::record::{LogRecord, RecordOrigin, Severity};
+use crate::logs::record::{AttrValue, LogRecord, RecordOrigin, Severity};
 
 /// Record attribute: the agent's file incarnation id.
 pub const FILE_ID_ATTRIBUTE: &str = "tocsin.file.id";
@@ -93,7 +93,7 @@ pub(super) enum AttributeValue {
 /// `tocsin.file.offset` read as the record's origin.
 #[derive(Debug, Default)]
 pub(super) struct RecordAttributes {
-    list: Vec<(Arc<str>, Arc<str>)>,
+    list: Vec<(Arc<str>, AttrValue)>,
     /// Where the first `tocsin.file.id` attribute is in `list` (its value
     /// as text there is the record's file id).
     file_id: Option<usize>,
@@ -130,13 +130,13 @@ impl RecordAttributes {
                 }),
             });
         }
-        let text = match value {
-            AttributeValue::Text(s) => s,
-            // As `value_text` writes an integer, without the String.
-            AttributeValue::Int(i) => Arc::from(itoa::Buffer::new().format(i)),
-            AttributeValue::Other(v) => Arc::from(value_text_owned(v)),
+        let value = match value {
+            AttributeValue::Text(s) => AttrValue::Text(s),
+            // Reads as `value_text` writes an integer.
+            AttributeValue::Int(i) => AttrValue::Int(i),
+            AttributeValue::Other(v) => AttrValue::Text(Arc::from(value_text_owned(v))),
         };
-        self.list.push((key, text));
+        self.list.push((key, value));
     }
 
     /// Adds the next attribute of the record, as prost decoded it.
@@ -297,9 +297,12 @@ impl<'o> BatchBuilder<'o> {
         // The agent is filled in by `end_resource`.
         let file_id = file_id.and_then(|i| attributes.get(i)).map(|(_, v)| v);
         let origin = match (file_id, offset.flatten()) {
-            (Some(file_id), Some(offset)) if !file_id.is_empty() => Some(RecordOrigin {
+            (Some(file_id), Some(offset)) if *file_id != "" => Some(RecordOrigin {
                 agent_id: Arc::clone(&self.no_agent),
-                file_id: self.shared_file_id(file_id),
+                file_id: match file_id {
+                    AttrValue::Text(id) => self.shared_file_id(id),
+                    AttrValue::Int(i) => Arc::from(itoa::Buffer::new().format(*i)),
+                },
                 offset,
             }),
             _ => None,

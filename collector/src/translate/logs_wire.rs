@@ -37,7 +37,7 @@ use super::logs::{
     AttributeValue, BatchBuilder, LogsBatch, LogsOptions, RecentTexts, RecordAttributes,
     RecordParts,
 };
-use crate::logs::record::LogRecord;
+use crate::logs::record::{AttrValue, LogRecord};
 
 /// Decodes a protobuf `ExportLogsServiceRequest` received at
 /// `received_ms` and translates it; `Err` exactly when prost cannot
@@ -542,7 +542,7 @@ fn plain_record(
 fn plain_attribute(
     wire_type: WireType,
     chunk: &[u8],
-    previous: Option<&(Arc<str>, Arc<str>)>,
+    previous: Option<&(Arc<str>, AttrValue)>,
 ) -> Option<(Arc<str>, AttributeValue, usize)> {
     if wire_type != WireType::LengthDelimited {
         return None;
@@ -573,7 +573,7 @@ fn plain_attribute(
             if !any.is_empty() {
                 return None;
             }
-            AttributeValue::Text(shared_text(text, previous.map(|p| &p.1))?)
+            AttributeValue::Text(shared_text(text, previous.and_then(|p| p.1.as_shared()))?)
         }
         0x18 => {
             let i = varint(&mut any)?;

@@ -14,7 +14,7 @@ use prost::encoding::{MAX_TAG, WireType, encode_key, encode_varint};
 use tocsin_rules::promql::value::{Label, Labels};
 
 use super::*;
-use crate::logs::record::{LogRecord, RecordOrigin, Severity};
+use crate::logs::record::{AttrValue, LogRecord, RecordOrigin, Severity};
 use crate::translate::attributes::{AgentsSeen, ResourceLabels, find, json_value, value_text};
 use crate::translate::logs::{FILE_ID_ATTRIBUTE, FILE_OFFSET_ATTRIBUTE, translate_logs};
 
@@ -959,7 +959,7 @@ fn strings_repeated_from_the_previous_record_are_shared() {
             offset: i * 100,
             end_offset: i * 100 + 99,
             severity_number: 17,
-            severity_text: Some("ERROR".to_string()),
+            severity_text: Some(if i % 3 == 0 { "WARN" } else { "ERROR" }.to_string()),
             truncated: false,
             observed_unix_nanos: NOW_NS + i,
             input: 0,
@@ -976,21 +976,40 @@ fn strings_repeated_from_the_previous_record_are_shared() {
         names,
         ["log.file.path", FILE_ID_ATTRIBUTE, FILE_OFFSET_ATTRIBUTE]
     );
+    let text = |v: &AttrValue| Arc::clone(v.as_shared().unwrap());
     for (i, r) in b.records.iter().enumerate() {
-        assert!(Arc::ptr_eq(&r.severity_text, &first.severity_text), "{i}");
+        // Severity texts alternate: each is shared with the first record
+        // that had it, not only with the previous record.
+        let same_text = if i % 3 == 0 { 0 } else { 1 };
+        assert_eq!(&*r.severity_text, &*b.records[same_text].severity_text);
+        assert!(
+            Arc::ptr_eq(&r.severity_text, &b.records[same_text].severity_text),
+            "{i}"
+        );
         for (k, (a, b)) in r.attributes.iter().zip(&first.attributes).enumerate() {
             assert!(Arc::ptr_eq(&a.0, &b.0), "record {i} attribute {k}");
         }
         // The path throughout; the file id within each file's run.
-        assert!(Arc::ptr_eq(&r.attributes[0].1, &first.attributes[0].1));
+        assert!(Arc::ptr_eq(
+            &text(&r.attributes[0].1),
+            &text(&first.attributes[0].1)
+        ));
         let run_start = &b.records[i / 10 * 10];
-        assert!(Arc::ptr_eq(&r.attributes[1].1, &run_start.attributes[1].1));
-        assert_eq!(&*r.attributes[2].1, (i as u64 * 100).to_string());
+        assert!(Arc::ptr_eq(
+            &text(&r.attributes[1].1),
+            &text(&run_start.attributes[1].1)
+        ));
+        // The offset is kept as the integer it was sent as, no text.
+        assert!(matches!(r.attributes[2].1, AttrValue::Int(o) if o == i as i64 * 100));
+        assert_eq!(r.attributes[2].1.to_string(), (i as u64 * 100).to_string());
         let origin = r.origin.as_ref().unwrap();
-        assert!(Arc::ptr_eq(&origin.file_id, &r.attributes[1].1), "{i}");
+        assert!(
+            Arc::ptr_eq(&origin.file_id, &text(&r.attributes[1].1)),
+            "{i}"
+        );
     }
     assert!(!Arc::ptr_eq(
-        &b.records[9].attributes[1].1,
-        &b.records[10].attributes[1].1
+        &text(&b.records[9].attributes[1].1),
+        &text(&b.records[10].attributes[1].1)
     ));
 }
