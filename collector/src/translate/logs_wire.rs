@@ -48,49 +48,21 @@ pub fn decode_logs(
     opts: &LogsOptions,
 ) -> Result<LogsBatch, DecodeError> {
     let mut batch = BatchBuilder::new(received_ms, opts);
-    batch.reserve(count_log_records(bytes));
+    batch.reserve(reserve_hint(bytes.len()));
     let mut request = RequestSink { batch: &mut batch };
     request.merge(bytes)?;
     Ok(batch.finish())
 }
 
-/// How many `log_records` fields `bytes` holds, found by walking the
-/// three length-delimited levels above them without decoding anything
-/// else; stops at the first malformed part (decoding proper reports it).
-/// A size hint, never more than [`MAX_RESERVED_RECORDS`] nor one record
-/// per 64 bytes of request: a request of empty records (two bytes each)
-/// would otherwise make the caller reserve a hundred times its size
-/// before anything is validated; past the hint the vector grows as usual.
-fn count_log_records(bytes: &[u8]) -> usize {
-    /// The length-delimited fields numbered `field` in `buf`, as slices.
-    fn each(mut buf: &[u8], field: u32, mut f: impl FnMut(&[u8])) {
-        while !buf.is_empty() {
-            let Ok((tag, wire_type)) = prost::encoding::decode_key(&mut buf) else {
-                return;
-            };
-            let len = match wire_type {
-                WireType::LengthDelimited => match prost::encoding::decode_varint(&mut buf) {
-                    Ok(len) if len <= buf.len() as u64 => len as usize,
-                    _ => return,
-                },
-                // Anything else ends the count (the decoder skips or
-                // refuses it); the count is only a size hint.
-                _ => return,
-            };
-            let (inner, rest) = buf.split_at(len);
-            if tag == field {
-                f(inner);
-            }
-            buf = rest;
-        }
-    }
-    let mut n = 0;
-    each(bytes, 1, |resource_logs| {
-        each(resource_logs, 2, |scope_logs| {
-            each(scope_logs, 2, |_| n += 1);
-        });
-    });
-    n.min(bytes.len() / 64).min(MAX_RESERVED_RECORDS)
+/// How many records to make room for in a request of `len` bytes: one
+/// per 128 bytes (an agent's records take about 250 on the wire), at
+/// most [`MAX_RESERVED_RECORDS`]; past it the vector grows as usual.
+/// The size alone, because counting the records exactly means reading the
+/// request twice: a request is megabytes, and reading each record's first
+/// byte ahead of decoding it was a cache miss per record (6% of the
+/// collector's time), more than the vector's unused room costs.
+fn reserve_hint(len: usize) -> usize {
+    (len / 128).min(MAX_RESERVED_RECORDS)
 }
 
 /// Most records reserved up front for one request (an agent sends at
