@@ -34,7 +34,7 @@ use common::{Rng, env, thread_cpu_seconds};
 use std::time::Instant;
 
 use tocsin_collector::logs::{
-    LogQuery, LogRecord, LogStore, LogStoreOptions, RecordOrigin, Severity,
+    Attributes, LogQuery, LogRecord, LogStore, LogStoreOptions, RecordOrigin, Severity,
 };
 use tocsin_rules::promql::Labels;
 
@@ -128,12 +128,17 @@ impl Source {
                     severity_text: text.into(),
                     labels: self.labels[li].clone(),
                     body,
-                    attributes: vec![
-                        ("log.file.name".into(), "app.log".into()),
-                        ("log.file.path".into(), "/var/log/bench/app.log".into()),
-                        ("tocsin.file.id".into(), "8388609:1234567".into()),
-                        ("tocsin.file.offset".into(), offset.to_string().into()),
-                    ],
+                    // As decoding gives an agent's record: the offset
+                    // apart from the rest.
+                    attributes: Attributes::new(
+                        vec![
+                            ("log.file.name".into(), "app.log".into()),
+                            ("log.file.path".into(), "/var/log/bench/app.log".into()),
+                            ("tocsin.file.id".into(), "8388609:1234567".into()),
+                        ]
+                        .into(),
+                        Some(offset as i64),
+                    ),
                     origin: Some(RecordOrigin {
                         agent_id: "0f3c9a52-8d1e-4b7a-9c61-2e5d8f4a7b10".into(),
                         file_id: "8388609:1234567".into(),

@@ -23,7 +23,7 @@ fn record(agent: &str, file: &str, offset: u64, t: i64, body: String) -> LogReco
         severity_text: "ERROR".into(),
         labels: Labels::from_pairs([("host_name", agent), ("service_name", "api")]),
         body,
-        attributes: vec![("log.file.path".into(), format!("/var/log/{file}").into())],
+        attributes: vec![("log.file.path".into(), format!("/var/log/{file}").into())].into(),
         origin: Some(RecordOrigin {
             agent_id: agent.into(),
             file_id: file.into(),

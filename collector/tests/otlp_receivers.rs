@@ -715,7 +715,10 @@ mod http {
             recs[0].labels.to_string(),
             r#"{job="api", service_name="api", severity="warn"}"#
         );
-        assert_eq!(recs[0].attributes, vec![("http.route".into(), "/x".into())]);
+        assert_eq!(
+            recs[0].attributes,
+            vec![("http.route".into(), "/x".into())].into()
+        );
         assert_eq!(recs[1].body, "boom");
         h.stop().await;
     }

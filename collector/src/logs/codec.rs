@@ -481,7 +481,7 @@ pub fn decode_stored(buf: &[u8], dict: &Dict, labels: Labels) -> Result<LogRecor
         severity_text,
         labels,
         body,
-        attributes,
+        attributes: attributes.into(),
         origin,
         trace_id,
         span_id,
@@ -706,6 +706,7 @@ pub fn decode_snapshot(buf: &[u8]) -> Result<Vec<CounterState>, DecodeError> {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
+    use crate::logs::record::Attributes;
     use proptest::prelude::*;
 
     pub(crate) fn record(body: &str) -> LogRecord {
@@ -716,7 +717,7 @@ pub(crate) mod tests {
             severity_text: "ERROR".into(),
             labels: Labels::from_pairs([("host_name", "web-1"), ("severity", "error")]),
             body: body.into(),
-            attributes: vec![("log.file.path".into(), "/var/log/app.log".into())],
+            attributes: vec![("log.file.path".into(), "/var/log/app.log".into())].into(),
             origin: Some(RecordOrigin {
                 agent_id: "agent-a".into(),
                 file_id: "f1".into(),
@@ -778,7 +779,7 @@ pub(crate) mod tests {
                 };
                 o.offset = i * 77;
             }
-            r.attributes = (0..(i % 9))
+            let mut list: Vec<(Arc<str>, AttrValue)> = (0..(i % 9))
                 .map(|k| {
                     let name = format!("k{}", (k + i / 4) % 5);
                     // Integers too (written as their digits), some
@@ -791,11 +792,17 @@ pub(crate) mod tests {
                     (text(i, name), value)
                 })
                 .collect();
-            if i % 5 == 2 {
-                r.attributes
-                    .push((FILE_OFFSET_ATTRIBUTE.into(), AttrValue::Int(i as i64 * 77)));
-            }
-            r.attributes.sort();
+            list.sort();
+            // The offset as a decoder keeps it apart, or in the list.
+            r.attributes = match i % 5 {
+                2 => Attributes::new(list.into(), Some(i as i64 * 77)),
+                3 => {
+                    list.push((FILE_OFFSET_ATTRIBUTE.into(), AttrValue::Int(i as i64 * 77)));
+                    list.sort();
+                    list.into()
+                }
+                _ => list.into(),
+            };
             recs.push(r);
         }
         let refs: Vec<&LogRecord> = recs.iter().collect();
@@ -844,8 +851,13 @@ pub(crate) mod tests {
     fn stored_records_share_repeated_strings() {
         let a = record("first");
         let mut b = record("second");
-        b.attributes
-            .push(("long".into(), "v".repeat(MAX_DICT_STRING + 1).into()));
+        let mut list: Vec<_> = b
+            .attributes
+            .iter()
+            .map(|(k, v)| (Arc::clone(k), v.clone()))
+            .collect();
+        list.push(("long".into(), "v".repeat(MAX_DICT_STRING + 1).into()));
+        b.attributes = list.into();
         let mut dict = Dict::default();
         let (mut ea, mut eb) = (Vec::new(), Vec::new());
         encode_stored(&a, &mut dict, &mut ea);

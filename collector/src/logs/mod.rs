@@ -28,7 +28,7 @@ pub mod store;
 pub use config::{LogsConfig, LogsConfigError};
 pub use counters::{CounterLimits, LogMetrics, LogMetricsError, RECORDS_TOTAL};
 pub use query::{LogQuery, LogQueryError, TextFilter};
-pub use record::{LogRecord, RecordOrigin, Severity};
+pub use record::{AttrValue, Attributes, LogRecord, RecordOrigin, Severity};
 pub use store::{
     FlushReport, LogAppendOutcome, LogOpenReport, LogQueryResult, LogStore, LogStoreError,
     LogStoreOptions, LogStoreStats, RecordObserver,

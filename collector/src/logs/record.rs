@@ -172,6 +172,89 @@ impl From<i64> for AttrValue {
     }
 }
 
+/// The name of the agent's byte-offset attribute, shared by every record
+/// that keeps it apart ([`Attributes`]).
+static OFFSET_NAME: std::sync::LazyLock<Arc<str>> =
+    std::sync::LazyLock::new(|| Arc::from(crate::translate::logs::FILE_OFFSET_ATTRIBUTE));
+
+/// A record's attributes, name-sorted. Records read from one file in a
+/// request differ only in their `tocsin.file.offset`, so the rest is a
+/// list a run of records shares, and an integer offset is kept apart with
+/// its place in the order. Reads (iterates, compares) as the whole sorted
+/// list however it is held.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    shared: Arc<[(Arc<str>, AttrValue)]>,
+    /// The `tocsin.file.offset` attribute left out of `shared`: its index
+    /// in the whole list and its value (an [`AttrValue::Int`]).
+    offset: Option<(usize, AttrValue)>,
+}
+
+impl Attributes {
+    /// `shared` (sorted) and, when given, an integer offset attribute
+    /// placed where it sorts among them.
+    pub fn new(shared: Arc<[(Arc<str>, AttrValue)]>, offset: Option<i64>) -> Attributes {
+        let offset = offset.map(|o| {
+            let value = AttrValue::Int(o);
+            let at = shared.partition_point(|(k, v)| (&**k, v) < (&**OFFSET_NAME, &value));
+            (at, value)
+        });
+        Attributes { shared, offset }
+    }
+
+    /// The list a run of records shares (all but a kept-apart offset).
+    pub fn shared(&self) -> &Arc<[(Arc<str>, AttrValue)]> {
+        &self.shared
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared.len() + usize::from(self.offset.is_some())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th attribute in name order.
+    pub fn get(&self, i: usize) -> Option<(&Arc<str>, &AttrValue)> {
+        match &self.offset {
+            Some((at, v)) if i == *at => Some((&OFFSET_NAME, v)),
+            Some((at, _)) if i > *at => self.shared.get(i - 1).map(|(k, v)| (k, v)),
+            _ => self.shared.get(i).map(|(k, v)| (k, v)),
+        }
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &AttrValue)> {
+        let at = self
+            .offset
+            .as_ref()
+            .map_or(self.shared.len(), |(at, _)| *at);
+        let (before, after) = self.shared.split_at(at.min(self.shared.len()));
+        before
+            .iter()
+            .map(|(k, v)| (k, v))
+            .chain(self.offset.as_ref().map(|(_, v)| (&*OFFSET_NAME, v)))
+            .chain(after.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Attributes) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+/// A list as given (its order kept).
+impl From<Vec<(Arc<str>, AttrValue)>> for Attributes {
+    fn from(list: Vec<(Arc<str>, AttrValue)>) -> Attributes {
+        Attributes {
+            shared: list.into(),
+            offset: None,
+        }
+    }
+}
+
 /// One accepted log record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRecord {
@@ -188,10 +271,11 @@ pub struct LogRecord {
     /// The body as text (non-string OTLP bodies rendered as JSON).
     pub body: String,
     /// Record attributes (e.g. `log.file.path`), name-sorted, values as
-    /// text or integers. Shared like the severity text: a name or text
-    /// equal to the one at its place in the previous record refers to the
-    /// same copy.
-    pub attributes: Vec<(Arc<str>, AttrValue)>,
+    /// text or integers. Shared like the severity text: records whose
+    /// attributes but the offset equal the previous record's share its
+    /// list, and a name or text equal to the one at its place in the
+    /// previous record refers to the same copy.
+    pub attributes: Attributes,
     /// Set for records that carry the agent's file identity.
     pub origin: Option<RecordOrigin>,
     pub trace_id: Option<String>,

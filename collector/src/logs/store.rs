@@ -1626,7 +1626,7 @@ mod tests {
             severity_text: "".into(),
             labels: Labels::from_pairs([("host_name", host), ("service_name", "api")]),
             body: body.into(),
-            attributes: Vec::new(),
+            attributes: Default::default(),
             origin: offset.map(|offset| RecordOrigin {
                 agent_id: format!("agent-{host}").into(),
                 file_id: "file-1".into(),
@@ -2132,7 +2132,8 @@ mod tests {
                     ("log.file.path".into(), "/var/log/app.log".into()),
                     ("tocsin.file.id".into(), "file-1".into()),
                     ("tocsin.file.offset".into(), offset.to_string().into()),
-                ];
+                ]
+                .into();
                 r
             })
             .collect()

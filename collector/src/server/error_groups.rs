@@ -381,7 +381,7 @@ mod tests {
             severity_text: "".into(),
             labels: Labels::from_pairs([("host_name", host)]),
             body: body.into(),
-            attributes: Vec::new(),
+            attributes: Default::default(),
             origin: None,
             trace_id: None,
             span_id: None,

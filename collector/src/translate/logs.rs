@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use tocsin_rules::promql::value::{Label, Labels};
 
 use super::attributes::{AgentResource, AgentsSeen, ResourceLabels, json_value, value_text_owned};
-use crate::logs::record::{AttrValue, LogRecord, RecordOrigin, Severity};
+use crate::logs::record::{AttrValue, Attributes, LogRecord, RecordOrigin, Severity};
 
 /// Record attribute: the agent's file incarnation id.
 pub const FILE_ID_ATTRIBUTE: &str = "tocsin.file.id";
@@ -88,14 +88,36 @@ pub(super) enum AttributeValue {
     Other(Option<AnyValue>),
 }
 
+/// An attribute value in the plain encoding a decoder reads without
+/// prost ([`super::logs_wire`]): the string's bytes (not yet checked as
+/// UTF-8) or the integer.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum PlainValue<'a> {
+    Text(&'a [u8]),
+    Int(i64),
+}
+
+/// The attribute list of the record before, which a record's attributes
+/// repeat while they can.
+pub(super) type SharedList = [(Arc<str>, AttrValue)];
+
 /// A log record's attributes as they are decoded, in their order: each
-/// rendered as text, and the first `tocsin.file.id` and
-/// `tocsin.file.offset` read as the record's origin.
+/// rendered as text, the first integer `tocsin.file.offset` kept apart,
+/// and the first `tocsin.file.id` and `tocsin.file.offset` read as the
+/// record's origin. While the attributes repeat the previous record's
+/// list (`previous` below: its [`Attributes::shared`]) in its order,
+/// nothing is built: the record will share that list.
 #[derive(Debug, Default)]
 pub(super) struct RecordAttributes {
-    list: Vec<(Arc<str>, AttrValue)>,
-    /// Where the first `tocsin.file.id` attribute is in `list` (its value
-    /// as text there is the record's file id).
+    /// The attributes read so far, once they stop repeating the previous
+    /// record's list: its first `matched` entries, then the rest.
+    list: Option<Vec<(Arc<str>, AttrValue)>>,
+    /// How many leading attributes repeat the previous record's list.
+    matched: usize,
+    /// The first `tocsin.file.offset` attribute when it is an integer.
+    apart: Option<i64>,
+    /// Where the first `tocsin.file.id` attribute is among the attributes
+    /// but the one kept apart (its value is the record's file id).
     file_id: Option<usize>,
     /// The first `tocsin.file.offset` attribute's value as an offset;
     /// `Some(None)` when that attribute has no usable one.
@@ -103,23 +125,90 @@ pub(super) struct RecordAttributes {
 }
 
 impl RecordAttributes {
-    pub(super) fn with_capacity(n: usize) -> RecordAttributes {
-        RecordAttributes {
-            list: Vec::with_capacity(n),
-            ..RecordAttributes::default()
+    /// Attributes but the one kept apart read so far: the index of the
+    /// next one in the record's (unsorted) list.
+    fn next_index(&self) -> usize {
+        self.list.as_ref().map_or(self.matched, Vec::len)
+    }
+
+    /// The previous record's attribute at the next one's place, if any:
+    /// the strings a decoder shares when they are equal.
+    fn previous_entry<'p>(&self, previous: &'p SharedList) -> Option<&'p (Arc<str>, AttrValue)> {
+        previous.get(self.next_index())
+    }
+
+    /// Notes the first file id among the attributes.
+    fn note_file_id(&mut self, key: &str) {
+        if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
+            self.file_id = Some(self.next_index());
         }
     }
 
-    /// Attributes added so far.
-    pub(super) fn len(&self) -> usize {
-        self.list.len()
+    /// Adds the next attribute of the record, read in the plain encoding:
+    /// None, with nothing added, when the key or the text is not UTF-8.
+    pub(super) fn push_plain(
+        &mut self,
+        key: &[u8],
+        value: PlainValue<'_>,
+        previous: &SharedList,
+    ) -> Option<()> {
+        let is_offset = key == FILE_OFFSET_ATTRIBUTE.as_bytes();
+        if is_offset
+            && self.apart.is_none()
+            && let PlainValue::Int(i) = value
+        {
+            if self.offset.is_none() {
+                self.offset = Some(u64::try_from(i).ok());
+            }
+            self.apart = Some(i);
+            return Some(());
+        }
+        let entry = self.previous_entry(previous);
+        let repeat = self.list.is_none()
+            && entry.is_some_and(|(k, v)| {
+                k.as_bytes() == key
+                    && match (v, value) {
+                        (AttrValue::Text(a), PlainValue::Text(b)) => a.as_bytes() == b,
+                        (AttrValue::Int(a), PlainValue::Int(b)) => *a == b,
+                        _ => false,
+                    }
+            });
+        if repeat && let Some((k, v)) = entry {
+            self.note_file_id(k);
+            if is_offset && self.offset.is_none() {
+                self.offset = Some(match v {
+                    AttrValue::Text(s) => s.parse().ok(),
+                    AttrValue::Int(i) => u64::try_from(*i).ok(),
+                });
+            }
+            self.matched += 1;
+            return Some(());
+        }
+        let key = shared_text(key, entry.map(|(k, _)| k))?;
+        let value = match value {
+            PlainValue::Text(t) => {
+                AttributeValue::Text(shared_text(t, entry.and_then(|(_, v)| v.as_shared()))?)
+            }
+            PlainValue::Int(i) => AttributeValue::Int(i),
+        };
+        self.push(key, value, previous);
+        Some(())
     }
 
     /// Adds the next attribute of the record.
-    pub(super) fn push(&mut self, key: Arc<str>, value: AttributeValue) {
-        if self.file_id.is_none() && *key == *FILE_ID_ATTRIBUTE {
-            self.file_id = Some(self.list.len());
-        } else if self.offset.is_none() && *key == *FILE_OFFSET_ATTRIBUTE {
+    pub(super) fn push(&mut self, key: Arc<str>, value: AttributeValue, previous: &SharedList) {
+        if *key == *FILE_OFFSET_ATTRIBUTE
+            && self.apart.is_none()
+            && let AttributeValue::Int(i) = value
+        {
+            if self.offset.is_none() {
+                self.offset = Some(u64::try_from(i).ok());
+            }
+            self.apart = Some(i);
+            return;
+        }
+        self.note_file_id(&key);
+        if self.offset.is_none() && *key == *FILE_OFFSET_ATTRIBUTE {
             self.offset = Some(match &value {
                 AttributeValue::Text(s) => s.parse().ok(),
                 AttributeValue::Int(i) => u64::try_from(*i).ok(),
@@ -136,12 +225,28 @@ impl RecordAttributes {
             AttributeValue::Int(i) => AttrValue::Int(i),
             AttributeValue::Other(v) => AttrValue::Text(Arc::from(value_text_owned(v))),
         };
-        self.list.push((key, value));
+        let matched = self.matched;
+        self.list
+            .get_or_insert_with(|| {
+                let mut list = Vec::with_capacity(previous.len().max(matched + 1));
+                list.extend_from_slice(previous.get(..matched).unwrap_or_default());
+                list
+            })
+            .push((key, value));
     }
 
     /// Adds the next attribute of the record, as prost decoded it.
-    pub(super) fn push_otlp(&mut self, kv: KeyValue) {
-        self.push(Arc::from(kv.key), AttributeValue::Other(kv.value));
+    pub(super) fn push_otlp(&mut self, kv: KeyValue, previous: &SharedList) {
+        self.push(Arc::from(kv.key), AttributeValue::Other(kv.value), previous);
+    }
+}
+
+/// `bytes` as text: `previous` when they are its text, a new copy when
+/// they are UTF-8, None otherwise.
+pub(super) fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
+    match previous {
+        Some(p) if p.as_bytes() == bytes => Some(Arc::clone(p)),
+        _ => std::str::from_utf8(bytes).ok().map(Arc::from),
     }
 }
 
@@ -290,16 +395,36 @@ impl<'o> BatchBuilder<'o> {
             return;
         }
         let RecordAttributes {
-            list: mut attributes,
+            list,
+            matched,
+            apart,
             file_id,
             offset,
         } = r.attributes;
+        let previous = self.out.records.last().map(|p| p.attributes.shared());
         // The agent is filled in by `end_resource`.
-        let file_id = file_id.and_then(|i| attributes.get(i)).map(|(_, v)| v);
+        let file_id = file_id
+            .and_then(|i| match &list {
+                Some(list) => list.get(i),
+                None => previous.and_then(|p| p.get(i)),
+            })
+            .map(|(_, v)| v.clone());
+        let shared: Arc<SharedList> = match (list, previous) {
+            (Some(mut list), _) => {
+                list.sort();
+                list.into()
+            }
+            (None, Some(previous)) if previous.len() == matched => Arc::clone(previous),
+            (None, previous) => previous
+                .and_then(|p| p.get(..matched))
+                .unwrap_or_default()
+                .into(),
+        };
+        let attributes = Attributes::new(shared, apart);
         let origin = match (file_id, offset.flatten()) {
-            (Some(file_id), Some(offset)) if *file_id != "" => Some(RecordOrigin {
+            (Some(file_id), Some(offset)) if file_id != "" => Some(RecordOrigin {
                 agent_id: Arc::clone(&self.no_agent),
-                file_id: match file_id {
+                file_id: match &file_id {
                     AttrValue::Text(id) => self.shared_file_id(id),
                     AttrValue::Int(i) => Arc::from(itoa::Buffer::new().format(*i)),
                 },
@@ -307,7 +432,6 @@ impl<'o> BatchBuilder<'o> {
             }),
             _ => None,
         };
-        attributes.sort();
         let body = match r.body.and_then(|b| b.value) {
             None => String::new(),
             Some(Value::StringValue(s)) => s,
@@ -407,9 +531,9 @@ pub fn translate_logs(
         batch.begin_resource();
         for sl in rl.scope_logs {
             for r in sl.log_records {
-                let mut attributes = RecordAttributes::with_capacity(r.attributes.len());
+                let mut attributes = RecordAttributes::default();
                 for kv in r.attributes {
-                    attributes.push_otlp(kv);
+                    attributes.push_otlp(kv, &[]);
                 }
                 batch.record(RecordParts {
                     time_unix_nano: r.time_unix_nano,
@@ -502,8 +626,8 @@ mod tests {
             r#"{host_name="web-1", job="api", service_name="api", severity="error"}"#
         );
         assert_eq!(
-            r.attributes[0],
-            ("log.file.path".into(), "/var/log/app.log".into())
+            r.attributes.get(0),
+            Some((&"log.file.path".into(), &"/var/log/app.log".into()))
         );
         assert_eq!(
             r.origin,

@@ -34,10 +34,10 @@ use prost::encoding::{
 use prost::{DecodeError, Message};
 
 use super::logs::{
-    AttributeValue, BatchBuilder, LogsBatch, LogsOptions, RecentTexts, RecordAttributes,
-    RecordParts,
+    BatchBuilder, LogsBatch, LogsOptions, PlainValue, RecentTexts, RecordAttributes, RecordParts,
+    shared_text,
 };
-use crate::logs::record::{AttrValue, LogRecord};
+use crate::logs::record::LogRecord;
 
 /// Decodes a protobuf `ExportLogsServiceRequest` received at
 /// `received_ms` and translates it; `Err` exactly when prost cannot
@@ -259,7 +259,7 @@ impl<'p> RecordSink<'p> {
     fn new(previous: Option<&'p LogRecord>) -> RecordSink<'p> {
         RecordSink {
             previous,
-            attributes: RecordAttributes::with_capacity(previous.map_or(0, |p| p.attributes.len())),
+            attributes: RecordAttributes::default(),
             ..RecordSink::default()
         }
     }
@@ -310,19 +310,17 @@ impl Message for RecordSink<'_> {
             )
             .map_err(at(NAME, "body")),
             6 => {
-                let previous = self
-                    .previous
-                    .and_then(|p| p.attributes.get(self.attributes.len()));
-                if let Some((key, value, used)) = plain_attribute(wire_type, buf.chunk(), previous)
+                let previous = self.previous.map_or(&[][..], |p| &**p.attributes.shared());
+                if let Some((key, value, used)) = plain_attribute(wire_type, buf.chunk())
+                    && self.attributes.push_plain(key, value, previous).is_some()
                 {
                     buf.advance(used);
-                    self.attributes.push(key, value);
                     return Ok(());
                 }
                 // As `message::merge_repeated`: a new element per occurrence.
                 let mut kv = KeyValue::default();
                 message::merge(wire_type, &mut kv, buf, ctx).map_err(at(NAME, "attributes"))?;
-                self.attributes.push_otlp(kv);
+                self.attributes.push_otlp(kv, previous);
                 Ok(())
             }
             7 => uint32::merge(wire_type, &mut self.dropped_attributes_count, buf, ctx)
@@ -410,15 +408,6 @@ fn length_delimited<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-/// `bytes` as text: `previous` when they are its text, a new copy when
-/// they are UTF-8, None otherwise.
-fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
-    match previous {
-        Some(p) if p.as_bytes() == bytes => Some(Arc::clone(p)),
-        _ => std::str::from_utf8(bytes).ok().map(Arc::from),
-    }
-}
-
 /// A `LogRecord`'s bytes (the field's content) in the encoding OTLP
 /// exporters write, read without prost's field loop: each field once or
 /// more under its one-byte key, of its own wire type, the body a string
@@ -440,7 +429,7 @@ fn plain_record(
         severity_number: 0,
         severity_text: None,
         body: None,
-        attributes: RecordAttributes::with_capacity(previous.map_or(0, |p| p.attributes.len())),
+        attributes: RecordAttributes::default(),
         trace_id: Vec::new(),
         span_id: Vec::new(),
     };
@@ -475,10 +464,10 @@ fn plain_record(
             }
             // attributes = 6
             0x32 => {
-                let previous = previous.and_then(|p| p.attributes.get(parts.attributes.len()));
-                let (key, value, used) = plain_attribute(WireType::LengthDelimited, buf, previous)?;
+                let (key, value, used) = plain_attribute(WireType::LengthDelimited, buf)?;
+                let previous = previous.map_or(&[][..], |p| &**p.attributes.shared());
+                parts.attributes.push_plain(key, value, previous)?;
                 buf = buf.get(used..)?;
-                parts.attributes.push(key, value);
             }
             // dropped_attributes_count = 7, uint32: read and dropped
             0x38 => {
@@ -504,18 +493,14 @@ fn plain_record(
 /// A `KeyValue` field in the encoding every OTLP exporter writes for a
 /// string or integer attribute — key (field 1), then the value (field 2)
 /// holding only `string_value` (1) or `int_value` (3), each once — read
-/// from `chunk`, the bytes from the field's length on: the key, the
-/// value, and how many bytes of `chunk` the field takes. The key and a
-/// string equal to `previous`'s (the attribute at the same place in the
-/// previous record) share its text. None for any other encoding, which
-/// prost's `KeyValue` decoding then reads; for these bytes it gives the
-/// same key and value (one occurrence of each field, nothing to merge),
-/// and no recursion-limit error can arise two levels below a record.
-fn plain_attribute(
-    wire_type: WireType,
-    chunk: &[u8],
-    previous: Option<&(Arc<str>, AttrValue)>,
-) -> Option<(Arc<str>, AttributeValue, usize)> {
+/// from `chunk`, the bytes from the field's length on: the key's bytes,
+/// the value, and how many bytes of `chunk` the field takes (UTF-8 is
+/// left to [`RecordAttributes::push_plain`]). None for any other
+/// encoding, which prost's `KeyValue` decoding then reads; for these
+/// bytes it gives the same key and value (one occurrence of each field,
+/// nothing to merge), and no recursion-limit error can arise two levels
+/// below a record.
+fn plain_attribute(wire_type: WireType, chunk: &[u8]) -> Option<(&[u8], PlainValue<'_>, usize)> {
     if wire_type != WireType::LengthDelimited {
         return None;
     }
@@ -545,7 +530,7 @@ fn plain_attribute(
             if !any.is_empty() {
                 return None;
             }
-            AttributeValue::Text(shared_text(text, previous.and_then(|p| p.1.as_shared()))?)
+            PlainValue::Text(text)
         }
         0x18 => {
             let i = varint(&mut any)?;
@@ -553,11 +538,10 @@ fn plain_attribute(
                 return None;
             }
             // int64 on the wire: the varint's bits, as prost reads them.
-            AttributeValue::Int(i as i64)
+            PlainValue::Int(i as i64)
         }
         _ => return None,
     };
-    let key = shared_text(key, previous.map(|p| &p.0))?;
     Some((key, value, used))
 }
 

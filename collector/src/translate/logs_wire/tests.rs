@@ -138,7 +138,8 @@ fn translate_logs_before(
                     attributes: attributes
                         .into_iter()
                         .map(|(k, v)| (k.into(), v.into()))
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                     origin,
                     trace_id: hex_before(&r.trace_id),
                     span_id: hex_before(&r.span_id),
@@ -901,12 +902,13 @@ fn an_agent_request_decodes_as_prost_and_translates_as_before() {
     let r = b.records.iter().find(|r| r.body == "line 7 ü").unwrap();
     assert_eq!(
         r.attributes,
-        [
+        vec![
             ("log.file.path".into(), "/var/log/app.log".into()),
             ("tocsin.file.id".into(), "803:1835021".into()),
             ("tocsin.file.offset".into(), "700".into()),
             ("tocsin.log.truncated".into(), "true".into()),
         ]
+        .into()
     );
     assert_eq!(
         r.origin,
@@ -972,30 +974,34 @@ fn strings_repeated_from_the_previous_record_are_shared() {
             Arc::ptr_eq(&r.severity_text, &b.records[same_text].severity_text),
             "{i}"
         );
-        for (k, (a, b)) in r.attributes.iter().zip(&first.attributes).enumerate() {
-            assert!(Arc::ptr_eq(&a.0, &b.0), "record {i} attribute {k}");
-        }
-        // The path throughout; the file id within each file's run.
-        assert!(Arc::ptr_eq(
-            &text(&r.attributes[0].1),
-            &text(&first.attributes[0].1)
-        ));
+        // A file's run of records shares one list of the attributes but
+        // the offset, which each keeps as the integer it was sent as.
         let run_start = &b.records[i / 10 * 10];
         assert!(Arc::ptr_eq(
-            &text(&r.attributes[1].1),
-            &text(&run_start.attributes[1].1)
+            r.attributes.shared(),
+            run_start.attributes.shared()
         ));
-        // The offset is kept as the integer it was sent as, no text.
-        assert!(matches!(r.attributes[2].1, AttrValue::Int(o) if o == i as i64 * 100));
-        assert_eq!(r.attributes[2].1.to_string(), (i as u64 * 100).to_string());
+        assert_eq!(r.attributes.shared().len(), 2);
+        assert_eq!(r.attributes.len(), 3);
+        let (key, offset) = r.attributes.get(2).unwrap();
+        assert_eq!(&**key, FILE_OFFSET_ATTRIBUTE);
+        assert!(matches!(offset, AttrValue::Int(o) if *o == i as i64 * 100));
+        assert_eq!(offset.to_string(), (i as u64 * 100).to_string());
+        // Names throughout, the path too; the file id within each run.
+        for (k, (a, b)) in r.attributes.iter().zip(first.attributes.iter()).enumerate() {
+            assert!(Arc::ptr_eq(a.0, b.0), "record {i} attribute {k}");
+        }
+        let (_, path) = r.attributes.get(0).unwrap();
+        assert!(Arc::ptr_eq(
+            &text(path),
+            &text(first.attributes.get(0).unwrap().1)
+        ));
+        let (_, file_id) = r.attributes.get(1).unwrap();
         let origin = r.origin.as_ref().unwrap();
-        assert!(
-            Arc::ptr_eq(&origin.file_id, &text(&r.attributes[1].1)),
-            "{i}"
-        );
+        assert!(Arc::ptr_eq(&origin.file_id, &text(file_id)), "{i}");
     }
     assert!(!Arc::ptr_eq(
-        &text(&b.records[9].attributes[1].1),
-        &text(&b.records[10].attributes[1].1)
+        b.records[9].attributes.shared(),
+        b.records[10].attributes.shared()
     ));
 }
