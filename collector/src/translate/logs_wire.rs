@@ -3,19 +3,20 @@
 //!
 //! The result is the one [`super::logs::translate_logs`] gives for the
 //! request prost decodes from the same bytes, and the error (message
-//! included) is the one prost's decoding gives, because the decoding *is*
-//! prost's: the four outer messages (request, `ResourceLogs`, `ScopeLogs`,
-//! `LogRecord`) are decode-only [`Message`] implementations whose
-//! `merge_field` mirrors the generated code field by field — same
-//! `prost::encoding` merge functions, same unknown-field skipping, same
-//! recursion limit (prost passes the context down), same error locations
-//! — but hands each log record to the shared [`BatchBuilder`] as soon as
-//! it is read, its strings moved into the collector's record rather than
-//! copied out of a request that is then dropped. Everything below a
-//! record's fields (`AnyValue`, `KeyValue`, `Resource`,
-//! `InstrumentationScope`) is decoded into prost's own types, so repeated
-//! and merged fields, oneofs and their rendering are prost's and
-//! [`super::attributes`]'.
+//! included) is the one prost's decoding gives. The four outer messages
+//! (request, `ResourceLogs`, `ScopeLogs`, `LogRecord`) are decode-only
+//! [`Message`] implementations whose `merge_field` mirrors the generated
+//! code field by field — same `prost::encoding` merge functions, same
+//! unknown-field skipping, same recursion limit (prost passes the context
+//! down), same error locations — but hands each log record to the shared
+//! [`BatchBuilder`] as soon as it is read, its strings moved or shared
+//! rather than copied out of a request that is then dropped. A record in
+//! the encoding OTLP exporters write is read without prost's field loop
+//! ([`plain_record`]), which gives up, for prost's reading, at anything
+//! else. Everything below a record's fields (`AnyValue`, `KeyValue`,
+//! `Resource`, `InstrumentationScope`) not in that plain encoding is
+//! decoded into prost's own types, so repeated and merged fields, oneofs
+//! and their rendering are prost's and [`super::attributes`]'.
 //!
 //! The [`Message`] implementations here are decode-only: they are never
 //! encoded (`encode_raw` writes nothing) and live only inside
