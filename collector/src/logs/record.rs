@@ -136,12 +136,6 @@ impl Ord for AttrValue {
     }
 }
 
-impl PartialEq<str> for AttrValue {
-    fn eq(&self, other: &str) -> bool {
-        self.with_text(|t| t == other)
-    }
-}
-
 impl PartialEq<&str> for AttrValue {
     fn eq(&self, other: &&str) -> bool {
         self.with_text(|t| t == *other)

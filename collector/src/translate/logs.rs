@@ -137,6 +137,15 @@ impl RecordAttributes {
         previous.get(self.next_index())
     }
 
+    /// Keeps the first integer `tocsin.file.offset`, `i`, apart from the
+    /// list (and as the origin's offset when it is the first offset).
+    fn keep_apart(&mut self, i: i64) {
+        if self.offset.is_none() {
+            self.offset = Some(u64::try_from(i).ok());
+        }
+        self.apart = Some(i);
+    }
+
     /// Notes the first file id among the attributes.
     fn note_file_id(&mut self, key: &str) {
         if self.file_id.is_none() && key == FILE_ID_ATTRIBUTE {
@@ -157,10 +166,7 @@ impl RecordAttributes {
             && self.apart.is_none()
             && let PlainValue::Int(i) = value
         {
-            if self.offset.is_none() {
-                self.offset = Some(u64::try_from(i).ok());
-            }
-            self.apart = Some(i);
+            self.keep_apart(i);
             return Some(());
         }
         let entry = self.previous_entry(previous);
@@ -201,10 +207,7 @@ impl RecordAttributes {
             && self.apart.is_none()
             && let AttributeValue::Int(i) = value
         {
-            if self.offset.is_none() {
-                self.offset = Some(u64::try_from(i).ok());
-            }
-            self.apart = Some(i);
+            self.keep_apart(i);
             return;
         }
         self.note_file_id(&key);
@@ -243,7 +246,7 @@ impl RecordAttributes {
 
 /// `bytes` as text: `previous` when they are its text, a new copy when
 /// they are UTF-8, None otherwise.
-pub(super) fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
+fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<Arc<str>> {
     match previous {
         Some(p) if p.as_bytes() == bytes => Some(Arc::clone(p)),
         _ => std::str::from_utf8(bytes).ok().map(Arc::from),
@@ -251,7 +254,7 @@ pub(super) fn shared_text(bytes: &[u8], previous: Option<&Arc<str>>) -> Option<A
 }
 
 /// One OTLP log record's fields, however it was decoded.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct RecordParts {
     pub time_unix_nano: u64,
     pub observed_time_unix_nano: u64,
@@ -354,14 +357,8 @@ impl<'o> BatchBuilder<'o> {
         }
     }
 
-    /// The record added last, if any: a decoder's hint of the strings the
-    /// next record repeats.
-    pub(super) fn last_record(&self) -> Option<&LogRecord> {
-        self.out.records.last()
-    }
-
-    /// [`BatchBuilder::last_record`] and the severity texts read so far,
-    /// for a decoder to share strings with.
+    /// The record added last, if any, and the severity texts read so far:
+    /// the strings a decoder shares when the next record repeats them.
     pub(super) fn sharing(&mut self) -> (Option<&LogRecord>, &mut RecentTexts) {
         (self.out.records.last(), &mut self.severity_texts)
     }

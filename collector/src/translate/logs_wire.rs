@@ -34,10 +34,7 @@ use prost::encoding::{
 };
 use prost::{DecodeError, Message};
 
-use super::logs::{
-    BatchBuilder, LogsBatch, LogsOptions, PlainValue, RecentTexts, RecordAttributes, RecordParts,
-    shared_text,
-};
+use super::logs::{BatchBuilder, LogsBatch, LogsOptions, PlainValue, RecentTexts, RecordParts};
 use crate::logs::record::LogRecord;
 
 /// Decodes a protobuf `ExportLogsServiceRequest` received at
@@ -212,9 +209,10 @@ impl Message for ScopeLogsSink<'_, '_> {
                         }
                     }
                 }
-                let mut r = RecordSink::new(self.batch.last_record());
+                let (previous, texts) = self.batch.sharing();
+                let mut r = RecordSink::new(previous, texts);
                 message::merge(wire_type, &mut r, buf, ctx).map_err(at(NAME, "log_records"))?;
-                let parts = r.into_parts();
+                let parts = r.parts;
                 self.batch.record(parts);
                 Ok(())
             }
@@ -232,24 +230,20 @@ impl Message for ScopeLogsSink<'_, '_> {
 }
 
 /// `LogRecord`, its fields decoded by the same functions prost's
-/// generated code calls; attributes are handed to [`RecordAttributes`]
+/// generated code calls; attributes are handed to [`super::logs::RecordAttributes`]
 /// one by one instead of collected. The severity text and the attributes
 /// in their plainest encoding are read as shared text (see
 /// [`merge_text`], [`plain_attribute`]), which gives the same record
 /// prost's decoding does.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct RecordSink<'p> {
-    /// The record decoded before this one: strings equal to its are
-    /// shared with it rather than copied.
+    /// The record decoded before this one: attribute strings equal to its
+    /// are shared with it rather than copied.
     previous: Option<&'p LogRecord>,
-    time_unix_nano: u64,
-    observed_time_unix_nano: u64,
-    severity_number: i32,
-    severity_text: Option<Arc<str>>,
-    body: Option<AnyValue>,
-    attributes: RecordAttributes,
-    trace_id: Vec<u8>,
-    span_id: Vec<u8>,
+    /// The request's severity texts so far, shared the same way.
+    texts: &'p mut RecentTexts,
+    /// The fields the batch takes, as read so far.
+    parts: RecordParts,
     /// Checked and dropped.
     dropped_attributes_count: u32,
     flags: u32,
@@ -257,25 +251,14 @@ struct RecordSink<'p> {
 }
 
 impl<'p> RecordSink<'p> {
-    fn new(previous: Option<&'p LogRecord>) -> RecordSink<'p> {
+    fn new(previous: Option<&'p LogRecord>, texts: &'p mut RecentTexts) -> RecordSink<'p> {
         RecordSink {
             previous,
-            attributes: RecordAttributes::default(),
-            ..RecordSink::default()
-        }
-    }
-
-    /// The record's fields, for the batch (which `previous` borrows).
-    fn into_parts(self) -> RecordParts {
-        RecordParts {
-            time_unix_nano: self.time_unix_nano,
-            observed_time_unix_nano: self.observed_time_unix_nano,
-            severity_number: self.severity_number,
-            severity_text: self.severity_text,
-            body: self.body,
-            attributes: self.attributes,
-            trace_id: self.trace_id,
-            span_id: self.span_id,
+            texts,
+            parts: RecordParts::default(),
+            dropped_attributes_count: 0,
+            flags: 0,
+            event_name: String::new(),
         }
     }
 }
@@ -292,20 +275,19 @@ impl Message for RecordSink<'_> {
     ) -> Result<(), DecodeError> {
         const NAME: &str = "LogRecord";
         match tag {
-            1 => fixed64::merge(wire_type, &mut self.time_unix_nano, buf, ctx)
+            1 => fixed64::merge(wire_type, &mut self.parts.time_unix_nano, buf, ctx)
                 .map_err(at(NAME, "time_unix_nano")),
-            2 => int32::merge(wire_type, &mut self.severity_number, buf, ctx)
+            2 => int32::merge(wire_type, &mut self.parts.severity_number, buf, ctx)
                 .map_err(at(NAME, "severity_number")),
             3 => {
-                let previous = self.previous.map(|p| &p.severity_text);
-                let text =
-                    merge_text(wire_type, previous, buf, ctx).map_err(at(NAME, "severity_text"))?;
-                self.severity_text = Some(text);
+                let text = merge_text(wire_type, self.texts, buf, ctx)
+                    .map_err(at(NAME, "severity_text"))?;
+                self.parts.severity_text = Some(text);
                 Ok(())
             }
             5 => message::merge(
                 wire_type,
-                self.body.get_or_insert_with(AnyValue::default),
+                self.parts.body.get_or_insert_with(AnyValue::default),
                 buf,
                 ctx,
             )
@@ -313,7 +295,11 @@ impl Message for RecordSink<'_> {
             6 => {
                 let previous = self.previous.map_or(&[][..], |p| &**p.attributes.shared());
                 if let Some((key, value, used)) = plain_attribute(wire_type, buf.chunk())
-                    && self.attributes.push_plain(key, value, previous).is_some()
+                    && self
+                        .parts
+                        .attributes
+                        .push_plain(key, value, previous)
+                        .is_some()
                 {
                     buf.advance(used);
                     return Ok(());
@@ -321,19 +307,17 @@ impl Message for RecordSink<'_> {
                 // As `message::merge_repeated`: a new element per occurrence.
                 let mut kv = KeyValue::default();
                 message::merge(wire_type, &mut kv, buf, ctx).map_err(at(NAME, "attributes"))?;
-                self.attributes.push_otlp(kv, previous);
+                self.parts.attributes.push_otlp(kv, previous);
                 Ok(())
             }
             7 => uint32::merge(wire_type, &mut self.dropped_attributes_count, buf, ctx)
                 .map_err(at(NAME, "dropped_attributes_count")),
             8 => fixed32::merge(wire_type, &mut self.flags, buf, ctx).map_err(at(NAME, "flags")),
-            9 => {
-                pbytes::merge(wire_type, &mut self.trace_id, buf, ctx).map_err(at(NAME, "trace_id"))
-            }
-            10 => {
-                pbytes::merge(wire_type, &mut self.span_id, buf, ctx).map_err(at(NAME, "span_id"))
-            }
-            11 => fixed64::merge(wire_type, &mut self.observed_time_unix_nano, buf, ctx)
+            9 => pbytes::merge(wire_type, &mut self.parts.trace_id, buf, ctx)
+                .map_err(at(NAME, "trace_id")),
+            10 => pbytes::merge(wire_type, &mut self.parts.span_id, buf, ctx)
+                .map_err(at(NAME, "span_id")),
+            11 => fixed64::merge(wire_type, &mut self.parts.observed_time_unix_nano, buf, ctx)
                 .map_err(at(NAME, "observed_time_unix_nano")),
             12 => string::merge(wire_type, &mut self.event_name, buf, ctx)
                 .map_err(at(NAME, "event_name")),
@@ -346,17 +330,20 @@ impl Message for RecordSink<'_> {
     }
 
     fn clear(&mut self) {
-        *self = RecordSink::new(self.previous);
+        self.parts = RecordParts::default();
+        self.dropped_attributes_count = 0;
+        self.flags = 0;
+        self.event_name.clear();
     }
 }
 
 /// A string field as prost's `string::merge` reads it (a field read
-/// again replaces the value), as shared text: `previous` itself when the
-/// bytes are its text, else a new copy. Only well-formed fields are read
-/// here; anything else goes through prost's own function, for its error.
+/// again replaces the value), as shared text: a copy kept in `texts` when
+/// the bytes are its text. Only well-formed fields are read here;
+/// anything else goes through prost's own function, for its error.
 fn merge_text(
     wire_type: WireType,
-    previous: Option<&Arc<str>>,
+    texts: &mut RecentTexts,
     buf: &mut impl Buf,
     ctx: DecodeContext,
 ) -> Result<Arc<str>, DecodeError> {
@@ -365,7 +352,7 @@ fn merge_text(
         let mut rest = chunk;
         if let Some((bytes, used)) =
             length_delimited(&mut rest).map(|b| (b, chunk.len() - rest.len()))
-            && let Some(text) = shared_text(bytes, previous)
+            && let Some(text) = texts.shared(bytes)
         {
             buf.advance(used);
             return Ok(text);
@@ -424,16 +411,7 @@ fn plain_record(
     previous: Option<&LogRecord>,
     texts: &mut RecentTexts,
 ) -> Option<RecordParts> {
-    let mut parts = RecordParts {
-        time_unix_nano: 0,
-        observed_time_unix_nano: 0,
-        severity_number: 0,
-        severity_text: None,
-        body: None,
-        attributes: RecordAttributes::default(),
-        trace_id: Vec::new(),
-        span_id: Vec::new(),
-    };
+    let mut parts = RecordParts::default();
     while let [key, ref rest @ ..] = *buf {
         buf = rest;
         match key {
@@ -496,7 +474,7 @@ fn plain_record(
 /// holding only `string_value` (1) or `int_value` (3), each once — read
 /// from `chunk`, the bytes from the field's length on: the key's bytes,
 /// the value, and how many bytes of `chunk` the field takes (UTF-8 is
-/// left to [`RecordAttributes::push_plain`]). None for any other
+/// left to [`super::logs::RecordAttributes::push_plain`]). None for any other
 /// encoding, which prost's `KeyValue` decoding then reads; for these
 /// bytes it gives the same key and value (one occurrence of each field,
 /// nothing to merge), and no recursion-limit error can arise two levels
